@@ -1,0 +1,31 @@
+# Oak's build. `make` builds bin/oak as one static binary (cgo for the
+# launch path's nsinit, glibc linked statically; netgo/osusergo keep glibc's
+# NSS out of it).
+GO        ?= go
+GOFLAGS   := -tags netgo,osusergo -trimpath
+LDFLAGS   := -linkmode external -extldflags -static -s -w
+DEB_PKGS  := busybox-static runc gcc libc6-dev make
+
+.PHONY: all oak deps demo test clean
+
+all: oak
+
+oak:
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/oak ./cmd/oak
+
+# deps installs the Debian packages Oak's demo and tests use.
+deps:
+	@missing=$$(for p in $(DEB_PKGS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; fi
+
+# demo runs a container from the built-in busybox image.
+demo: deps oak
+	./bin/oak run --rm demo sh -c 'echo "hello from $$(hostname), pid $$$$, uid $$(id -u) in a container with no ambient authority"; ls /'
+
+# test runs every test: unit tests anywhere, integration tests as root.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+clean:
+	rm -rf bin

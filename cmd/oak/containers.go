@@ -1,0 +1,307 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+
+	"github.com/oak-engine/oak/engine"
+)
+
+func newRunCmd(stateRoot func() string) *cobra.Command {
+	var (
+		opts                engine.RunOptions
+		memory, tmpfs, cpus string
+		pids                int64
+		detach, interactive bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run [flags] IMAGE|ROOTFS-DIR [COMMAND [ARG...]]",
+		Short: "Run a command in a new container",
+		Long: `Run a command in a new container. IMAGE is a root file system directory,
+or "demo" for the built-in busybox image. The container starts with nothing
+but its read-only image, a private /tmp and its own /proc: no network, no
+host files, no capabilities, a fixed system-call allowlist.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var err error
+			if memory != "" {
+				if opts.Limits.MemoryBytes, err = engine.ParseBytes("--memory", memory); err != nil {
+					return err
+				}
+			}
+			if tmpfs != "" {
+				if opts.Limits.TmpfsBytes, err = engine.ParseBytes("--tmpfs-size", tmpfs); err != nil {
+					return err
+				}
+			}
+			if cpus != "" {
+				if opts.Limits.CPUMilli, err = engine.ParseCPUs(cpus, runtime.NumCPU()); err != nil {
+					return err
+				}
+			}
+			if pids < 0 {
+				return fmt.Errorf("invalid --pids %d: must be positive", pids)
+			}
+			opts.Limits.Pids = pids
+			opts.Image, opts.Args = args[0], args[1:]
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			if detach {
+				if opts.AutoRemove {
+					return fmt.Errorf("run: --rm with -d is not supported yet; use oak rm")
+				}
+				id, err := e.RunDetached(opts)
+				if err != nil {
+					return err
+				}
+				fmt.Println(id)
+				return nil
+			}
+			stdio := engine.Stdio{Stdout: os.Stdout, Stderr: os.Stderr}
+			if interactive {
+				stdio.Stdin = os.Stdin
+			}
+			ex, err := e.Run(opts, stdio)
+			if err != nil {
+				return err
+			}
+			if ex.OOMKilled {
+				return &exitError{code: ex.Code, msg: fmt.Sprintf("container %s: out of memory (limit %s): the kernel killed a process in it",
+					engine.ShortID(ex.ID), humanBytes(ex.Memory))}
+			}
+			if ex.Code != 0 {
+				return &exitError{code: ex.Code}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.SetInterspersed(false) // flags after IMAGE belong to the command
+	f.BoolVar(&opts.AutoRemove, "rm", false, "remove the container when it exits")
+	f.BoolVarP(&detach, "detach", "d", false, "run in the background and print the container id")
+	f.BoolVarP(&interactive, "interactive", "i", false, "keep stdin open (default: /dev/null)")
+	f.StringVar(&opts.Name, "name", "", "name of the container")
+	f.StringArrayVarP(&opts.Env, "env", "e", nil, "set an environment variable KEY=VALUE")
+	f.StringVarP(&opts.Workdir, "workdir", "w", "", "working directory inside the container")
+	f.StringVarP(&memory, "memory", "m", "", "memory limit, e.g. 256m (includes /tmp)")
+	f.Int64Var(&pids, "pids", 0, "limit on processes and threads")
+	f.StringVar(&cpus, "cpus", "", "CPU limit in cores, e.g. 0.5")
+	f.StringVar(&tmpfs, "tmpfs-size", "", "size of /tmp (default 64m)")
+	return cmd
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30 && n%(1<<30) == 0:
+		return fmt.Sprintf("%d GiB", n>>30)
+	case n >= 1<<20:
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
+
+// psEntry is the JSON form of `oak ps --format json`.
+type psEntry struct {
+	ID       string    `json:"id"`
+	Name     string    `json:"name"`
+	Image    string    `json:"image"`
+	Status   string    `json:"status"`
+	ExitCode int       `json:"exit_code"`
+	OOM      bool      `json:"oom_killed"`
+	Pid      int       `json:"pid"`
+	Command  string    `json:"command"`
+	Created  time.Time `json:"created"`
+}
+
+func newPsCmd(stateRoot func() string) *cobra.Command {
+	var all bool
+	var format string
+	cmd := &cobra.Command{
+		Use:   "ps",
+		Short: "List containers",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if format != "" && format != "table" && format != "json" {
+				return fmt.Errorf("invalid --format %q: use table or json", format)
+			}
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			cs, err := e.List()
+			if err != nil {
+				return err
+			}
+			entries := []psEntry{}
+			for _, c := range cs {
+				if !all && c.Status != engine.StatusRunning {
+					continue
+				}
+				entries = append(entries, psEntry{ID: c.ID, Name: c.Name, Image: c.Image, Status: c.Status,
+					ExitCode: c.ExitCode, OOM: c.OOMKilled, Pid: c.Pid, Command: strings.Join(c.Command, " "), Created: c.Created})
+			}
+			if format == "json" {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(entries)
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+			fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAME")
+			for _, p := range entries {
+				status := "Up"
+				if p.Status == engine.StatusExited {
+					status = "Exited (" + strconv.Itoa(p.ExitCode) + ")"
+					if p.ExitCode < 0 {
+						status = "Exited (unknown)"
+					}
+					if p.OOM {
+						status += " OOM"
+					}
+				} else if p.Status == engine.StatusCreated {
+					status = "Created"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%q\t%s ago\t%s\t%s\n", engine.ShortID(p.ID), p.Image, truncate(p.Command, 30),
+					time.Since(p.Created).Round(time.Second), status, p.Name)
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers (default: running ones)")
+	cmd.Flags().StringVar(&format, "format", "", "output format: table or json")
+	return cmd
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-1] + "…"
+}
+
+func newKillCmd(stateRoot func() string) *cobra.Command {
+	var sig string
+	cmd := &cobra.Command{
+		Use:   "kill [-s SIGNAL] CONTAINER...",
+		Short: "Send a signal to running containers (default SIGKILL)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			s, err := parseSignal(sig)
+			if err != nil {
+				return err
+			}
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			return eachRef(args, func(ref string) error { return e.Kill(ref, s) })
+		},
+	}
+	cmd.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal name or number")
+	return cmd
+}
+
+func parseSignal(s string) (syscall.Signal, error) {
+	if n, err := strconv.Atoi(s); err == nil {
+		if n <= 0 || n > 64 {
+			return 0, fmt.Errorf("invalid --signal %q: no such signal", s)
+		}
+		return syscall.Signal(n), nil
+	}
+	name := strings.ToUpper(s)
+	if !strings.HasPrefix(name, "SIG") {
+		name = "SIG" + name
+	}
+	if n := unix.SignalNum(name); n != 0 {
+		return n, nil
+	}
+	return 0, fmt.Errorf("invalid --signal %q: no such signal", s)
+}
+
+// eachRef runs f for every argument, reports each failure on its own line
+// and fails if any did, like docker's multi-container verbs.
+func eachRef(refs []string, f func(string) error) error {
+	failed := 0
+	for _, r := range refs {
+		if err := f(r); err != nil {
+			fmt.Fprintln(os.Stderr, "oak: "+oneLine(err.Error()))
+			failed++
+			continue
+		}
+		fmt.Println(r)
+	}
+	if failed > 0 {
+		return &exitError{code: 1}
+	}
+	return nil
+}
+
+func newRmCmd(stateRoot func() string) *cobra.Command {
+	var force bool
+	cmd := &cobra.Command{
+		Use:   "rm [-f] CONTAINER...",
+		Short: "Remove containers",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			return eachRef(args, func(ref string) error { return e.Remove(ref, force) })
+		},
+	}
+	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first")
+	return cmd
+}
+
+func newLogsCmd(stateRoot func() string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "logs CONTAINER",
+		Short: "Print a container's output",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			return e.Logs(args[0], os.Stdout, os.Stderr)
+		},
+	}
+}
+
+func newDemoRootFSCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "demo-rootfs DIR",
+		Short: "Write the built-in demo image (static busybox) into DIR",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return engine.WriteDemoRootFS(args[0])
+		},
+	}
+}
+
+func newSuperviseCmd(stateRoot func() string) *cobra.Command {
+	return &cobra.Command{
+		Use:    "_supervise ID",
+		Hidden: true,
+		Args:   cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			return e.Supervise(args[0], os.NewFile(3, "report"))
+		},
+	}
+}

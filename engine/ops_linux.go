@@ -1,0 +1,98 @@
+package engine
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// List returns every container, oldest first, after reconciling the records
+// with the host so none is reported running that is not.
+func (e *Engine) List() ([]*Container, error) {
+	unlock, err := e.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	return e.reconcile()
+}
+
+// Get returns the container a name or id (prefix) refers to.
+func (e *Engine) Get(ref string) (*Container, error) {
+	cs, err := e.List()
+	if err != nil {
+		return nil, err
+	}
+	return find(cs, ref)
+}
+
+// Kill sends sig to a running container's init, which forwards it to the
+// command; SIGKILL ends every process of the container at once. The signal
+// goes through a pidfd taken after the start time was checked, so it cannot
+// reach a later process that reused the pid.
+func (e *Engine) Kill(ref string, sig syscall.Signal) error {
+	c, err := e.Get(ref)
+	if err != nil {
+		return err
+	}
+	if c.Status != StatusRunning {
+		return fmt.Errorf("container %s: not running (%s)", ref, c.Status)
+	}
+	fd, err := unix.PidfdOpen(c.Pid, 0)
+	if err == nil {
+		defer unix.Close(fd)
+		if !alive(c.Pid, c.PidStart) {
+			err = unix.ESRCH
+		} else {
+			err = unix.PidfdSendSignal(fd, sig, nil, 0)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("kill %s: %w", ref, err)
+	}
+	return nil
+}
+
+// Remove deletes a container's record and log. A running container is
+// refused unless force is set; then it is killed first and its supervisor
+// given up to ten seconds to record the end.
+func (e *Engine) Remove(ref string, force bool) error {
+	c, err := e.Get(ref)
+	if err != nil {
+		return err
+	}
+	if c.Status != StatusExited {
+		if !force {
+			return fmt.Errorf("container %s: is %s; stop it first or use rm -f", ref, c.Status)
+		}
+		e.Kill(c.ID, syscall.SIGKILL)
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+			if c, err = e.Get(c.ID); err != nil || c.Status == StatusExited {
+				break
+			}
+		}
+	}
+	unlock, err := e.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if err := os.RemoveAll(e.dir(c.ID)); err != nil {
+		return fmt.Errorf("rm %s: %w", ref, err)
+	}
+	return nil
+}
+
+// Logs writes what the container wrote so far, each stream to its own writer.
+func (e *Engine) Logs(ref string, stdout, stderr io.Writer) error {
+	c, err := e.Get(ref)
+	if err != nil {
+		return err
+	}
+	return readLog(filepath.Join(e.dir(c.ID), "log"), stdout, stderr)
+}

@@ -1,0 +1,435 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/oak-engine/oak/sandbox"
+)
+
+// RunOptions is a request to run a container, as the front ends take it.
+type RunOptions struct {
+	Image      string   // a root file system directory, or "demo"
+	Args       []string // command and arguments; empty means the image's default
+	Name       string
+	Env        []string // K=V
+	Workdir    string
+	Limits     sandbox.Limits
+	AutoRemove bool
+}
+
+// Spec is the resolved form of RunOptions kept in the record, everything a
+// supervisor needs to start the container.
+type Spec struct {
+	RootFS string         `json:"rootfs"`
+	Path   string         `json:"path"`
+	Args   []string       `json:"args"`
+	Env    []string       `json:"env"`
+	Cwd    string         `json:"cwd"`
+	Limits sandbox.Limits `json:"limits"`
+}
+
+// defaultPath is the PATH a container gets unless -e sets one (docker's).
+const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// defaultCommand runs when neither the request nor the image names one.
+var defaultCommand = []string{"sh"}
+
+// Host uid/gid ranges: container slot n maps ids 0..65535 onto
+// idBase + n*idSize; the block sits far above any ordinary user or subuid range.
+const (
+	idBase   = 1 << 30
+	idSize   = 1 << 16
+	maxSlots = 1 << 14
+)
+
+// create validates opts, allocates the container's name, id and id range,
+// and writes its record in state "created". Nothing is written on error.
+func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
+	rootfs, err := e.ResolveImage(opts.Image)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := sandbox.CheckRootFS(rootfs); err != nil {
+		return nil, nil, err
+	}
+	env, err := containerEnv(opts.Env)
+	if err != nil {
+		return nil, nil, err
+	}
+	args := opts.Args
+	if len(args) == 0 {
+		args = defaultCommand
+	}
+	cwd := "/"
+	if opts.Workdir != "" {
+		if !strings.HasPrefix(opts.Workdir, "/") {
+			return nil, nil, fmt.Errorf("invalid -w %q: must be an absolute path", opts.Workdir)
+		}
+		cwd = filepath.Clean(opts.Workdir)
+	}
+	path, err := sandbox.LookPath(rootfs, args[0], cwd, envValue(env, "PATH"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("image %s: %w", opts.Image, err)
+	}
+	spec := &Spec{RootFS: rootfs, Path: path, Args: args, Env: env, Cwd: cwd, Limits: opts.Limits}
+
+	unlock, err := e.lock()
+	if err != nil {
+		return nil, nil, err
+	}
+	defer unlock()
+	cs, err := e.reconcile()
+	if err != nil {
+		return nil, nil, err
+	}
+	id := newID()
+	c := &Container{ID: id, Name: opts.Name, Image: opts.Image, Command: args, Created: time.Now().UTC(),
+		Status: StatusCreated, AutoRemove: opts.AutoRemove, Supervisor: os.Getpid(), SupStart: pidStart(os.Getpid())}
+	if c.Name == "" {
+		c.Name = "oak-" + ShortID(id)
+	}
+	used := map[int]bool{}
+	for _, o := range cs {
+		if o.Name == c.Name {
+			return nil, nil, fmt.Errorf("invalid --name %q: already used by container %s", c.Name, ShortID(o.ID))
+		}
+		if o.Status != StatusExited {
+			used[o.Slot] = true
+		}
+	}
+	for c.Slot = 0; used[c.Slot]; c.Slot++ {
+	}
+	if c.Slot >= maxSlots {
+		return nil, nil, fmt.Errorf("run: %d containers are live; no id range left", maxSlots)
+	}
+	if err := os.Mkdir(e.dir(id), 0o700); err != nil {
+		return nil, nil, fmt.Errorf("container %s: %w", ShortID(id), unwrapPath(err))
+	}
+	if err := writeFileAtomic(filepath.Join(e.dir(id), "spec.json"), mustJSON(spec)); err != nil {
+		os.RemoveAll(e.dir(id))
+		return nil, nil, err
+	}
+	if err := e.save(c); err != nil {
+		os.RemoveAll(e.dir(id))
+		return nil, nil, err
+	}
+	return c, spec, nil
+}
+
+func containerEnv(extra []string) ([]string, error) {
+	env := []string{"PATH=" + defaultPath, "HOME=/"}
+	for _, kv := range extra {
+		k, _, ok := strings.Cut(kv, "=")
+		if !ok || k == "" || strings.ContainsRune(kv, 0) {
+			return nil, fmt.Errorf("invalid -e %q: want KEY=VALUE", kv)
+		}
+		env = setEnv(env, kv)
+	}
+	return env, nil
+}
+
+func setEnv(env []string, kv string) []string {
+	k, _, _ := strings.Cut(kv, "=")
+	for i, e := range env {
+		if strings.HasPrefix(e, k+"=") {
+			env[i] = kv
+			return env
+		}
+	}
+	return append(env, kv)
+}
+
+func envValue(env []string, key string) string {
+	for _, e := range env {
+		if v, ok := strings.CutPrefix(e, key+"="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// Stdio is where a foreground container's output goes besides its log.
+type Stdio struct {
+	Stdin          *os.File // nil: /dev/null
+	Stdout, Stderr io.Writer
+}
+
+// Run runs a container in the foreground: it returns when the container has
+// ended, with the command's exit status. SIGINT, SIGTERM, SIGHUP and SIGQUIT
+// sent to this process are forwarded to the container.
+func (e *Engine) Run(opts RunOptions, io Stdio) (Exit, error) {
+	c, spec, err := e.create(opts)
+	if err != nil {
+		return Exit{}, err
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+	return e.supervise(c, spec, io, sigs, nil)
+}
+
+// Exit is how a run ended, for the front end to report.
+type Exit struct {
+	ID        string
+	Code      int
+	OOMKilled bool
+	Memory    int64 // the limit that was hit, for the message
+}
+
+// supervise starts c and waits for it, keeping its record and log. ready,
+// if not nil, is told the outcome of the start.
+func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.Signal, ready func(error)) (Exit, error) {
+	logf, err := os.OpenFile(filepath.Join(e.dir(c.ID), "log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		err = fmt.Errorf("container %s: log: %w", ShortID(c.ID), unwrapPath(err))
+		e.discard(c)
+		return Exit{}, err
+	}
+	defer logf.Close()
+	lw := &logWriter{f: logf}
+	var copiers sync.WaitGroup
+	pipe := func(stream byte, term io.Writer) (*os.File, error) {
+		r, w, err := os.Pipe()
+		if err != nil {
+			return nil, err
+		}
+		copiers.Add(1)
+		go func() {
+			defer copiers.Done()
+			defer r.Close()
+			lw.copy(stream, r, term)
+		}()
+		return w, nil
+	}
+	stdout, err1 := pipe(streamStdout, out.Stdout)
+	stderr, err2 := pipe(streamStderr, out.Stderr)
+	if err := errors.Join(err1, err2); err != nil {
+		e.discard(c)
+		return Exit{}, err
+	}
+	task := &sandbox.Task{
+		ID: c.ID, RootFS: spec.RootFS, Path: spec.Path, Args: spec.Args,
+		Env: append(spec.Env, "HOSTNAME="+ShortID(c.ID)), Cwd: spec.Cwd, Hostname: ShortID(c.ID),
+		IDs:    sandbox.IDRange{Host: uint32(idBase + c.Slot*idSize), Size: idSize},
+		Limits: spec.Limits, Stdin: out.Stdin, Stdout: stdout, Stderr: stderr,
+	}
+	p, err := sandbox.Start(task)
+	stdout.Close()
+	stderr.Close()
+	if err != nil {
+		copiers.Wait()
+		e.discard(c)
+		err = fmt.Errorf("run %s: %w", c.Image, err)
+		if ready != nil {
+			ready(err)
+		}
+		return Exit{}, err
+	}
+	c.Status, c.Pid, c.PidStart = StatusRunning, p.Pid(), pidStart(p.Pid())
+	c.Supervisor, c.SupStart = os.Getpid(), pidStart(os.Getpid())
+	if err := e.update(c); err != nil {
+		p.Signal(syscall.SIGKILL)
+		p.Wait()
+		copiers.Wait()
+		e.discard(c)
+		return Exit{}, err
+	}
+	if ready != nil {
+		ready(nil)
+	}
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				p.Signal(s.(syscall.Signal))
+			case <-done:
+				return
+			}
+		}
+	}()
+	st, werr := p.Wait()
+	close(done)
+	copiers.Wait()
+	c.Status, c.ExitCode, c.OOMKilled, c.Finished = StatusExited, st.Code, st.OOMKilled, time.Now().UTC()
+	ferr := e.finish(c)
+	return Exit{ID: c.ID, Code: st.Code, OOMKilled: st.OOMKilled, Memory: spec.Limits.MemoryBytes}, errors.Join(werr, ferr)
+}
+
+// update saves c under the lock unless its record was removed meanwhile.
+func (e *Engine) update(c *Container) error {
+	unlock, err := e.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := os.Stat(e.dir(c.ID)); err != nil {
+		return fmt.Errorf("container %s: removed while starting", ShortID(c.ID))
+	}
+	return e.save(c)
+}
+
+// finish records an ended container, or removes it if it was run with --rm.
+func (e *Engine) finish(c *Container) error {
+	if c.AutoRemove {
+		unlock, err := e.lock()
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		return os.RemoveAll(e.dir(c.ID))
+	}
+	if err := e.update(c); err != nil && !strings.Contains(err.Error(), "removed") {
+		return err
+	}
+	return nil
+}
+
+// discard removes the record of a container that never started.
+func (e *Engine) discard(c *Container) {
+	if unlock, err := e.lock(); err == nil {
+		os.RemoveAll(e.dir(c.ID))
+		unlock()
+	}
+}
+
+// supervisorCmd is the hidden command a detached container's supervisor runs as.
+const supervisorCmd = "_supervise"
+
+// RunDetached starts a container supervised by a background oak process and
+// returns its id once the command is executing.
+func (e *Engine) RunDetached(opts RunOptions) (string, error) {
+	c, _, err := e.create(opts)
+	if err != nil {
+		return "", err
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		e.discard(c)
+		return "", err
+	}
+	self, err := os.Executable()
+	if err != nil {
+		e.discard(c)
+		return "", err
+	}
+	cmd := exec.Command(self, "--root", e.Root, supervisorCmd, c.ID)
+	cmd.ExtraFiles = []*os.File{w}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		r.Close()
+		e.discard(c)
+		return "", fmt.Errorf("run: start supervisor: %w", err)
+	}
+	go cmd.Wait()
+	msg, _ := io.ReadAll(r)
+	r.Close()
+	if len(msg) > 0 {
+		return "", errors.New(string(msg))
+	}
+	if _, err := e.load(c.ID); err != nil {
+		return "", fmt.Errorf("run: supervisor of %s ended before the container started", ShortID(c.ID))
+	}
+	return c.ID, nil
+}
+
+// Supervise is the body of a detached container's supervisor process: it
+// starts container id, reports the start on report (then closes it), and
+// waits for the container to end.
+func (e *Engine) Supervise(id string, report *os.File) error {
+	syscall.CloseOnExec(int(report.Fd()))
+	c, err := e.load(id)
+	if err == nil && c.Status != StatusCreated {
+		err = fmt.Errorf("container %s: already %s", ShortID(id), c.Status)
+	}
+	var spec Spec
+	if err == nil {
+		err = readJSON(filepath.Join(e.dir(id), "spec.json"), &spec)
+	}
+	if err != nil {
+		report.WriteString(err.Error())
+		report.Close()
+		return err
+	}
+	sigs := make(chan os.Signal) // nothing is forwarded: use oak kill
+	_, err = e.supervise(c, &spec, Stdio{Stdout: io.Discard, Stderr: io.Discard}, sigs, func(err error) {
+		if err != nil {
+			report.WriteString(err.Error())
+		}
+		report.Close()
+	})
+	return err
+}
+
+// pidStart is the start time of pid in clock ticks since boot (field 22 of
+// /proc/PID/stat), which tells a live process from a later one with its pid.
+func pidStart(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 20 {
+		return 0
+	}
+	v, _ := strconv.ParseUint(f[19], 10, 64)
+	return v
+}
+
+// alive reports whether pid is still the process that started at start.
+func alive(pid int, start uint64) bool {
+	return pid > 0 && start != 0 && pidStart(pid) == start
+}
+
+// reconcile brings every record in line with the host before a command
+// looks at them: a container whose processes are gone (its oak was killed)
+// is marked exited, its groups removed, and removed entirely under --rm.
+// A supervisor that died leaves an init behind only if pdeathsig failed;
+// that init is killed. Must be called with the lock held.
+func (e *Engine) reconcile() ([]*Container, error) {
+	cs, err := e.all()
+	if err != nil {
+		return nil, err
+	}
+	var keep []*Container
+	for _, c := range cs {
+		if c.Status == StatusExited || alive(c.Supervisor, c.SupStart) {
+			keep = append(keep, c)
+			continue
+		}
+		if alive(c.Pid, c.PidStart) {
+			unix.Kill(c.Pid, unix.SIGKILL)
+		}
+		sandbox.RemoveCgroups(c.ID)
+		if c.AutoRemove || c.Status == StatusCreated {
+			os.RemoveAll(e.dir(c.ID))
+			continue
+		}
+		c.Status, c.ExitCode, c.Finished = StatusExited, -1, time.Now().UTC()
+		if err := e.save(c); err != nil {
+			return nil, err
+		}
+		keep = append(keep, c)
+	}
+	return keep, nil
+}

@@ -1,0 +1,193 @@
+// Package engine turns requests from the front ends (CLI now, API and OCI
+// verbs later) into containers: it resolves an image and options into a
+// sandbox task, keeps each container's record under the state root, and
+// supervises the running ones.
+package engine
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Status values of a container record.
+const (
+	StatusCreated = "created"
+	StatusRunning = "running"
+	StatusExited  = "exited"
+)
+
+// Container is the persistent record of one container, one JSON file under
+// the state root, always replaced atomically.
+type Container struct {
+	ID         string    `json:"id"`
+	Name       string    `json:"name"`
+	Image      string    `json:"image"`
+	Command    []string  `json:"command"`
+	Created    time.Time `json:"created"`
+	Status     string    `json:"status"`
+	Pid        int       `json:"pid,omitempty"`        // host pid of the container's init
+	PidStart   uint64    `json:"pid_start,omitempty"`  // its start time, to tell a reused pid
+	Supervisor int       `json:"supervisor,omitempty"` // host pid of the oak process that waits for it
+	SupStart   uint64    `json:"supervisor_start,omitempty"`
+	ExitCode   int       `json:"exit_code"`
+	OOMKilled  bool      `json:"oom_killed,omitempty"`
+	Finished   time.Time `json:"finished,omitzero"`
+	AutoRemove bool      `json:"auto_remove,omitempty"`
+	Slot       int       `json:"slot"` // index of its uid/gid range
+}
+
+// Engine owns one state root. Every method that changes records holds the
+// root's lock, so concurrent oak processes never see half a change.
+type Engine struct {
+	Root string
+}
+
+// New opens (creating if needed) the state root dir.
+func New(root string) (*Engine, error) {
+	if !filepath.IsAbs(root) {
+		abs, err := filepath.Abs(root)
+		if err != nil {
+			return nil, fmt.Errorf("state root %s: %w", root, err)
+		}
+		root = abs
+	}
+	if err := os.MkdirAll(filepath.Join(root, "containers"), 0o700); err != nil {
+		return nil, fmt.Errorf("state root %s: %w", root, unwrapPath(err))
+	}
+	return &Engine{Root: root}, nil
+}
+
+func (e *Engine) dir(id string) string { return filepath.Join(e.Root, "containers", id) }
+
+// lock takes the state root's exclusive lock and returns its release.
+func (e *Engine) lock() (func(), error) {
+	f, err := os.OpenFile(filepath.Join(e.Root, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("state root %s: lock: %w", e.Root, unwrapPath(err))
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("state root %s: lock: %w", e.Root, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// save writes c's record atomically: a reader sees the old or the new file,
+// never a mix, and a crash leaves one of the two.
+func (e *Engine) save(c *Container) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(e.dir(c.ID), "state.json"), b)
+}
+
+func writeFileAtomic(path string, b []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, unwrapPath(err))
+	}
+	_, err = tmp.Write(b)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, unwrapPath(err))
+	}
+	return nil
+}
+
+func (e *Engine) load(id string) (*Container, error) {
+	b, err := os.ReadFile(filepath.Join(e.dir(id), "state.json"))
+	if err != nil {
+		return nil, err
+	}
+	var c Container
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("container %s: corrupt state: %w", id, err)
+	}
+	return &c, nil
+}
+
+// all loads every record, oldest first. A directory without a readable
+// record is a container whose creation was interrupted; it is removed.
+func (e *Engine) all() ([]*Container, error) {
+	entries, err := os.ReadDir(filepath.Join(e.Root, "containers"))
+	if err != nil {
+		return nil, err
+	}
+	var cs []*Container
+	for _, ent := range entries {
+		c, err := e.load(ent.Name())
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				os.RemoveAll(e.dir(ent.Name()))
+				continue
+			}
+			return nil, err
+		}
+		cs = append(cs, c)
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].Created.Before(cs[j].Created) })
+	return cs, nil
+}
+
+// find resolves a name, a full id or an unambiguous id prefix.
+func find(cs []*Container, ref string) (*Container, error) {
+	var match []*Container
+	for _, c := range cs {
+		if c.Name == ref || c.ID == ref {
+			return c, nil
+		}
+		if strings.HasPrefix(c.ID, ref) {
+			match = append(match, c)
+		}
+	}
+	switch {
+	case len(match) == 1 && ref != "":
+		return match[0], nil
+	case len(match) > 1:
+		return nil, fmt.Errorf("container %s: ambiguous id prefix (%d matches)", ref, len(match))
+	}
+	return nil, fmt.Errorf("container %s: no such container", ref)
+}
+
+func newID() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on Linux
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// ShortID is the 12-character prefix shown to people.
+func ShortID(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}

@@ -1,0 +1,220 @@
+package sandbox
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/oak-engine/oak/sandbox/nsinit"
+	"github.com/oak-engine/oak/sandbox/policy"
+)
+
+// namespaces are the ones every container gets. The cgroup namespace is
+// entered by nsinit once the container sits in its own groups.
+const namespaces = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
+	unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNET
+
+// Process is a running container: its init (pid 1 inside) and its groups.
+type Process struct {
+	cmd  *exec.Cmd
+	cg   *cgroup
+	once sync.Once
+	werr error
+	st   Exit
+}
+
+// Exit is how a container ended.
+type Exit struct {
+	Code      int  // the command's exit status, 128+N if signal N killed it
+	OOMKilled bool // the memory limit's OOM killer ended a process in it
+}
+
+var filter = sync.OnceValues(func() ([]byte, error) {
+	prog, err := policy.Program()
+	if err != nil {
+		return nil, err
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(&prog[0])), len(prog)*int(unsafe.Sizeof(prog[0]))), nil
+})
+
+// Start launches t and returns once its command is executing, or with an
+// error naming the step that failed (nothing of the container is left then).
+func Start(t *Task) (*Process, error) {
+	if err := t.validate(); err != nil {
+		return nil, err
+	}
+	prog, err := filter()
+	if err != nil {
+		return nil, fmt.Errorf("seccomp policy: %w", err)
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("launch %s: socketpair: %w", t.ID, err)
+	}
+	parent := os.NewFile(uintptr(fds[0]), "nsinit")
+	child := os.NewFile(uintptr(fds[1]), "nsinit-child")
+	defer parent.Close()
+
+	cg, err := newCgroup(t.ID, t.Limits)
+	if err != nil {
+		child.Close()
+		return nil, err
+	}
+	idmap := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(t.IDs.Host), Size: int(t.IDs.Size)}}
+	cmd := &exec.Cmd{
+		Path:       "/proc/self/exe",
+		Args:       []string{"oak-init"},
+		Env:        []string{nsinit.EnvVar + "=1"},
+		Stdin:      t.Stdin,
+		Stdout:     t.Stdout,
+		Stderr:     t.Stderr,
+		ExtraFiles: []*os.File{child},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags:  namespaces,
+			UidMappings: idmap,
+			GidMappings: idmap,
+			// nsinit drops the host's supplementary groups with it.
+			GidMappingsEnableSetgroups: true,
+			// Without this the child keeps host kuid 0 until exec.
+			Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: true},
+			Setsid:     true,
+			Pdeathsig:  syscall.SIGKILL,
+		},
+	}
+	err = cmd.Start()
+	child.Close()
+	if err != nil {
+		cg.destroy()
+		return nil, fmt.Errorf("launch %s: %w", t.ID, err)
+	}
+	p := &Process{cmd: cmd, cg: cg}
+	fail := func(err error) (*Process, error) {
+		cmd.Process.Kill()
+		p.Wait()
+		return nil, err
+	}
+	if err := cg.add(cmd.Process.Pid); err != nil {
+		return fail(err)
+	}
+	// The image directory, opened through the child's own view of the file
+	// system, travels as a descriptor: the container's ids may not be able
+	// to search the path to it, and its mount must be in the child's namespace.
+	dir, err := unix.Open(fmt.Sprintf("/proc/%d/root%s", cmd.Process.Pid, t.RootFS), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fail(fmt.Errorf("root file system %s: %w", t.RootFS, err))
+	}
+	err = unix.Sendmsg(int(parent.Fd()), []byte{0}, unix.UnixRights(dir), nil, 0)
+	unix.Close(dir)
+	if err != nil {
+		return fail(fmt.Errorf("launch %s: send root: %w", t.ID, err))
+	}
+	if _, err := parent.Write(encodeTask(t, prog)); err != nil {
+		return fail(fmt.Errorf("launch %s: send task: %w", t.ID, err))
+	}
+	// The child closes its end when the command's execve succeeds; anything
+	// it writes first is the error that stopped it.
+	msg, err := io.ReadAll(io.LimitReader(parent, 4096))
+	if err != nil {
+		return fail(fmt.Errorf("launch %s: %w", t.ID, err))
+	}
+	if len(msg) > 0 {
+		return fail(errors.New(string(msg)))
+	}
+	return p, nil
+}
+
+// Pid is the host pid of the container's init.
+func (p *Process) Pid() int { return p.cmd.Process.Pid }
+
+// Signal sends sig to the container's init, which forwards it to the command
+// (SIGKILL ends the whole container at once).
+func (p *Process) Signal(sig syscall.Signal) error {
+	return p.cmd.Process.Signal(sig)
+}
+
+// Wait waits for the container to end, removes its groups and reports how it
+// ended. It may be called more than once.
+func (p *Process) Wait() (Exit, error) {
+	p.once.Do(func() {
+		err := p.cmd.Wait()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+		case errors.As(err, &ee):
+			ws := ee.Sys().(syscall.WaitStatus)
+			if ws.Signaled() {
+				p.st.Code = 128 + int(ws.Signal())
+			} else {
+				p.st.Code = ws.ExitStatus()
+			}
+		default:
+			p.werr = err
+		}
+		p.st.OOMKilled = p.cg.oomKills() > 0
+		if err := p.cg.destroy(); err != nil && p.werr == nil {
+			p.werr = err
+		}
+	})
+	return p.st, p.werr
+}
+
+// encodeTask writes t as the records nsinit.c reads.
+func encodeTask(t *Task, filter []byte) []byte {
+	var b []byte
+	rec := func(tag uint32, parts ...[]byte) {
+		n := 0
+		for _, p := range parts {
+			n += len(p)
+		}
+		b = binary.LittleEndian.AppendUint32(b, tag)
+		b = binary.LittleEndian.AppendUint32(b, uint32(n))
+		for _, p := range parts {
+			b = append(b, p...)
+		}
+	}
+	str := func(s string) []byte { return append([]byte(s), 0) }
+	rec(tagRootFS, []byte(t.RootFS))
+	for _, o := range mountPlan(t) {
+		switch o.kind {
+		case opMount:
+			var hdr [12]byte
+			binary.LittleEndian.PutUint64(hdr[:], uint64(o.flags))
+			if o.optional {
+				hdr[8] = 1
+			}
+			rec(uint32(o.kind), hdr[:], str(o.source), str(o.target), str(o.fstype), []byte(o.data))
+		case opSymlink:
+			rec(uint32(o.kind), str(o.target), []byte(o.source))
+		default:
+			rec(uint32(o.kind), []byte(o.target))
+		}
+	}
+	if t.Hostname != "" {
+		rec(tagHostname, []byte(t.Hostname))
+	}
+	if t.Cwd != "" {
+		rec(tagCwd, []byte(t.Cwd))
+	}
+	rec(tagArg, []byte(t.Path))
+	for _, a := range t.Args {
+		rec(tagArg, []byte(a))
+	}
+	for _, e := range t.Env {
+		rec(tagEnv, []byte(e))
+	}
+	rec(tagSeccomp, filter)
+	var ids [8]byte
+	binary.LittleEndian.PutUint32(ids[:], t.UID)
+	binary.LittleEndian.PutUint32(ids[4:], t.GID)
+	rec(tagUser, ids[:])
+	rec(tagEnd)
+	return b
+}

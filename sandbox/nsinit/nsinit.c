@@ -1,0 +1,472 @@
+// nsinit: the in-container half of Oak's launch path.
+//
+// The oak binary re-executes itself as the container's first process, already
+// inside fresh user, mount, pid, ipc, uts and network namespaces (the parent
+// set the clone flags and the uid/gid maps). This constructor runs before the
+// Go runtime starts, so a launch never pays for a second Go runtime: it reads
+// a task description from fd 3, builds the container's mount tree, drops every
+// privilege, installs the seccomp filter and executes the command. It then stays
+// as a minimal pid 1 that forwards signals to the command and reaps orphans.
+//
+// The task description is written by sandbox/launch_linux.go (the authority on
+// what is mounted where); this file only carries it out. Every step that fails
+// reports "step: cause" back over fd 3 and exits 127, so the parent can print
+// one clear error line.
+//
+// Wire format on fd 3: records of [u32 tag][u32 len][len bytes], ending with
+// TAG_END. Strings are not NUL-terminated on the wire.
+
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/capability.h>
+#include <linux/filter.h>
+#include <linux/openat2.h>
+#include <linux/seccomp.h>
+#include <linux/securebits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/statvfs.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <grp.h>
+#include <unistd.h>
+
+enum {
+	TAG_END = 0,
+	TAG_ROOTFS = 1,   // host path of the root file system, for messages
+	TAG_MOUNT = 2,    // u64 flags, u32 optional, then src\0 target\0 fstype\0 data
+	TAG_MKFILE = 3,   // target (relative to the root): create an empty file
+	TAG_MKDIR = 4,    // target: create a directory
+	TAG_SYMLINK = 5,  // target\0 link text
+	TAG_HOSTNAME = 6,
+	TAG_CWD = 7,
+	TAG_ARG = 8,      // repeated: argv
+	TAG_ENV = 9,      // repeated: envp
+	TAG_SECCOMP = 10, // struct sock_filter[]
+	TAG_USER = 11,    // u32 uid, u32 gid
+};
+
+#define CFG_FD 3
+#define MAX_MSG (1 << 20)
+#define MAX_LIST 4096
+
+struct op {
+	int tag;
+	uint64_t flags;
+	uint32_t optional;
+	char *a, *b, *c, *d; // meaning depends on tag
+};
+
+static struct {
+	char *rootfs, *hostname, *cwd;
+	char *argv[MAX_LIST + 1];
+	char *envp[MAX_LIST + 1];
+	int argc, envc;
+	struct op ops[MAX_LIST];
+	int nops;
+	struct sock_filter *filter;
+	unsigned short filter_len;
+	uint32_t uid, gid;
+} cfg;
+
+// fail reports "what: cause" to the parent and exits. It is used both before
+// and after the seccomp filter is in place: write and exit_group are allowed.
+static void fail(const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		n = 0;
+	if (n > (int)sizeof msg - 1)
+		n = sizeof msg - 1;
+	if (write(CFG_FD, msg, n) < 0) {
+		// Nobody to tell; the exit status still says it failed.
+	}
+	_exit(127);
+}
+
+static void read_full(void *buf, size_t len)
+{
+	char *p = buf;
+	while (len > 0) {
+		ssize_t n = read(CFG_FD, p, len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			fail("nsinit: read task description: %s", n == 0 ? "short message" : strerror(errno));
+		p += n;
+		len -= n;
+	}
+}
+
+// next_str splits a record payload at the next NUL (or its end).
+static char *next_str(char **p, char *end)
+{
+	char *s = *p;
+	char *z = memchr(s, 0, end - s);
+	if (z == NULL)
+		fail("nsinit: malformed record: missing NUL");
+	*p = z + 1;
+	return s;
+}
+
+static void read_config(void)
+{
+	for (;;) {
+		uint32_t hdr[2];
+		read_full(hdr, sizeof hdr);
+		uint32_t tag = hdr[0], len = hdr[1];
+		if (tag == TAG_END)
+			return;
+		if (len > MAX_MSG)
+			fail("nsinit: record %u too long (%u bytes)", tag, len);
+		char *buf = malloc(len + 1);
+		if (buf == NULL)
+			fail("nsinit: out of memory");
+		read_full(buf, len);
+		buf[len] = 0; // every string field is terminated, even the last
+		char *p = buf, *end = buf + len + 1;
+		struct op *op;
+		switch (tag) {
+		case TAG_ROOTFS:
+			cfg.rootfs = buf;
+			break;
+		case TAG_HOSTNAME:
+			cfg.hostname = buf;
+			break;
+		case TAG_CWD:
+			cfg.cwd = buf;
+			break;
+		case TAG_ARG:
+		case TAG_ENV: {
+			int *n = tag == TAG_ARG ? &cfg.argc : &cfg.envc;
+			char **list = tag == TAG_ARG ? cfg.argv : cfg.envp;
+			if (*n >= MAX_LIST)
+				fail("nsinit: too many arguments or variables");
+			list[(*n)++] = buf;
+			break;
+		}
+		case TAG_SECCOMP:
+			if (len % sizeof(struct sock_filter) != 0 || len / sizeof(struct sock_filter) > BPF_MAXINSNS)
+				fail("nsinit: bad seccomp program length %u", len);
+			cfg.filter = (struct sock_filter *)buf;
+			cfg.filter_len = len / sizeof(struct sock_filter);
+			break;
+		case TAG_USER:
+			if (len != 8)
+				fail("nsinit: bad user record");
+			memcpy(&cfg.uid, buf, 4);
+			memcpy(&cfg.gid, buf + 4, 4);
+			break;
+		case TAG_MOUNT:
+		case TAG_MKFILE:
+		case TAG_MKDIR:
+		case TAG_SYMLINK:
+			if (cfg.nops >= MAX_LIST)
+				fail("nsinit: too many mount operations");
+			op = &cfg.ops[cfg.nops++];
+			op->tag = tag;
+			if (tag == TAG_MOUNT) {
+				if (len < 12)
+					fail("nsinit: short mount record");
+				memcpy(&op->flags, p, 8);
+				memcpy(&op->optional, p + 8, 4);
+				p += 12;
+				op->a = next_str(&p, end); // source
+				op->b = next_str(&p, end); // target
+				op->c = next_str(&p, end); // fstype
+				op->d = next_str(&p, end); // data
+			} else {
+				op->b = next_str(&p, end); // target
+				if (tag == TAG_SYMLINK)
+					op->a = next_str(&p, end); // link text
+			}
+			break;
+		default:
+			fail("nsinit: unknown record tag %u", tag);
+		}
+	}
+}
+
+static int rootfd = -1;
+
+// dirfd is the image directory, opened by the parent through
+// /proc/PID/root so that it lies in our mount namespace, and passed to us
+// first thing: our own ids may not be able to search the path to it.
+static int dirfd = -1;
+
+static void receive_root(void)
+{
+	char byte;
+	char ctl[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
+	ssize_t n;
+	do
+		n = recvmsg(CFG_FD, &msg, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	if (n != 1 || c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
+	    c->cmsg_len != CMSG_LEN(sizeof(int)))
+		fail("nsinit: receive root directory: %s", n < 0 ? strerror(errno) : "malformed message");
+	memcpy(&dirfd, CMSG_DATA(c), sizeof(int));
+}
+
+// resolve opens target below the root without following any symbolic link,
+// so an image cannot redirect a mount to a host path. Returns -1 with errno.
+static int resolve(const char *target, int flags)
+{
+	if (target[0] == 0)
+		return openat(rootfd, ".", O_PATH | O_CLOEXEC | flags);
+	struct open_how how = {
+		.flags = O_PATH | O_CLOEXEC | O_NOFOLLOW | flags,
+		.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS,
+	};
+	return syscall(SYS_openat2, rootfd, target, &how, sizeof how);
+}
+
+// resolve_parent opens the directory holding target and returns its last element.
+static int resolve_parent(char *target, const char **base)
+{
+	char *slash = strrchr(target, '/');
+	if (slash == NULL) {
+		*base = target;
+		return resolve("", O_DIRECTORY);
+	}
+	*slash = 0;
+	int fd = resolve(target, O_DIRECTORY);
+	*slash = '/';
+	*base = slash + 1;
+	return fd;
+}
+
+// locked_flags are the flags of an existing mount that a user namespace may
+// not clear on remount; a bind remount must repeat them or it fails with EPERM.
+static unsigned long locked_flags(const char *path)
+{
+	struct statvfs sv;
+	unsigned long f = 0;
+	if (statvfs(path, &sv) != 0)
+		return 0;
+	if (sv.f_flag & ST_NOSUID)
+		f |= MS_NOSUID;
+	if (sv.f_flag & ST_NODEV)
+		f |= MS_NODEV;
+	if (sv.f_flag & ST_NOEXEC)
+		f |= MS_NOEXEC;
+	if (sv.f_flag & ST_NOATIME)
+		f |= MS_NOATIME;
+	if (sv.f_flag & ST_NODIRATIME)
+		f |= MS_NODIRATIME;
+	if (sv.f_flag & ST_RELATIME)
+		f |= MS_RELATIME;
+	return f;
+}
+
+static void do_op(struct op *op)
+{
+	char path[64];
+	const char *base;
+	int fd;
+	switch (op->tag) {
+	case TAG_MOUNT:
+		fd = resolve(op->b, 0);
+		if (fd < 0) {
+			if (op->optional && errno == ENOENT)
+				return;
+			fail("mount %s on /%s: resolve target: %s", op->a, op->b, strerror(errno));
+		}
+		snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+		unsigned long flags = op->flags;
+		if ((flags & MS_REMOUNT) && (flags & MS_BIND))
+			flags |= locked_flags(path);
+		if (mount(op->a[0] ? op->a : NULL, path, op->c[0] ? op->c : NULL, flags, op->d[0] ? op->d : NULL) != 0)
+			fail("mount %s on /%s (%s): %s", op->a[0] ? op->a : op->c, op->b, op->c, strerror(errno));
+		close(fd);
+		return;
+	case TAG_MKFILE:
+	case TAG_MKDIR:
+	case TAG_SYMLINK:
+		fd = resolve_parent(op->b, &base);
+		if (fd < 0)
+			fail("create /%s: resolve parent: %s", op->b, strerror(errno));
+		// An O_PATH descriptor is enough for the *at calls below.
+		int r;
+		if (op->tag == TAG_MKFILE) {
+			r = mknodat(fd, base, S_IFREG | 0666, 0);
+		} else if (op->tag == TAG_MKDIR) {
+			r = mkdirat(fd, base, 0755);
+		} else {
+			r = symlinkat(op->a, fd, base);
+		}
+		if (r != 0 && errno != EEXIST)
+			fail("create /%s: %s", op->b, strerror(errno));
+		close(fd);
+		return;
+	}
+}
+
+static void build_root(void)
+{
+	// The host's supplementary groups would otherwise stay with us.
+	if (setgroups(0, NULL) != 0)
+		fail("drop supplementary groups: %s", strerror(errno));
+
+	// Nothing we mount may propagate back to the host, and nothing the host
+	// mounts later may appear in the container.
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
+		fail("make mounts private: %s", strerror(errno));
+	// A clone of the image's tree attached over the image directory: the
+	// clone's root is the container's root from here on.
+	rootfd = open_tree(dirfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
+	if (rootfd < 0)
+		fail("clone root file system %s: %s", cfg.rootfs, strerror(errno));
+	if (move_mount(rootfd, "", dirfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+		fail("attach root file system %s: %s", cfg.rootfs, strerror(errno));
+	close(dirfd);
+	dirfd = -1;
+	for (int i = 0; i < cfg.nops; i++)
+		do_op(&cfg.ops[i]);
+
+	// pivot_root(".", ".") stacks the old root under the new one; detaching
+	// it leaves the container with nothing of the host's tree.
+	if (fchdir(rootfd) != 0)
+		fail("chdir to root: %s", strerror(errno));
+	if (syscall(SYS_pivot_root, ".", ".") != 0)
+		fail("pivot_root: %s", strerror(errno));
+	if (umount2(".", MNT_DETACH) != 0)
+		fail("detach old root: %s", strerror(errno));
+	close(rootfd);
+	if (chdir("/") != 0)
+		fail("chdir /: %s", strerror(errno));
+}
+
+// drop_bounding removes every capability from the bounding set and locks the
+// secure bits, so no later execve can give uid 0 capabilities back.
+static void drop_bounding(void)
+{
+	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
+				SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
+				SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) != 0)
+		fail("set securebits: %s", strerror(errno));
+	for (int c = 0; c <= 63; c++) {
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
+			fail("drop capability %d from bounding set: %s", c, strerror(errno));
+	}
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) != 0)
+		fail("clear ambient capabilities: %s", strerror(errno));
+}
+
+// confine ends every privilege of the calling process and installs the filter.
+// After it, only the allowlist is reachable.
+static void confine(void)
+{
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2];
+	memset(data, 0, sizeof data);
+	if (syscall(SYS_capset, &hdr, data) != 0)
+		fail("drop capabilities: %s", strerror(errno));
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
+		fail("set no_new_privs: %s", strerror(errno));
+	if (cfg.filter_len == 0)
+		fail("nsinit: no seccomp program");
+	struct sock_fprog prog = {.len = cfg.filter_len, .filter = cfg.filter};
+	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+		fail("install seccomp filter: %s", strerror(errno));
+}
+
+static void exec_command(const sigset_t *oldmask)
+{
+	if (setresgid(cfg.gid, cfg.gid, cfg.gid) != 0)
+		fail("setgid %u: %s", cfg.gid, strerror(errno));
+	if (setresuid(cfg.uid, cfg.uid, cfg.uid) != 0)
+		fail("setuid %u: %s", cfg.uid, strerror(errno));
+	confine();
+	if (cfg.cwd && chdir(cfg.cwd) != 0)
+		fail("working directory %s: %s", cfg.cwd, strerror(errno));
+	if (sigprocmask(SIG_SETMASK, oldmask, NULL) != 0)
+		fail("restore signal mask: %s", strerror(errno));
+	cfg.argv[cfg.argc] = NULL;
+	cfg.envp[cfg.envc] = NULL;
+	// argv[0] is the resolved path (the parent looked it up in the image's
+	// PATH); argv[1] is the name the command sees as its own argv[0].
+	execve(cfg.argv[0], cfg.argv + 1, cfg.envp);
+	fail("exec %s: %s", cfg.argv[0], strerror(errno));
+}
+
+// reap is pid 1 for the rest of the container's life: it forwards every
+// signal to the command and exits with the command's status (128+N if a
+// signal killed it). When it exits the kernel kills whatever is left.
+static void reap(pid_t child)
+{
+	sigset_t all;
+	sigfillset(&all);
+	for (;;) {
+		siginfo_t si;
+		int sig = sigwaitinfo(&all, &si);
+		if (sig < 0)
+			continue;
+		if (sig != SIGCHLD) {
+			kill(child, sig);
+			continue;
+		}
+		int status;
+		pid_t pid;
+		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+			if (pid != child)
+				continue;
+			if (WIFSIGNALED(status))
+				_exit(128 + WTERMSIG(status));
+			_exit(WEXITSTATUS(status));
+		}
+	}
+}
+
+__attribute__((constructor)) static void nsinit(void)
+{
+	if (getenv("_OAK_NSINIT") == NULL)
+		return;
+	// fd 3 must close when the command's execve succeeds: that EOF is how
+	// the parent learns the launch worked.
+	if (fcntl(CFG_FD, F_SETFD, FD_CLOEXEC) != 0)
+		_exit(127);
+	receive_root();
+	read_config();
+	if (cfg.rootfs == NULL || cfg.argc < 2)
+		fail("nsinit: task description lacks a root or a command");
+	// The parent has placed us in the container's cgroups by now; make them
+	// our cgroup root so /proc/self/cgroup names nothing of the host.
+	if (unshare(CLONE_NEWCGROUP) != 0)
+		fail("new cgroup namespace: %s", strerror(errno));
+	build_root();
+	if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) != 0)
+		fail("sethostname %s: %s", cfg.hostname, strerror(errno));
+	drop_bounding();
+
+	sigset_t all, old;
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid_t child = fork();
+	if (child < 0)
+		fail("fork: %s", strerror(errno));
+	if (child == 0)
+		exec_command(&old);
+	// Our copy of fd 3 must go, or the parent would not see the command's
+	// exec close it. Errors after this point are the command's own.
+	close(CFG_FD);
+	confine();
+	reap(child);
+}
