@@ -82,7 +82,9 @@ func (e *Engine) lock() (func(), error) {
 }
 
 // save writes c's record atomically: a reader sees the old or the new file,
-// never a mix, and a crash leaves one of the two.
+// never a mix, and a killed process leaves one of the two. Records are not
+// fsynced: they describe processes, which a host crash ends anyway, and
+// reconcile repairs any record a crash leaves stale.
 func (e *Engine) save(c *Container) error {
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
@@ -97,9 +99,6 @@ func writeFileAtomic(path string, b []byte) error {
 		return fmt.Errorf("write %s: %w", path, unwrapPath(err))
 	}
 	_, err = tmp.Write(b)
-	if err == nil {
-		err = tmp.Sync()
-	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}

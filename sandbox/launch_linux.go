@@ -24,6 +24,10 @@ const namespaces = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
 
 // Process is a running container: its init (pid 1 inside) and its groups.
 type Process struct {
+	// Listener is the container's seccomp notification descriptor: every
+	// trapped system call waits on it until someone answers.
+	Listener *os.File
+
 	cmd  *exec.Cmd
 	cg   *cgroup
 	once sync.Once
@@ -73,9 +77,6 @@ func Start(t *Task) (*Process, error) {
 		Path:       "/proc/self/exe",
 		Args:       []string{"oak-init"},
 		Env:        []string{nsinit.EnvVar + "=1"},
-		Stdin:      t.Stdin,
-		Stdout:     t.Stdout,
-		Stderr:     t.Stderr,
 		ExtraFiles: []*os.File{child},
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags:  namespaces,
@@ -89,6 +90,16 @@ func Start(t *Task) (*Process, error) {
 			Pdeathsig:  syscall.SIGKILL,
 		},
 	}
+	// A nil *os.File in an io.Reader would not be nil: set only real files.
+	if t.Stdin != nil {
+		cmd.Stdin = t.Stdin
+	}
+	if t.Stdout != nil {
+		cmd.Stdout = t.Stdout
+	}
+	if t.Stderr != nil {
+		cmd.Stderr = t.Stderr
+	}
 	err = cmd.Start()
 	child.Close()
 	if err != nil {
@@ -100,9 +111,6 @@ func Start(t *Task) (*Process, error) {
 		cmd.Process.Kill()
 		p.Wait()
 		return nil, err
-	}
-	if err := cg.add(cmd.Process.Pid); err != nil {
-		return fail(err)
 	}
 	// The image directory, opened through the child's own view of the file
 	// system, travels as a descriptor: the container's ids may not be able
@@ -119,16 +127,78 @@ func Start(t *Task) (*Process, error) {
 	if _, err := parent.Write(encodeTask(t, prog)); err != nil {
 		return fail(fmt.Errorf("launch %s: send task: %w", t.ID, err))
 	}
-	// The child closes its end when the command's execve succeeds; anything
-	// it writes first is the error that stopped it.
-	msg, err := io.ReadAll(io.LimitReader(parent, 4096))
-	if err != nil {
+	// nsinit builds the root meanwhile and waits for this word before it
+	// runs anything of the image.
+	if err := cg.add(cmd.Process.Pid); err != nil {
+		return fail(err)
+	}
+	if _, err := parent.Write([]byte{1}); err != nil {
+		return fail(fmt.Errorf("launch %s: confirm cgroups: %w", t.ID, err))
+	}
+	// nsinit reports its seccomp listener, then the command's execve closes
+	// fd 3; an error record instead names the step that failed.
+	if err := p.readReports(parent); err != nil {
 		return fail(fmt.Errorf("launch %s: %w", t.ID, err))
 	}
-	if len(msg) > 0 {
-		return fail(errors.New(string(msg)))
-	}
 	return p, nil
+}
+
+// Records nsinit.c sends back (REPORT_* there).
+const (
+	reportError    = 1
+	reportListener = 2
+)
+
+func (p *Process) readReports(r io.Reader) error {
+	for {
+		var hdr [8]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			if err == io.EOF {
+				if p.Listener == nil {
+					return errors.New("nsinit ended without a seccomp listener")
+				}
+				return nil
+			}
+			return fmt.Errorf("read nsinit report: %w", err)
+		}
+		tag, n := binary.LittleEndian.Uint32(hdr[:4]), binary.LittleEndian.Uint32(hdr[4:])
+		if n > 4096 {
+			return fmt.Errorf("nsinit report %d: %d bytes is too long", tag, n)
+		}
+		body := make([]byte, n)
+		if _, err := io.ReadFull(r, body); err != nil {
+			return fmt.Errorf("read nsinit report: %w", err)
+		}
+		switch {
+		case tag == reportError:
+			return errors.New(string(body))
+		case tag == reportListener && n == 4 && p.Listener == nil:
+			l, err := p.takeFD(int(binary.LittleEndian.Uint32(body)))
+			if err != nil {
+				return fmt.Errorf("take seccomp listener: %w", err)
+			}
+			p.Listener = l
+			if _, err := r.(io.Writer).Write([]byte{1}); err != nil {
+				return fmt.Errorf("acknowledge seccomp listener: %w", err)
+			}
+		default:
+			return fmt.Errorf("unexpected nsinit report %d (%d bytes)", tag, n)
+		}
+	}
+}
+
+// takeFD copies descriptor fd of the container's init into this process.
+func (p *Process) takeFD(fd int) (*os.File, error) {
+	pidfd, err := unix.PidfdOpen(p.cmd.Process.Pid, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(pidfd)
+	nfd, err := unix.PidfdGetfd(pidfd, fd, 0)
+	if err != nil {
+		return nil, err
+	}
+	return os.NewFile(uintptr(nfd), "seccomp-listener"), nil
 }
 
 // Pid is the host pid of the container's init.
@@ -159,6 +229,9 @@ func (p *Process) Wait() (Exit, error) {
 			p.werr = err
 		}
 		p.st.OOMKilled = p.cg.oomKills() > 0
+		if p.Listener != nil {
+			p.Listener.Close()
+		}
 		if err := p.cg.destroy(); err != nil && p.werr == nil {
 			p.werr = err
 		}

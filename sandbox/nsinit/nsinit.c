@@ -11,7 +11,8 @@
 // The task description is written by sandbox/launch_linux.go (the authority on
 // what is mounted where); this file only carries it out. Every step that fails
 // reports "step: cause" back over fd 3 and exits 127, so the parent can print
-// one clear error line.
+// one clear error line. On success the parent sees one REPORT_LISTENER
+// record, then end of file once the command's execve has closed fd 3.
 //
 // Wire format on fd 3: records of [u32 tag][u32 len][len bytes], ending with
 // TAG_END. Strings are not NUL-terminated on the wire.
@@ -56,6 +57,12 @@ enum {
 	TAG_USER = 11,    // u32 uid, u32 gid
 };
 
+// Records nsinit sends back on fd 3, in the same framing.
+enum {
+	REPORT_ERROR = 1,    // what failed: a one-line message; nsinit then exits 127
+	REPORT_LISTENER = 2, // u32: our fd number of the seccomp listener
+};
+
 #define CFG_FD 3
 #define MAX_MSG (1 << 20)
 #define MAX_LIST 4096
@@ -92,7 +99,8 @@ static void fail(const char *fmt, ...)
 		n = 0;
 	if (n > (int)sizeof msg - 1)
 		n = sizeof msg - 1;
-	if (write(CFG_FD, msg, n) < 0) {
+	uint32_t hdr[2] = {REPORT_ERROR, n};
+	if (write(CFG_FD, hdr, sizeof hdr) < 0 || write(CFG_FD, msg, n) < 0) {
 		// Nobody to tell; the exit status still says it failed.
 	}
 	_exit(127);
@@ -370,22 +378,45 @@ static void drop_bounding(void)
 		fail("clear ambient capabilities: %s", strerror(errno));
 }
 
-// confine ends every privilege of the calling process and installs the filter.
-// After it, only the allowlist is reachable.
-static void confine(void)
+// drop_caps ends every capability of the calling process.
+static void drop_caps(void)
 {
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct data[2];
 	memset(data, 0, sizeof data);
 	if (syscall(SYS_capset, &hdr, data) != 0)
 		fail("drop capabilities: %s", strerror(errno));
+}
+
+// report sends one record to the parent over fd 3.
+static void report(uint32_t tag, const void *p, uint32_t len)
+{
+	uint32_t hdr[2] = {tag, len};
+	if (write(CFG_FD, hdr, sizeof hdr) != sizeof hdr || write(CFG_FD, p, len) != (ssize_t)len)
+		fail("nsinit: report to parent: %s", strerror(errno));
+}
+
+// install_filter installs the seccomp filter for init and everything it
+// starts, and hands its notification listener to the parent: the parent
+// takes its own copy with pidfd_getfd and acknowledges, and only then is our
+// copy closed, so no process in the container ever holds it.
+static void install_filter(void)
+{
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0)
 		fail("set no_new_privs: %s", strerror(errno));
 	if (cfg.filter_len == 0)
 		fail("nsinit: no seccomp program");
 	struct sock_fprog prog = {.len = cfg.filter_len, .filter = cfg.filter};
-	if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, 0, &prog) != 0)
+	int listener = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER,
+			       SECCOMP_FILTER_FLAG_NEW_LISTENER | SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, &prog);
+	if (listener < 0)
 		fail("install seccomp filter: %s", strerror(errno));
+	uint32_t fd = listener;
+	report(REPORT_LISTENER, &fd, sizeof fd);
+	char ack;
+	if (read(CFG_FD, &ack, 1) != 1)
+		fail("nsinit: no acknowledgement of the listener");
+	close(listener);
 }
 
 static void exec_command(const sigset_t *oldmask)
@@ -394,7 +425,7 @@ static void exec_command(const sigset_t *oldmask)
 		fail("setgid %u: %s", cfg.gid, strerror(errno));
 	if (setresuid(cfg.uid, cfg.uid, cfg.uid) != 0)
 		fail("setuid %u: %s", cfg.uid, strerror(errno));
-	confine();
+	drop_caps();
 	if (cfg.cwd && chdir(cfg.cwd) != 0)
 		fail("working directory %s: %s", cfg.cwd, strerror(errno));
 	if (sigprocmask(SIG_SETMASK, oldmask, NULL) != 0)
@@ -443,18 +474,30 @@ __attribute__((constructor)) static void nsinit(void)
 	// the parent learns the launch worked.
 	if (fcntl(CFG_FD, F_SETFD, FD_CLOEXEC) != 0)
 		_exit(127);
+	// Whatever else oak inherited from its own caller must not reach the
+	// container: Go marks its own descriptors close-on-exec, not those.
+	if (syscall(SYS_close_range, CFG_FD + 1, ~0U, 0) != 0)
+		fail("close inherited descriptors: %s", strerror(errno));
 	receive_root();
 	read_config();
 	if (cfg.rootfs == NULL || cfg.argc < 2)
 		fail("nsinit: task description lacks a root or a command");
-	// The parent has placed us in the container's cgroups by now; make them
-	// our cgroup root so /proc/self/cgroup names nothing of the host.
-	if (unshare(CLONE_NEWCGROUP) != 0)
-		fail("new cgroup namespace: %s", strerror(errno));
 	build_root();
 	if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) != 0)
 		fail("sethostname %s: %s", cfg.hostname, strerror(errno));
 	drop_bounding();
+
+	// Moving a process between cgroup v1 groups waits for an RCU grace
+	// period (milliseconds), so the parent does it while we build the
+	// root, and we wait here for its word before anything of the image runs.
+	char go;
+	if (read(CFG_FD, &go, 1) != 1)
+		fail("nsinit: parent did not confirm the cgroup placement");
+	// Make the container's groups our cgroup root, so /proc/self/cgroup
+	// names nothing of the host.
+	if (unshare(CLONE_NEWCGROUP) != 0)
+		fail("new cgroup namespace: %s", strerror(errno));
+	install_filter();
 
 	sigset_t all, old;
 	sigfillset(&all);
@@ -467,6 +510,10 @@ __attribute__((constructor)) static void nsinit(void)
 	// Our copy of fd 3 must go, or the parent would not see the command's
 	// exec close it. Errors after this point are the command's own.
 	close(CFG_FD);
-	confine();
+	drop_caps();
+	// Nothing in the container may inspect or signal-steal from init
+	// through /proc/1 (its fds, memory, environment).
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		_exit(127);
 	reap(child);
 }
