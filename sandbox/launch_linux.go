@@ -112,17 +112,8 @@ func Start(t *Task) (*Process, error) {
 		p.Wait()
 		return nil, err
 	}
-	// The image directory, opened through the child's own view of the file
-	// system, travels as a descriptor: the container's ids may not be able
-	// to search the path to it, and its mount must be in the child's namespace.
-	dir, err := unix.Open(fmt.Sprintf("/proc/%d/root%s", cmd.Process.Pid, t.RootFS), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return fail(fmt.Errorf("root file system %s: %w", t.RootFS, err))
-	}
-	err = unix.Sendmsg(int(parent.Fd()), []byte{0}, unix.UnixRights(dir), nil, 0)
-	unix.Close(dir)
-	if err != nil {
-		return fail(fmt.Errorf("launch %s: send root: %w", t.ID, err))
+	if err := sendRoot(parent, cmd.Process.Pid, t.RootFS); err != nil {
+		return fail(fmt.Errorf("launch %s: %w", t.ID, err))
 	}
 	if _, err := parent.Write(encodeTask(t, prog)); err != nil {
 		return fail(fmt.Errorf("launch %s: send task: %w", t.ID, err))
@@ -199,6 +190,40 @@ func (p *Process) takeFD(fd int) (*os.File, error) {
 		return nil, err
 	}
 	return os.NewFile(uintptr(nfd), "seccomp-listener"), nil
+}
+
+// sendRoot gives the container its root: a detached clone of the image
+// directory, read-only, nosuid, nodev and id-mapped so that the image's
+// owners (host ids 0..65535) appear as the same ids inside, and a directory
+// in the child's mount namespace to attach it on. Only the host side can
+// make the clone: it can search any path, and only it may id-map a mount.
+func sendRoot(sock *os.File, pid int, rootfs string) error {
+	tree, err := unix.OpenTree(unix.AT_FDCWD, rootfs, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+	if err != nil {
+		return fmt.Errorf("root file system %s: clone: %w", rootfs, err)
+	}
+	defer unix.Close(tree)
+	userns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("user namespace of %d: %w", pid, err)
+	}
+	defer unix.Close(userns)
+	attr := &unix.MountAttr{
+		Attr_set:  unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV,
+		Userns_fd: uint64(userns),
+	}
+	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
+		return fmt.Errorf("root file system %s: id-map: %w", rootfs, err)
+	}
+	dir, err := unix.Open(fmt.Sprintf("/proc/%d/root%s", pid, rootfs), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("root file system %s: %w", rootfs, err)
+	}
+	defer unix.Close(dir)
+	if err := unix.Sendmsg(int(sock.Fd()), []byte{0}, unix.UnixRights(tree, dir), nil, 0); err != nil {
+		return fmt.Errorf("send root: %w", err)
+	}
+	return nil
 }
 
 // Pid is the host pid of the container's init.

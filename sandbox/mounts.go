@@ -59,7 +59,7 @@ const (
 // mountPlan lists the steps that build the container's tree: /proc of its
 // own pid namespace (read-only, masked), a /dev holding only the devices
 // above, /dev/shm and /tmp as size-limited tmpfs charged to the container's
-// memory, and finally the root itself made read-only.
+// memory. The root itself arrives read-only (see sendRoot).
 func mountPlan(t *Task) []op {
 	tmpfs := t.Limits.TmpfsBytes
 	if tmpfs <= 0 {
@@ -93,8 +93,6 @@ func mountPlan(t *Task) []op {
 		op{kind: opMount, source: "dev", target: "dev", flags: bindRO | unix.MS_NOSUID | unix.MS_NOEXEC},
 		op{kind: opMount, source: "tmpfs", target: "tmp", fstype: "tmpfs",
 			flags: nosuidNodev, data: fmt.Sprintf("mode=1777,size=%d", tmpfs)},
-		// The root last: a read-only remount of the bind of the image.
-		op{kind: opMount, source: "rootfs", target: "", flags: bindRO | unix.MS_NOSUID},
 	)
 	return ops
 }

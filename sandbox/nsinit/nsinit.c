@@ -211,15 +211,17 @@ static void read_config(void)
 
 static int rootfd = -1;
 
-// dirfd is the image directory, opened by the parent through
-// /proc/PID/root so that it lies in our mount namespace, and passed to us
-// first thing: our own ids may not be able to search the path to it.
-static int dirfd = -1;
+// The parent passes two descriptors first thing: the container's root as a
+// detached mount it has already made read-only and id-mapped to our user
+// namespace (treefd), and the directory in our mount namespace to attach it
+// on (mountfd, opened through /proc/PID/root: our own ids may not be able
+// to search the path to it).
+static int treefd = -1, mountfd = -1;
 
 static void receive_root(void)
 {
 	char byte;
-	char ctl[CMSG_SPACE(sizeof(int))];
+	char ctl[CMSG_SPACE(2 * sizeof(int))];
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
 	ssize_t n;
@@ -228,9 +230,10 @@ static void receive_root(void)
 	while (n < 0 && errno == EINTR);
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	if (n != 1 || c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-	    c->cmsg_len != CMSG_LEN(sizeof(int)))
-		fail("nsinit: receive root directory: %s", n < 0 ? strerror(errno) : "malformed message");
-	memcpy(&dirfd, CMSG_DATA(c), sizeof(int));
+	    c->cmsg_len != CMSG_LEN(2 * sizeof(int)))
+		fail("nsinit: receive root: %s", n < 0 ? strerror(errno) : "malformed message");
+	memcpy(&treefd, CMSG_DATA(c), sizeof(int));
+	memcpy(&mountfd, CMSG_DATA(c) + sizeof(int), sizeof(int));
 }
 
 // resolve opens target below the root without following any symbolic link,
@@ -337,15 +340,10 @@ static void build_root(void)
 	// mounts later may appear in the container.
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0)
 		fail("make mounts private: %s", strerror(errno));
-	// A clone of the image's tree attached over the image directory: the
-	// clone's root is the container's root from here on.
-	rootfd = open_tree(dirfd, "", OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | AT_RECURSIVE | AT_EMPTY_PATH);
-	if (rootfd < 0)
-		fail("clone root file system %s: %s", cfg.rootfs, strerror(errno));
-	if (move_mount(rootfd, "", dirfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+	if (move_mount(treefd, "", mountfd, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
 		fail("attach root file system %s: %s", cfg.rootfs, strerror(errno));
-	close(dirfd);
-	dirfd = -1;
+	close(mountfd);
+	rootfd = treefd;
 	for (int i = 0; i < cfg.nops; i++)
 		do_op(&cfg.ops[i]);
 
