@@ -48,7 +48,8 @@ func CheckRootFS(dir string) error {
 }
 
 // LookPath finds the command name inside the root dir the way execvp would
-// inside the container: a name with a slash is taken as is (relative to cwd),
+// inside the container: an absolute name is taken as is, one with a slash
+// relative to cwd,
 // any other is searched in the colon-separated pathList. Links are followed
 // inside the root; one that climbs out of it is an error. It returns the
 // command's absolute path inside the root.
@@ -57,7 +58,9 @@ func LookPath(dir, name, cwd, pathList string) (string, error) {
 		return "", fmt.Errorf("command: empty name")
 	}
 	var candidates []string
-	if strings.Contains(name, "/") {
+	if path.IsAbs(name) {
+		candidates = []string{path.Clean(name)}
+	} else if strings.Contains(name, "/") {
 		candidates = []string{path.Join("/", cwd, name)}
 	} else {
 		for _, p := range strings.Split(pathList, ":") {
