@@ -201,14 +201,14 @@ var refusals = []refusal{
 func expected(t *testing.T, c refusal) syscall.Errno {
 	t.Helper()
 	act := policy.Decide(c.nr, c.sysarg)
-	if act.Kind != policy.KindErrno {
+	if act.Kind() != policy.KindErrno {
 		t.Errorf("the policy table does not refuse %s (%v): %v", strings.Join(c.args, " "), c.sysarg, act)
 		if c.pinned != 0 {
 			return c.pinned
 		}
 		return unix.EPERM
 	}
-	got := syscall.Errno(act.Errno)
+	got := syscall.Errno(act.Errno())
 	if c.pinned != 0 && got != c.pinned {
 		t.Errorf("the policy table answers %s with %v; the contract says %v", strings.Join(c.args, " "), act, errnoName(c.pinned))
 		return c.pinned
