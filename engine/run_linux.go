@@ -28,17 +28,22 @@ type RunOptions struct {
 	Workdir    string
 	Limits     sandbox.Limits
 	AutoRemove bool
+	Publish    []string // -p [HOSTIP:]HOSTPORT:PORT[/PROTO]
+	Egress     []string // --egress PREFIX[:PORT][/PROTO] | any
 }
 
 // Spec is the resolved form of RunOptions kept in the record, everything a
 // supervisor needs to start the container.
 type Spec struct {
-	RootFS string         `json:"rootfs"`
-	Path   string         `json:"path"`
-	Args   []string       `json:"args"`
-	Env    []string       `json:"env"`
-	Cwd    string         `json:"cwd"`
-	Limits sandbox.Limits `json:"limits"`
+	Image   string         `json:"image"`
+	Publish []string       `json:"publish,omitempty"`
+	Egress  []string       `json:"egress,omitempty"`
+	RootFS  string         `json:"rootfs"`
+	Path    string         `json:"path"`
+	Args    []string       `json:"args"`
+	Env     []string       `json:"env"`
+	Cwd     string         `json:"cwd"`
+	Limits  sandbox.Limits `json:"limits"`
 }
 
 // defaultPath is the PATH a container gets unless -e sets one (docker's).
@@ -84,7 +89,12 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("image %s: %w", opts.Image, err)
 	}
-	spec := &Spec{RootFS: rootfs, Path: path, Args: args, Env: env, Cwd: cwd, Limits: opts.Limits}
+	spec := &Spec{Image: opts.Image, Publish: opts.Publish, Egress: opts.Egress,
+		RootFS: rootfs, Path: path, Args: args, Env: env, Cwd: cwd, Limits: opts.Limits}
+	listens, err := parseGrants(opts.Publish, opts.Egress)
+	if err != nil {
+		return nil, nil, err
+	}
 
 	unlock, err := e.lock()
 	if err != nil {
@@ -106,8 +116,12 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		if o.Name == c.Name {
 			return nil, nil, fmt.Errorf("invalid --name %q: already used by container %s", c.Name, ShortID(o.ID))
 		}
-		if o.Status != StatusExited {
-			used[o.Slot] = true
+		if o.Status == StatusExited {
+			continue
+		}
+		used[o.Slot] = true
+		if err := e.checkPorts(o, listens); err != nil {
+			return nil, nil, err
 		}
 	}
 	for c.Slot = 0; used[c.Slot]; c.Slot++ {
@@ -220,11 +234,21 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 		e.discard(c)
 		return Exit{}, err
 	}
+	auth, err := grantAuthority(spec)
+	if err != nil {
+		e.discard(c)
+		return Exit{}, err
+	}
+	rootfs, limits, err := auth.task()
+	if err != nil {
+		e.discard(c)
+		return Exit{}, err
+	}
 	task := &sandbox.Task{
-		ID: c.ID, RootFS: spec.RootFS, Path: spec.Path, Args: spec.Args,
+		ID: c.ID, RootFS: rootfs, Path: spec.Path, Args: spec.Args,
 		Env: append(spec.Env, "HOSTNAME="+ShortID(c.ID)), Cwd: spec.Cwd, Hostname: ShortID(c.ID),
 		IDs:    sandbox.IDRange{Host: uint32(idBase + c.Slot*idSize), Size: idSize},
-		Limits: spec.Limits, Stdin: out.Stdin, Stdout: stdout, Stderr: stderr,
+		Limits: limits, Stdin: out.Stdin, Stdout: stdout, Stderr: stderr,
 	}
 	p, err := sandbox.Start(task)
 	stdout.Close()
