@@ -85,12 +85,8 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		}
 		cwd = filepath.Clean(opts.Workdir)
 	}
-	path, err := sandbox.LookPath(rootfs, args[0], cwd, envValue(env, "PATH"))
-	if err != nil {
-		return nil, nil, fmt.Errorf("image %s: %w", opts.Image, err)
-	}
 	spec := &Spec{Image: opts.Image, Publish: opts.Publish, Egress: opts.Egress,
-		RootFS: rootfs, Path: path, Args: args, Env: env, Cwd: cwd, Limits: opts.Limits}
+		RootFS: rootfs, Args: args, Env: env, Cwd: cwd, Limits: opts.Limits}
 	listens, err := parseGrants(opts.Publish, opts.Egress)
 	if err != nil {
 		return nil, nil, err
@@ -166,15 +162,6 @@ func setEnv(env []string, kv string) []string {
 	return append(env, kv)
 }
 
-func envValue(env []string, key string) string {
-	for _, e := range env {
-		if v, ok := strings.CutPrefix(e, key+"="); ok {
-			return v
-		}
-	}
-	return ""
-}
-
 // Stdio is where a foreground container's output goes besides its log.
 type Stdio struct {
 	Stdin          *os.File // nil: /dev/null
@@ -245,7 +232,7 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 		return Exit{}, err
 	}
 	task := &sandbox.Task{
-		ID: c.ID, RootFS: rootfs, Path: spec.Path, Args: spec.Args,
+		ID: c.ID, Layers: []string{rootfs}, Scratch: filepath.Join(e.dir(c.ID), "scratch"), Args: spec.Args,
 		Env: append(spec.Env, "HOSTNAME="+ShortID(c.ID)), Cwd: spec.Cwd, Hostname: ShortID(c.ID),
 		IDs:    sandbox.IDRange{Host: uint32(idBase + c.Slot*idSize), Size: idSize},
 		Limits: limits, Stdin: out.Stdin, Stdout: stdout, Stderr: stderr,

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -112,7 +113,7 @@ func Start(t *Task) (*Process, error) {
 		p.Wait()
 		return nil, err
 	}
-	if err := sendRoot(parent, cmd.Process.Pid, t.RootFS); err != nil {
+	if err := sendRoot(parent, cmd.Process.Pid, t); err != nil {
 		return fail(fmt.Errorf("launch %s: %w", t.ID, err))
 	}
 	if _, err := parent.Write(encodeTask(t, prog)); err != nil {
@@ -129,7 +130,7 @@ func Start(t *Task) (*Process, error) {
 	// nsinit reports its seccomp listener, then the command's execve closes
 	// fd 3; an error record instead names the step that failed.
 	if err := p.readReports(parent); err != nil {
-		return fail(fmt.Errorf("launch %s: %w", t.ID, err))
+		return fail(err)
 	}
 	return p, nil
 }
@@ -146,11 +147,11 @@ func (p *Process) readReports(r io.Reader) error {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			if err == io.EOF {
 				if p.Listener == nil {
-					return errors.New("nsinit ended without a seccomp listener")
+					return errors.New("launch: nsinit ended without a seccomp listener")
 				}
 				return nil
 			}
-			return fmt.Errorf("read nsinit report: %w", err)
+			return fmt.Errorf("launch: read nsinit report: %w", err)
 		}
 		tag, n := binary.LittleEndian.Uint32(hdr[:4]), binary.LittleEndian.Uint32(hdr[4:])
 		if n > 4096 {
@@ -158,7 +159,7 @@ func (p *Process) readReports(r io.Reader) error {
 		}
 		body := make([]byte, n)
 		if _, err := io.ReadFull(r, body); err != nil {
-			return fmt.Errorf("read nsinit report: %w", err)
+			return fmt.Errorf("launch: read nsinit report: %w", err)
 		}
 		switch {
 		case tag == reportError:
@@ -166,14 +167,14 @@ func (p *Process) readReports(r io.Reader) error {
 		case tag == reportListener && n == 4 && p.Listener == nil:
 			l, err := p.takeFD(int(binary.LittleEndian.Uint32(body)))
 			if err != nil {
-				return fmt.Errorf("take seccomp listener: %w", err)
+				return fmt.Errorf("launch: take seccomp listener: %w", err)
 			}
 			p.Listener = l
 			if _, err := r.(io.Writer).Write([]byte{1}); err != nil {
-				return fmt.Errorf("acknowledge seccomp listener: %w", err)
+				return fmt.Errorf("launch: acknowledge seccomp listener: %w", err)
 			}
 		default:
-			return fmt.Errorf("unexpected nsinit report %d (%d bytes)", tag, n)
+			return fmt.Errorf("launch: unexpected nsinit report %d (%d bytes)", tag, n)
 		}
 	}
 }
@@ -192,38 +193,93 @@ func (p *Process) takeFD(fd int) (*os.File, error) {
 	return os.NewFile(uintptr(nfd), "seccomp-listener"), nil
 }
 
-// sendRoot gives the container its root: a detached clone of the image
-// directory, read-only, nosuid, nodev and id-mapped so that the image's
-// owners (host ids 0..65535) appear as the same ids inside, and a directory
-// in the child's mount namespace to attach it on. Only the host side can
-// make the clone: it can search any path, and only it may id-map a mount.
-func sendRoot(sock *os.File, pid int, rootfs string) error {
-	tree, err := unix.OpenTree(unix.AT_FDCWD, rootfs, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
-	if err != nil {
-		return fmt.Errorf("root file system %s: clone: %w", rootfs, err)
+// mountPoints are the directories the top layer provides, so that any
+// image can be a root: Oak mounts on them whatever the image has there.
+var mountPoints = []string{"proc", "dev", "tmp", "sys"}
+
+// sendRoot gives the container its root and volumes. The root is a
+// read-only overlay whose lower layers are the task's layers under a top
+// layer of mount points, each layer an id-mapped clone, so that the image's
+// owners (host ids 0..65535) appear as the same ids inside while the
+// container's processes run as unprivileged host ids. Only the host side
+// can build it: it can search any path, and only it may id-map a mount.
+// The child attaches it on the top layer's directory, opened through the
+// child's own view of the file system (a tree can only be attached onto a
+// mount of the attaching process's namespace).
+func sendRoot(sock *os.File, pid int, t *Task) error {
+	top := filepath.Join(t.Scratch, "mnt")
+	dirs := append([]string{top}, mountPoints...)
+	for i, d := range dirs[1:] {
+		dirs[i+1] = filepath.Join(top, d)
 	}
-	defer unix.Close(tree)
+	for _, v := range t.Volumes {
+		dirs = append(dirs, filepath.Join(top, v.Target))
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("mount points: %w", err)
+		}
+	}
 	userns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("user namespace of %d: %w", pid, err)
 	}
 	defer unix.Close(userns)
-	attr := &unix.MountAttr{
-		Attr_set:  unix.MOUNT_ATTR_IDMAP | unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV,
-		Userns_fd: uint64(userns),
-	}
-	if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, attr); err != nil {
-		return fmt.Errorf("root file system %s: id-map: %w", rootfs, err)
-	}
-	dir, err := unix.Open(fmt.Sprintf("/proc/%d/root%s", pid, rootfs), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	var fds []int
+	defer func() {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+	}()
+	fs, err := unix.Fsopen("overlay", unix.FSOPEN_CLOEXEC)
 	if err != nil {
-		return fmt.Errorf("root file system %s: %w", rootfs, err)
+		return fmt.Errorf("root: overlay: %w", err)
 	}
-	defer unix.Close(dir)
-	if err := unix.Sendmsg(int(sock.Fd()), []byte{0}, unix.UnixRights(tree, dir), nil, 0); err != nil {
+	fds = append(fds, fs)
+	for _, l := range append([]string{top}, t.Layers...) {
+		tree, err := unix.OpenTree(unix.AT_FDCWD, l, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
+		if err != nil {
+			return fmt.Errorf("layer %s: %w", l, err)
+		}
+		fds = append(fds, tree)
+		if err := idmap(tree, userns, 0); err != nil {
+			return fmt.Errorf("layer %s: id-map: %w", l, err)
+		}
+		if err := unix.FsconfigSetFd(fs, "lowerdir+", tree); err != nil {
+			return fmt.Errorf("layer %s: overlay: %w", l, err)
+		}
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return fmt.Errorf("root: overlay: %w", err)
+	}
+	root, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	if err != nil {
+		return fmt.Errorf("root: mount overlay: %w", err)
+	}
+	fds = append(fds, root)
+	dir, err := unix.Open(fmt.Sprintf("/proc/%d/root%s", pid, top), unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("root: %w", err)
+	}
+	fds = append(fds, dir)
+	pass := []int{root, dir}
+	for _, v := range t.Volumes {
+		if err := idmap(int(v.Mount.Fd()), userns, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV); err != nil {
+			return fmt.Errorf("volume on %s: id-map: %w", v.Target, err)
+		}
+		pass = append(pass, int(v.Mount.Fd()))
+	}
+	if err := unix.Sendmsg(int(sock.Fd()), []byte{0}, unix.UnixRights(pass...), nil, 0); err != nil {
 		return fmt.Errorf("send root: %w", err)
 	}
 	return nil
+}
+
+// idmap makes the detached mount tree show host ids 0..65535 as the same
+// ids of the user namespace userns, and sets attrs on it.
+func idmap(tree, userns int, attrs uint64) error {
+	return unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE,
+		&unix.MountAttr{Attr_set: unix.MOUNT_ATTR_IDMAP | attrs, Userns_fd: uint64(userns)})
 }
 
 // Pid is the host pid of the container's init.
@@ -279,7 +335,7 @@ func encodeTask(t *Task, filter []byte) []byte {
 		}
 	}
 	str := func(s string) []byte { return append([]byte(s), 0) }
-	rec(tagRootFS, []byte(t.RootFS))
+	rec(tagRootFS, []byte(t.Layers[0]))
 	for _, o := range mountPlan(t) {
 		switch o.kind {
 		case opMount:
@@ -301,7 +357,9 @@ func encodeTask(t *Task, filter []byte) []byte {
 	if t.Cwd != "" {
 		rec(tagCwd, []byte(t.Cwd))
 	}
-	rec(tagArg, []byte(t.Path))
+	for _, v := range t.Volumes {
+		rec(tagVolume, []byte(v.Target[1:]))
+	}
 	for _, a := range t.Args {
 		rec(tagArg, []byte(a))
 	}

@@ -36,6 +36,7 @@ const (
 	tagEnv      = 9
 	tagSeccomp  = 10
 	tagUser     = 11
+	tagVolume   = 12
 )
 
 // devices are the only device nodes a container gets: bind mounts of the
@@ -96,7 +97,3 @@ func mountPlan(t *Task) []op {
 	)
 	return ops
 }
-
-// requiredDirs must exist as real directories in every image: they are
-// mount points, and a read-only image cannot grow them.
-var requiredDirs = []string{"proc", "dev", "tmp"}

@@ -15,9 +15,9 @@ import (
 var ErrEscape = errors.New("symbolic link escapes the root")
 
 // CheckRootFS verifies that dir can serve as a container's root: an existing
-// directory, with real directories (not links) at the mount points Oak needs,
-// and no link at its top level that climbs out of it. It refuses, naming the
-// path, anything else.
+// directory with no link at its top level that climbs out of it (in an
+// image that is a mistake or an attack). It refuses, naming the path,
+// anything else.
 func CheckRootFS(dir string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -25,12 +25,6 @@ func CheckRootFS(dir string) error {
 	}
 	if !fi.IsDir() {
 		return fmt.Errorf("root file system %s: not a directory", dir)
-	}
-	for _, d := range requiredDirs {
-		fi, err := os.Lstat(filepath.Join(dir, d))
-		if err != nil || !fi.IsDir() {
-			return fmt.Errorf("root file system %s: /%s must be a directory (it is a mount point)", dir, d)
-		}
 	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -45,49 +39,6 @@ func CheckRootFS(dir string) error {
 		}
 	}
 	return nil
-}
-
-// LookPath finds the command name inside the root dir the way execvp would
-// inside the container: an absolute name is taken as is, one with a slash
-// relative to cwd,
-// any other is searched in the colon-separated pathList. Links are followed
-// inside the root; one that climbs out of it is an error. It returns the
-// command's absolute path inside the root.
-func LookPath(dir, name, cwd, pathList string) (string, error) {
-	if name == "" {
-		return "", fmt.Errorf("command: empty name")
-	}
-	var candidates []string
-	if path.IsAbs(name) {
-		candidates = []string{path.Clean(name)}
-	} else if strings.Contains(name, "/") {
-		candidates = []string{path.Join("/", cwd, name)}
-	} else {
-		for _, p := range strings.Split(pathList, ":") {
-			if p == "" {
-				p = "."
-			}
-			candidates = append(candidates, path.Join("/", cwd, p, name))
-		}
-	}
-	for _, c := range candidates {
-		resolved, err := resolveIn(dir, c)
-		if errors.Is(err, ErrEscape) {
-			return "", fmt.Errorf("command %s: %w", name, err)
-		}
-		if err != nil {
-			continue
-		}
-		fi, err := os.Stat(filepath.Join(dir, resolved))
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		if fi.Mode()&0o111 == 0 {
-			return "", fmt.Errorf("command %s: %s is not executable", name, c)
-		}
-		return c, nil
-	}
-	return "", fmt.Errorf("command %s: not found in the image (PATH=%s)", name, pathList)
 }
 
 // resolveIn resolves p (absolute, inside root) following symbolic links the

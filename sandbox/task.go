@@ -11,6 +11,8 @@ package sandbox
 import (
 	"fmt"
 	"os"
+	"path"
+	"strings"
 )
 
 // Limits is the part of a container's quota the host enforces on its
@@ -29,13 +31,22 @@ type IDRange struct {
 	Size uint32
 }
 
-// Task describes one container process. RootFS must already have passed
-// CheckRootFS; Path is the command's absolute path inside the root, found
-// with LookPath.
+// Volume is a file system a container was granted, attached at Target.
+type Volume struct {
+	Mount  *os.File // a detached mount (fsmount), not yet id-mapped
+	Target string   // absolute path inside the container
+}
+
+// Task describes one container process. Its root is a read-only overlay of
+// Layers, each a directory on the host (a plain root file system that
+// passed CheckRootFS, or an unpacked image layer), over a top layer Oak
+// makes in Scratch with the mount points the container needs. Args[0] is
+// looked up in the PATH of Env inside the container.
 type Task struct {
 	ID       string
-	RootFS   string   // absolute host path of the image's root directory
-	Path     string   // command to execute, absolute inside RootFS
+	Layers   []string // host directories, top layer first
+	Scratch  string   // an empty directory of the container's own, removed by the caller
+	Volumes  []Volume
 	Args     []string // argv, Args[0] included
 	Env      []string
 	Cwd      string // working directory inside the container; "" means /
@@ -54,14 +65,38 @@ func (t *Task) validate() error {
 	switch {
 	case t.ID == "":
 		return fmt.Errorf("task: empty id")
-	case t.RootFS == "" || t.RootFS[0] != '/':
-		return fmt.Errorf("task %s: root file system %q is not an absolute path", t.ID, t.RootFS)
-	case t.Path == "" || t.Path[0] != '/':
-		return fmt.Errorf("task %s: command path %q is not absolute", t.ID, t.Path)
-	case len(t.Args) == 0:
+	case len(t.Layers) == 0:
+		return fmt.Errorf("task %s: no image layers", t.ID)
+	case t.Scratch == "" || t.Scratch[0] != '/':
+		return fmt.Errorf("task %s: scratch directory %q is not an absolute path", t.ID, t.Scratch)
+	case len(t.Args) == 0 || t.Args[0] == "":
 		return fmt.Errorf("task %s: no command", t.ID)
 	case t.IDs.Size == 0 || t.IDs.Host == 0:
 		return fmt.Errorf("task %s: id range %d+%d would map host root", t.ID, t.IDs.Host, t.IDs.Size)
 	}
+	for _, l := range t.Layers {
+		if l == "" || l[0] != '/' {
+			return fmt.Errorf("task %s: layer %q is not an absolute path", t.ID, l)
+		}
+	}
+	for _, v := range t.Volumes {
+		if v.Mount == nil || !validTarget(v.Target) {
+			return fmt.Errorf("task %s: volume target %q: want an absolute path outside /proc, /dev and /tmp", t.ID, v.Target)
+		}
+	}
 	return nil
+}
+
+// validTarget accepts a clean absolute path other than / that does not lie
+// in a file system Oak mounts itself.
+func validTarget(p string) bool {
+	if p == "" || p[0] != '/' || p == "/" || path.Clean(p) != p {
+		return false
+	}
+	for _, m := range []string{"/proc", "/dev", "/tmp", "/sys"} {
+		if p == m || strings.HasPrefix(p, m+"/") {
+			return false
+		}
+	}
+	return true
 }

@@ -55,6 +55,7 @@ enum {
 	TAG_ENV = 9,      // repeated: envp
 	TAG_SECCOMP = 10, // struct sock_filter[]
 	TAG_USER = 11,    // u32 uid, u32 gid
+	TAG_VOLUME = 12,  // target (relative to the root); its mount is the next passed descriptor
 };
 
 // Records nsinit sends back on fd 3, in the same framing.
@@ -66,6 +67,7 @@ enum {
 #define CFG_FD 3
 #define MAX_MSG (1 << 20)
 #define MAX_LIST 4096
+#define MAX_VOLUMES 64
 
 struct op {
 	int tag;
@@ -84,6 +86,8 @@ static struct {
 	struct sock_filter *filter;
 	unsigned short filter_len;
 	uint32_t uid, gid;
+	char *volumes[MAX_VOLUMES];
+	int nvolumes;
 } cfg;
 
 // fail reports "what: cause" to the parent and exits. It is used both before
@@ -173,6 +177,11 @@ static void read_config(void)
 			cfg.filter = (struct sock_filter *)buf;
 			cfg.filter_len = len / sizeof(struct sock_filter);
 			break;
+		case TAG_VOLUME:
+			if (cfg.nvolumes >= MAX_VOLUMES)
+				fail("nsinit: too many volumes");
+			cfg.volumes[cfg.nvolumes++] = buf;
+			break;
 		case TAG_USER:
 			if (len != 8)
 				fail("nsinit: bad user record");
@@ -211,17 +220,19 @@ static void read_config(void)
 
 static int rootfd = -1;
 
-// The parent passes two descriptors first thing: the container's root as a
-// detached mount it has already made read-only and id-mapped to our user
-// namespace (treefd), and the directory in our mount namespace to attach it
-// on (mountfd, opened through /proc/PID/root: our own ids may not be able
-// to search the path to it).
+// The parent passes descriptors first thing: the container's root as a
+// detached overlay mount it has already made read-only over id-mapped
+// layers (treefd), the directory in our mount namespace to attach it on
+// (mountfd, opened through /proc/PID/root: our own ids may not be able to
+// search the path to it), and one detached, id-mapped mount per volume.
 static int treefd = -1, mountfd = -1;
+static int volumefds[MAX_VOLUMES];
+static int nvolumefds;
 
 static void receive_root(void)
 {
 	char byte;
-	char ctl[CMSG_SPACE(2 * sizeof(int))];
+	char ctl[CMSG_SPACE((2 + MAX_VOLUMES) * sizeof(int))];
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
 	ssize_t n;
@@ -229,11 +240,16 @@ static void receive_root(void)
 		n = recvmsg(CFG_FD, &msg, MSG_CMSG_CLOEXEC);
 	while (n < 0 && errno == EINTR);
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-	if (n != 1 || c == NULL || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS ||
-	    c->cmsg_len != CMSG_LEN(2 * sizeof(int)))
+	if (n != 1 || (msg.msg_flags & MSG_CTRUNC) || c == NULL || c->cmsg_level != SOL_SOCKET ||
+	    c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(2 * sizeof(int)))
 		fail("nsinit: receive root: %s", n < 0 ? strerror(errno) : "malformed message");
-	memcpy(&treefd, CMSG_DATA(c), sizeof(int));
-	memcpy(&mountfd, CMSG_DATA(c) + sizeof(int), sizeof(int));
+	int nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+	int fds[2 + MAX_VOLUMES];
+	memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+	treefd = fds[0];
+	mountfd = fds[1];
+	nvolumefds = nfds - 2;
+	memcpy(volumefds, fds + 2, nvolumefds * sizeof(int));
 }
 
 // resolve opens target below the root without following any symbolic link,
@@ -346,6 +362,17 @@ static void build_root(void)
 	rootfd = treefd;
 	for (int i = 0; i < cfg.nops; i++)
 		do_op(&cfg.ops[i]);
+	if (cfg.nvolumes != nvolumefds)
+		fail("nsinit: %d volume targets for %d volume mounts", cfg.nvolumes, nvolumefds);
+	for (int i = 0; i < cfg.nvolumes; i++) {
+		int target = resolve(cfg.volumes[i], O_DIRECTORY);
+		if (target < 0)
+			fail("volume on /%s: resolve target: %s", cfg.volumes[i], strerror(errno));
+		if (move_mount(volumefds[i], "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
+			fail("volume on /%s: attach: %s", cfg.volumes[i], strerror(errno));
+		close(target);
+		close(volumefds[i]);
+	}
 
 	// pivot_root(".", ".") stacks the old root under the new one; detaching
 	// it leaves the container with nothing of the host's tree.
@@ -417,6 +444,41 @@ static void install_filter(void)
 	close(listener);
 }
 
+// exec_path runs file as execvp would, but searching the PATH of the
+// container's environment, inside the container's own root: what the image
+// holds is what the command finds. Only returns by failing.
+static void exec_path(const char *file)
+{
+	if (strchr(file, '/') != NULL) {
+		execve(file, cfg.argv, cfg.envp);
+		fail("exec %s: %s", file, strerror(errno));
+	}
+	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	for (int i = 0; i < cfg.envc; i++) {
+		if (strncmp(cfg.envp[i], "PATH=", 5) == 0)
+			path = cfg.envp[i] + 5;
+	}
+	int saved = ENOENT;
+	char buf[4096];
+	for (const char *p = path;; p++) {
+		const char *end = strchrnul(p, ':');
+		int n = end == p ? snprintf(buf, sizeof buf, "%s", file)
+				 : snprintf(buf, sizeof buf, "%.*s/%s", (int)(end - p), p, file);
+		if (n > 0 && n < (int)sizeof buf) {
+			execve(buf, cfg.argv, cfg.envp);
+			// Like execvp: a missing entry means "keep looking"; a file
+			// that is there but cannot run is the answer unless a later
+			// entry runs.
+			if (errno != ENOENT && errno != ENOTDIR)
+				saved = errno;
+		}
+		if (*end == 0)
+			break;
+		p = end;
+	}
+	fail("exec %s: %s", file, saved == ENOENT ? "not found in the image's PATH" : strerror(saved));
+}
+
 static void exec_command(const sigset_t *oldmask)
 {
 	if (setresgid(cfg.gid, cfg.gid, cfg.gid) != 0)
@@ -430,10 +492,7 @@ static void exec_command(const sigset_t *oldmask)
 		fail("restore signal mask: %s", strerror(errno));
 	cfg.argv[cfg.argc] = NULL;
 	cfg.envp[cfg.envc] = NULL;
-	// argv[0] is the resolved path (the parent looked it up in the image's
-	// PATH); argv[1] is the name the command sees as its own argv[0].
-	execve(cfg.argv[0], cfg.argv + 1, cfg.envp);
-	fail("exec %s: %s", cfg.argv[0], strerror(errno));
+	exec_path(cfg.argv[0]);
 }
 
 // reap is pid 1 for the rest of the container's life: it forwards every
@@ -478,7 +537,7 @@ __attribute__((constructor)) static void nsinit(void)
 		fail("close inherited descriptors: %s", strerror(errno));
 	receive_root();
 	read_config();
-	if (cfg.rootfs == NULL || cfg.argc < 2)
+	if (cfg.rootfs == NULL || cfg.argc < 1)
 		fail("nsinit: task description lacks a root or a command");
 	build_root();
 	if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) != 0)
