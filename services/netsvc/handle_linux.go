@@ -1,0 +1,188 @@
+//go:build linux && (amd64 || arm64)
+
+package netsvc
+
+import (
+	"net/netip"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// socket serves socket(domain, type, protocol): see socketRule for what is
+// made at all; a TCP or UDP socket is made if the container holds any grant
+// for the protocol, in the service's (the host's) network namespace, and
+// installed in the caller with the answer.
+func (l *loop) socket(c *call) result {
+	req, err := socketRule(int32(c.args[0]), int32(c.args[1]), int32(c.args[2]))
+	if err == einval {
+		return result{err: einval}
+	}
+	if err != nil {
+		return result{err: deny(err.(errno), "socket family, type or protocol not served")}
+	}
+	if !l.grants.Any(req.proto) {
+		return result{err: deny(eacces, "no "+req.proto+" grant")}
+	}
+	typ := req.typ | unix.SOCK_CLOEXEC
+	if req.nonblock {
+		typ |= unix.SOCK_NONBLOCK
+	}
+	fd, err := unix.Socket(req.family, typ, req.protocol)
+	if err != nil {
+		return performed(0, err)
+	}
+	defer unix.Close(fd)
+	newfd, e := addfdSend(l.listener, c.id, fd, req.cloexec)
+	switch e {
+	case 0:
+		return result{val: int64(newfd), answered: true}
+	case unix.ENOENT:
+		return result{err: errGone}
+	}
+	// Not installed (EMFILE: the caller's table is full); the call is still
+	// pending and is answered with the reason.
+	return performed(0, e)
+}
+
+// bind serves bind(fd, addr, addrlen) on an AF_INET/AF_INET6 socket: the
+// container port must have a listen grant, and the socket is bound to the
+// host address the grant publishes it on.
+func (l *loop) bind(c *call) result {
+	s, err := c.sock(0)
+	if err != nil {
+		return result{err: err}
+	}
+	if !s.kind.inet() {
+		return result{err: deny(eacces, "bind on a socket that is not AF_INET/AF_INET6")}
+	}
+	proto := s.kind.proto()
+	if proto == "" {
+		return result{err: deny(eacces, "bind on a socket that is neither TCP nor UDP")}
+	}
+	n := int32(c.args[2])
+	sa, err := c.sockaddr(c.args[1], n)
+	if err != nil {
+		return result{err: err}
+	}
+	port, err := bindPort(s.kind, sa, int(n))
+	if err != nil {
+		return result{err: err}
+	}
+	if port == 0 {
+		return result{err: deny(eacces, "bind to port 0")}
+	}
+	host, ok := l.grants.Listen(proto, port)
+	if !ok {
+		return result{err: deny(eacces, "no listen grant")}
+	}
+	target, err := bindTarget(s.kind, sa, host)
+	if err != nil {
+		return result{err: deny(err.(errno), "bind address is not the container's")}
+	}
+	if !c.valid() {
+		return result{err: errGone}
+	}
+	if err := sysSockaddr(unix.SYS_BIND, s.fd, target.encode()); err != nil {
+		return performed(0, err)
+	}
+	l.bound[boundKey{proto, unmapped(target.ap)}] = port
+	return performed(0, nil)
+}
+
+// listen serves listen(fd, backlog): only a TCP socket bound by bind above to
+// a host address whose grant still stands may listen.
+func (l *loop) listen(c *call) result {
+	s, err := c.sock(0)
+	if err != nil {
+		return result{err: err}
+	}
+	if !s.kind.inet() {
+		return result{err: deny(eacces, "listen on a socket that is not AF_INET/AF_INET6")}
+	}
+	if s.kind.typ != unix.SOCK_STREAM {
+		return result{err: eopnotsupp}
+	}
+	sa, err := unix.Getsockname(s.fd)
+	if err != nil {
+		return result{err: failure{eacces, &opError{"getsockname", err}}}
+	}
+	var host netip.AddrPort
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		host = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		host = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+	}
+	port, ok := l.bound[boundKey{ProtoTCP, host}]
+	if !ok {
+		return result{err: deny(eacces, "listen on a socket not bound to a granted port")}
+	}
+	if h, ok := l.grants.Listen(ProtoTCP, port); !ok || unmapped(h) != host {
+		return result{err: deny(eacces, "listen grant revoked")}
+	}
+	if !c.valid() {
+		return result{err: errGone}
+	}
+	return performed(0, unix.Listen(s.fd, int(int32(c.args[1]))))
+}
+
+// connect serves connect(fd, addr, addrlen).
+func (l *loop) connect(c *call) result {
+	s, err := c.sock(0)
+	if err != nil {
+		return result{err: err}
+	}
+	n := int32(c.args[2])
+	sa, err := c.sockaddr(c.args[1], n)
+	if !s.kind.inet() {
+		// A socketpair end (or another socket the engine handed in):
+		// dissolving an association is harmless; a named address would be
+		// looked up in the service's mount namespace.
+		if err == nil && sa.family == afUnspec {
+			if !c.valid() {
+				return result{err: errGone}
+			}
+			return performed(0, sysSockaddr(unix.SYS_CONNECT, s.fd, sa.encode()))
+		}
+		if err != nil && err != eafnosupport {
+			return result{err: err}
+		}
+		return result{err: deny(eacces, "connect to a named address on a socket that is not AF_INET/AF_INET6")}
+	}
+	if err != nil {
+		return result{err: err}
+	}
+	d, err := connectDest(s.kind, sa, int(n))
+	if err != nil {
+		return result{err: err}
+	}
+	if !d.none {
+		proto := s.kind.proto()
+		if proto == "" || !l.grants.Egress(proto, d.ap) {
+			return result{err: deny(eacces, "no egress grant for "+proto+" "+d.ap.String())}
+		}
+		if r, err := routed(s); err != nil || r {
+			if err == nil {
+				err = deny(eacces, "socket carries an IPv6 routing header")
+			}
+			return result{err: err}
+		}
+	}
+	if !c.valid() {
+		return result{err: errGone}
+	}
+	// Inline: a blocking socket holds this container's serving thread until
+	// the handshake ends; O_NONBLOCK (shared with the container through the
+	// open file description) makes it EINPROGRESS.
+	return performed(0, sysSockaddr(unix.SYS_CONNECT, s.fd, d.sa.encode()))
+}
+
+// sysSockaddr is bind or connect with a sockaddr the service encoded.
+func sysSockaddr(nr uintptr, fd int, sa []byte) error {
+	_, _, e := unix.Syscall(nr, uintptr(fd), uintptr(unsafe.Pointer(&sa[0])), uintptr(len(sa)))
+	if e != 0 {
+		return e
+	}
+	return nil
+}

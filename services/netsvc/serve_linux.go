@@ -1,0 +1,302 @@
+//go:build linux && (amd64 || arm64)
+
+package netsvc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// Serve serves the seccomp user-notification listener of one container until
+// the container is gone (every task under the filter has exited: nil), ctx
+// ends (ctx.Err()), or the listener fails (an error naming the operation).
+//
+// The calls are served one at a time on a dedicated OS thread with every
+// signal blocked (a signal arriving during SECCOMP_IOCTL_NOTIF_ADDFD can lose
+// the installed descriptor while the call counts as answered). Serve does
+// not close listener; the caller closes it after Serve returns. A call taken
+// off the listener is always answered before Serve returns, unless its caller
+// is gone; a send still waiting for buffer space when ctx ends is answered
+// with the bytes sent so far, or EINTR.
+func (s *Server) Serve(ctx context.Context, listener int) error {
+	if (s.Grants == nil) != s.Offline {
+		return errors.New("netsvc: serve: want grants, or Offline without grants")
+	}
+	if listener < 0 {
+		return fmt.Errorf("netsvc: serve: listener %d is not a descriptor", listener)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return fmt.Errorf("netsvc: serve: eventfd: %w", err)
+	}
+	defer unix.Close(wake)
+	l := &loop{
+		srv:      s,
+		grants:   s.Grants,
+		listener: listener,
+		wake:     wake,
+		log:      s.Log,
+		stats:    s.Stats,
+		bound:    make(map[boundKey]uint16),
+	}
+	if l.log == nil {
+		l.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if l.stats == nil {
+		l.stats = new(Stats)
+	}
+	done := make(chan error, 1)
+	go func() { done <- l.run() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		one := []byte{1, 0, 0, 0, 0, 0, 0, 0}
+		unix.Write(wake, one)
+		err = <-done
+	}
+	l.stopping.Store(true)
+	l.workers.Wait()
+	if errors.Is(err, errWoken) {
+		err = ctx.Err()
+	}
+	return err
+}
+
+var errWoken = errors.New("woken")
+
+// loop is the state of one container's serving loop.
+type loop struct {
+	srv      *Server
+	grants   Grants
+	listener int
+	wake     int
+	log      *slog.Logger
+	stats    *Stats
+	// bound records, for listen, which container port a host address was
+	// bound for (see Server.listen). Only the serving thread touches it.
+	bound    map[boundKey]uint16
+	stopping atomic.Bool
+	workers  sync.WaitGroup
+}
+
+type boundKey struct {
+	proto string
+	host  netip.AddrPort
+}
+
+// run is the serving loop. It locks its goroutine to its OS thread and never
+// unlocks it: when run returns the thread ends, and with it the blocked
+// signal mask.
+func (l *loop) run() error {
+	runtime.LockOSThread()
+	var all unix.Sigset_t
+	for i := range all.Val {
+		all.Val[i] = ^uint64(0)
+	}
+	if err := unix.PthreadSigmask(unix.SIG_SETMASK, &all, nil); err != nil {
+		return fmt.Errorf("netsvc: serve: block signals: %w", err)
+	}
+	fds := []unix.PollFd{
+		{Fd: int32(l.listener), Events: unix.POLLIN},
+		{Fd: int32(l.wake), Events: unix.POLLIN},
+	}
+	var n seccompNotif
+	for {
+		fds[0].Revents, fds[1].Revents = 0, 0
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return fmt.Errorf("netsvc: serve: poll listener: %w", err)
+		}
+		if fds[1].Revents != 0 {
+			return errWoken
+		}
+		ev := fds[0].Revents
+		if ev&unix.POLLNVAL != 0 {
+			return fmt.Errorf("netsvc: serve: listener %d is not an open descriptor", l.listener)
+		}
+		if ev&unix.POLLIN == 0 {
+			if ev&(unix.POLLHUP|unix.POLLERR) != 0 {
+				return nil // every task under the filter has exited
+			}
+			continue
+		}
+		// A blocking RECV does not wake when the container exits, which
+		// is why it only follows POLLIN. If the call vanished meanwhile
+		// (its thread killed) RECV says ENOENT rather than block.
+		switch e := recvNotif(l.listener, &n); e {
+		case 0:
+		case unix.ENOENT:
+			continue
+		default:
+			return fmt.Errorf("netsvc: serve: receive notification: %w", e)
+		}
+		l.serve(&n)
+	}
+}
+
+// result is how a handler answers a call.
+type result struct {
+	val int64
+	err error // nil, an errno, a denial, a failure, or errGone
+	// answered says the call was answered already (ADDFD with
+	// SECCOMP_ADDFD_FLAG_SEND).
+	answered bool
+	// later, if set, finishes the call on another goroutine (a send that
+	// has to wait for buffer space).
+	later func() result
+	// after runs once the call is answered (SIGPIPE for a send on a
+	// broken stream, as the kernel raises it).
+	after func()
+}
+
+// performed answers with the kernel's own result of the service's action.
+func performed(val int, e error) result {
+	if e != nil {
+		if en, ok := e.(unix.Errno); ok {
+			return result{err: performedErr{en}}
+		}
+		return result{err: e}
+	}
+	return result{val: int64(val)}
+}
+
+// performedErr is an error the kernel returned for the service's action on
+// the container's behalf (counted as Allowed: the call was let through).
+type performedErr struct{ e unix.Errno }
+
+func (p performedErr) Error() string { return p.e.Error() }
+
+func (l *loop) serve(n *seccompNotif) {
+	l.stats.Served.Add(1)
+	if l.srv.Offline {
+		l.offline(n)
+		return
+	}
+	c := &call{l: l, id: n.ID, nr: n.Data.Nr, tid: int(n.Pid), args: n.Data.Args, pidfd: -1}
+	var r result
+	if n.Data.Arch != nativeArch {
+		r = result{err: deny(enosys, "foreign system-call ABI")}
+	} else {
+		switch n.Data.Nr {
+		case unix.SYS_SOCKET:
+			r = l.socket(c)
+		case unix.SYS_BIND:
+			r = l.bind(c)
+		case unix.SYS_LISTEN:
+			r = l.listen(c)
+		case unix.SYS_CONNECT:
+			r = l.connect(c)
+		case unix.SYS_SENDTO:
+			r = l.sendto(c)
+		case unix.SYS_SENDMSG:
+			r = l.sendmsg(c)
+		case unix.SYS_SENDMMSG:
+			r = l.sendmmsg(c)
+		default:
+			// The filter trapped a call this service does not serve:
+			// answer as the kernel does when no one listens.
+			r = result{err: deny(enosys, "system call not served")}
+		}
+	}
+	if r.later != nil {
+		l.workers.Add(1)
+		go func() {
+			defer l.workers.Done()
+			l.finish(c, r.later())
+		}()
+		return
+	}
+	l.finish(c, r)
+}
+
+// offline answers a call of a container without network authority.
+func (l *loop) offline(n *seccompNotif) {
+	var e unix.Errno
+	if n.Data.Arch == nativeArch && n.Data.Nr == unix.SYS_SOCKET {
+		l.stats.Denied.Add(1)
+		e = sendResp(l.listener, n.ID, 0, eacces)
+	} else {
+		l.stats.Allowed.Add(1)
+		e = sendContinue(l.listener, n.ID)
+	}
+	if e == unix.ENOENT {
+		l.stats.Gone.Add(1)
+	}
+}
+
+// finish answers the call with r, counts it and releases it.
+func (l *loop) finish(c *call, r result) {
+	defer c.release()
+	var e errno
+	switch err := r.err.(type) {
+	case nil:
+		l.stats.Allowed.Add(1)
+	case performedErr:
+		l.stats.Allowed.Add(1)
+		e = errno(err.e)
+	case errno:
+		l.stats.Invalid.Add(1)
+		e = err
+	case denial:
+		l.stats.Denied.Add(1)
+		e = err.e
+		l.log.Debug("netsvc: refused", "call", callName(c.nr), "tid", c.tid, "reason", err.why, "errno", err.e.Error())
+	case failure:
+		l.stats.Failed.Add(1)
+		e = err.e
+		l.log.Warn("netsvc: service failure", "call", callName(c.nr), "tid", c.tid, "err", err.err, "answer", err.e.Error())
+	default:
+		if err == errGone {
+			l.stats.Gone.Add(1)
+			return
+		}
+		l.stats.Failed.Add(1)
+		e = eacces
+		l.log.Warn("netsvc: service failure", "call", callName(c.nr), "tid", c.tid, "err", err)
+	}
+	if !r.answered {
+		switch sendResp(l.listener, c.id, r.val, e) {
+		case 0:
+		case unix.ENOENT:
+			l.stats.Gone.Add(1)
+			return
+		default:
+			l.stats.Failed.Add(1)
+			return
+		}
+	}
+	if r.after != nil {
+		r.after()
+	}
+}
+
+func callName(nr int32) string {
+	switch nr {
+	case unix.SYS_SOCKET:
+		return "socket"
+	case unix.SYS_BIND:
+		return "bind"
+	case unix.SYS_LISTEN:
+		return "listen"
+	case unix.SYS_CONNECT:
+		return "connect"
+	case unix.SYS_SENDTO:
+		return "sendto"
+	case unix.SYS_SENDMSG:
+		return "sendmsg"
+	case unix.SYS_SENDMMSG:
+		return "sendmmsg"
+	}
+	return fmt.Sprintf("syscall %d", nr)
+}
