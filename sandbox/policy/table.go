@@ -299,34 +299,38 @@ var table = []Rule{
 	{Nr: 199, Name: "fremovexattr", Action: Allow, Why: "as setxattr"},
 
 	// Sockets. Making a socket, naming an address or listening is network
-	// authority: refused with EACCES until the network service serves them
-	// (those rows will become Notify). Using a socket it holds — a socketpair,
-	// a listener or connection the engine handed in — is allowed.
-	{Nr: 41, Name: "socket", Action: Fail(EACCES), Why: "network authority, every family"},
+	// authority: the calls that do it are handed to the network service
+	// (services/netsvc), which serves them against the container's grants
+	// and answers by injecting a socket of the host's or with an errno; it
+	// never lets the kernel re-read a checked argument. Using a socket the
+	// container holds — reading, writing, accepting — is the host kernel's
+	// own data path, untouched.
+	{Nr: 41, Name: "socket", Action: Notify,
+		When: when(all(arg32(0).eq(afInet)), all(arg32(0).eq(afInet6))), Else: Fail(EACCES),
+		Why: "TCP/UDP sockets are created by the network service under a grant; every other family (netlink, packet, raw, AF_UNIX sockets that could name host paths) is refused"},
 	{Nr: 53, Name: "socketpair", Action: Allow,
 		When: when(all(arg32(0).eq(afUnix))), Else: Fail(EACCES),
 		Why: "a connected AF_UNIX pair within the container; other families are network authority"},
-	{Nr: 42, Name: "connect", Action: Fail(EACCES), Why: "network authority"},
-	{Nr: 49, Name: "bind", Action: Fail(EACCES), Why: "network authority"},
-	{Nr: 50, Name: "listen", Action: Fail(EACCES), Why: "network authority"},
-	{Nr: 43, Name: "accept", Action: Allow, Why: "on a listener it was handed: the listen grant is the authority"},
+	{Nr: 42, Name: "connect", Action: Notify, Why: "checked against egress grants"},
+	{Nr: 49, Name: "bind", Action: Notify, Why: "checked against listen grants; binds the grant's host address"},
+	{Nr: 50, Name: "listen", Action: Notify, Why: "only on a socket bound under a listen grant (an unbound socket would auto-bind)"},
+	{Nr: 43, Name: "accept", Action: Allow, Why: "on a listener it holds: the listen grant is the authority"},
 	{Nr: 288, Name: "accept4", Action: Allow, Why: "as accept"},
 	{Nr: 44, Name: "sendto", Action: Allow,
-		When: when(all(arg64(4).eq(0), arg32(3).none(msgFastOpen))), Else: Fail(EACCES),
-		Why: "send() on a socket it holds; an address or MSG_FASTOPEN would reach a new peer"},
-	{Nr: 46, Name: "sendmsg", Action: Allow,
-		When: when(all(arg32(2).none(msgFastOpen))), Else: Fail(EACCES),
-		Why: "as sendto for MSG_FASTOPEN; msg_name is in memory the filter cannot read, so sockets that honour it must not be handed in unmediated"},
-	{Nr: 307, Name: "sendmmsg", Action: Allow,
-		When: when(all(arg32(3).none(msgFastOpen))), Else: Fail(EACCES),
-		Why: "as sendmsg"},
+		When: when(all(arg64(4).eq(0), arg32(3).none(msgFastOpen))), Else: Notify,
+		Why: "send() on a socket it holds is the data path; an address or MSG_FASTOPEN names a peer and is checked"},
+	{Nr: 46, Name: "sendmsg", Action: Notify,
+		Why: "msg_name and control messages are in memory the filter cannot read: the service reads them once and sends itself"},
+	{Nr: 307, Name: "sendmmsg", Action: Notify, Why: "as sendmsg"},
 	{Nr: 45, Name: "recvfrom", Action: Allow},
 	{Nr: 47, Name: "recvmsg", Action: Allow},
 	{Nr: 299, Name: "recvmmsg", Action: Allow},
 	{Nr: 48, Name: "shutdown", Action: Allow},
 	{Nr: 51, Name: "getsockname", Action: Allow},
 	{Nr: 52, Name: "getpeername", Action: Allow},
-	{Nr: 54, Name: "setsockopt", Action: Allow, Why: "options of a socket it holds; the ones that reach beyond it need CAP_NET_* over the socket's network namespace"},
+	{Nr: 54, Name: "setsockopt", Action: Allow,
+		When: when(all(arg32(1).ne(solIPv6)), all(arg32(2).ne(ipv6Rthdr), arg32(2).ne(ipv6PktOptions2292))), Else: Default,
+		Why: "options of a socket it holds; the ones that reach beyond it need CAP_NET_* over the socket's network namespace — except an IPv6 routing header (IPV6_RTHDR, IPV6_2292PKTOPTIONS), which an unprivileged caller may set and which then sends every later write to the header's segment instead of the checked peer"},
 	{Nr: 55, Name: "getsockopt", Action: Allow},
 
 	// System V shared memory and semaphores: the container has its own IPC
@@ -389,8 +393,13 @@ const (
 	tioclinux = 0x541c
 	tiocsetd  = 0x5423
 
-	afUnix      = 1
-	msgFastOpen = 0x20000000
+	afUnix             = 1
+	afInet             = 2
+	afInet6            = 10
+	solIPv6            = 41 // IPPROTO_IPV6
+	ipv6Rthdr          = 57
+	ipv6PktOptions2292 = 6
+	msgFastOpen        = 0x20000000
 
 	sIFMT  = 0o170000
 	sIFREG = 0o100000
