@@ -84,10 +84,12 @@ func grantAuthority(spec *Spec) (*authority, error) {
 		_, err = k.Derive(rs, h, r, cs, name)
 		return err
 	}
-	errs := []error{
-		give(capRoot, core.Image{Ref: spec.Image, RootFS: spec.RootFS}, core.RightRead|core.RightExecute),
-		give(capLog, core.Log{}, core.RightWrite),
-		give(capSpawn, core.Spawn{}, core.RightSpawn),
+	var errs []error
+	if spec.RootFS != "" { // the network service's copy holds only grants
+		errs = append(errs,
+			give(capRoot, core.Image{Ref: spec.Image, RootFS: spec.RootFS}, core.RightRead|core.RightExecute),
+			give(capLog, core.Log{}, core.RightWrite),
+			give(capSpawn, core.Spawn{}, core.RightSpawn))
 	}
 	for _, p := range spec.Publish {
 		l, err := core.ParseListen(p)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -257,6 +258,12 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 		copiers.Wait()
 		e.discard(c)
 		return Exit{}, err
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	ns := serveNetwork(ctx, p.Listener, auth, out.Stderr)
+	if err := e.serveControl(ctx, c.ID, ns); err != nil {
+		fmt.Fprintln(out.Stderr, "oak:", err)
 	}
 	if ready != nil {
 		ready(nil)

@@ -66,6 +66,7 @@ func newRootCmd() *cobra.Command {
 	})
 	st := func() string { return stateRoot }
 	root.AddCommand(newRunCmd(st), newPsCmd(st), newKillCmd(st), newRmCmd(st), newLogsCmd(st),
-		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st))
+		newRevokeCmd(st), newGrantsCmd(st),
+		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd())
 	return root
 }

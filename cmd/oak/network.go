@@ -1,0 +1,59 @@
+package main
+
+import (
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oak-engine/oak/engine"
+)
+
+func newRevokeCmd(stateRoot func() string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke CONTAINER GRANT",
+		Short: "Withdraw a network grant from a running container (see oak grants)",
+		Long: `Withdraw a network grant from a running container. GRANT is as oak grants
+lists it, e.g. "egress 127.0.0.1:6379/tcp" or "publish 127.0.0.1:18080:80/tcp".
+When the command returns, no new socket, bind, listen, connect or send is
+served under the grant; connections the container already holds stay its own.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			return e.Revoke(args[0], args[1])
+		},
+	}
+}
+
+func newGrantsCmd(stateRoot func() string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "grants CONTAINER",
+		Short: "List the network grants a running container holds",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			gs, err := e.Grants(args[0])
+			for _, g := range gs {
+				fmt.Println(g)
+			}
+			return err
+		},
+	}
+}
+
+func newNetServiceCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "_netsvc",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return engine.RunNetService(os.NewFile(3, "listener"), os.NewFile(4, "control"))
+		},
+	}
+}
