@@ -1,0 +1,143 @@
+// Package volume stores Oak's volumes: named file systems with an exact
+// byte quota that a container can be handed as a capability.
+//
+// A volume is a sparse image file of exactly the requested size holding an
+// ext4 file system. The quota is exact because it is the file system's own
+// size: a container that fills it gets ENOSPC from ext4 inside the image,
+// and the host never gives the image more than its size.
+//
+// Nothing in the host's name space leads to a volume. Attach returns a
+// detached mount (the new mount API's fsmount file descriptor) of the
+// volume's file system; only the process that holds that descriptor, and
+// the container it is attached into, can reach the data.
+//
+// On-disk layout below the store's root:
+//
+//	ROOT/lock                 flock(2) taken by every operation that reads or changes the store
+//	ROOT/meta.db              bbolt database, bucket "volumes": name → JSON record
+//	ROOT/vols/NAME/disk.img   the volume's image (sparse, exactly Size bytes, ext4)
+//	ROOT/tmp/RANDOM/          a Create or Remove in progress; removed by Check
+//
+// A record in meta.db is the commit point of a volume: a volume exists iff
+// its record exists. Create builds and syncs the image under tmp/, renames
+// its directory into vols/ and only then commits the record; Remove deletes
+// the record first and the directory after. Under any crash (of Oak or of
+// the host) the only leftovers are directories without a record, which
+// Check removes. A record whose image is missing (something outside Oak
+// deleted it) is reported as ErrBroken and can only be removed.
+package volume
+
+import (
+	"errors"
+	"fmt"
+	"time"
+)
+
+// MinSize is the smallest volume Create accepts: 16 MiB. Below about
+// 2 MiB mkfs.ext4 silently leaves out the journal, and the journal is what
+// makes a volume's file system consistent after a crash; 16 MiB leaves a
+// useful amount of space after ext4's own metadata (about 2.5 MiB at this
+// size with 1 KiB blocks).
+const MinSize = 16 << 20
+
+// MaxSize is the largest volume Create accepts: 16 TiB, the largest file
+// an ext4 host file system with 4 KiB blocks can hold.
+const MaxSize = 16 << 40
+
+// Volume describes a stored volume.
+type Volume struct {
+	Name    string    // the volume's name, see ValidName
+	Size    int64     // bytes of its image: the file system's size and the most the host ever gives it
+	Created time.Time // when Create committed it (UTC)
+
+	// Allocated is the number of bytes the image occupies on the host right
+	// now (it is sparse: file system metadata and the blocks written so far).
+	// Blocks freed inside the volume stay allocated; it never exceeds Size
+	// by more than the host file system's own overhead for the file.
+	Allocated int64
+
+	// Device is the loop device ("/dev/loop3") that backs the volume's file
+	// system while it is attached somewhere, or "" when it is not attached.
+	Device string
+
+	// Missing reports a record whose image is gone (ErrBroken). Such a
+	// volume can only be removed.
+	Missing bool
+}
+
+// Errors the store reports, for errors.Is. Each is wrapped in an *Error that
+// names the operation and the volume.
+var (
+	// ErrBadName: the name does not match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}.
+	ErrBadName = errors.New("invalid volume name: must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}")
+	// ErrBadSize: the size is below MinSize or above MaxSize.
+	ErrBadSize = fmt.Errorf("invalid volume size: must be between %d and %d bytes", MinSize, int64(MaxSize))
+	// ErrNotFound: no volume has that name.
+	ErrNotFound = errors.New("no such volume")
+	// ErrExists: Create was asked for a name that is taken.
+	ErrExists = errors.New("volume already exists")
+	// ErrAttached: Remove was asked for a volume whose file system is still
+	// mounted somewhere (its image is bound to a loop device).
+	ErrAttached = errors.New("volume is attached")
+	// ErrBroken: the volume's record exists but its image is gone or not
+	// the size the record says. Only Remove works on such a volume.
+	ErrBroken = errors.New("volume record has no matching image")
+	// ErrUnsupported: volumes need Linux (loop devices, ext4, the new mount API).
+	ErrUnsupported = errors.New("volumes are only supported on Linux")
+)
+
+// Error reports a failed operation on one volume. Its message reads
+//
+//	volume attach "web-data": no such volume
+type Error struct {
+	Op     string // "create", "attach", "remove", "inspect", "check"
+	Volume string // the name as given (quoted in the message: it may be anything)
+	Err    error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("volume %s %q: %v", e.Op, e.Volume, e.Err)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// ValidName reports whether name is a valid volume name:
+// [a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}. A valid name is a single path component
+// that is never "." or "..", so it can name a directory of the store.
+func ValidName(name string) bool {
+	if len(name) == 0 || len(name) > 64 {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '_' || c == '.' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// CheckName returns nil for a valid name and an *Error wrapping ErrBadName,
+// naming op and the input, for any other.
+func CheckName(op, name string) error {
+	if !ValidName(name) {
+		return &Error{Op: op, Volume: name, Err: ErrBadName}
+	}
+	return nil
+}
+
+// Report is what Repair found and did.
+type Report struct {
+	// Removed lists the leftovers of interrupted operations that were
+	// deleted, as paths below the store's root ("tmp/123", "vols/web").
+	Removed []string
+	// Broken lists the volumes whose record has no matching image
+	// (ErrBroken). They are left in place for Remove.
+	Broken []string
+	// Kept lists leftovers that could not be removed because they are still
+	// in use (an orphan image bound to a loop device), with the reason.
+	Kept []string
+}
