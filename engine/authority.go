@@ -91,6 +91,14 @@ func grantAuthority(spec *Spec) (*authority, error) {
 			give(capLog, core.Log{}, core.RightWrite),
 			give(capSpawn, core.Spawn{}, core.RightSpawn))
 	}
+	for _, v := range spec.Volumes {
+		r := core.RightRead | core.RightWrite
+		if v.ReadOnly {
+			r = core.RightRead
+		}
+		// Named by where it appears: the space is the container's name space.
+		errs = append(errs, give(v.Target, core.Volume{Name: v.Name}, r))
+	}
 	for _, p := range spec.Publish {
 		l, err := core.ParseListen(p)
 		if err == nil {
@@ -155,6 +163,18 @@ func (a *authority) task() (rootfs string, l sandbox.Limits, err error) {
 		l.CPUMilli = int64(q.CPUMilli)
 	}
 	return root.Object.(core.Image).RootFS, l, nil
+}
+
+// volumes lists the volumes the space holds, named by their targets; one
+// without the write right is mounted read-only.
+func (a *authority) volumes() []VolumeMount {
+	var ms []VolumeMount
+	for _, c := range a.caps() {
+		if v, ok := c.Object.(core.Volume); ok && c.Rights.Has(core.RightRead) {
+			ms = append(ms, VolumeMount{Name: v.Name, Target: c.Name, ReadOnly: !c.Rights.Has(core.RightWrite)})
+		}
+	}
+	return ms
 }
 
 // caps lists the live capabilities of the container's space.

@@ -29,6 +29,7 @@ type RunOptions struct {
 	Workdir    string
 	Limits     sandbox.Limits
 	AutoRemove bool
+	Volumes    []string // -v NAME:/PATH[:ro]
 	Publish    []string // -p [HOSTIP:]HOSTPORT:PORT[/PROTO]
 	Egress     []string // --egress PREFIX[:PORT][/PROTO] | any
 }
@@ -37,6 +38,7 @@ type RunOptions struct {
 // supervisor needs to start the container.
 type Spec struct {
 	Image   string         `json:"image"`
+	Volumes []VolumeMount  `json:"volumes,omitempty"`
 	Publish []string       `json:"publish,omitempty"`
 	Egress  []string       `json:"egress,omitempty"`
 	RootFS  string         `json:"rootfs"`
@@ -90,6 +92,9 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		RootFS: rootfs, Args: args, Env: env, Cwd: cwd, Limits: opts.Limits}
 	listens, err := parseGrants(opts.Publish, opts.Egress)
 	if err != nil {
+		return nil, nil, err
+	}
+	if spec.Volumes, err = e.checkVolumes(opts.Volumes); err != nil {
 		return nil, nil, err
 	}
 
@@ -232,8 +237,19 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 		e.discard(c)
 		return Exit{}, err
 	}
+	vols, err := e.attachVolumes(auth.volumes())
+	if err != nil {
+		e.discard(c)
+		return Exit{}, err
+	}
+	defer func() {
+		for _, v := range vols {
+			v.Mount.Close() // the container's mount namespace holds them now
+		}
+	}()
 	task := &sandbox.Task{
-		ID: c.ID, Layers: []string{rootfs}, Scratch: filepath.Join(e.dir(c.ID), "scratch"), Args: spec.Args,
+		Volumes: vols,
+		ID:      c.ID, Layers: []string{rootfs}, Scratch: filepath.Join(e.dir(c.ID), "scratch"), Args: spec.Args,
 		Env: append(spec.Env, "HOSTNAME="+ShortID(c.ID)), Cwd: spec.Cwd, Hostname: ShortID(c.ID),
 		IDs:    sandbox.IDRange{Host: uint32(idBase + c.Slot*idSize), Size: idSize},
 		Limits: limits, Stdin: out.Stdin, Stdout: stdout, Stderr: stderr,

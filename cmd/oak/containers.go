@@ -99,6 +99,7 @@ host files, no capabilities, a fixed system-call allowlist.`,
 	f.Int64Var(&pids, "pids", 0, "limit on processes and threads")
 	f.StringVar(&cpus, "cpus", "", "CPU limit in cores, e.g. 0.5")
 	f.StringVar(&tmpfs, "tmpfs-size", "", "size of /tmp (default 64m)")
+	f.StringArrayVarP(&opts.Volumes, "volume", "v", nil, "grant a volume: NAME:/PATH[:ro] (see oak volume create)")
 	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [HOSTIP:]HOSTPORT:PORT[/tcp|udp]")
 	f.StringArrayVar(&opts.Egress, "egress", nil, "grant connecting: PREFIX[:PORT][/tcp|udp], or any")
 	return cmd

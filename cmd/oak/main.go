@@ -66,7 +66,7 @@ func newRootCmd() *cobra.Command {
 	})
 	st := func() string { return stateRoot }
 	root.AddCommand(newRunCmd(st), newPsCmd(st), newKillCmd(st), newRmCmd(st), newLogsCmd(st),
-		newRevokeCmd(st), newGrantsCmd(st),
+		newRevokeCmd(st), newGrantsCmd(st), newVolumeCmd(st),
 		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd())
 	return root
 }

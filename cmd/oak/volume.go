@@ -1,0 +1,120 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oak-engine/oak/engine"
+)
+
+func newVolumeCmd(stateRoot func() string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "volume",
+		Short: "Manage volumes: file systems with an exact size, granted to containers with -v",
+	}
+	var size string
+	create := &cobra.Command{
+		Use:   "create --size SIZE NAME",
+		Short: "Create a volume",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if size == "" {
+				return fmt.Errorf("volume create %s: --size is required (e.g. --size 1g)", args[0])
+			}
+			n, err := engine.ParseBytes("--size", size)
+			if err != nil {
+				return err
+			}
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			vs, err := e.Volumes()
+			if err != nil {
+				return err
+			}
+			v, err := vs.Create(args[0], n)
+			if err != nil {
+				return err
+			}
+			fmt.Println(v.Name)
+			return nil
+		},
+	}
+	create.Flags().StringVar(&size, "size", "", "size of the volume's file system, e.g. 1g (its exact quota)")
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List volumes",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			vs, err := e.Volumes()
+			if err != nil {
+				return err
+			}
+			list, err := vs.List()
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+			fmt.Fprintln(w, "NAME\tSIZE\tALLOCATED\tCREATED\tATTACHED")
+			for _, v := range list {
+				state := v.Device
+				if v.Missing {
+					state = "MISSING IMAGE"
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s ago\t%s\n", v.Name, humanBytes(v.Size), humanBytes(v.Allocated),
+					time.Since(v.Created).Round(time.Second), state)
+			}
+			return w.Flush()
+		},
+	}
+	inspect := &cobra.Command{
+		Use:   "inspect NAME",
+		Short: "Show a volume as JSON",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			vs, err := e.Volumes()
+			if err != nil {
+				return err
+			}
+			v, err := vs.Inspect(args[0])
+			if err != nil {
+				return err
+			}
+			enc := json.NewEncoder(os.Stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(v)
+		},
+	}
+	rm := &cobra.Command{
+		Use:   "rm NAME...",
+		Short: "Remove volumes (refused while a container uses one)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			vs, err := e.Volumes()
+			if err != nil {
+				return err
+			}
+			return eachRef(args, vs.Remove)
+		},
+	}
+	cmd.AddCommand(create, ls, inspect, rm)
+	return cmd
+}

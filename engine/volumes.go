@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"fmt"
+	"path"
+	"path/filepath"
+	"strings"
+
+	"github.com/oak-engine/oak/sandbox"
+	"github.com/oak-engine/oak/storage/volume"
+)
+
+// VolumeMount is one -v NAME:/PATH[:ro] of a run.
+type VolumeMount struct {
+	Name     string `json:"name"`
+	Target   string `json:"target"`
+	ReadOnly bool   `json:"read_only,omitempty"`
+}
+
+// ParseVolumeMount reads the argument of -v: NAME:/PATH or NAME:/PATH:ro
+// (or :rw). The target must be a clean absolute path outside the file
+// systems Oak mounts itself (/proc, /dev, /tmp, /sys).
+func ParseVolumeMount(arg string) (VolumeMount, error) {
+	fail := func(format string, a ...any) (VolumeMount, error) {
+		return VolumeMount{}, fmt.Errorf("-v %s: %s", arg, fmt.Sprintf(format, a...))
+	}
+	parts := strings.Split(arg, ":")
+	if len(parts) < 2 || len(parts) > 3 {
+		return fail("want NAME:/PATH[:ro]")
+	}
+	m := VolumeMount{Name: parts[0], Target: parts[1]}
+	if !volume.ValidName(m.Name) {
+		return fail("bad volume name %q", m.Name)
+	}
+	if len(parts) == 3 {
+		switch parts[2] {
+		case "ro":
+			m.ReadOnly = true
+		case "rw":
+		default:
+			return fail("unknown mode %q (want ro or rw)", parts[2])
+		}
+	}
+	if !path.IsAbs(m.Target) || path.Clean(m.Target) != m.Target || m.Target == "/" {
+		return fail("target %q must be a clean absolute path other than /", m.Target)
+	}
+	for _, own := range []string{"/proc", "/dev", "/tmp", "/sys"} {
+		if m.Target == own || strings.HasPrefix(m.Target, own+"/") {
+			return fail("target %q is inside %s, which Oak mounts itself", m.Target, own)
+		}
+	}
+	return m, nil
+}
+
+// Volumes opens the state root's volume store.
+func (e *Engine) Volumes() (*volume.Store, error) {
+	return volume.Open(filepath.Join(e.Root, "volumes"))
+}
+
+// checkVolumes parses every -v, refuses a target given twice, and checks
+// that each volume exists.
+func (e *Engine) checkVolumes(args []string) ([]VolumeMount, error) {
+	if len(args) == 0 {
+		return nil, nil
+	}
+	vs, err := e.Volumes()
+	if err != nil {
+		return nil, err
+	}
+	var ms []VolumeMount
+	seen := map[string]bool{}
+	for _, a := range args {
+		m, err := ParseVolumeMount(a)
+		if err != nil {
+			return nil, err
+		}
+		if seen[m.Target] {
+			return nil, fmt.Errorf("-v %s: target %s is given twice", a, m.Target)
+		}
+		seen[m.Target] = true
+		if _, err := vs.Inspect(m.Name); err != nil {
+			return nil, fmt.Errorf("-v %s: %w", a, err)
+		}
+		ms = append(ms, m)
+	}
+	return ms, nil
+}
+
+// attachVolumes attaches each volume the container holds, as a detached
+// mount for the sandbox to hand into the container.
+func (e *Engine) attachVolumes(ms []VolumeMount) ([]sandbox.Volume, error) {
+	if len(ms) == 0 {
+		return nil, nil
+	}
+	vs, err := e.Volumes()
+	if err != nil {
+		return nil, err
+	}
+	var out []sandbox.Volume
+	for _, m := range ms {
+		f, err := vs.Attach(m.Name, m.ReadOnly)
+		if err != nil {
+			for _, v := range out {
+				v.Mount.Close()
+			}
+			return nil, err
+		}
+		out = append(out, sandbox.Volume{Mount: f, Target: m.Target})
+	}
+	return out, nil
+}
