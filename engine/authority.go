@@ -16,9 +16,27 @@ import (
 // task it starts is read out of the space, and the network service asks it
 // about every socket, so revoking a capability here takes effect at once.
 type authority struct {
-	k     *core.Core
-	space core.Space
-	names []string // grant names, in the order they were given
+	k      *core.Core
+	space  core.Space
+	names  []string // grant names, in the order they were given
+	layers []string // a stored image's layers, as the store resolved them
+}
+
+// imageObject names the container's image in the core: a directory by its
+// path, a stored image by its id (the store maps the id to its layers).
+func imageObject(spec *Spec) core.Image {
+	if spec.ImageID != "" {
+		return core.Image{Ref: spec.ImageID}
+	}
+	return core.Image{Ref: spec.Image, RootFS: spec.Layers[0]}
+}
+
+// layersOf is the image's layers, top first.
+func layersOf(img core.Image, stored []string) []string {
+	if img.RootFS != "" {
+		return []string{img.RootFS}
+	}
+	return stored
 }
 
 // Names of the capabilities in a container's space.
@@ -75,7 +93,7 @@ func grantAuthority(spec *Spec) (*authority, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &authority{k: k, space: cs}
+	a := &authority{k: k, space: cs, layers: spec.Layers}
 	give := func(name string, obj core.Object, r core.Rights) error {
 		h, err := k.Mint(rs, name, obj, r|core.RightDerive)
 		if err != nil {
@@ -85,9 +103,9 @@ func grantAuthority(spec *Spec) (*authority, error) {
 		return err
 	}
 	var errs []error
-	if spec.RootFS != "" { // the network service's copy holds only grants
+	if len(spec.Layers) > 0 { // the network service's copy holds only grants
 		errs = append(errs,
-			give(capRoot, core.Image{Ref: spec.Image, RootFS: spec.RootFS}, core.RightRead|core.RightExecute),
+			give(capRoot, imageObject(spec), core.RightRead|core.RightExecute),
 			give(capLog, core.Log{}, core.RightWrite),
 			give(capSpawn, core.Spawn{}, core.RightSpawn))
 	}
@@ -140,17 +158,17 @@ func grantName(o core.Object) string {
 // task reads what the sandbox needs out of the space: the image it may
 // execute and the quota of the factory it was made from. A space without
 // them cannot start.
-func (a *authority) task() (rootfs string, l sandbox.Limits, err error) {
+func (a *authority) task() (layers []string, l sandbox.Limits, err error) {
 	root, err := a.k.LookupName(a.space, capRoot, core.RightRead|core.RightExecute)
 	if err != nil {
-		return "", l, fmt.Errorf("container root: %w", err)
+		return nil, l, fmt.Errorf("container root: %w", err)
 	}
 	if _, err := a.k.LookupName(a.space, capSpawn, core.RightSpawn); err != nil {
-		return "", l, fmt.Errorf("container command: %w", err)
+		return nil, l, fmt.Errorf("container command: %w", err)
 	}
 	q, err := a.k.SpaceQuota(a.space)
 	if err != nil {
-		return "", l, err
+		return nil, l, err
 	}
 	bounded := func(v uint64) int64 {
 		if v >= math.MaxInt64 {
@@ -162,7 +180,7 @@ func (a *authority) task() (rootfs string, l sandbox.Limits, err error) {
 	if q.CPUMilli < hostQuota().CPUMilli {
 		l.CPUMilli = int64(q.CPUMilli)
 	}
-	return root.Object.(core.Image).RootFS, l, nil
+	return layersOf(root.Object.(core.Image), a.layers), l, nil
 }
 
 // volumes lists the volumes the space holds, named by their targets; one

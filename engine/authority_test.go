@@ -9,16 +9,16 @@ import (
 )
 
 func TestAuthorityGrants(t *testing.T) {
-	spec := &Spec{Image: "demo", RootFS: "/img", Limits: sandbox.Limits{MemoryBytes: 64 << 20, Pids: 32},
+	spec := &Spec{Image: "demo", Layers: []string{"/img"}, Limits: sandbox.Limits{MemoryBytes: 64 << 20, Pids: 32},
 		Publish: []string{"127.0.0.1:18080:80", "9000:53/udp"},
 		Egress:  []string{"127.0.0.1:6379", "10.0.0.0/8:443/tcp"}}
 	a, err := grantAuthority(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rootfs, l, err := a.task()
-	if err != nil || rootfs != "/img" || l.MemoryBytes != 64<<20 || l.Pids != 32 || l.CPUMilli != 0 || l.TmpfsBytes != sandbox.DefaultTmpfsBytes {
-		t.Fatalf("task() = %q, %+v, %v", rootfs, l, err)
+	layers, l, err := a.task()
+	if err != nil || len(layers) != 1 || layers[0] != "/img" || l.MemoryBytes != 64<<20 || l.Pids != 32 || l.CPUMilli != 0 || l.TmpfsBytes != sandbox.DefaultTmpfsBytes {
+		t.Fatalf("task() = %q, %+v, %v", layers, l, err)
 	}
 	ap := netip.MustParseAddrPort
 	if got, ok := a.Listen("tcp", 80); !ok || got != ap("127.0.0.1:18080") {
@@ -62,7 +62,7 @@ func TestAuthorityGrants(t *testing.T) {
 }
 
 func TestNoGrantsNoNetwork(t *testing.T) {
-	a, err := grantAuthority(&Spec{Image: "demo", RootFS: "/img"})
+	a, err := grantAuthority(&Spec{Image: "demo", Layers: []string{"/img"}})
 	if err != nil {
 		t.Fatal(err)
 	}

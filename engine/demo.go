@@ -8,7 +8,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+
+	"github.com/oak-engine/oak/sandbox"
+	"github.com/oak-engine/oak/storage/image"
 )
 
 // DemoImage is the image name that stands for Oak's built-in demo root file
@@ -18,30 +22,62 @@ const DemoImage = "demo"
 // BusyboxPath is where Debian's busybox-static installs its binary.
 const BusyboxPath = "/bin/busybox"
 
-// ResolveImage turns an image reference into a root directory: "demo" is
-// the built-in image (made on first use), anything else a directory path.
-func (e *Engine) ResolveImage(ref string) (string, error) {
-	if ref == DemoImage {
+// Resolved is an image reference turned into what a container is built from.
+type Resolved struct {
+	Ref    string       // as the request named it
+	ID     string       // the stored image's id; "" for a directory
+	Layers []string     // host directories, top layer first
+	Config image.Config // the image's defaults (zero for a directory)
+}
+
+// ResolveImage turns an image reference into layers: "demo" is the
+// built-in image (made on first use), an existing directory is a root file
+// system of one layer (checked with sandbox.CheckRootFS), and anything else
+// names an image in the store (name[:tag], id or id prefix).
+func (e *Engine) ResolveImage(ref string) (*Resolved, error) {
+	switch {
+	case ref == "":
+		return nil, fmt.Errorf("run: no image given")
+	case ref == DemoImage:
 		dir := filepath.Join(e.Root, "images", DemoImage)
-		if _, err := os.Stat(dir); err == nil {
-			return dir, nil
-		}
-		if err := WriteDemoRootFS(dir); err != nil {
-			if _, serr := os.Stat(dir); serr == nil {
-				return dir, nil // a concurrent oak made it first
+		if _, err := os.Stat(dir); err != nil {
+			if err := WriteDemoRootFS(dir); err != nil {
+				if _, serr := os.Stat(dir); serr != nil { // else a concurrent oak made it first
+					return nil, err
+				}
 			}
-			return "", err
 		}
-		return dir, nil
+		return &Resolved{Ref: ref, Layers: []string{dir}}, nil
 	}
-	if ref == "" {
-		return "", fmt.Errorf("run: no image given")
+	if fi, err := os.Stat(ref); err == nil && fi.IsDir() {
+		abs, err := filepath.Abs(ref)
+		if err != nil {
+			return nil, fmt.Errorf("image %s: %w", ref, err)
+		}
+		if err := sandbox.CheckRootFS(abs); err != nil {
+			return nil, err
+		}
+		return &Resolved{Ref: ref, Layers: []string{abs}}, nil
 	}
-	abs, err := filepath.Abs(ref)
+	store, err := e.Images()
 	if err != nil {
-		return "", fmt.Errorf("image %s: %w", ref, err)
+		return nil, err
 	}
-	return abs, nil
+	img, err := store.Get(ref)
+	if err != nil {
+		if strings.ContainsRune(ref, os.PathSeparator) || strings.HasPrefix(ref, ".") {
+			return nil, fmt.Errorf("image %s: no such directory, and %w", ref, err)
+		}
+		return nil, err
+	}
+	layers := img.Layers()
+	slices.Reverse(layers)
+	return &Resolved{Ref: ref, ID: img.ID, Layers: layers, Config: img.Config}, nil
+}
+
+// Images opens the state root's image store.
+func (e *Engine) Images() (*image.Store, error) {
+	return image.Open(filepath.Join(e.Root, "images"))
 }
 
 // WriteDemoRootFS creates the demo image at dir: /bin/busybox with a link

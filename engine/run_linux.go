@@ -41,7 +41,10 @@ type Spec struct {
 	Volumes []VolumeMount  `json:"volumes,omitempty"`
 	Publish []string       `json:"publish,omitempty"`
 	Egress  []string       `json:"egress,omitempty"`
-	RootFS  string         `json:"rootfs"`
+	ImageID string         `json:"image_id,omitempty"`
+	Layers  []string       `json:"layers"`
+	UID     uint32         `json:"uid"`
+	GID     uint32         `json:"gid"`
 	Path    string         `json:"path"`
 	Args    []string       `json:"args"`
 	Env     []string       `json:"env"`
@@ -66,30 +69,38 @@ const (
 // create validates opts, allocates the container's name, id and id range,
 // and writes its record in state "created". Nothing is written on error.
 func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
-	rootfs, err := e.ResolveImage(opts.Image)
+	img, err := e.ResolveImage(opts.Image)
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := sandbox.CheckRootFS(rootfs); err != nil {
-		return nil, nil, err
-	}
-	env, err := containerEnv(opts.Env)
+	env, err := containerEnv(img.Config.Env, opts.Env)
 	if err != nil {
 		return nil, nil, err
 	}
 	args := opts.Args
+	if img.ID != "" {
+		args = img.Config.Argv(opts.Args)
+	}
 	if len(args) == 0 {
 		args = defaultCommand
 	}
-	cwd := "/"
+	cwd := img.Config.WorkingDir
 	if opts.Workdir != "" {
-		if !strings.HasPrefix(opts.Workdir, "/") {
-			return nil, nil, fmt.Errorf("invalid -w %q: must be an absolute path", opts.Workdir)
-		}
-		cwd = filepath.Clean(opts.Workdir)
+		cwd = opts.Workdir
 	}
-	spec := &Spec{Image: opts.Image, Publish: opts.Publish, Egress: opts.Egress,
-		RootFS: rootfs, Args: args, Env: env, Cwd: cwd, Limits: opts.Limits}
+	if cwd == "" {
+		cwd = "/"
+	}
+	if !strings.HasPrefix(cwd, "/") {
+		return nil, nil, fmt.Errorf("invalid -w %q: must be an absolute path", cwd)
+	}
+	cwd = filepath.Clean(cwd)
+	uid, gid, err := lookupUser(img.Layers, img.Config.User)
+	if err != nil {
+		return nil, nil, fmt.Errorf("image %s: %w", opts.Image, err)
+	}
+	spec := &Spec{Image: opts.Image, ImageID: img.ID, Publish: opts.Publish, Egress: opts.Egress,
+		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits}
 	listens, err := parseGrants(opts.Publish, opts.Egress)
 	if err != nil {
 		return nil, nil, err
@@ -145,8 +156,15 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	return c, spec, nil
 }
 
-func containerEnv(extra []string) ([]string, error) {
+// containerEnv is the command's environment: the image's, then PATH and
+// HOME where the image sets none, then -e. Nothing of the host's.
+func containerEnv(image, extra []string) ([]string, error) {
 	env := []string{"PATH=" + defaultPath, "HOME=/"}
+	for _, kv := range image {
+		if k, _, ok := strings.Cut(kv, "="); ok && k != "" {
+			env = setEnv(env, kv)
+		}
+	}
 	for _, kv := range extra {
 		k, _, ok := strings.Cut(kv, "=")
 		if !ok || k == "" || strings.ContainsRune(kv, 0) {
@@ -232,7 +250,7 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 		e.discard(c)
 		return Exit{}, err
 	}
-	rootfs, limits, err := auth.task()
+	layers, limits, err := auth.task()
 	if err != nil {
 		e.discard(c)
 		return Exit{}, err
@@ -249,7 +267,7 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 	}()
 	task := &sandbox.Task{
 		Volumes: vols,
-		ID:      c.ID, Layers: []string{rootfs}, Scratch: filepath.Join(e.dir(c.ID), "scratch"), Args: spec.Args,
+		ID:      c.ID, Layers: layers, UID: spec.UID, GID: spec.GID, Scratch: filepath.Join(e.dir(c.ID), "scratch"), Args: spec.Args,
 		Env: append(spec.Env, "HOSTNAME="+ShortID(c.ID)), Cwd: spec.Cwd, Hostname: ShortID(c.ID),
 		IDs:    sandbox.IDRange{Host: uint32(idBase + c.Slot*idSize), Size: idSize},
 		Limits: limits, Stdin: out.Stdin, Stdout: stdout, Stderr: stderr,

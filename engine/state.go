@@ -68,6 +68,8 @@ func New(root string) (*Engine, error) {
 
 func (e *Engine) dir(id string) string { return filepath.Join(e.Root, "containers", id) }
 
+func (e *Engine) specPath(id string) string { return filepath.Join(e.dir(id), "spec.json") }
+
 // lock takes the state root's exclusive lock and returns its release.
 func (e *Engine) lock() (func(), error) {
 	f, err := os.OpenFile(filepath.Join(e.Root, "lock"), os.O_CREATE|os.O_RDWR, 0o600)

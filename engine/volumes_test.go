@@ -53,7 +53,7 @@ func FuzzParseVolumeMount(f *testing.F) {
 }
 
 func TestVolumeCapabilities(t *testing.T) {
-	a, err := grantAuthority(&Spec{Image: "demo", RootFS: "/img", Volumes: []VolumeMount{
+	a, err := grantAuthority(&Spec{Image: "demo", Layers: []string{"/img"}, Volumes: []VolumeMount{
 		{Name: "data", Target: "/data"}, {Name: "conf", Target: "/etc/app", ReadOnly: true}}})
 	if err != nil {
 		t.Fatal(err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/signal"
 	"strings"
@@ -34,10 +35,14 @@ func newBenchCmd(stateRoot func() string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			rootfs, err := e.ResolveImage(image)
+			img, err := e.ResolveImage(image)
 			if err != nil {
 				return err
 			}
+			if len(img.Layers) != 1 {
+				return fmt.Errorf("bench startup --image %s: need a root file system directory (runc and the plain process use it as is)", image)
+			}
+			rootfs := img.Layers[0]
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			cfg := bench.StartupConfig{RootFS: rootfs, Runs: runs, Warmup: warmup}
@@ -62,7 +67,7 @@ func newBenchCmd(stateRoot func() string) *cobra.Command {
 	f.StringVar(&variants, "variants", "", "comma-separated subset of plain,runc,oak")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.StringVar(&image, "image", engine.DemoImage, "root file system to start (default: the demo image)")
-	cmd.AddCommand(startup, newBenchNetCmd())
+	cmd.AddCommand(startup, newBenchNetCmd(), newBenchStorageCmd(stateRoot))
 	return cmd
 }
 
@@ -117,6 +122,79 @@ rounds, in rotated order, and the report gives medians and ratios.`,
 	f.DurationVar(&cfg.EchoDuration, "rr-duration", bench.DefaultEchoDuration, "length of a request/response run (at most)")
 	f.StringVar(&cfg.RuncNet, "runc-net", bench.RuncNetBridge, "runc's network: bridge (docker's) or veth (no bridge)")
 	f.StringVar(&cfg.RuncPath, "runc", "", "runc binary (default: runc in $PATH)")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr")
+	return cmd
+}
+
+func newBenchStorageCmd(stateRoot func() string) *cobra.Command {
+	var (
+		cfg      bench.StorageConfig
+		variants string
+		noImport bool
+		asJSON   bool
+		quiet    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "storage",
+		Short: "Sequential write/read and small-file create+fsync: host directory vs oak volume (interleaved); image import and start",
+		Long: `Measure file-system I/O in an oak container's volume against the same I/O by
+a host process in a directory on the same file system: a sequential write
+with an fsync at the end, a sequential read of it with the page cache dropped
+first, and the creation of many 4 KiB files, each fsynced. The load program
+times its own I/O, so a container's start is not in the numbers. The tests
+run in rounds, in rotated order; the report gives medians and volume/host.
+
+Then it builds a docker-save archive with random data, imports it into a
+fresh state root with 'oak image import' (skipped if that fails), and times
+the first and next 'oak run' of the imported image.
+
+Everything is made in a temporary directory under --dir (default: the state
+root, so that the host directory, the volume's image and the images lie on
+the file system Oak keeps its state on) and removed at the end.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if variants != "" {
+				cfg.Variants = strings.Split(variants, ",")
+			}
+			if noImport {
+				cfg.ImageMiB = -1
+			}
+			if cfg.WorkDir == "" {
+				e, err := engine.New(stateRoot()) // makes the state root if needed
+				if err != nil {
+					return err
+				}
+				cfg.WorkDir = e.Root
+			}
+			if !quiet {
+				cfg.Log = os.Stderr
+			}
+			rep, err := bench.Storage(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			return rep.Print(os.Stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&variants, "variants", "", "comma-separated subset of host,volume")
+	f.IntVar(&cfg.SeqMiB, "seq-mib", bench.DefaultSeqMiB, "MiB written and read sequentially per run")
+	f.IntVar(&cfg.SmallFiles, "files", bench.DefaultSmallFiles, "4 KiB files created per run")
+	f.IntVar(&cfg.Rounds, "rounds", bench.DefaultStorageRounds, "runs per variant and test, and imports")
+	f.IntVar(&cfg.Warmup, "warmup", 1, "untimed sequential writes per variant first (negative: none)")
+	f.BoolVar(&cfg.KeepCache, "keep-cache", false, "do not drop the page cache before the read runs")
+	f.IntVar(&cfg.ImageMiB, "image-mib", bench.DefaultImageMiB, "MiB of random data in the imported image")
+	f.IntVar(&cfg.ImageLayers, "image-layers", bench.DefaultImageLayers, "layers the image data is split into")
+	f.BoolVar(&noImport, "no-import", false, "leave out the image import part")
+	f.StringVar(&cfg.WorkDir, "dir", "", "where to make the temporary directory (default: the state root)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr")
 	return cmd

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oak-engine/oak/engine"
+)
+
+func newImageCmd(stateRoot func() string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "image",
+		Short: "Manage images: import docker-save/OCI archives, pull from registries",
+	}
+	var tag string
+	imp := &cobra.Command{
+		Use:   "import [--tag NAME:TAG] FILE|DIR",
+		Short: "Import a docker-save archive, an OCI image layout directory or an OCI archive (tar, gzip, zstd)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			imgs, err := e.ImportImage(ctx, args[0], tag, os.Stderr)
+			for _, img := range imgs {
+				fmt.Printf("%s %s\n", img.ShortID(), strings.Join(img.Tags, " "))
+			}
+			return err
+		},
+	}
+	imp.Flags().StringVar(&tag, "tag", "", "tag the imported image NAME[:TAG]")
+	var insecure bool
+	pull := &cobra.Command{
+		Use:   "pull [--insecure] REF",
+		Short: "Pull an image from an OCI registry (plain HTTP only for loopback, with --insecure)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			img, err := e.PullImage(ctx, args[0], insecure, os.Stderr)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s %s\n", img.ShortID(), strings.Join(img.Tags, " "))
+			return nil
+		},
+	}
+	pull.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to a loopback registry")
+	ls := &cobra.Command{
+		Use:   "ls",
+		Short: "List images",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			store, err := e.Images()
+			if err != nil {
+				return err
+			}
+			imgs, err := store.List()
+			if err != nil {
+				return err
+			}
+			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
+			fmt.Fprintln(w, "REPOSITORY:TAG\tIMAGE ID\tCREATED\tSIZE\tLAYERS")
+			for _, img := range imgs {
+				name := "<none>"
+				if len(img.Tags) > 0 {
+					name = strings.Join(img.Tags, ",")
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\n", name, img.ShortID(), age(img.Created), humanBytes(img.Size), len(img.DiffIDs))
+			}
+			return w.Flush()
+		},
+	}
+	rm := &cobra.Command{
+		Use:   "rm IMAGE...",
+		Short: "Remove images (refused while a container uses one)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			return eachRef(args, e.RemoveImage)
+		},
+	}
+	cmd.AddCommand(imp, pull, ls, rm)
+	return cmd
+}
+
+func age(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return time.Since(t).Round(time.Second).String() + " ago"
+}
