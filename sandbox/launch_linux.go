@@ -236,6 +236,11 @@ func sendRoot(sock *os.File, pid int, t *Task) error {
 		return fmt.Errorf("root: overlay: %w", err)
 	}
 	fds = append(fds, fs)
+	// Opaque directories are marked with user.overlay.opaque (see
+	// storage/image), which an unpacker without CAP_SYS_ADMIN can write.
+	if err := unix.FsconfigSetFlag(fs, "userxattr"); err != nil {
+		return fmt.Errorf("root: overlay userxattr: %w", err)
+	}
 	for _, l := range append([]string{top}, t.Layers...) {
 		tree, err := unix.OpenTree(unix.AT_FDCWD, l, unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE)
 		if err != nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -36,7 +37,7 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 			for _, img := range imgs {
 				fmt.Printf("%s %s\n", img.ShortID(), strings.Join(img.Tags, " "))
 			}
-			return err
+			return reported(err)
 		},
 	}
 	imp.Flags().StringVar(&tag, "tag", "", "tag the imported image NAME[:TAG]")
@@ -52,12 +53,11 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			img, err := e.PullImage(ctx, args[0], insecure, os.Stderr)
-			if err != nil {
-				return err
+			imgs, err := e.PullImage(ctx, args[0], insecure, os.Stderr)
+			for _, img := range imgs {
+				fmt.Printf("%s %s\n", img.ShortID(), strings.Join(img.Tags, " "))
 			}
-			fmt.Printf("%s %s\n", img.ShortID(), strings.Join(img.Tags, " "))
-			return nil
+			return reported(err)
 		},
 	}
 	pull.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to a loopback registry")
@@ -102,8 +102,40 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 			return eachRef(args, e.RemoveImage)
 		},
 	}
+	var svcTag string
+	var svcInsecure bool
+	svc := &cobra.Command{
+		Use:    "_storage import|pull [REF]",
+		Hidden: true,
+		Args:   cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			ref := ""
+			if len(args) == 2 {
+				ref = args[1]
+			}
+			return e.RunStorageService(ctx, args[0], svcTag, ref, svcInsecure, os.Stderr)
+		},
+	}
+	svc.Flags().StringVar(&svcTag, "tag", "", "")
+	svc.Flags().BoolVar(&svcInsecure, "insecure", false, "")
 	cmd.AddCommand(imp, pull, ls, rm)
+	cmd.AddCommand(svc)
 	return cmd
+}
+
+// reported turns an error a child oak already printed into a bare exit status.
+func reported(err error) error {
+	var r *engine.ErrReported
+	if errors.As(err, &r) {
+		return &exitError{code: r.Code}
+	}
+	return err
 }
 
 func age(t time.Time) string {

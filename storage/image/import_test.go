@@ -109,7 +109,7 @@ func checkImage(t *testing.T, s *Store, img *Image, wantTags ...string) {
 		t.Errorf(".wh.gone kept: %v", err)
 	}
 	buf := make([]byte, 8)
-	n, err := unix.Lgetxattr(filepath.Join(upper, "cache"), "trusted.overlay.opaque", buf)
+	n, err := unix.Lgetxattr(filepath.Join(upper, "cache"), "user.overlay.opaque", buf)
 	if err != nil || string(buf[:n]) != "y" {
 		t.Errorf("cache opaque xattr = %q, %v", buf[:n], err)
 	}

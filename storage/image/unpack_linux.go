@@ -38,7 +38,7 @@ type dirTimes struct {
 const (
 	openDirFlags  = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
 	openFileFlags = unix.O_WRONLY | unix.O_CREAT | unix.O_EXCL | unix.O_NOFOLLOW | unix.O_CLOEXEC
-	opaqueXattr   = "trusted.overlay.opaque"
+	opaqueXattr   = "user.overlay.opaque" // the root overlay is mounted with userxattr (sandbox), so unpacking needs no CAP_SYS_ADMIN
 )
 
 func newLayerWriter(dir string) (layerWriter, error) {

@@ -67,7 +67,7 @@ func TestUnpackSemantics(t *testing.T) {
 		ent{name: "dup", body: "one"},
 		ent{name: "dup", body: "two"},
 		ent{name: ".wh..wh.plnk/", typ: tar.TypeDir},
-		ent{name: "forged", body: "x", pax: map[string]string{"SCHILY.xattr.trusted.overlay.opaque": "y", "SCHILY.xattr.security.capability": "x"}},
+		ent{name: "forged", body: "x", pax: map[string]string{"SCHILY.xattr.trusted.overlay.opaque": "y", "SCHILY.xattr.user.overlay.opaque": "y", "SCHILY.xattr.security.capability": "x"}},
 	))
 	if err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func TestUnpackSemantics(t *testing.T) {
 		t.Errorf("AUFS metadata kept: %v", err)
 	}
 	buf := make([]byte, 64)
-	for _, x := range []string{"trusted.overlay.opaque", "security.capability"} {
+	for _, x := range []string{"trusted.overlay.opaque", "user.overlay.opaque", "security.capability"} {
 		if _, err := unix.Lgetxattr(filepath.Join(dir, "forged"), x, buf); err == nil {
 			t.Errorf("xattr %s from the tar was applied", x)
 		}
