@@ -4,7 +4,7 @@
 GO        ?= go
 GOFLAGS   := -tags netgo,osusergo -trimpath
 LDFLAGS   := -linkmode external -extldflags -static -s -w
-DEB_PKGS  := busybox-static runc gcc libc6-dev make
+DEB_PKGS  := busybox-static runc gcc libc6-dev make e2fsprogs iproute2 iptables
 
 .PHONY: all oak deps demo test clean
 
