@@ -75,9 +75,15 @@ func (e *Engine) ResolveImage(ref string) (*Resolved, error) {
 	return &Resolved{Ref: ref, ID: img.ID, Layers: layers, Config: img.Config}, nil
 }
 
+// metaDB is the one crash-safe database of the state root's image and
+// volume records (bbolt, each store in its own buckets). Container records
+// are the files under containers/, replaced atomically and reconciled
+// with the host on every command.
+func (e *Engine) metaDB() string { return filepath.Join(e.Root, "oak.db") }
+
 // Images opens the state root's image store.
 func (e *Engine) Images() (*image.Store, error) {
-	return image.Open(filepath.Join(e.Root, "images"))
+	return image.OpenDB(filepath.Join(e.Root, "images"), e.metaDB())
 }
 
 // WriteDemoRootFS creates the demo image at dir: /bin/busybox with a link

@@ -54,7 +54,7 @@ func ParseVolumeMount(arg string) (VolumeMount, error) {
 
 // Volumes opens the state root's volume store.
 func (e *Engine) Volumes() (*volume.Store, error) {
-	return volume.Open(filepath.Join(e.Root, "volumes"))
+	return volume.OpenDB(filepath.Join(e.Root, "volumes"), e.metaDB())
 }
 
 // checkVolumes parses every -v, refuses a target given twice, and checks

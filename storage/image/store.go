@@ -39,7 +39,8 @@ import (
 // demo root file system beside it). Several Stores, in one process or in
 // several, may share a root.
 type Store struct {
-	root string
+	dbPath string // the bbolt file holding the records
+	root   string
 
 	// Limits apply to every layer imported or pulled; set them before the
 	// store is used.
@@ -134,11 +135,21 @@ const dbTimeout = time.Minute
 // image whose layer data is gone does not make Open fail: Check reports
 // it, Get refuses it, Remove removes it.
 func Open(root string) (*Store, error) {
+	return OpenDB(root, "")
+}
+
+// OpenDB is Open with the metadata kept in the bbolt file db (shared with
+// other stores of the same state root, each in its own buckets); "" means
+// root/meta.db.
+func OpenDB(root, db string) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("image store %s: %w", root, err)
 	}
-	s := &Store{root: abs, Limits: DefaultLimits}
+	if db == "" {
+		db = filepath.Join(abs, "meta.db")
+	}
+	s := &Store{root: abs, dbPath: db, Limits: DefaultLimits}
 	for _, d := range []string{abs, filepath.Join(abs, "layers", "sha256"), s.tmpDir()} {
 		if err := os.MkdirAll(d, 0o700); err != nil {
 			return nil, fmt.Errorf("image store %s: %w", root, err)
@@ -196,7 +207,7 @@ func layerPath(root, diffID string) string {
 func (s *Store) update(fn func(db *bolt.DB) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	db, err := bolt.Open(filepath.Join(s.root, "meta.db"), 0o600, &bolt.Options{Timeout: dbTimeout})
+	db, err := bolt.Open(s.dbPath, 0o600, &bolt.Options{Timeout: dbTimeout})
 	if err != nil {
 		return fmt.Errorf("opening meta.db: %w", err)
 	}
@@ -211,7 +222,7 @@ func (s *Store) update(fn func(db *bolt.DB) error) error {
 func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	db, err := bolt.Open(filepath.Join(s.root, "meta.db"), 0o600, &bolt.Options{Timeout: dbTimeout, ReadOnly: true})
+	db, err := bolt.Open(s.dbPath, 0o600, &bolt.Options{Timeout: dbTimeout, ReadOnly: true})
 	if err != nil {
 		return fmt.Errorf("opening meta.db: %w", err)
 	}

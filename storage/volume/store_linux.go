@@ -32,7 +32,8 @@ var bucketName = []byte("volumes")
 // holds an exclusive flock(2) on ROOT/lock, and meta.db is opened only for
 // the length of one operation. A Store is safe for concurrent use.
 type Store struct {
-	root string
+	dbPath string // the bbolt file holding the records
+	root   string
 
 	// crash, when set (tests only), is called at each point where a crash
 	// leaves a distinct state on disk; the test helper kills itself there.
@@ -43,11 +44,21 @@ type Store struct {
 // what interrupted operations left behind (see Repair). Volumes whose image
 // is missing do not make Open fail; Check reports them.
 func Open(root string) (*Store, error) {
+	return OpenDB(root, "")
+}
+
+// OpenDB is Open with the records kept in the bbolt file db (shared with
+// other stores of the same state root, each in its own bucket); "" means
+// root/meta.db.
+func OpenDB(root, db string) (*Store, error) {
 	abs, err := filepath.Abs(root)
 	if err != nil {
 		return nil, fmt.Errorf("volume store %s: %w", root, err)
 	}
-	s := &Store{root: abs}
+	if db == "" {
+		db = filepath.Join(abs, dbName)
+	}
+	s := &Store{root: abs, dbPath: db}
 	for _, d := range []string{abs, s.path(volsDir), s.path(tmpDir)} {
 		if err := os.Mkdir(d, 0o700); err != nil && !errors.Is(err, fs.ErrExist) {
 			return nil, fmt.Errorf("volume store %s: %w", root, err)
@@ -118,7 +129,7 @@ func flock(fd, how int) error {
 // the file is never contended by Oak; the timeout only guards against a
 // foreign program holding it.
 func (s *Store) db() (*bolt.DB, error) {
-	db, err := bolt.Open(s.path(dbName), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := bolt.Open(s.dbPath, 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
 		return nil, fmt.Errorf("open %s: %w", s.path(dbName), err)
 	}

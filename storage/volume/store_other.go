@@ -11,6 +11,9 @@ type Store struct{}
 // Open fails with ErrUnsupported: volumes need Linux.
 func Open(root string) (*Store, error) { return nil, ErrUnsupported }
 
+// OpenDB is Open with the records in the bbolt file db.
+func OpenDB(root, db string) (*Store, error) { return nil, ErrUnsupported }
+
 func (s *Store) Root() string                                    { return "" }
 func (s *Store) Create(name string, size int64) (*Volume, error) { return nil, ErrUnsupported }
 func (s *Store) Attach(name string, readOnly bool) (*os.File, error) {
