@@ -10,7 +10,17 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oak-engine/oak/engine"
+	"github.com/oak-engine/oak/storage/volume"
 )
+
+// openVolumes opens the volume store of the state root.
+func openVolumes(stateRoot func() string) (*volume.Store, error) {
+	e, err := engine.New(stateRoot())
+	if err != nil {
+		return nil, err
+	}
+	return e.Volumes()
+}
 
 func newVolumeCmd(stateRoot func() string) *cobra.Command {
 	cmd := &cobra.Command{
@@ -30,11 +40,7 @@ func newVolumeCmd(stateRoot func() string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			vs, err := e.Volumes()
+			vs, err := openVolumes(stateRoot)
 			if err != nil {
 				return err
 			}
@@ -52,11 +58,7 @@ func newVolumeCmd(stateRoot func() string) *cobra.Command {
 		Short: "List volumes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			vs, err := e.Volumes()
+			vs, err := openVolumes(stateRoot)
 			if err != nil {
 				return err
 			}
@@ -82,11 +84,7 @@ func newVolumeCmd(stateRoot func() string) *cobra.Command {
 		Short: "Show a volume as JSON",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			vs, err := e.Volumes()
+			vs, err := openVolumes(stateRoot)
 			if err != nil {
 				return err
 			}
@@ -104,11 +102,7 @@ func newVolumeCmd(stateRoot func() string) *cobra.Command {
 		Short: "Remove volumes (refused while a container uses one)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			vs, err := e.Volumes()
+			vs, err := openVolumes(stateRoot)
 			if err != nil {
 				return err
 			}
