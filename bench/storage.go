@@ -133,6 +133,9 @@ type storageVariant struct {
 	load func(ctx context.Context, mode string) (LoadResult, error)
 	// ok is false once the variant failed (or never started).
 	ok bool
+	// readDisk reads the counters of the host disk that holds the
+	// variant's files, or is nil if there are none to read.
+	readDisk func() (diskCounters, error)
 }
 
 // Storage measures file-system I/O in an oak container's volume against the
@@ -243,7 +246,7 @@ func Storage(ctx context.Context, cfg StorageConfig) (*StorageReport, error) {
 			cleanups = append(cleanups, cleanup)
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("bench storage: %w", ctx.Err())
 		}
 		if err != nil {
 			v.res.Error = err.Error()
@@ -252,6 +255,13 @@ func Storage(ctx context.Context, cfg StorageConfig) (*StorageReport, error) {
 		}
 		v.ok = true
 		env.logf("%s: %s", name, v.res.Detail)
+		dir := filepath.Join(work, "host")
+		if name == VariantVolume {
+			dir = env.oakRoot
+		}
+		if disk, read, err := diskOf(dir); err == nil {
+			v.res.Disk, v.readDisk = disk, read
+		}
 	}
 	if h, vol := rep.Result(VariantHost), rep.Result(VariantVolume); h != nil && vol != nil && env.oakRoot != "" {
 		if same, err := sameFileSystem(filepath.Join(work, "host"), env.oakRoot); err == nil && !same {
@@ -278,7 +288,7 @@ func Storage(ctx context.Context, cfg StorageConfig) (*StorageReport, error) {
 		for _, v := range active() {
 			r, err := v.load(ctx, LoadSeqWrite)
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, fmt.Errorf("bench storage: %w", ctx.Err())
 			}
 			if err != nil {
 				fail(v, fmt.Sprintf("warm-up %d", i+1), err)
@@ -288,7 +298,7 @@ func Storage(ctx context.Context, cfg StorageConfig) (*StorageReport, error) {
 		}
 	}
 
-	cacheErr := error(nil)
+	var cacheErr error
 	for _, test := range storageTests {
 		for round := range cfg.Rounds {
 			act := active()
@@ -300,32 +310,13 @@ func Storage(ctx context.Context, cfg StorageConfig) (*StorageReport, error) {
 						env.logf("%s", rep.Cache)
 					}
 				}
-				r, err := v.load(ctx, test)
+				value, err := v.measure(ctx, test)
 				if ctx.Err() != nil {
-					return nil, ctx.Err()
+					return nil, fmt.Errorf("bench storage: %w", ctx.Err())
 				}
 				if err != nil {
 					fail(v, fmt.Sprintf("%s, round %d", test, round+1), err)
 					continue
-				}
-				if r.Seconds <= 0 {
-					fail(v, fmt.Sprintf("%s, round %d", test, round+1), fmt.Errorf("load reported %v s", r.Seconds))
-					continue
-				}
-				if v.res.Mount == "" {
-					v.res.Mount = r.Mount
-				}
-				var value float64
-				switch test {
-				case LoadSeqWrite:
-					value = mbps(r.Bytes, r.Seconds)
-					v.res.SeqWrite.add(value)
-				case LoadSeqRead:
-					value = mbps(r.Bytes, r.Seconds)
-					v.res.SeqRead.add(value)
-				case LoadSmallFiles:
-					value = round3(float64(r.Files) / r.Seconds)
-					v.res.SmallFiles.add(value)
 				}
 				env.logf("%s, round %d/%d: %-6s %10.1f %s", test, round+1, cfg.Rounds, v.res.Name, value, testUnit(test))
 			}
@@ -336,10 +327,52 @@ func Storage(ctx context.Context, cfg StorageConfig) (*StorageReport, error) {
 	if cfg.ImageMiB > 0 {
 		rep.Import = storageImport(ctx, env)
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, fmt.Errorf("bench storage: %w", ctx.Err())
 		}
 	}
 	return rep, nil
+}
+
+// measure runs one load of test in v, adds its rate to v's result and
+// returns it. For the small-files test it also counts the requests that
+// v's disk completed meanwhile.
+func (v *storageVariant) measure(ctx context.Context, test string) (float64, error) {
+	var before diskCounters
+	countDisk := test == LoadSmallFiles && v.readDisk != nil
+	if countDisk {
+		var err error
+		before, err = v.readDisk()
+		countDisk = err == nil
+	}
+	r, err := v.load(ctx, test)
+	if err != nil {
+		return 0, err
+	}
+	if r.Seconds <= 0 {
+		return 0, fmt.Errorf("load reported %v s", r.Seconds)
+	}
+	if countDisk && r.Files > 0 {
+		if after, err := v.readDisk(); err == nil {
+			v.res.DiskWrites.add(round3(float64(after.writes-before.writes) / float64(r.Files)))
+			v.res.DiskFlushes.add(round3(float64(after.flushes-before.flushes) / float64(r.Files)))
+		}
+	}
+	if v.res.Mount == "" {
+		v.res.Mount = r.Mount
+	}
+	var value float64
+	switch test {
+	case LoadSeqWrite:
+		value = mbps(r.Bytes, r.Seconds)
+		v.res.SeqWrite.add(value)
+	case LoadSeqRead:
+		value = mbps(r.Bytes, r.Seconds)
+		v.res.SeqRead.add(value)
+	case LoadSmallFiles:
+		value = round3(float64(r.Files) / r.Seconds)
+		v.res.SmallFiles.add(value)
+	}
+	return value, nil
 }
 
 // storageDefaults checks cfg, fills in its defaults and returns the
@@ -454,14 +487,18 @@ func setupVolumeVariant(ctx context.Context, env *storageEnv, v *storageVariant)
 	env.oakRoot = root
 	name := fmt.Sprintf("oak-bench-storage-%d", os.Getpid())
 	size := volumeSize(env.cfg)
-	if err := runCommand(ctx, env.oak(root, "volume", "create", "--size", fmt.Sprintf("%dm", size>>20), name)); err != nil {
-		return nil, fmt.Errorf("volume create: %w", err)
-	}
 	cleanup := func(ctx context.Context) error {
 		// A container that a cancelled run left behind would keep the
 		// volume attached: remove the benchmark's containers first.
 		err := removeContainers(ctx, env.oak, root, env.rootfs)
-		return errors.Join(err, runCommand(ctx, env.oak(root, "volume", "rm", name)))
+		rerr := runCommand(ctx, env.oak(root, "volume", "rm", name))
+		if rerr != nil && strings.Contains(rerr.Error(), "no such volume") {
+			rerr = nil // its create failed or was cancelled
+		}
+		return errors.Join(err, rerr)
+	}
+	if err := runCommand(ctx, env.oak(root, "volume", "create", "--size", fmt.Sprintf("%dm", size>>20), name)); err != nil {
+		return cleanup, fmt.Errorf("volume create: %w", err)
 	}
 	argv := func(mode string) []string {
 		return append(env.oak(root, "run", "--rm", "-v", name+":/data", env.rootfs, "/oak", StorageLoadCommand, mode, "/data"), env.loadArgs()...)
@@ -595,4 +632,29 @@ func testUnit(test string) string {
 		return "files/s"
 	}
 	return "MB/s"
+}
+
+// diskCounters are a block device's cumulative request counts.
+type diskCounters struct {
+	writes, flushes uint64
+}
+
+// parseDiskStat reads a block device's stat file
+// (Documentation/admin-guide/iostats.rst): the 5th field counts completed
+// writes, the 16th completed flushes. It refuses a file without flush
+// counts (kernels before 5.5).
+func parseDiskStat(s string) (diskCounters, error) {
+	f := strings.Fields(s)
+	if len(f) < 17 {
+		return diskCounters{}, fmt.Errorf("block device stat %q: %d fields, want at least 17 (flushes are counted since Linux 5.5)", s, len(f))
+	}
+	w, err := strconv.ParseUint(f[4], 10, 64)
+	if err != nil {
+		return diskCounters{}, fmt.Errorf("block device stat: writes %q: %w", f[4], err)
+	}
+	fl, err := strconv.ParseUint(f[15], 10, 64)
+	if err != nil {
+		return diskCounters{}, fmt.Errorf("block device stat: flushes %q: %w", f[15], err)
+	}
+	return diskCounters{writes: w, flushes: fl}, nil
 }

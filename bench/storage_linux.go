@@ -45,13 +45,14 @@ func sameFileSystem(a, b string) (bool, error) {
 
 // loopBacking finds the loop device bound to a backing file whose path
 // ends in suffix and returns the device and whether it does direct I/O to
-// that file ("on", "off"). It returns ok false when no loop device has such
-// a file now.
+// that file ("on", "off"), also when the file has been deleted since. It
+// returns ok false when no loop device has such a file now.
 func loopBacking(suffix string) (dev, directIO string, ok bool) {
 	devs, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
 	for _, p := range devs {
 		b, err := os.ReadFile(p)
-		if err != nil || !strings.HasSuffix(strings.TrimSpace(string(b)), suffix) {
+		backing := strings.TrimSuffix(strings.TrimSpace(string(b)), " (deleted)")
+		if err != nil || !strings.HasSuffix(backing, suffix) {
 			continue
 		}
 		dir := filepath.Dir(p)
@@ -68,4 +69,31 @@ func loopBacking(suffix string) (dev, directIO string, ok bool) {
 		return dev, directIO, true
 	}
 	return "", "", false
+}
+
+// diskOf returns the name of the block device that holds dir ("vda",
+// "nvme0n1p2") and a function that reads its counters. It fails for a
+// file system without a block device of its own (tmpfs, overlay) and on
+// kernels that do not count flushes (before 5.5).
+func diskOf(dir string) (string, func() (diskCounters, error), error) {
+	var st unix.Stat_t
+	if err := unix.Stat(dir, &st); err != nil {
+		return "", nil, fmt.Errorf("stat %s: %w", dir, err)
+	}
+	sys := fmt.Sprintf("/sys/dev/block/%d:%d", unix.Major(uint64(st.Dev)), unix.Minor(uint64(st.Dev)))
+	target, err := os.Readlink(sys)
+	if err != nil {
+		return "", nil, fmt.Errorf("%s has no block device: %w", dir, err)
+	}
+	read := func() (diskCounters, error) {
+		b, err := os.ReadFile(filepath.Join(sys, "stat"))
+		if err != nil {
+			return diskCounters{}, err
+		}
+		return parseDiskStat(string(b))
+	}
+	if _, err := read(); err != nil {
+		return "", nil, err
+	}
+	return filepath.Base(target), read, nil
 }

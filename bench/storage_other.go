@@ -17,3 +17,6 @@ func sameFileSystem(a, b string) (bool, error) { return false, errNotLinux }
 
 // loopBacking is Linux-only: volumes need loop devices.
 func loopBacking(string) (dev, directIO string, ok bool) { return "", "", false }
+
+// diskOf is Linux-only here.
+func diskOf(string) (string, func() (diskCounters, error), error) { return "", nil, errNotLinux }

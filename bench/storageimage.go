@@ -243,6 +243,9 @@ func storageImport(ctx context.Context, env *storageEnv) *ImportResult {
 		strings.Join(env.oak("ROOT", append([]string{"run", "--rm", tag}, noop...)...), " ") + "; " +
 		strings.Join(env.oak("ROOT", append([]string{"run", "--rm", env.rootfs}, noop...)...), " ") +
 		"; ROOT a fresh state root per round"
+	if !cfg.KeepCache {
+		res.Detail += ", page cache dropped before each import"
+	}
 
 	for round := range cfg.Rounds {
 		root := filepath.Join(env.work, fmt.Sprintf("import-%d", round+1))
