@@ -204,14 +204,14 @@ func (a *authority) caps() []core.Cap {
 // HasNetwork reports whether the container was given any network grant.
 func (a *authority) hasNetwork() bool { return len(a.names) > 0 }
 
-// revoke withdraws the named grant (and everything derived from it).
+// revoke withdraws the named grant from the container's space, with
+// everything derived from it; a grant it no longer holds is an error.
 func (a *authority) revoke(name string) error {
-	rs, _ := a.k.Root()
-	c, err := a.k.LookupName(rs, name, 0)
+	c, err := a.k.LookupName(a.space, name, 0)
 	if err != nil {
 		return fmt.Errorf("revoke %q: %w", name, err)
 	}
-	return a.k.Revoke(rs, c.Handle)
+	return a.k.Delete(a.space, c.Handle)
 }
 
 // Listen implements netsvc.Grants: the host address a bind of (proto,

@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,7 +120,11 @@ func RunNetService(listener, control *os.File) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	return netsvc.Serve(context.Background(), int(listener.Fd()), liveGrants{&current}, log)
+	err := netsvc.Serve(context.Background(), int(listener.Fd()), liveGrants{&current}, log)
+	// Serve uses the bare descriptor: without this, listener's finalizer
+	// could close it under Serve after a garbage collection.
+	runtime.KeepAlive(listener)
+	return err
 }
 
 // liveGrants answers from the latest grants the supervisor sent.

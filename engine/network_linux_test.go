@@ -33,3 +33,19 @@ func FuzzDecodeNetGrants(f *testing.F) {
 		}
 	})
 }
+
+func TestRevokeTwice(t *testing.T) {
+	a, err := grantAuthority(&Spec{Image: "demo", Layers: []string{"/img"}, Egress: []string{"127.0.0.1:6379"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.revoke("egress 127.0.0.1:6379"); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.revoke("egress 127.0.0.1:6379"); err == nil {
+		t.Error("revoking a grant the container no longer holds succeeded")
+	}
+	if len(a.grants().Egress) != 0 {
+		t.Errorf("grants after revoke: %+v", a.grants())
+	}
+}

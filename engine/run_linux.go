@@ -358,6 +358,11 @@ func (e *Engine) discard(c *Container) {
 	}
 }
 
+// startedReport is what a detached supervisor writes once the container's
+// command runs; anything else it writes is the error that stopped it, and
+// nothing at all means it died first.
+const startedReport = "started"
+
 // supervisorCmd is the hidden command a detached container's supervisor runs as.
 const supervisorCmd = "_supervise"
 
@@ -391,13 +396,13 @@ func (e *Engine) RunDetached(opts RunOptions) (string, error) {
 	go cmd.Wait()
 	msg, _ := io.ReadAll(r)
 	r.Close()
-	if len(msg) > 0 {
-		return "", errors.New(string(msg))
+	switch string(msg) {
+	case startedReport:
+		return c.ID, nil
+	case "":
+		return "", fmt.Errorf("run: the supervisor of %s ended before the container started", ShortID(c.ID))
 	}
-	if _, err := e.load(c.ID); err != nil {
-		return "", fmt.Errorf("run: supervisor of %s ended before the container started", ShortID(c.ID))
-	}
-	return c.ID, nil
+	return "", errors.New(string(msg))
 }
 
 // Supervise is the body of a detached container's supervisor process: it
@@ -422,6 +427,8 @@ func (e *Engine) Supervise(id string, report *os.File) error {
 	_, err = e.supervise(c, &spec, Stdio{Stdout: io.Discard, Stderr: io.Discard}, sigs, func(err error) {
 		if err != nil {
 			report.WriteString(err.Error())
+		} else {
+			report.WriteString(startedReport)
 		}
 		report.Close()
 	})
@@ -429,7 +436,9 @@ func (e *Engine) Supervise(id string, report *os.File) error {
 }
 
 // pidStart is the start time of pid in clock ticks since boot (field 22 of
-// /proc/PID/stat), which tells a live process from a later one with its pid.
+// /proc/PID/stat), which tells a live process from a later one with its
+// pid; 0 if pid is gone or dead (a zombie not yet reaped counts as dead:
+// a killed supervisor in its own session waits for the host's init).
 func pidStart(pid int) uint64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -441,14 +450,14 @@ func pidStart(pid int) uint64 {
 		return 0
 	}
 	f := strings.Fields(s[i+1:])
-	if len(f) < 20 {
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
 		return 0
 	}
 	v, _ := strconv.ParseUint(f[19], 10, 64)
 	return v
 }
 
-// alive reports whether pid is still the process that started at start.
+// alive reports whether pid is still the live process that started at start.
 func alive(pid int, start uint64) bool {
 	return pid > 0 && start != 0 && pidStart(pid) == start
 }
