@@ -12,6 +12,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -162,4 +164,18 @@ func rotation(n, round int) []int {
 		order[k] = (k + round) % n
 	}
 	return order
+}
+
+// pickVariants returns the variants asked for, or all known ones if none
+// was; an unknown name is an error naming the benchmark and the choices.
+func pickVariants(bench string, asked, known []string) ([]string, error) {
+	if len(asked) == 0 {
+		return known, nil
+	}
+	for _, n := range asked {
+		if !slices.Contains(known, n) {
+			return nil, fmt.Errorf("bench %s: unknown variant %q (want one of %s)", bench, n, strings.Join(known, ", "))
+		}
+	}
+	return asked, nil
 }

@@ -349,14 +349,9 @@ func Net(ctx context.Context, cfg NetConfig) (*NetReport, error) {
 // netDefaults checks cfg, fills in its defaults and returns the variants
 // to run.
 func netDefaults(cfg NetConfig) (NetConfig, []string, error) {
-	names := cfg.Variants
-	if len(names) == 0 {
-		names = netVariants
-	}
-	for _, n := range names {
-		if !slices.Contains(netVariants, n) {
-			return cfg, nil, fmt.Errorf("bench net: unknown variant %q (want one of %s)", n, strings.Join(netVariants, ", "))
-		}
+	names, err := pickVariants("net", cfg.Variants, netVariants)
+	if err != nil {
+		return cfg, nil, err
 	}
 	if len(cfg.Streams) == 0 {
 		cfg.Streams = DefaultNetStreams

@@ -80,14 +80,9 @@ const (
 // the benchmark with an error that names the variant and includes the
 // run's stderr.
 func Startup(ctx context.Context, cfg StartupConfig) (*Report, error) {
-	names := cfg.Variants
-	if len(names) == 0 {
-		names = startupVariants
-	}
-	for _, n := range names {
-		if !slices.Contains(startupVariants, n) {
-			return nil, fmt.Errorf("bench startup: unknown variant %q (want one of %s)", n, strings.Join(startupVariants, ", "))
-		}
+	names, err := pickVariants("startup", cfg.Variants, startupVariants)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.RootFS == "" {
 		return nil, errors.New("bench startup: no root file system given")

@@ -378,14 +378,9 @@ func (v *storageVariant) measure(ctx context.Context, test string) (float64, err
 // storageDefaults checks cfg, fills in its defaults and returns the
 // variants to run.
 func storageDefaults(cfg StorageConfig) (StorageConfig, []string, error) {
-	names := cfg.Variants
-	if len(names) == 0 {
-		names = storageVariants
-	}
-	for _, n := range names {
-		if !slices.Contains(storageVariants, n) {
-			return cfg, nil, fmt.Errorf("bench storage: unknown variant %q (want one of %s)", n, strings.Join(storageVariants, ", "))
-		}
+	names, err := pickVariants("storage", cfg.Variants, storageVariants)
+	if err != nil {
+		return cfg, nil, err
 	}
 	for _, f := range []struct {
 		what string
