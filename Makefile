@@ -1,6 +1,7 @@
 # Oak's build. `make` builds bin/oak as one static binary (cgo for the
 # launch path's nsinit, glibc linked statically; netgo/osusergo keep glibc's
 # NSS out of it).
+export PATH := $(PATH):/usr/local/go/bin
 GO        ?= go
 GOFLAGS   := -tags netgo,osusergo -trimpath
 LDFLAGS   := -linkmode external -extldflags -static -s -w
