@@ -49,6 +49,12 @@ func (l *loop) sendto(c *call) result {
 		}
 		in.zeroName = in.namelen == 0
 	}
+	return l.sendOne(c, s, in, flags)
+}
+
+// sendOne checks and performs one decoded send of sendto or sendmsg on the
+// service's copy of the socket, answering with the bytes sent.
+func (l *loop) sendOne(c *call, s sock, in msgIn, flags uint32) result {
 	if err := l.sockChecks(s); err != nil {
 		return result{err: err}
 	}
@@ -78,17 +84,7 @@ func (l *loop) sendmsg(c *call) result {
 		return result{err: err}
 	}
 	flags := uint32(c.args[2])
-	if err := l.sockChecks(s); err != nil {
-		return result{err: err}
-	}
-	out, err := l.prepare(c, s, in, flags)
-	if err != nil {
-		return result{err: err}
-	}
-	if !c.valid() {
-		return result{err: errGone}
-	}
-	return l.send(c, s, out, flags, func(n int) result { return performed(n, nil) })
+	return l.sendOne(c, s, in, flags)
 }
 
 // sendmmsg serves sendmmsg(fd, msgvec, vlen, flags): each message as
