@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
@@ -53,12 +53,7 @@ func newBenchCmd(stateRoot func() string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			return rep.Print(os.Stdout)
+			return printReport(rep, asJSON)
 		},
 	}
 	f := startup.Flags()
@@ -104,12 +99,7 @@ rounds, in rotated order, and the report gives medians and ratios.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			return rep.Print(os.Stdout)
+			return printReport(rep, asJSON)
 		},
 	}
 	f := cmd.Flags()
@@ -176,12 +166,7 @@ the file system Oak keeps its state on) and removed at the end.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(rep)
-			}
-			return rep.Print(os.Stdout)
+			return printReport(rep, asJSON)
 		},
 	}
 	f := cmd.Flags()
@@ -198,4 +183,12 @@ the file system Oak keeps its state on) and removed at the end.`,
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr")
 	return cmd
+}
+
+// printReport prints a benchmark report as a table, or as JSON.
+func printReport(rep interface{ Print(io.Writer) error }, asJSON bool) error {
+	if asJSON {
+		return printJSON(rep)
+	}
+	return rep.Print(os.Stdout)
 }

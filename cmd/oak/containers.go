@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"runtime"
@@ -156,9 +155,7 @@ func newPsCmd(stateRoot func() string) *cobra.Command {
 					ExitCode: c.ExitCode, OOM: c.OOMKilled, Pid: c.Pid, Command: strings.Join(c.Command, " "), Created: c.Created})
 			}
 			if format == "json" {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(entries)
+				return printJSON(entries)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
 			fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAME")

@@ -34,10 +34,7 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			imgs, err := e.ImportImage(ctx, args[0], tag, os.Stderr)
-			for _, img := range imgs {
-				fmt.Printf("%s %s\n", img.ShortID(), strings.Join(img.Tags, " "))
-			}
-			return reported(err)
+			return printStored(imgs, err)
 		},
 	}
 	imp.Flags().StringVar(&tag, "tag", "", "tag the imported image NAME[:TAG]")
@@ -54,10 +51,7 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			imgs, err := e.PullImage(ctx, args[0], insecure, os.Stderr)
-			for _, img := range imgs {
-				fmt.Printf("%s %s\n", img.ShortID(), strings.Join(img.Tags, " "))
-			}
-			return reported(err)
+			return printStored(imgs, err)
 		},
 	}
 	pull.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to a loopback registry")
@@ -127,6 +121,15 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 	cmd.AddCommand(imp, pull, ls, rm)
 	cmd.AddCommand(svc)
 	return cmd
+}
+
+// printStored prints one line per image the storage service stored, then
+// reports its error, if any.
+func printStored(imgs []engine.StoredImage, err error) error {
+	for _, img := range imgs {
+		fmt.Printf("%s %s\n", img.ShortID(), strings.Join(img.Tags, " "))
+	}
+	return reported(err)
 }
 
 // reported turns an error a child oak already printed into a bare exit status.

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -92,9 +91,7 @@ func newVolumeCmd(stateRoot func() string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			enc := json.NewEncoder(os.Stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(v)
+			return printJSON(v)
 		},
 	}
 	rm := &cobra.Command{
