@@ -80,9 +80,10 @@ func setUpRuncNet(ctx context.Context, mode string, port int) (n *runcNet, err e
 		hostIf: fmt.Sprintf("oakv%dh", pid),
 		contIf: fmt.Sprintf("oakv%dc", pid),
 	}
+	made := n // a bare "return nil, err" below sets n to nil before this runs
 	defer func() {
 		if err != nil {
-			n.down(context.WithoutCancel(ctx))
+			made.down(context.WithoutCancel(ctx))
 			n = nil
 		}
 	}()
@@ -106,9 +107,12 @@ func setUpRuncNet(ctx context.Context, mode string, port int) (n *runcNet, err e
 	contAddr := n.contIP.String() + "/30"
 	steps := [][2][]string{
 		{{"ip", "netns", "add", n.ns}, {"ip", "netns", "del", n.ns}},
-		// The peer is made inside the namespace; deleting the namespace
-		// deletes it, and with it the host end.
-		{{"ip", "link", "add", n.hostIf, "type", "veth", "peer", "name", n.contIf, "netns", n.ns}, nil},
+		// The peer is made inside the namespace. Deleting the namespace
+		// would delete the pair too, but asynchronously (the namespace's
+		// clean-up runs on a workqueue), so that a set-up right after
+		// could still find the host end: delete it explicitly, which
+		// removes both ends at once.
+		{{"ip", "link", "add", n.hostIf, "type", "veth", "peer", "name", n.contIf, "netns", n.ns}, {"ip", "link", "del", n.hostIf}},
 	}
 	n.hostDev = n.hostIf
 	if mode == RuncNetBridge {
