@@ -32,6 +32,8 @@ type RunOptions struct {
 	Volumes    []string // -v NAME:/PATH[:ro]
 	Publish    []string // -p [HOSTIP:]HOSTPORT:PORT[/PROTO]
 	Egress     []string // --egress PREFIX[:PORT][/PROTO] | any
+	ReadOnly   bool     // --read-only: no writable layer over the image
+	Names      NameOptions
 }
 
 // Spec is the resolved form of RunOptions kept in the record, everything a
@@ -50,6 +52,10 @@ type Spec struct {
 	Env     []string       `json:"env"`
 	Cwd     string         `json:"cwd"`
 	Limits  sandbox.Limits `json:"limits"`
+	// ReadOnly: the root is the image as it is, without a private
+	// writable layer.
+	ReadOnly bool        `json:"read_only,omitempty"`
+	Names    NameOptions `json:"names,omitempty"`
 }
 
 // defaultPath is the PATH a container gets unless -e sets one (docker's).
@@ -95,12 +101,16 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		return nil, nil, fmt.Errorf("invalid -w %q: must be an absolute path", cwd)
 	}
 	cwd = filepath.Clean(cwd)
+	if err := opts.Names.check(); err != nil {
+		return nil, nil, err
+	}
 	uid, gid, err := lookupUser(img.Layers, img.Config.User)
 	if err != nil {
 		return nil, nil, fmt.Errorf("image %s: %w", opts.Image, err)
 	}
 	spec := &Spec{Image: opts.Image, ImageID: img.ID, Publish: opts.Publish, Egress: opts.Egress,
-		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits}
+		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits,
+		ReadOnly: opts.ReadOnly, Names: opts.Names}
 	listens, err := parseGrants(opts.Publish, opts.Egress)
 	if err != nil {
 		return nil, nil, err
@@ -265,10 +275,16 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 			v.Mount.Close() // the container's mount namespace holds them now
 		}
 	}()
+	host := spec.Names.Hostname
+	if host == "" {
+		host = ShortID(c.ID)
+	}
+	limits.WritableBytes = spec.Limits.WritableBytes
 	task := &sandbox.Task{
 		Volumes: vols,
 		ID:      c.ID, Layers: layers, UID: spec.UID, GID: spec.GID, Scratch: filepath.Join(e.dir(c.ID), "scratch"), Args: spec.Args,
-		Env: append(spec.Env, "HOSTNAME="+ShortID(c.ID)), Cwd: spec.Cwd, Hostname: ShortID(c.ID),
+		Env: append(spec.Env, "HOSTNAME="+host), Cwd: spec.Cwd, Hostname: host,
+		ReadOnly: spec.ReadOnly, Files: spec.Names.etcFiles(host),
 		IDs:    sandbox.IDRange{Host: uint32(idBase + c.Slot*idSize), Size: idSize},
 		Limits: limits, Stdin: out.Stdin, Stdout: stdout, Stderr: stderr,
 	}

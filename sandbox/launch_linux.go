@@ -8,6 +8,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -197,28 +199,22 @@ func (p *Process) takeFD(fd int) (*os.File, error) {
 // image can be a root: Oak mounts on them whatever the image has there.
 var mountPoints = []string{"proc", "dev", "tmp", "sys"}
 
-// sendRoot gives the container its root and volumes. The root is a
-// read-only overlay whose lower layers are the task's layers under a top
-// layer of mount points, each layer an id-mapped clone, so that the image's
-// owners (host ids 0..65535) appear as the same ids inside while the
-// container's processes run as unprivileged host ids. Only the host side
-// can build it: it can search any path, and only it may id-map a mount.
+// sendRoot gives the container its root and volumes. The root is an
+// overlay whose lower layers are the task's layers under a top layer of
+// mount points and engine files, each layer an id-mapped clone, so that
+// the image's owners (host ids 0..65535) appear as the same ids inside
+// while the container's processes run as unprivileged host ids. Unless the
+// task is read-only, the overlay's upper layer is a private tmpfs, id-mapped
+// the same way: the container's writes land there, are charged to its
+// memory limit and vanish with its mount namespace. Only the host side can
+// build it: it can search any path, and only it may id-map a mount.
 // The child attaches it on the top layer's directory, opened through the
 // child's own view of the file system (a tree can only be attached onto a
 // mount of the attaching process's namespace).
 func sendRoot(sock *os.File, pid int, t *Task) error {
 	top := filepath.Join(t.Scratch, "mnt")
-	dirs := append([]string{top}, mountPoints...)
-	for i, d := range dirs[1:] {
-		dirs[i+1] = filepath.Join(top, d)
-	}
-	for _, v := range t.Volumes {
-		dirs = append(dirs, filepath.Join(top, v.Target))
-	}
-	for _, d := range dirs {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return fmt.Errorf("mount points: %w", err)
-		}
+	if err := buildTop(top, t); err != nil {
+		return err
 	}
 	userns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -254,10 +250,26 @@ func sendRoot(sock *os.File, pid int, t *Task) error {
 			return fmt.Errorf("layer %s: overlay: %w", l, err)
 		}
 	}
+	attrs := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV)
+	if t.ReadOnly {
+		attrs |= unix.MOUNT_ATTR_RDONLY
+	} else {
+		upper, err := writableLayer(t.IDs.Host, t.Limits.WritableBytes)
+		if err != nil {
+			return fmt.Errorf("root: writable layer: %w", err)
+		}
+		fds = append(fds, upper...)
+		if err := unix.FsconfigSetFd(fs, "upperdir", upper[1]); err != nil {
+			return fmt.Errorf("root: overlay upperdir: %w", err)
+		}
+		if err := unix.FsconfigSetFd(fs, "workdir", upper[2]); err != nil {
+			return fmt.Errorf("root: overlay workdir: %w", err)
+		}
+	}
 	if err := unix.FsconfigCreate(fs); err != nil {
 		return fmt.Errorf("root: overlay: %w", err)
 	}
-	root, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_RDONLY|unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	root, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, int(attrs))
 	if err != nil {
 		return fmt.Errorf("root: mount overlay: %w", err)
 	}
@@ -278,6 +290,142 @@ func sendRoot(sock *os.File, pid int, t *Task) error {
 		return fmt.Errorf("send root: %w", err)
 	}
 	return nil
+}
+
+// buildTop makes the top layer in dir: the mount points Oak needs (so any
+// image can be a root), the volumes' targets, the working directory where
+// the image has none (docker creates a missing WorkingDir), and the
+// engine's files. A directory is only made where no layer has anything
+// but directories on the way, so the top layer never hides an image's
+// symbolic link or file.
+func buildTop(top string, t *Task) error {
+	dirs := append([]string(nil), mountPoints...)
+	for _, v := range t.Volumes {
+		dirs = append(dirs, v.Target[1:])
+	}
+	if t.Cwd != "" && t.Cwd != "/" && onlyDirs(t.Layers, t.Cwd[1:]) {
+		dirs = append(dirs, t.Cwd[1:])
+	}
+	if err := os.MkdirAll(top, 0o755); err != nil {
+		return fmt.Errorf("mount points: %w", err)
+	}
+	for _, d := range dirs {
+		if err := os.MkdirAll(filepath.Join(top, d), 0o755); err != nil {
+			return fmt.Errorf("mount points: %w", err)
+		}
+	}
+	for _, f := range t.Files {
+		parent := filepath.Dir(f.Path)[1:]
+		if !onlyDirs(t.Layers, parent) {
+			continue // the image made /etc something else; leave it be
+		}
+		if err := os.MkdirAll(filepath.Join(top, parent), 0o755); err != nil {
+			return fmt.Errorf("file %s: %w", f.Path, err)
+		}
+		if err := os.WriteFile(filepath.Join(top, f.Path), f.Data, f.Mode.Perm()); err != nil {
+			return fmt.Errorf("file %s: %w", f.Path, err)
+		}
+	}
+	return nil
+}
+
+// onlyDirs reports whether rel (relative to the root) and every directory
+// above it is, in every layer, a directory or absent. It never follows a
+// link of the image.
+func onlyDirs(layers []string, rel string) bool {
+	if rel == "" {
+		return true
+	}
+	parts := strings.Split(rel, "/")
+	for _, l := range layers {
+		dir, err := unix.Open(l, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return false
+		}
+		free := layerOnlyDirs(dir, parts)
+		unix.Close(dir)
+		if !free {
+			return false
+		}
+	}
+	return true
+}
+
+// layerOnlyDirs is onlyDirs for the one layer open at dir.
+func layerOnlyDirs(dir int, parts []string) bool {
+	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
+		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
+	for i := range parts {
+		fd, err := unix.Openat2(dir, filepath.Join(parts[:i+1]...), how)
+		if err == unix.ENOENT {
+			return true // absent here, and so everything below
+		}
+		if err != nil {
+			return false
+		}
+		var st unix.Stat_t
+		err = unix.Fstat(fd, &st)
+		unix.Close(fd)
+		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
+			return false
+		}
+	}
+	return true
+}
+
+// writableLayer makes the container's private upper layer: a tmpfs of
+// size bytes (DefaultWritableBytes if 0). It is not id-mapped: overlay
+// makes its work files with the mounter's (host root's) ids, which an
+// id-mapping would not map, so the layer keeps host ids, the container's
+// own (what it copies up keeps the owner it shows through the lower
+// layer's mapping). Its top directory, the root's attributes, belongs to
+// host id root, container root. It returns the mount and its upper and
+// work directories.
+func writableLayer(root uint32, size int64) ([]int, error) {
+	if size <= 0 {
+		size = DefaultWritableBytes
+	}
+	fs, err := unix.Fsopen("tmpfs", unix.FSOPEN_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fs)
+	if err := unix.FsconfigSetString(fs, "size", strconv.FormatInt(size, 10)); err != nil {
+		return nil, fmt.Errorf("size %d: %w", size, err)
+	}
+	if err := unix.FsconfigSetString(fs, "mode", "0755"); err != nil {
+		return nil, err
+	}
+	if err := unix.FsconfigCreate(fs); err != nil {
+		return nil, err
+	}
+	mnt, err := unix.Fsmount(fs, unix.FSMOUNT_CLOEXEC, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV)
+	if err != nil {
+		return nil, err
+	}
+	fds := []int{mnt}
+	fail := func(err error) ([]int, error) {
+		for _, fd := range fds {
+			unix.Close(fd)
+		}
+		return nil, err
+	}
+	for _, d := range []string{"upper", "work"} {
+		if err := unix.Mkdirat(mnt, d, 0o755); err != nil {
+			return fail(err)
+		}
+	}
+	if err := unix.Fchownat(mnt, "upper", int(root), int(root), 0); err != nil {
+		return fail(err)
+	}
+	for _, d := range []string{"upper", "work"} {
+		fd, err := unix.Openat(mnt, d, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fail(err)
+		}
+		fds = append(fds, fd)
+	}
+	return fds, nil
 }
 
 // idmap makes the detached mount tree show host ids 0..65535 as the same

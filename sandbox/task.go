@@ -22,6 +22,10 @@ type Limits struct {
 	Pids        int64 // processes and threads together
 	CPUMilli    int64 // CPU time per wall second, in thousandths of a core
 	TmpfsBytes  int64 // size of /tmp
+	// WritableBytes bounds the private writable layer over the image
+	// (unused with Task.ReadOnly). Like /tmp it lives in memory and is
+	// charged to MemoryBytes.
+	WritableBytes int64
 }
 
 // IDRange is the block of host uids and gids a container's user namespace
@@ -43,10 +47,16 @@ type Volume struct {
 // makes in Scratch with the mount points the container needs. Args[0] is
 // looked up in the PATH of Env inside the container.
 type Task struct {
-	ID       string
-	Layers   []string // host directories, top layer first
-	Scratch  string   // an empty directory of the container's own, removed by the caller
-	Volumes  []Volume
+	ID      string
+	Layers  []string // host directories, top layer first
+	Scratch string   // an empty directory of the container's own, removed by the caller
+	Volumes []Volume
+	// ReadOnly leaves the root as the image is. Otherwise the container
+	// writes to a private layer over it, discarded with the container.
+	ReadOnly bool
+	// Files are placed in the root over what the image has there (the
+	// engine's /etc/hosts, /etc/resolv.conf, /etc/hostname).
+	Files    []File
 	Args     []string // argv, Args[0] included
 	Env      []string
 	Cwd      string // working directory inside the container; "" means /
@@ -58,8 +68,18 @@ type Task struct {
 	Stdin, Stdout, Stderr *os.File // nil means /dev/null
 }
 
+// File is a small file the engine places in a container's root.
+type File struct {
+	Path string // absolute path inside the container
+	Data []byte
+	Mode os.FileMode
+}
+
 // DefaultTmpfsBytes is the size of /tmp when a task sets none.
 const DefaultTmpfsBytes = 64 << 20
+
+// DefaultWritableBytes bounds the writable layer when a task sets no size.
+const DefaultWritableBytes = 1 << 30
 
 func (t *Task) validate() error {
 	switch {
@@ -77,6 +97,11 @@ func (t *Task) validate() error {
 	for _, l := range t.Layers {
 		if l == "" || l[0] != '/' {
 			return fmt.Errorf("task %s: layer %q is not an absolute path", t.ID, l)
+		}
+	}
+	for _, f := range t.Files {
+		if !validTarget(f.Path) {
+			return fmt.Errorf("task %s: file %q: want an absolute path outside /proc, /dev and /tmp", t.ID, f.Path)
 		}
 	}
 	for _, v := range t.Volumes {

@@ -20,6 +20,7 @@ func newRunCmd(stateRoot func() string) *cobra.Command {
 	var (
 		opts                engine.RunOptions
 		memory, tmpfs, cpus string
+		storage             string
 		pids                int64
 		detach, interactive bool
 	)
@@ -28,8 +29,9 @@ func newRunCmd(stateRoot func() string) *cobra.Command {
 		Short: "Run a command in a new container",
 		Long: `Run a command in a new container. IMAGE is a root file system directory,
 or "demo" for the built-in busybox image. The container starts with nothing
-but its read-only image, a private /tmp and its own /proc: no network, no
-host files, no capabilities, a fixed system-call allowlist.`,
+but a private writable copy of its image (--read-only: the image as it is),
+a private /tmp and its own /proc: no network, no host files, authority only
+over its own files and users, a fixed system-call allowlist.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
@@ -40,6 +42,11 @@ host files, no capabilities, a fixed system-call allowlist.`,
 			}
 			if tmpfs != "" {
 				if opts.Limits.TmpfsBytes, err = engine.ParseBytes("--tmpfs-size", tmpfs); err != nil {
+					return err
+				}
+			}
+			if storage != "" {
+				if opts.Limits.WritableBytes, err = engine.ParseBytes("--storage-size", storage); err != nil {
 					return err
 				}
 			}
@@ -101,6 +108,13 @@ host files, no capabilities, a fixed system-call allowlist.`,
 	f.StringArrayVarP(&opts.Volumes, "volume", "v", nil, "grant a volume: NAME:/PATH[:ro] (see oak volume create)")
 	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [HOSTIP:]HOSTPORT:PORT[/tcp|udp]")
 	f.StringArrayVar(&opts.Egress, "egress", nil, "grant connecting: PREFIX[:PORT][/tcp|udp], or any")
+	f.BoolVar(&opts.ReadOnly, "read-only", false, "run on the image as it is, without a private writable layer")
+	f.StringVar(&storage, "storage-size", "", "size of the private writable layer over the image, in memory (default 1g)")
+	f.StringVar(&opts.Names.Hostname, "hostname", "", "host name inside the container (default: its short id)")
+	f.StringArrayVar(&opts.Names.DNS, "dns", nil, "resolver address for /etc/resolv.conf (default: the host's); needs an egress grant to it")
+	f.StringArrayVar(&opts.Names.DNSSearch, "dns-search", nil, "search domain for /etc/resolv.conf")
+	f.StringArrayVar(&opts.Names.DNSOptions, "dns-option", nil, "option for /etc/resolv.conf, e.g. ndots:2")
+	f.StringArrayVar(&opts.Names.AddHosts, "add-host", nil, "add NAME:IP to /etc/hosts")
 	return cmd
 }
 

@@ -24,7 +24,6 @@
 #include <linux/filter.h>
 #include <linux/openat2.h>
 #include <linux/seccomp.h>
-#include <linux/securebits.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -387,15 +386,29 @@ static void build_root(void)
 		fail("chdir /: %s", strerror(errno));
 }
 
-// drop_bounding removes every capability from the bounding set and locks the
-// secure bits, so no later execve can give uid 0 capabilities back.
+// containerCaps are the capabilities a container's root holds, in its own
+// user namespace only: ownership and permission of files owned by its own
+// mapped ids (CHOWN, DAC_OVERRIDE, FOWNER, FSETID), switching between its own
+// users and groups (SETUID, SETGID, SETPCAP for dropping capabilities from
+// the bounding set), and signalling its own processes whatever their user
+// (KILL). A capability held in a non-initial user namespace acts only on
+// objects that namespace owns: files whose owner is mapped into it, processes
+// in it. Nothing here reaches a kernel subsystem the filter keeps closed.
+// See docs/design.md, "What container root may do".
+#define CONTAINER_CAPS                                                                            \
+	((1ULL << CAP_CHOWN) | (1ULL << CAP_DAC_OVERRIDE) | (1ULL << CAP_FOWNER) | (1ULL << CAP_FSETID) | \
+	 (1ULL << CAP_KILL) | (1ULL << CAP_SETGID) | (1ULL << CAP_SETUID) | (1ULL << CAP_SETPCAP))
+
+// drop_bounding removes every capability but CONTAINER_CAPS from the
+// bounding set and clears the ambient set, so no later execve can give any
+// process more than those. Root keeps its usual meaning (an execve as uid 0
+// gets the bounding set, as on a host); no_new_privs keeps setuid and file
+// capabilities from adding anything.
 static void drop_bounding(void)
 {
-	if (prctl(PR_SET_SECUREBITS, SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP |
-				SECBIT_NO_SETUID_FIXUP_LOCKED | SECBIT_KEEP_CAPS_LOCKED |
-				SECBIT_NO_CAP_AMBIENT_RAISE | SECBIT_NO_CAP_AMBIENT_RAISE_LOCKED) != 0)
-		fail("set securebits: %s", strerror(errno));
 	for (int c = 0; c <= 63; c++) {
+		if (CONTAINER_CAPS & (1ULL << c))
+			continue;
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
 			fail("drop capability %d from bounding set: %s", c, strerror(errno));
 	}
@@ -403,14 +416,17 @@ static void drop_bounding(void)
 		fail("clear ambient capabilities: %s", strerror(errno));
 }
 
-// drop_caps ends every capability of the calling process.
-static void drop_caps(void)
+// set_caps makes keep the calling process's permitted and effective sets and
+// empties its inheritable set.
+static void set_caps(uint64_t keep)
 {
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct data[2];
 	memset(data, 0, sizeof data);
+	data[0].permitted = data[0].effective = (uint32_t)keep;
+	data[1].permitted = data[1].effective = (uint32_t)(keep >> 32);
 	if (syscall(SYS_capset, &hdr, data) != 0)
-		fail("drop capabilities: %s", strerror(errno));
+		fail("set capabilities: %s", strerror(errno));
 }
 
 // report sends one record to the parent over fd 3.
@@ -483,9 +499,11 @@ static void exec_command(const sigset_t *oldmask)
 {
 	if (setresgid(cfg.gid, cfg.gid, cfg.gid) != 0)
 		fail("setgid %u: %s", cfg.gid, strerror(errno));
+	// Root keeps CONTAINER_CAPS for its execve; any other user loses every
+	// capability with the setresuid, as on a host.
+	set_caps(CONTAINER_CAPS);
 	if (setresuid(cfg.uid, cfg.uid, cfg.uid) != 0)
 		fail("setuid %u: %s", cfg.uid, strerror(errno));
-	drop_caps();
 	if (cfg.cwd && chdir(cfg.cwd) != 0)
 		fail("working directory %s: %s", cfg.cwd, strerror(errno));
 	if (sigprocmask(SIG_SETMASK, oldmask, NULL) != 0)
@@ -567,7 +585,7 @@ __attribute__((constructor)) static void nsinit(void)
 	// Our copy of fd 3 must go, or the parent would not see the command's
 	// exec close it. Errors after this point are the command's own.
 	close(CFG_FD);
-	drop_caps();
+	set_caps(0);
 	// Nothing in the container may inspect or signal-steal from init
 	// through /proc/1 (its fds, memory, environment).
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)

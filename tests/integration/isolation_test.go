@@ -297,8 +297,8 @@ func TestProcAndSys(t *testing.T) {
 	})
 }
 
-// The image is mounted read-only: every way to change it answers EROFS,
-// while /tmp and /dev/null stay writable.
+// With --read-only the image is mounted as it is: every way to change it
+// answers EROFS, while /tmp and /dev/null stay writable.
 func TestRootReadOnly(t *testing.T) {
 	needOak(t, true)
 	o := newOak(t)
@@ -319,7 +319,7 @@ func TestRootReadOnly(t *testing.T) {
 		t.Run(strings.Join(c, " "), func(t *testing.T) {
 			o := o.sub(t)
 			t.Parallel()
-			if got := o.probe(c...); got != "err EROFS" {
+			if got := o.probeWith([]string{"--read-only"}, c...); got != "err EROFS" {
 				t.Errorf("probe %s: got %q, want \"err EROFS\"", strings.Join(c, " "), got)
 			}
 		})
@@ -337,8 +337,10 @@ func TestRootReadOnly(t *testing.T) {
 }
 
 // The container runs as uid 0 in its user namespace, which maps 0 to an
-// unprivileged host uid: the host sees a non-zero uid, and the container
-// holds no capabilities, has no_new_privs and a seccomp filter.
+// unprivileged host uid: the host sees a non-zero uid, and the container's
+// root holds only the file-owner and credential capabilities (CHOWN,
+// DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID, SETPCAP = 0x1fb), in
+// its own user namespace, with no_new_privs and a seccomp filter.
 func TestUserNamespace(t *testing.T) {
 	needOak(t, true)
 	o := newOak(t)
@@ -351,8 +353,8 @@ func TestUserNamespace(t *testing.T) {
 		}
 		st := o.probe("status")
 		want := map[string]string{
-			"CapInh": "0000000000000000", "CapPrm": "0000000000000000", "CapEff": "0000000000000000",
-			"CapBnd": "0000000000000000", "CapAmb": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2",
+			"CapInh": "0000000000000000", "CapPrm": "00000000000001fb", "CapEff": "00000000000001fb",
+			"CapBnd": "00000000000001fb", "CapAmb": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2",
 		}
 		got := map[string]string{}
 		for _, l := range lines(st) {

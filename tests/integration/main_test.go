@@ -452,7 +452,14 @@ func (o *oakEnv) containerDirs() []string {
 // output line; the run must succeed.
 func (o *oakEnv) probe(args ...string) string {
 	o.t.Helper()
-	r := o.run(append([]string{"run", rootfsDir, "/bin/probe"}, args...)...)
+	return o.probeWith(nil, args...)
+}
+
+// probeWith is probe with extra flags for oak run.
+func (o *oakEnv) probeWith(flags []string, args ...string) string {
+	o.t.Helper()
+	run := append(append([]string{"run"}, flags...), rootfsDir, "/bin/probe")
+	r := o.run(append(run, args...)...)
 	if r.code != 0 {
 		o.t.Fatalf("probe %s did not run:\n%s", strings.Join(args, " "), r)
 	}
