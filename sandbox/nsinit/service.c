@@ -10,7 +10,7 @@
 //     from the effective, permitted, inheritable, ambient and bounding sets,
 //     secure bits locked so no execve can bring uid 0's capabilities back;
 //   - no_new_privs.
-// The network service ("net") keeps CAP_SYS_PTRACE (to copy a trapped
+// The network service ("net") has the host's /proc and keeps CAP_SYS_PTRACE (to copy a trapped
 // caller's descriptor with pidfd_getfd and read its arguments with
 // process_vm_readv) and CAP_NET_BIND_SERVICE (to publish a granted port
 // below 1024); it stays in the host's network and pid namespaces, which are
@@ -152,6 +152,13 @@ static void empty_root(int storage)
 		die("chdir to empty root");
 	for (int i = 0; i < nkeep; i++)
 		bind(keep[i]);
+	// The network service counts a caller's threads before it lets a call
+	// on the container's own AF_UNIX socket through (services/netsvc,
+	// local_linux.go): a read-only /proc of the host's pid namespace, which
+	// it serves (read-only: as uid 0 it owns the sysctl files).
+	if (!storage && (mkdir("proc", 0555) != 0 ||
+			 mount("proc", "proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY, NULL) != 0))
+		die("mount /proc");
 	if (syscall(SYS_pivot_root, ".", ".") != 0)
 		die("pivot_root");
 	if (umount2(".", MNT_DETACH) != 0 || chdir("/") != 0)

@@ -51,6 +51,11 @@ func check(c, root string) error {
 	case "no-proc":
 		_, err := os.Stat("/proc/self")
 		return want(err, unix.ENOENT)
+	case "proc-readonly":
+		if _, err := os.Stat("/proc/1/stat"); err != nil {
+			return err
+		}
+		return want(os.WriteFile("/proc/sys/kernel/hostname", []byte("x"), 0), unix.EROFS)
 	case "root-readonly":
 		return want(os.WriteFile("/x", nil, 0o600), unix.EROFS)
 	case "state-root-writable":
@@ -119,5 +124,5 @@ func TestStorageServiceConfinement(t *testing.T) {
 }
 
 func TestNetServiceConfinement(t *testing.T) {
-	runService(t, "net", t.TempDir(), "no-host-files", "no-proc", "root-readonly", "no-mount", "caps-net", "no-new-privs")
+	runService(t, "net", t.TempDir(), "no-host-files", "proc-readonly", "root-readonly", "no-mount", "caps-net", "no-new-privs")
 }

@@ -150,7 +150,8 @@ func confinedChecks() []check {
 		// attaches one: see services/netsvc.)
 		{"socket AF_INET trapped", expect(unix.ENOSYS, unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_STREAM, 0)},
 		{"socket AF_NETLINK refused", expect(unix.EACCES, unix.SYS_SOCKET, unix.AF_NETLINK, unix.SOCK_RAW, 0)},
-		{"socket AF_UNIX refused", expect(unix.EACCES, unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_STREAM, 0)},
+		{"socket AF_UNIX trapped", expect(unix.ENOSYS, unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_STREAM, 0)},
+		{"clone CLONE_FILES without CLONE_THREAD refused", expect(unix.EPERM, unix.SYS_CLONE, unix.CLONE_FILES|uintptr(unix.SIGCHLD), 0, 0)},
 		{"socketpair AF_UNIX", func() error {
 			if _, errno := sys(unix.SYS_SOCKETPAIR, unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0, uintptr(unsafe.Pointer(&fds))); errno != 0 {
 				return errno

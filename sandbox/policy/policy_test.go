@@ -232,7 +232,11 @@ func TestArgumentConditions(t *testing.T) {
 		{"socket", a(2 /* AF_INET */, 1), Notify},
 		{"socket", a(10 /* AF_INET6 */, 2), Notify},
 		{"socket", a(high|2, 1), Notify}, // int domain: the kernel sees AF_INET
-		{"socket", a(1 /* AF_UNIX */, 1), Fail(EACCES)},
+		{"socket", a(1 /* AF_UNIX */, 1), Notify}, // the service lets it through
+		{"clone", a(0x11 /* SIGCHLD */), Allow},
+		{"clone", a(0x3d0f00 /* a pthread: VM|FS|FILES|SIGHAND|THREAD|... */), Allow},
+		{"clone", a(0x400 | 0x11 /* CLONE_FILES without CLONE_THREAD */), Default},
+		{"clone", a(0x10000000 | 0x11 /* CLONE_NEWUSER */), Default},
 		{"socket", a(16 /* AF_NETLINK */, 3), Fail(EACCES)},
 		{"socket", a(17 /* AF_PACKET */, 3), Fail(EACCES)},
 

@@ -47,8 +47,9 @@ var table = []Rule{
 	// Threads and processes. Everything here acts on the caller or on
 	// processes in the container's own PID namespace.
 	{Nr: 56, Name: "clone", Action: Allow,
-		When: when(all(arg32(0).none(cloneNewNamespaces))),
-		Why:  "threads and fork, but no new namespace: each CLONE_NEW* flag is a kernel subsystem opened up to the container (CLONE_NEWTIME shares its bit with the exit signal in clone, so only clone3 and unshare could ask for it)"},
+		When: when(all(arg32(0).none(cloneNewNamespaces), arg32(0).masked(cloneThread, cloneThread)),
+			all(arg32(0).none(cloneNewNamespaces|cloneFiles))),
+		Why: "threads and fork, but no new namespace: each CLONE_NEW* flag is a kernel subsystem opened up to the container (CLONE_NEWTIME shares its bit with the exit signal in clone, so only clone3 and unshare could ask for it); a descriptor table is shared only by the threads of one process (CLONE_FILES needs CLONE_THREAD), which the network service relies on to let a single-threaded process's AF_UNIX calls through"},
 	{Nr: 435, Name: "clone3", Action: Fail(ENOSYS),
 		Why: "its flags live in memory the filter cannot read; glibc and Go fall back to clone on ENOSYS"},
 	{Nr: 57, Name: "fork", Action: Allow},
@@ -306,8 +307,8 @@ var table = []Rule{
 	// container holds — reading, writing, accepting — is the host kernel's
 	// own data path, untouched.
 	{Nr: 41, Name: "socket", Action: Notify,
-		When: when(all(arg32(0).eq(afInet)), all(arg32(0).eq(afInet6))), Else: Fail(EACCES),
-		Why: "TCP/UDP sockets are created by the network service under a grant; every other family (netlink, packet, raw, AF_UNIX sockets that could name host paths) is refused"},
+		When: when(all(arg32(0).eq(afInet)), all(arg32(0).eq(afInet6)), all(arg32(0).eq(afUnix))), Else: Fail(EACCES),
+		Why: "TCP/UDP sockets are created by the network service under a grant; AF_UNIX sockets are the container's own and the service lets them be made (the calls on them go through it too, see services/netsvc/local_linux.go); every other family (netlink, packet, raw) is refused"},
 	{Nr: 53, Name: "socketpair", Action: Allow,
 		When: when(all(arg32(0).eq(afUnix))), Else: Fail(EACCES),
 		Why: "a connected AF_UNIX pair within the container; other families are network authority"},
@@ -379,6 +380,8 @@ var table = []Rule{
 // Linux constants the table tests arguments against (x86_64 values; a test
 // checks them against golang.org/x/sys/unix on Linux).
 const (
+	cloneFiles     = 0x00000400
+	cloneThread    = 0x00010000
 	cloneNewNS     = 0x00020000
 	cloneNewCgroup = 0x02000000
 	cloneNewUTS    = 0x04000000

@@ -20,6 +20,7 @@ type call struct {
 	args  [6]uint64
 	pidfd int
 	files []int
+	socks map[int]sock // copies taken by sock, by argument index
 }
 
 // errGone says the calling thread went away while the call was served.
@@ -165,6 +166,9 @@ type sock struct {
 // sock takes a copy of the caller's descriptor in argument i and learns its
 // family and type. A descriptor that is no socket is ENOTSOCK.
 func (c *call) sock(i int) (sock, error) {
+	if s, ok := c.socks[i]; ok {
+		return s, nil
+	}
 	fd, err := c.fd(int32(c.args[i]))
 	if err != nil {
 		return sock{}, err
@@ -180,7 +184,12 @@ func (c *call) sock(i int) (sock, error) {
 	if err != nil {
 		return sock{}, failure{eacces, &opError{"getsockopt SO_TYPE", err}}
 	}
-	return sock{fd: fd, kind: sockKind{family: fam, typ: typ}}, nil
+	s := sock{fd: fd, kind: sockKind{family: fam, typ: typ}}
+	if c.socks == nil {
+		c.socks = map[int]sock{}
+	}
+	c.socks[i] = s
+	return s, nil
 }
 
 // sockaddr reads and decodes the n-byte address at addr.

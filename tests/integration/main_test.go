@@ -104,6 +104,12 @@ func setup() error {
 	} else {
 		rootfsNote = "image made by oak demo-rootfs"
 	}
+	// A C program with one thread, as most servers are when they set up
+	// their sockets (the probe, in Go, always has several).
+	if out, err := exec.Command("gcc", "-static", "-O2", "-o", filepath.Join(rootfsDir, "bin", "unixsock"),
+		filepath.Join(repo, "tests/integration/testdata/unixsock.c"), "-lpthread").CombinedOutput(); err != nil {
+		return fmt.Errorf("build testdata/unixsock.c: %v\n%s", err, out)
+	}
 	return copyFile(probeBin, filepath.Join(rootfsDir, "bin", "probe"), 0o755)
 }
 

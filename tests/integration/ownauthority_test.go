@@ -118,3 +118,43 @@ func TestOwnAuthority(t *testing.T) {
 		})
 	}
 }
+
+// AF_UNIX sockets are the container's own: path names in its file system,
+// abstract names in its network namespace. They work with and without
+// network grants (with grants the calls go through the network service);
+// a program with several threads may use abstract names but not paths
+// while it holds grants (see services/netsvc/local_linux.go).
+func TestUnixSockets(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	grant := []string{"--egress", "127.0.0.1:9"}
+	cases := []struct {
+		name  string
+		flags []string
+		args  []string
+		want  string
+	}{
+		{"stream path", nil, []string{"stream", "/tmp/s"}, "ok hi"},
+		{"stream abstract", nil, []string{"stream", "@oak-test"}, "ok hi"},
+		{"dgram path", nil, []string{"dgram", "/tmp/d"}, "ok hi"},
+		{"threads stream path", nil, []string{"threads", "stream", "/tmp/s"}, "ok hi"},
+		{"granted stream path", grant, []string{"stream", "/tmp/s"}, "ok hi"},
+		{"granted stream path in the image", grant, []string{"stream", "/run-s"}, "ok hi"},
+		{"granted stream abstract", grant, []string{"stream", "@oak-test"}, "ok hi"},
+		{"granted dgram path", grant, []string{"dgram", "/tmp/d"}, "ok hi"},
+		{"granted threads stream abstract", grant, []string{"threads", "stream", "@oak-test"}, "ok hi"},
+		{"granted threads dgram abstract", grant, []string{"threads", "dgram", "@oak-test"}, "ok hi"},
+		{"granted threads stream path refused", grant, []string{"threads", "stream", "/tmp/s"}, "err bind EACCES"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := o.sub(t)
+			t.Parallel()
+			args := append(append(append([]string{"run", "--rm"}, c.flags...), rootfsDir, "/bin/unixsock"), c.args...)
+			r := o.run(args...)
+			if got := strings.TrimSpace(r.stdout); got != c.want {
+				t.Errorf("unixsock %s: got %q, want %q\n%s", strings.Join(c.args, " "), got, c.want, r)
+			}
+		})
+	}
+}
