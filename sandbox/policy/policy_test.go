@@ -231,7 +231,7 @@ func TestArgumentConditions(t *testing.T) {
 
 		{"socket", a(2 /* AF_INET */, 1), Notify},
 		{"socket", a(10 /* AF_INET6 */, 2), Notify},
-		{"socket", a(high|2, 1), Notify}, // int domain: the kernel sees AF_INET
+		{"socket", a(high|2, 1), Notify},          // int domain: the kernel sees AF_INET
 		{"socket", a(1 /* AF_UNIX */, 1), Notify}, // the service lets it through
 		{"clone", a(0x11 /* SIGCHLD */), Allow},
 		{"clone", a(0x3d0f00 /* a pthread: VM|FS|FILES|SIGHAND|THREAD|... */), Allow},

@@ -31,7 +31,7 @@ func TestSocket(t *testing.T) {
 		"tcp6":          "ok",
 		"tcp4_kind":     fmt.Sprintf("%d/%d fd>2:true", unix.AF_INET, unix.SOCK_STREAM),
 		"udp4":          "EACCES", // no udp grant
-		"unix":          "ok", // the container's own (local_linux.go)
+		"unix":          "ok",     // the container's own (local_linux.go)
 		"unix_dgram":    "ok",
 		"netlink":       "EACCES",
 		"packet":        "EACCES",
