@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -21,9 +22,54 @@ const cgroupParent = "oak"
 // cgroup is one container's set of control groups: one directory per v1
 // controller it uses, or a single directory on a unified (v2) host.
 type cgroup struct {
-	v2   bool
-	dirs []string // created directories; the first one holds memory
+	v2    bool
+	dirs  []string // created directories; the first one holds memory
+	views []cgroupView
 }
+
+// cgroupView is a hierarchy the container sees its own group of, read-only,
+// under /sys/fs/cgroup (see nsinit.c mount_cgroups).
+type cgroupView struct {
+	fstype string // cgroup or cgroup2
+	dir    string // under /sys/fs/cgroup inside: "memory", "cpu,cpuacct"; "" for cgroup2
+	opts   string // the hierarchy's subsystems, as mount(2) wants them
+}
+
+// v1Controllers are the cgroup v1 controllers a container gets a group of
+// its own in: memory, pids and cpu carry its limits; cpuacct and cpuset
+// carry none but complete its view (a JVM sizes itself from cgroup v1 only
+// when it finds all of cpu, cpuacct, cpuset and memory).
+var v1Controllers = []string{"memory", "pids", "cpu", "cpuacct", "cpuset"}
+
+// v1Subsystems maps each cgroup v1 hierarchy mounted under cgroupRoot (its
+// directory name) to its subsystems, from the host's mount table.
+var v1Subsystems = sync.OnceValue(func() map[string]string {
+	m := map[string]string{}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return m
+	}
+	known := map[string]bool{"cpu": true, "cpuacct": true, "cpuset": true, "memory": true, "devices": true,
+		"freezer": true, "net_cls": true, "net_prio": true, "blkio": true, "perf_event": true, "hugetlb": true,
+		"pids": true, "rdma": true, "misc": true}
+	for _, l := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(l, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(f) < 5 || len(g) < 3 || g[0] != "cgroup" || filepath.Dir(f[4]) != cgroupRoot {
+			continue
+		}
+		var subs []string
+		for _, o := range strings.Split(g[2], ",") {
+			if known[o] {
+				subs = append(subs, o)
+			}
+		}
+		if len(subs) > 0 {
+			m[filepath.Base(f[4])] = strings.Join(subs, ",")
+		}
+	}
+	return m
+})
 
 // cpuPeriodUs is the CFS period a CPU limit is expressed in.
 const cpuPeriodUs = 100000
@@ -48,6 +94,7 @@ func newCgroup(id string, l Limits) (*cgroup, error) {
 		}
 		os.Mkdir(filepath.Join(cgroupRoot, cgroupParent), 0o755)
 		os.WriteFile(filepath.Join(cgroupRoot, cgroupParent, "cgroup.subtree_control"), []byte("+memory +pids +cpu"), 0)
+		cg.views = []cgroupView{{fstype: "cgroup2"}}
 		settings = append(settings, setting{"", "memory.max", limitOrMax(l.MemoryBytes)},
 			setting{"", "memory.swap.max", "0"}, setting{"", "pids.max", limitOrMax(l.Pids)})
 		if l.CPUMilli > 0 {
@@ -57,9 +104,36 @@ func newCgroup(id string, l Limits) (*cgroup, error) {
 		settings = append(settings, setting{"memory", "memory.limit_in_bytes", limitOrMinus1(l.MemoryBytes)},
 			setting{"memory", "memory.memsw.limit_in_bytes", limitOrMinus1(l.MemoryBytes)},
 			setting{"pids", "pids.max", limitOrMax(l.Pids)})
+		quota := "-1"
 		if l.CPUMilli > 0 {
-			settings = append(settings, setting{"cpu", "cpu.cfs_period_us", strconv.Itoa(cpuPeriodUs)},
-				setting{"cpu", "cpu.cfs_quota_us", strconv.FormatInt(l.CPUMilli*cpuPeriodUs/1000, 10)})
+			quota = strconv.FormatInt(l.CPUMilli*cpuPeriodUs/1000, 10)
+		}
+		settings = append(settings, setting{"cpu", "cpu.cfs_period_us", strconv.Itoa(cpuPeriodUs)},
+			setting{"cpu", "cpu.cfs_quota_us", quota})
+		// A new cpuset group has no CPUs or memory nodes until given its
+		// parent's; the others need nothing written.
+		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
+			parent, err := os.ReadFile(filepath.Join(cgroupRoot, "cpuset", f))
+			if err != nil {
+				break // no cpuset hierarchy
+			}
+			v := strings.TrimSpace(string(parent))
+			os.Mkdir(filepath.Join(cgroupRoot, "cpuset", cgroupParent), 0o755)
+			os.WriteFile(filepath.Join(cgroupRoot, "cpuset", cgroupParent, f), []byte(v), 0)
+			settings = append(settings, setting{"cpuset", f, v})
+		}
+		if _, err := os.Stat(filepath.Join(cgroupRoot, "cpuacct", "cgroup.procs")); err == nil {
+			settings = append(settings, setting{"cpuacct", "", ""})
+		}
+		subs := v1Subsystems()
+		seen := map[string]bool{}
+		for _, c := range v1Controllers {
+			real, err := filepath.EvalSymlinks(filepath.Join(cgroupRoot, c))
+			if err != nil || seen[real] || subs[filepath.Base(real)] == "" {
+				continue
+			}
+			seen[real] = true
+			cg.views = append(cg.views, cgroupView{fstype: "cgroup", dir: filepath.Base(real), opts: subs[filepath.Base(real)]})
 		}
 	}
 	made := map[string]string{}
@@ -73,6 +147,9 @@ func newCgroup(id string, l Limits) (*cgroup, error) {
 			}
 			made[s.ctrl] = dir
 			cg.dirs = append(cg.dirs, dir)
+		}
+		if s.file == "" {
+			continue // the group alone
 		}
 		err := os.WriteFile(filepath.Join(dir, s.file), []byte(s.value), 0)
 		if err != nil && !(errors.Is(err, os.ErrNotExist) && strings.Contains(s.file, "sw")) {
@@ -98,14 +175,22 @@ func limitOrMinus1(v int64) string {
 	return strconv.FormatInt(v, 10)
 }
 
-// add moves pid into every group of the container.
+// add moves pid into every group of the container. Each move in a v1
+// hierarchy waits for an RCU grace period: they are made at once.
 func (cg *cgroup) add(pid int) error {
-	for _, d := range cg.dirs {
-		if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
-			return fmt.Errorf("cgroup %s: add pid %d: %w", d, pid, unwrapPath(err))
-		}
+	errs := make([]error, len(cg.dirs))
+	var wg sync.WaitGroup
+	for i, d := range cg.dirs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := os.WriteFile(filepath.Join(d, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
+				errs[i] = fmt.Errorf("cgroup %s: add pid %d: %w", d, pid, unwrapPath(err))
+			}
+		}()
 	}
-	return nil
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // oomKills returns how many processes the memory controller killed.
@@ -157,7 +242,7 @@ func removeCgroupDir(d string) error {
 func RemoveCgroups(id string) error {
 	var errs []error
 	dirs := []string{filepath.Join(cgroupRoot, cgroupParent, id)}
-	for _, c := range []string{"memory", "pids", "cpu"} {
+	for _, c := range v1Controllers {
 		dirs = append(dirs, filepath.Join(cgroupRoot, c, cgroupParent, id))
 	}
 	for _, d := range dirs {

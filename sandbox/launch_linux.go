@@ -118,7 +118,7 @@ func Start(t *Task) (*Process, error) {
 	if err := sendRoot(parent, cmd.Process.Pid, t); err != nil {
 		return fail(fmt.Errorf("launch %s: %w", t.ID, err))
 	}
-	if _, err := parent.Write(encodeTask(t, prog)); err != nil {
+	if _, err := parent.Write(encodeTask(t, prog, cg.views)); err != nil {
 		return fail(fmt.Errorf("launch %s: send task: %w", t.ID, err))
 	}
 	// nsinit builds the root meanwhile and waits for this word before it
@@ -474,7 +474,7 @@ func (p *Process) Wait() (Exit, error) {
 }
 
 // encodeTask writes t as the records nsinit.c reads.
-func encodeTask(t *Task, filter []byte) []byte {
+func encodeTask(t *Task, filter []byte, views []cgroupView) []byte {
 	var b []byte
 	rec := func(tag uint32, parts ...[]byte) {
 		n := 0
@@ -512,6 +512,9 @@ func encodeTask(t *Task, filter []byte) []byte {
 	}
 	for _, v := range t.Volumes {
 		rec(tagVolume, []byte(v.Target[1:]))
+	}
+	for _, v := range views {
+		rec(tagCgroup, str(v.fstype), str(v.dir), []byte(v.opts))
 	}
 	for _, a := range t.Args {
 		rec(tagArg, []byte(a))

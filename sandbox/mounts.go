@@ -37,6 +37,7 @@ const (
 	tagSeccomp  = 10
 	tagUser     = 11
 	tagVolume   = 12
+	tagCgroup   = 13
 )
 
 // devices are the only device nodes a container gets: bind mounts of the

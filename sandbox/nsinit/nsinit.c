@@ -55,6 +55,7 @@ enum {
 	TAG_SECCOMP = 10, // struct sock_filter[]
 	TAG_USER = 11,    // u32 uid, u32 gid
 	TAG_VOLUME = 12,  // target (relative to the root); its mount is the next passed descriptor
+	TAG_CGROUP = 13,  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
 };
 
 // Records nsinit sends back on fd 3, in the same framing.
@@ -67,6 +68,7 @@ enum {
 #define MAX_MSG (1 << 20)
 #define MAX_LIST 4096
 #define MAX_VOLUMES 64
+#define MAX_CGROUPS 16
 
 struct op {
 	int tag;
@@ -87,6 +89,8 @@ static struct {
 	uint32_t uid, gid;
 	char *volumes[MAX_VOLUMES];
 	int nvolumes;
+	struct op cgroups[MAX_CGROUPS];
+	int ncgroups;
 } cfg;
 
 // fail reports "what: cause" to the parent and exits. It is used both before
@@ -180,6 +184,14 @@ static void read_config(void)
 			if (cfg.nvolumes >= MAX_VOLUMES)
 				fail("nsinit: too many volumes");
 			cfg.volumes[cfg.nvolumes++] = buf;
+			break;
+		case TAG_CGROUP:
+			if (cfg.ncgroups >= MAX_CGROUPS)
+				fail("nsinit: too many cgroup views");
+			op = &cfg.cgroups[cfg.ncgroups++];
+			op->c = next_str(&p, end); // fstype
+			op->b = next_str(&p, end); // directory
+			op->d = next_str(&p, end); // options
 			break;
 		case TAG_USER:
 			if (len != 8)
@@ -399,6 +411,36 @@ static void build_root(void)
 	((1ULL << CAP_CHOWN) | (1ULL << CAP_DAC_OVERRIDE) | (1ULL << CAP_FOWNER) | (1ULL << CAP_FSETID) | \
 	 (1ULL << CAP_KILL) | (1ULL << CAP_SETGID) | (1ULL << CAP_SETUID) | (1ULL << CAP_SETPCAP))
 
+// mount_cgroups gives the container a read-only view of its own control
+// groups at /sys/fs/cgroup, so that runtimes (JVM, Go, Node, .NET) size
+// themselves to its limits. It runs after the cgroup namespace is made:
+// each hierarchy then shows the container's group as its root and nothing
+// above or beside it. The engine names only hierarchies in which the
+// container has a group of its own.
+static void mount_cgroups(void)
+{
+	if (cfg.ncgroups == 0)
+		return;
+	const unsigned long ro = MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY;
+	if (mount("sysfs-oak", "/sys", "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "mode=755,size=16k") != 0)
+		fail("mount /sys: %s", strerror(errno));
+	if (mkdir("/sys/fs", 0755) != 0 || mkdir("/sys/fs/cgroup", 0755) != 0)
+		fail("mkdir /sys/fs/cgroup: %s", strerror(errno));
+	for (int i = 0; i < cfg.ncgroups; i++) {
+		struct op *g = &cfg.cgroups[i];
+		char dir[256];
+		if (strchr(g->b, '/') != NULL || strcmp(g->b, "..") == 0 ||
+		    snprintf(dir, sizeof dir, "/sys/fs/cgroup%s%s", g->b[0] ? "/" : "", g->b) >= (int)sizeof dir)
+			fail("nsinit: bad cgroup view %s", g->b);
+		if (g->b[0] && mkdir(dir, 0755) != 0)
+			fail("mkdir %s: %s", dir, strerror(errno));
+		if (mount("cgroup", dir, g->c, ro, g->d[0] ? g->d : NULL) != 0)
+			fail("mount %s %s on %s: %s", g->c, g->d, dir, strerror(errno));
+	}
+	if (mount(NULL, "/sys", NULL, MS_REMOUNT | ro, NULL) != 0)
+		fail("remount /sys read-only: %s", strerror(errno));
+}
+
 // drop_bounding removes every capability but CONTAINER_CAPS from the
 // bounding set and clears the ambient set, so no later execve can give any
 // process more than those. Root keeps its usual meaning (an execve as uid 0
@@ -572,6 +614,7 @@ __attribute__((constructor)) static void nsinit(void)
 	// names nothing of the host.
 	if (unshare(CLONE_NEWCGROUP) != 0)
 		fail("new cgroup namespace: %s", strerror(errno));
+	mount_cgroups();
 	install_filter();
 
 	sigset_t all, old;

@@ -161,6 +161,10 @@ func TestProcessesInvisible(t *testing.T) {
 // supervisor) leaks in, nor anything oak itself inherited from its caller
 // (here the host's root directory and /etc/passwd, open as fds 3 and 4:
 // either would hand the container the host's file system).
+//
+// The probe is a Go program, whose runtime (Go 1.25+) keeps the
+// container's own cgroup CPU files open to follow its limit; noCgroupFiles
+// turns that off so that every descriptor left is one the probe did not open.
 func TestNoLeakedFileDescriptors(t *testing.T) {
 	needOak(t, true)
 	o := newOak(t)
@@ -185,7 +189,7 @@ func TestNoLeakedFileDescriptors(t *testing.T) {
 	t.Run("foreground", func(t *testing.T) {
 		o := o.sub(t)
 		t.Parallel()
-		r := o.run("run", rootfsDir, "/bin/probe", "fds")
+		r := o.run("run", "-e", noCgroupFiles, rootfsDir, "/bin/probe", "fds")
 		if r.code != 0 {
 			t.Fatalf("%s", r)
 		}
@@ -194,7 +198,7 @@ func TestNoLeakedFileDescriptors(t *testing.T) {
 	t.Run("detached", func(t *testing.T) {
 		o := o.sub(t)
 		t.Parallel()
-		id := o.runD(rootfsDir, "/bin/probe", "fds")
+		id := o.runD("-e", noCgroupFiles, rootfsDir, "/bin/probe", "fds")
 		o.waitExited(id, 20*time.Second)
 		r := o.run("logs", id)
 		check("oak run -d", r.stdout)
@@ -275,27 +279,63 @@ func TestProcAndSys(t *testing.T) {
 			}
 		}
 	})
-	t.Run("sys empty", func(t *testing.T) {
+	t.Run("sys holds only the container's own cgroups", func(t *testing.T) {
 		o := o.sub(t)
 		t.Parallel()
-		r := o.run("run", rootfsDir, "/bin/probe", "ls", "/sys")
-		out := strings.TrimSpace(r.stdout)
-		var names []string
-		for _, n := range strings.Fields(out) {
-			if n != "." && n != ".." {
-				names = append(names, n)
+		ls := func(dir string) []string {
+			var names []string
+			for _, n := range strings.Fields(o.probe("ls", dir)) {
+				if n != "." && n != ".." {
+					names = append(names, n)
+				}
 			}
+			return names
 		}
-		if out != "err ENOENT" && len(names) != 0 {
-			t.Errorf("/sys inside the container is not empty: %v", names)
+		if got := ls("/sys"); strings.Join(got, " ") != "fs" {
+			t.Errorf("/sys holds %v, want only fs", got)
 		}
-		for _, f := range []string{"/sys/kernel/uevent_seqnum", "/sys/fs/cgroup/cgroup.procs", "/sys/class/net/lo/address"} {
+		if got := ls("/sys/fs"); strings.Join(got, " ") != "cgroup" {
+			t.Errorf("/sys/fs holds %v, want only cgroup", got)
+		}
+		for _, f := range []string{"/sys/kernel/uevent_seqnum", "/sys/class/net/lo/address", "/sys/fs/cgroup/unified/cgroup.procs",
+			"/sys/fs/cgroup/devices/devices.list", "/sys/fs/cgroup/systemd/cgroup.procs"} {
 			if got := o.probe("read-file", f); got != "err ENOENT" {
 				t.Errorf("read %s: got %q, want \"err ENOENT\"", f, got)
 			}
 		}
+		views := ls("/sys/fs/cgroup")
+		if len(views) == 0 {
+			t.Fatalf("/sys/fs/cgroup is empty")
+		}
+		for _, v := range views {
+			// The root of each view is the container's own group: no
+			// child groups (other containers, the host's) in it.
+			for _, n := range ls("/sys/fs/cgroup/" + v) {
+				if !strings.Contains(n, ".") && n != "tasks" && n != "notify_on_release" && n != "release_agent" {
+					t.Errorf("/sys/fs/cgroup/%s holds a group %q that is not the container's", v, n)
+				}
+			}
+			if got := o.probe("write-file", "/sys/fs/cgroup/"+v+"/cgroup.procs"); got != "err EROFS" {
+				t.Errorf("write /sys/fs/cgroup/%s/cgroup.procs: %q, want err EROFS", v, got)
+			}
+		}
+	})
+	t.Run("cgroup limits visible", func(t *testing.T) {
+		o := o.sub(t)
+		t.Parallel()
+		r := o.run("run", "--rm", "--memory", "200m", "--cpus", "0.5", "--pids", "77", rootfsDir, "/bin/sh", "-c",
+			"cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu/cpu.cfs_quota_us /sys/fs/cgroup/cpu.max /sys/fs/cgroup/pids/pids.max /sys/fs/cgroup/pids.max 2>/dev/null")
+		got := strings.Fields(r.stdout)
+		v1 := []string{strconv.Itoa(200 << 20), "50000", "77"}
+		v2 := []string{strconv.Itoa(200 << 20), "50000", "100000", "77"}
+		if strings.Join(got, " ") != strings.Join(v1, " ") && strings.Join(got, " ") != strings.Join(v2, " ") {
+			t.Errorf("limits read inside: %q, want %q (v1) or %q (v2)\n%s", got, v1, v2, r)
+		}
 	})
 }
+
+// noCgroupFiles keeps a Go program from opening its cgroup files.
+const noCgroupFiles = "GODEBUG=containermaxprocs=0"
 
 // With --read-only the image is mounted as it is: every way to change it
 // answers EROFS, while /tmp and /dev/null stay writable.
