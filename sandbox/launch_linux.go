@@ -293,30 +293,33 @@ func sendRoot(sock *os.File, pid int, t *Task) error {
 }
 
 // buildTop makes the top layer in dir: the mount points Oak needs (so any
-// image can be a root), the volumes' targets, the working directory where
-// the image has none (docker creates a missing WorkingDir), and the
-// engine's files. A directory is only made where no layer has anything
-// but directories on the way, so the top layer never hides an image's
-// symbolic link or file.
+// image can be a root), the volumes' targets and the working directory
+// where the image has none (docker creates a missing WorkingDir), and the
+// engine's files. A directory is only made where no layer has it and
+// nothing but directories lead to it, so the top layer never hides an
+// image's file, link, or a directory's owner and mode.
 func buildTop(top string, t *Task) error {
+	if err := os.MkdirAll(top, 0o755); err != nil {
+		return fmt.Errorf("mount points: %w", err)
+	}
 	dirs := append([]string(nil), mountPoints...)
 	for _, v := range t.Volumes {
 		dirs = append(dirs, v.Target[1:])
 	}
-	if t.Cwd != "" && t.Cwd != "/" && onlyDirs(t.Layers, t.Cwd[1:]) {
+	if t.Cwd != "" && t.Cwd != "/" {
 		dirs = append(dirs, t.Cwd[1:])
 	}
-	if err := os.MkdirAll(top, 0o755); err != nil {
-		return fmt.Errorf("mount points: %w", err)
-	}
 	for _, d := range dirs {
+		if free, exists := lookupLayers(t.Layers, d); !free || exists {
+			continue
+		}
 		if err := os.MkdirAll(filepath.Join(top, d), 0o755); err != nil {
 			return fmt.Errorf("mount points: %w", err)
 		}
 	}
 	for _, f := range t.Files {
 		parent := filepath.Dir(f.Path)[1:]
-		if !onlyDirs(t.Layers, parent) {
+		if free, _ := lookupLayers(t.Layers, parent); !free {
 			continue // the image made /etc something else; leave it be
 		}
 		if err := os.MkdirAll(filepath.Join(top, parent), 0o755); err != nil {
@@ -329,48 +332,50 @@ func buildTop(top string, t *Task) error {
 	return nil
 }
 
-// onlyDirs reports whether rel (relative to the root) and every directory
-// above it is, in every layer, a directory or absent. It never follows a
-// link of the image.
-func onlyDirs(layers []string, rel string) bool {
+// lookupLayers looks rel (relative to the root) up in every layer, never
+// following a link of the image: free says that rel and every directory
+// above it is, in every layer, a directory or absent; exists that some
+// layer has rel.
+func lookupLayers(layers []string, rel string) (free, exists bool) {
 	if rel == "" {
-		return true
+		return true, true
 	}
 	parts := strings.Split(rel, "/")
 	for _, l := range layers {
 		dir, err := unix.Open(l, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 		if err != nil {
-			return false
+			return false, false
 		}
-		free := layerOnlyDirs(dir, parts)
+		f, e := lookupLayer(dir, parts)
 		unix.Close(dir)
-		if !free {
-			return false
+		if !f {
+			return false, false
 		}
+		exists = exists || e
 	}
-	return true
+	return true, exists
 }
 
-// layerOnlyDirs is onlyDirs for the one layer open at dir.
-func layerOnlyDirs(dir int, parts []string) bool {
+// lookupLayer is lookupLayers for the one layer open at dir.
+func lookupLayer(dir int, parts []string) (free, exists bool) {
 	how := &unix.OpenHow{Flags: unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
 	for i := range parts {
 		fd, err := unix.Openat2(dir, filepath.Join(parts[:i+1]...), how)
 		if err == unix.ENOENT {
-			return true // absent here, and so everything below
+			return true, false // absent here, and so everything below
 		}
 		if err != nil {
-			return false
+			return false, false
 		}
 		var st unix.Stat_t
 		err = unix.Fstat(fd, &st)
 		unix.Close(fd)
 		if err != nil || st.Mode&unix.S_IFMT != unix.S_IFDIR {
-			return false
+			return false, false
 		}
 	}
-	return true
+	return true, true
 }
 
 // writableLayer makes the container's private upper layer: a tmpfs of

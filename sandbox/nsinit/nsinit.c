@@ -38,6 +38,7 @@
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <dirent.h>
 #include <grp.h>
 #include <unistd.h>
 
@@ -357,6 +358,130 @@ static void do_op(struct op *op)
 	}
 }
 
+// copy_tree copies the contents of directory src into directory dst, with
+// owners, modes and times: regular files, directories, symbolic links and
+// FIFOs (anything else an image has there is left out). Nothing is
+// followed: every name is opened with O_NOFOLLOW below src. Returns 0, or
+// -1 with errno and the failing name in *what.
+static int copy_tree(int src, int dst, int depth, const char **what)
+{
+	if (depth > 64) {
+		errno = ELOOP;
+		*what = "(too deep)";
+		return -1;
+	}
+	int dfd = openat(src, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = dfd < 0 ? NULL : fdopendir(dfd);
+	if (d == NULL) {
+		*what = ".";
+		return -1;
+	}
+	struct dirent *e;
+	int r = 0;
+	while (r == 0 && (errno = 0, e = readdir(d)) != NULL) {
+		const char *n = e->d_name;
+		if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0)
+			continue;
+		*what = n;
+		struct stat st;
+		if (fstatat(src, n, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+			r = -1;
+			break;
+		}
+		if (S_ISDIR(st.st_mode)) {
+			if (mkdirat(dst, n, 0700) != 0) {
+				r = -1;
+				break;
+			}
+			int s2 = openat(src, n, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			int d2 = openat(dst, n, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			r = s2 < 0 || d2 < 0 ? -1 : copy_tree(s2, d2, depth + 1, what);
+			if (s2 >= 0)
+				close(s2);
+			if (d2 >= 0)
+				close(d2);
+		} else if (S_ISREG(st.st_mode)) {
+			int in = openat(src, n, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+			int out = openat(dst, n, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+			if (in < 0 || out < 0)
+				r = -1;
+			char buf[65536];
+			ssize_t k;
+			while (r == 0 && (k = read(in, buf, sizeof buf)) != 0) {
+				if (k < 0 || write(out, buf, k) != k)
+					r = -1;
+			}
+			if (in >= 0)
+				close(in);
+			if (out >= 0 && close(out) != 0)
+				r = -1;
+		} else if (S_ISLNK(st.st_mode)) {
+			char target[4096];
+			ssize_t k = readlinkat(src, n, target, sizeof target - 1);
+			if (k < 0)
+				r = -1;
+			else {
+				target[k] = 0;
+				r = symlinkat(target, dst, n);
+			}
+		} else if (S_ISFIFO(st.st_mode)) {
+			r = mknodat(dst, n, S_IFIFO | 0600, 0);
+		} else {
+			continue;
+		}
+		if (r != 0)
+			break;
+		struct timespec ts[2] = {st.st_atim, st.st_mtim};
+		if (fchownat(dst, n, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) != 0 ||
+		    (!S_ISLNK(st.st_mode) && fchmodat(dst, n, st.st_mode & 07777, 0) != 0) ||
+		    utimensat(dst, n, ts, AT_SYMLINK_NOFOLLOW) != 0)
+			r = -1;
+	}
+	int saved = errno;
+	closedir(d);
+	errno = saved;
+	return r != 0 || errno != 0 ? -1 : 0;
+}
+
+// fill_volume gives a new, empty volume what the image has at its target,
+// as docker does with a named volume: the directory's owner and mode and
+// its contents. A volume is new when its root holds nothing but an empty
+// lost+found (which is removed: programs such as initdb refuse a data
+// directory that is not empty). A read-only volume is left alone.
+static void fill_volume(const char *name, int image, int volume)
+{
+	struct statvfs sv;
+	if (fstatvfs(volume, &sv) != 0 || (sv.f_flag & ST_RDONLY))
+		return;
+	int vd = openat(volume, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *d = vd < 0 ? NULL : fdopendir(vd);
+	if (d == NULL)
+		fail("volume on /%s: read: %s", name, strerror(errno));
+	struct dirent *e;
+	int lost = 0, other = 0;
+	while ((e = readdir(d)) != NULL) {
+		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+			continue;
+		if (strcmp(e->d_name, "lost+found") == 0)
+			lost = 1;
+		else
+			other = 1;
+	}
+	closedir(d);
+	if (other || (lost && unlinkat(volume, "lost+found", AT_REMOVEDIR) != 0))
+		return; // in use already, or lost+found holds something
+	struct stat st;
+	if (fstat(image, &st) != 0)
+		fail("volume on /%s: stat the image's directory: %s", name, strerror(errno));
+	const char *what = "";
+	if (copy_tree(image, volume, 0, &what) != 0)
+		fail("volume on /%s: fill from the image: %s: %s", name, what, strerror(errno));
+	int root = openat(volume, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0 || fchown(root, st.st_uid, st.st_gid) != 0 || fchmod(root, st.st_mode & 07777) != 0)
+		fail("volume on /%s: owner and mode from the image: %s", name, strerror(errno));
+	close(root);
+}
+
 static void build_root(void)
 {
 	// The host's supplementary groups would otherwise stay with us.
@@ -379,6 +504,7 @@ static void build_root(void)
 		int target = resolve(cfg.volumes[i], O_DIRECTORY);
 		if (target < 0)
 			fail("volume on /%s: resolve target: %s", cfg.volumes[i], strerror(errno));
+		fill_volume(cfg.volumes[i], target, volumefds[i]);
 		if (move_mount(volumefds[i], "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
 			fail("volume on /%s: attach: %s", cfg.volumes[i], strerror(errno));
 		close(target);

@@ -5,6 +5,7 @@ package integration
 import (
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -319,5 +320,47 @@ func TestVolumeRmInUse(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(o.root, "volumes", "vols")); len(ents) != 0 {
 		t.Errorf("volumes/vols holds %d entries after the only volume was removed", len(ents))
+	}
+}
+
+// A new, empty volume is filled from the image's directory at its target,
+// with its owners and modes (docker's named volumes do this), once: later
+// containers see what earlier ones wrote. lost+found is not left behind
+// (initdb refuses a data directory that is not empty).
+func TestVolumeFilledFromImage(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	img := filepath.Join(t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", rootfsDir, img).CombinedOutput(); err != nil {
+		t.Fatalf("copy the test image: %v\n%s", err, out)
+	}
+	data := filepath.Join(img, "srv", "data")
+	if err := os.MkdirAll(filepath.Join(data, "sub"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(data, "sub", "seed"), []byte("from the image\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("sub/seed", filepath.Join(data, "link")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{data, filepath.Join(data, "sub"), filepath.Join(data, "sub", "seed")} {
+		if err := os.Lchown(p, 100, 101); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(data, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	o.newVolume("vf", "32m")
+	r := o.run("run", "--rm", "-v", "vf:/srv/data", img, "/bin/sh", "-c",
+		"stat -c '%u:%g %a' /srv/data /srv/data/sub/seed; readlink /srv/data/link; cat /srv/data/link; ls -a /srv/data; echo changed > /srv/data/sub/seed")
+	want := "100:101 750\n100:101 640\nsub/seed\nfrom the image\n.\n..\nlink\nsub\n"
+	if r.code != 0 || r.stdout != want {
+		t.Fatalf("first container on a new volume: got\n%s\nwant\n%s\n%s", r.stdout, want, r)
+	}
+	r = o.run("run", "--rm", "-v", "vf:/srv/data", img, "/bin/cat", "/srv/data/sub/seed")
+	if r.code != 0 || r.stdout != "changed\n" {
+		t.Errorf("second container: the volume was filled again or lost the write: %q\n%s", r.stdout, r)
 	}
 }
