@@ -22,11 +22,14 @@ import (
 
 // RunOptions is a request to run a container, as the front ends take it.
 type RunOptions struct {
-	Image      string   // a root file system directory, or "demo"
-	Args       []string // command and arguments; empty means the image's default
-	Name       string
-	Env        []string // K=V
-	Workdir    string
+	Image   string   // a root file system directory, or "demo"
+	Args    []string // command and arguments; empty means the image's default
+	Name    string
+	Env     []string // K=V
+	Workdir string
+	// Limits are taken as given: a zero field is no limit. A front end
+	// starts from DefaultMemoryBytes and DefaultPids (see ParseMemory and
+	// ParsePids) so that no limit is only ever asked for.
 	Limits     sandbox.Limits
 	AutoRemove bool
 	Volumes    []string // -v NAME:/PATH[:ro]
@@ -69,6 +72,9 @@ const (
 // create validates opts, allocates the container's name, id and id range,
 // and writes its record in state "created". Nothing is written on error.
 func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
+	if err := opts.Limits.Check(); err != nil {
+		return nil, nil, fmt.Errorf("run: %w", err)
+	}
 	img, err := e.ResolveImage(opts.Image)
 	if err != nil {
 		return nil, nil, err

@@ -14,14 +14,14 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/oak-engine/oak/engine"
+	"github.com/oak-engine/oak/sandbox"
 )
 
 func newRunCmd(stateRoot func() string) *cobra.Command {
 	var (
-		opts                engine.RunOptions
-		memory, tmpfs, cpus string
-		pids                int64
-		detach, interactive bool
+		opts                      engine.RunOptions
+		memory, pids, tmpfs, cpus string
+		detach, interactive       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE|ROOTFS-DIR [COMMAND [ARG...]]",
@@ -33,25 +33,20 @@ host files, no capabilities, a fixed system-call allowlist.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			if memory != "" {
-				if opts.Limits.MemoryBytes, err = engine.ParseBytes("--memory", memory); err != nil {
-					return err
-				}
+			if opts.Limits.MemoryBytes, err = engine.ParseMemory(memory); err != nil {
+				return err
 			}
-			if tmpfs != "" {
-				if opts.Limits.TmpfsBytes, err = engine.ParseBytes("--tmpfs-size", tmpfs); err != nil {
-					return err
-				}
+			if opts.Limits.Pids, err = engine.ParsePids(pids); err != nil {
+				return err
+			}
+			if opts.Limits.TmpfsBytes, err = engine.ParseTmpfsSize(tmpfs); err != nil {
+				return err
 			}
 			if cpus != "" {
 				if opts.Limits.CPUMilli, err = engine.ParseCPUs(cpus, runtime.NumCPU()); err != nil {
 					return err
 				}
 			}
-			if pids < 0 {
-				return fmt.Errorf("invalid --pids %d: must be positive", pids)
-			}
-			opts.Limits.Pids = pids
 			opts.Image, opts.Args = args[0], args[1:]
 			e, err := engine.New(stateRoot())
 			if err != nil {
@@ -94,14 +89,29 @@ host files, no capabilities, a fixed system-call allowlist.`,
 	f.StringVar(&opts.Name, "name", "", "name of the container")
 	f.StringArrayVarP(&opts.Env, "env", "e", nil, "set an environment variable KEY=VALUE")
 	f.StringVarP(&opts.Workdir, "workdir", "w", "", "working directory inside the container")
-	f.StringVarP(&memory, "memory", "m", "", "memory limit, e.g. 256m (includes /tmp)")
-	f.Int64Var(&pids, "pids", 0, "limit on processes and threads")
-	f.StringVar(&cpus, "cpus", "", "CPU limit in cores, e.g. 0.5")
-	f.StringVar(&tmpfs, "tmpfs-size", "", "size of /tmp (default 64m)")
+	f.StringVarP(&memory, "memory", "m", sizeArg(engine.DefaultMemoryBytes),
+		fmt.Sprintf("memory limit, /tmp included (e.g. 256m; 0 or -1: none; at least %s). The default is fixed,\nnot a share of the host: enough for common servers, and a runaway is killed before it starves the host", sizeArg(sandbox.MinMemoryBytes)))
+	f.StringVar(&pids, "pids", strconv.Itoa(engine.DefaultPids),
+		fmt.Sprintf("limit on processes and threads (0 or -1: none; at least %d). The default lets a fork bomb\ntake at most 1/32 of a default pid_max (32768)", sandbox.MinPids))
+	f.StringVar(&cpus, "cpus", "", "CPU limit in cores, e.g. 0.5; at least 0.01 (default: none)")
+	f.StringVar(&tmpfs, "tmpfs-size", sizeArg(sandbox.DefaultTmpfsBytes), "size of /tmp, charged to --memory")
 	f.StringArrayVarP(&opts.Volumes, "volume", "v", nil, "grant a volume: NAME:/PATH[:ro] (see oak volume create)")
 	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [HOSTIP:]HOSTPORT:PORT[/tcp|udp]")
 	f.StringArrayVar(&opts.Egress, "egress", nil, "grant connecting: PREFIX[:PORT][/tcp|udp], or any")
 	return cmd
+}
+
+// sizeArg writes n as a size argument would give it: "1g", "64m", "4k".
+func sizeArg(n int64) string {
+	for _, u := range []struct {
+		shift  uint
+		suffix string
+	}{{30, "g"}, {20, "m"}, {10, "k"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func humanBytes(n int64) string {
