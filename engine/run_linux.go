@@ -30,7 +30,10 @@ type RunOptions struct {
 	// Limits are taken as given: a zero field is no limit. A front end
 	// starts from DefaultMemoryBytes and DefaultPids (see ParseMemory and
 	// ParsePids) so that no limit is only ever asked for.
-	Limits     sandbox.Limits
+	Limits sandbox.Limits
+	// Log bounds the container's log; the zero value is no bound, so a
+	// front end starts from DefaultLogOptions.
+	Log        LogOptions
 	AutoRemove bool
 	Volumes    []string // -v NAME:/PATH[:ro]
 	Publish    []string // -p [HOSTIP:]HOSTPORT:PORT[/PROTO]
@@ -53,6 +56,7 @@ type Spec struct {
 	Env     []string       `json:"env"`
 	Cwd     string         `json:"cwd"`
 	Limits  sandbox.Limits `json:"limits"`
+	Log     LogOptions     `json:"log"`
 }
 
 // defaultPath is the PATH a container gets unless -e sets one (docker's).
@@ -72,7 +76,7 @@ const (
 // create validates opts, allocates the container's name, id and id range,
 // and writes its record in state "created". Nothing is written on error.
 func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
-	if err := opts.Limits.Check(); err != nil {
+	if err := errors.Join(opts.Limits.Check(), opts.Log.Check()); err != nil {
 		return nil, nil, fmt.Errorf("run: %w", err)
 	}
 	img, err := e.ResolveImage(opts.Image)
@@ -106,7 +110,7 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		return nil, nil, fmt.Errorf("image %s: %w", opts.Image, err)
 	}
 	spec := &Spec{Image: opts.Image, ImageID: img.ID, Publish: opts.Publish, Egress: opts.Egress,
-		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits}
+		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits, Log: opts.Log}
 	listens, err := parseGrants(opts.Publish, opts.Egress)
 	if err != nil {
 		return nil, nil, err
@@ -223,14 +227,13 @@ type Exit struct {
 // supervise starts c and waits for it, keeping its record and log. ready,
 // if not nil, is told the outcome of the start.
 func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.Signal, ready func(error)) (Exit, error) {
-	logf, err := os.OpenFile(filepath.Join(e.dir(c.ID), "log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	lw, err := openLog(filepath.Join(e.dir(c.ID), "log"), spec.Log)
 	if err != nil {
 		err = fmt.Errorf("container %s: log: %w", ShortID(c.ID), unwrapPath(err))
 		e.discard(c)
 		return Exit{}, err
 	}
-	defer logf.Close()
-	lw := &logWriter{f: logf}
+	defer lw.close()
 	var copiers sync.WaitGroup
 	pipe := func(stream byte, term io.Writer) (*os.File, error) {
 		r, w, err := os.Pipe()

@@ -21,6 +21,7 @@ func newRunCmd(stateRoot func() string) *cobra.Command {
 	var (
 		opts                      engine.RunOptions
 		memory, pids, tmpfs, cpus string
+		logMaxSize, logMaxFile    string
 		detach, interactive       bool
 	)
 	cmd := &cobra.Command{
@@ -46,6 +47,12 @@ host files, no capabilities, a fixed system-call allowlist.`,
 				if opts.Limits.CPUMilli, err = engine.ParseCPUs(cpus, runtime.NumCPU()); err != nil {
 					return err
 				}
+			}
+			if opts.Log.MaxSize, err = engine.ParseLogMaxSize(logMaxSize); err != nil {
+				return err
+			}
+			if opts.Log.MaxFile, err = engine.ParseLogMaxFile(logMaxFile); err != nil {
+				return err
 			}
 			opts.Image, opts.Args = args[0], args[1:]
 			e, err := engine.New(stateRoot())
@@ -95,6 +102,10 @@ host files, no capabilities, a fixed system-call allowlist.`,
 		fmt.Sprintf("limit on processes and threads (0 or -1: none; at least %d). The default lets a fork bomb\ntake at most 1/32 of a default pid_max (32768)", sandbox.MinPids))
 	f.StringVar(&cpus, "cpus", "", "CPU limit in cores, e.g. 0.5; at least 0.01 (default: none)")
 	f.StringVar(&tmpfs, "tmpfs-size", sizeArg(sandbox.DefaultTmpfsBytes), "size of /tmp, charged to --memory")
+	f.StringVar(&logMaxSize, "log-max-size", sizeArg(engine.DefaultLogMaxSize),
+		fmt.Sprintf("size at which the log (oak logs) rotates; 0 or -1: never; at least %s", sizeArg(engine.MinLogMaxSize)))
+	f.StringVar(&logMaxFile, "log-max-file", strconv.Itoa(engine.DefaultLogMaxFile),
+		"log files kept, the current one included: the oldest output goes first")
 	f.StringArrayVarP(&opts.Volumes, "volume", "v", nil, "grant a volume: NAME:/PATH[:ro] (see oak volume create)")
 	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [HOSTIP:]HOSTPORT:PORT[/tcp|udp]")
 	f.StringArrayVar(&opts.Egress, "egress", nil, "grant connecting: PREFIX[:PORT][/tcp|udp], or any")
