@@ -22,18 +22,13 @@ import (
 
 // RunOptions is a request to run a container, as the front ends take it.
 type RunOptions struct {
-	Image   string   // a root file system directory, or "demo"
-	Args    []string // command and arguments; empty means the image's default
-	Name    string
-	Env     []string // K=V
-	Workdir string
-	// Limits are taken as given: a zero field is no limit. A front end
-	// starts from DefaultMemoryBytes and DefaultPids (see ParseMemory and
-	// ParsePids) so that no limit is only ever asked for.
-	Limits sandbox.Limits
-	// Log bounds the container's log; the zero value is no bound, so a
-	// front end starts from DefaultLogOptions.
-	Log        LogOptions
+	Image      string   // a root file system directory, or "demo"
+	Args       []string // command and arguments; empty means the image's default
+	Name       string
+	Env        []string // K=V
+	Workdir    string
+	Limits     sandbox.Limits // as given, zero is no limit: front ends start from DefaultMemoryBytes and DefaultPids
+	Log        LogOptions     // as given, zero is no bound: front ends start from DefaultLogOptions
 	AutoRemove bool
 	Volumes    []string // -v NAME:/PATH[:ro]
 	Publish    []string // -p [HOSTIP:]HOSTPORT:PORT[/PROTO]
@@ -47,6 +42,7 @@ type Spec struct {
 	Volumes []VolumeMount  `json:"volumes,omitempty"`
 	Publish []string       `json:"publish,omitempty"`
 	Egress  []string       `json:"egress,omitempty"`
+	Log     LogOptions     `json:"log"`
 	ImageID string         `json:"image_id,omitempty"`
 	Layers  []string       `json:"layers"`
 	UID     uint32         `json:"uid"`
@@ -56,7 +52,6 @@ type Spec struct {
 	Env     []string       `json:"env"`
 	Cwd     string         `json:"cwd"`
 	Limits  sandbox.Limits `json:"limits"`
-	Log     LogOptions     `json:"log"`
 }
 
 // defaultPath is the PATH a container gets unless -e sets one (docker's).

@@ -55,7 +55,7 @@ func ParseBytes(flag, s string) (int64, error) {
 }
 
 // unlimitedArg reports whether s asks for no limit: "0" or "-1" (docker's
-// spellings), for --memory and --pids alike.
+// spellings), as ParsePids takes them.
 func unlimitedArg(s string) bool {
 	s = strings.TrimSpace(s)
 	return s == "0" || s == "-1"
@@ -77,20 +77,16 @@ func ParseMemory(s string) (int64, error) {
 	return n, nil
 }
 
-// ParsePids reads --pids: a number of tasks from sandbox.MinPids to
+// ParsePids checks --pids: a number of tasks from sandbox.MinPids to
 // sandbox.MaxPids, or 0 or -1 for no limit (returned as 0).
-func ParsePids(s string) (int64, error) {
-	if unlimitedArg(s) {
-		return 0, nil
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+func ParsePids(n int64) (int64, error) {
 	switch {
-	case err != nil:
-		return 0, fmt.Errorf("invalid --pids %q: not a whole number", s)
+	case n == 0 || n == -1:
+		return 0, nil
 	case n < sandbox.MinPids:
-		return 0, fmt.Errorf("invalid --pids %q: a container needs at least %d (its init and its command; 0 means no limit)", s, sandbox.MinPids)
+		return 0, fmt.Errorf("invalid --pids %d: a container needs at least %d (its init and its command; 0 means no limit)", n, sandbox.MinPids)
 	case n > sandbox.MaxPids:
-		return 0, fmt.Errorf("invalid --pids %q: above the kernel's maximum %d", s, sandbox.MaxPids)
+		return 0, fmt.Errorf("invalid --pids %d: above the kernel's maximum %d", n, sandbox.MaxPids)
 	}
 	return n, nil
 }

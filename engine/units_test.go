@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 
@@ -87,12 +88,18 @@ func TestParseLimits(t *testing.T) {
 		{"--pids", "1", 0, "at least 2"},
 		{"--pids", "-5", 0, "at least 2"},
 		{"--pids", "4194305", 0, "maximum 4194304"},
-		{"--pids", "lots", 0, "not a whole number"},
 		{"--tmpfs-size", "4k", 4096, ""},
 		{"--tmpfs-size", "1", 0, "one page"},
 		{"--tmpfs-size", "0", 0, "more than zero"},
 	} {
-		parse := map[string]func(string) (int64, error){"--memory": ParseMemory, "--pids": ParsePids, "--tmpfs-size": ParseTmpfsSize}[c.flag]
+		parsePids := func(s string) (int64, error) {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return ParsePids(n)
+		}
+		parse := map[string]func(string) (int64, error){"--memory": ParseMemory, "--pids": parsePids, "--tmpfs-size": ParseTmpfsSize}[c.flag]
 		got, err := parse(c.in)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) || !strings.Contains(err.Error(), c.flag) {

@@ -19,11 +19,12 @@ import (
 
 func newRunCmd(stateRoot func() string) *cobra.Command {
 	var (
-		opts                      engine.RunOptions
-		memory, pids, tmpfs, cpus string
-		logMaxSize, logMaxFile    string
-		detach, interactive       bool
+		opts                engine.RunOptions
+		memory, tmpfs, cpus string
+		pids                int64
+		detach, interactive bool
 	)
+	var logMaxSize, logMaxFile string
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE|ROOTFS-DIR [COMMAND [ARG...]]",
 		Short: "Run a command in a new container",
@@ -34,19 +35,23 @@ host files, no capabilities, a fixed system-call allowlist.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
-			if opts.Limits.MemoryBytes, err = engine.ParseMemory(memory); err != nil {
-				return err
+			if memory != "" {
+				if opts.Limits.MemoryBytes, err = engine.ParseMemory(memory); err != nil {
+					return err
+				}
 			}
-			if opts.Limits.Pids, err = engine.ParsePids(pids); err != nil {
-				return err
-			}
-			if opts.Limits.TmpfsBytes, err = engine.ParseTmpfsSize(tmpfs); err != nil {
-				return err
+			if tmpfs != "" {
+				if opts.Limits.TmpfsBytes, err = engine.ParseTmpfsSize(tmpfs); err != nil {
+					return err
+				}
 			}
 			if cpus != "" {
 				if opts.Limits.CPUMilli, err = engine.ParseCPUs(cpus, runtime.NumCPU()); err != nil {
 					return err
 				}
+			}
+			if opts.Limits.Pids, err = engine.ParsePids(pids); err != nil {
+				return err
 			}
 			if opts.Log.MaxSize, err = engine.ParseLogMaxSize(logMaxSize); err != nil {
 				return err
@@ -98,7 +103,7 @@ host files, no capabilities, a fixed system-call allowlist.`,
 	f.StringVarP(&opts.Workdir, "workdir", "w", "", "working directory inside the container")
 	f.StringVarP(&memory, "memory", "m", sizeArg(engine.DefaultMemoryBytes),
 		fmt.Sprintf("memory limit, /tmp included (e.g. 256m; 0 or -1: none; at least %s). The default is fixed,\nnot a share of the host: enough for common servers, and a runaway is killed before it starves the host", sizeArg(sandbox.MinMemoryBytes)))
-	f.StringVar(&pids, "pids", strconv.Itoa(engine.DefaultPids),
+	f.Int64Var(&pids, "pids", engine.DefaultPids,
 		fmt.Sprintf("limit on processes and threads (0 or -1: none; at least %d). The default lets a fork bomb\ntake at most 1/32 of a default pid_max (32768)", sandbox.MinPids))
 	f.StringVar(&cpus, "cpus", "", "CPU limit in cores, e.g. 0.5; at least 0.01 (default: none)")
 	f.StringVar(&tmpfs, "tmpfs-size", sizeArg(sandbox.DefaultTmpfsBytes), "size of /tmp, charged to --memory")

@@ -221,7 +221,7 @@ func TestDefaultLimits(t *testing.T) {
 	needOak(t, true)
 	o := newOak(t)
 	help := o.run("run", "--help")
-	for _, want := range []string{`(default "1g")`, `(default "1024")`, `(default "64m")`, "0 or -1: none"} {
+	for _, want := range []string{`(default "1g")`, `(default 1024)`, `(default "64m")`, "0 or -1: none"} {
 		if !strings.Contains(help.stdout, want) {
 			t.Errorf("oak run --help does not show %s\n%s", want, help)
 		}
@@ -266,9 +266,9 @@ func TestLimitMinimums(t *testing.T) {
 		{[]string{"--memory", "1"}, `--memory "1": below the 6 MiB`},
 		{[]string{"--memory", "4k"}, `--memory "4k": below the 6 MiB`},
 		{[]string{"--memory", "-2"}, `--memory "-2"`},
-		{[]string{"--pids", "1"}, `--pids "1": a container needs at least 2`},
-		{[]string{"--pids", "-7"}, `--pids "-7": a container needs at least 2`},
-		{[]string{"--pids", "5000000"}, `--pids "5000000": above the kernel's maximum 4194304`},
+		{[]string{"--pids", "1"}, `--pids 1: a container needs at least 2`},
+		{[]string{"--pids", "-7"}, `--pids -7: a container needs at least 2`},
+		{[]string{"--pids", "5000000"}, `--pids 5000000: above the kernel's maximum 4194304`},
 		{[]string{"--cpus", "0"}, `--cpus "0": must be at least 0.01`},
 		{[]string{"--cpus", "-1"}, `--cpus "-1": must be at least 0.01`},
 		{[]string{"--cpus", "0.001"}, `--cpus "0.001": must be at least 0.01`},
