@@ -105,7 +105,7 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		return nil, nil, fmt.Errorf("image %s: %w", opts.Image, err)
 	}
 	spec := &Spec{Image: opts.Image, ImageID: img.ID, Publish: opts.Publish, Egress: opts.Egress,
-		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits, Log: opts.Log}
+		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits}
 	listens, err := parseGrants(opts.Publish, opts.Egress)
 	if err != nil {
 		return nil, nil, err
@@ -113,6 +113,7 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	if spec.Volumes, err = e.checkVolumes(opts.Volumes); err != nil {
 		return nil, nil, err
 	}
+	spec.Log = opts.Log
 
 	unlock, err := e.lock()
 	if err != nil {
