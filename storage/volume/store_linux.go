@@ -379,7 +379,14 @@ func makeImage(path string, size int64, reserve bool, hook func(string)) error {
 	}
 	hook("mkfs")
 	if reserve {
-		if err := reserveImage(f, size); err != nil {
+		// In two halves only so that a test can crash in the middle of the
+		// reservation: a killed Create leaves a partly allocated image in
+		// tmp/, which Repair removes like any other.
+		if err := reserveImage(f, 0, size/2); err != nil {
+			return err
+		}
+		hook("half-reserved")
+		if err := reserveImage(f, size/2, size-size/2); err != nil {
 			return err
 		}
 		hook("reserved")
@@ -390,15 +397,15 @@ func makeImage(path string, size int64, reserve bool, hook func(string)) error {
 	return f.Close()
 }
 
-// reserveImage allocates every block of the image f of size bytes that
-// is not allocated yet (fallocate mode 0: the file system's blocks are
-// kept, holes become unwritten extents that read as zeroes). From then on
-// writes into the image need no new host space, so the host filling up
-// cannot fail them. It fails with ENOSPC, leaving part of the file
-// allocated, when the host has not enough room.
-func reserveImage(f *os.File, size int64) error {
+// reserveImage allocates every block of the image f from off for n bytes
+// that is not allocated yet (fallocate mode 0: the file system's blocks
+// are kept, holes become unwritten extents that read as zeroes). From then
+// on writes there need no new host space, so the host filling up cannot
+// fail them. It fails with ENOSPC, leaving part of the range allocated,
+// when the host has not enough room.
+func reserveImage(f *os.File, off, n int64) error {
 	for {
-		err := unix.Fallocate(int(f.Fd()), 0, 0, size)
+		err := unix.Fallocate(int(f.Fd()), 0, off, n)
 		switch {
 		case err == nil:
 			return nil
@@ -407,7 +414,7 @@ func reserveImage(f *os.File, size int64) error {
 		case err == unix.EOPNOTSUPP:
 			return fmt.Errorf("reserve %s: the host file system cannot reserve space (fallocate: %w); only a sparse volume can live here", f.Name(), err)
 		}
-		return fmt.Errorf("reserve %d bytes for %s: %w", size, f.Name(), err)
+		return fmt.Errorf("reserve %d bytes for %s: %w", n, f.Name(), err)
 	}
 }
 
@@ -576,7 +583,7 @@ func (s *Store) ensureReserved(r *record) error {
 		return err
 	}
 	defer f.Close()
-	if err := reserveImage(f, r.Size); err != nil {
+	if err := reserveImage(f, 0, r.Size); err != nil {
 		if errors.Is(err, unix.ENOSPC) {
 			free, _ := freeSpace(s.root)
 			return s.noSpace(r.Size-st.Blocks*512, free)

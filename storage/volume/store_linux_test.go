@@ -588,6 +588,7 @@ var crashPoints = []struct {
 	{"tmp", false, false},
 	{"image", false, false},
 	{"mkfs", false, false},
+	{"half-reserved", false, false},
 	{"reserved", false, false},
 	{"synced", false, false},
 	{"renamed", false, false},
