@@ -8,22 +8,135 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
 	"sync"
+	"syscall"
 )
 
 // A container's log is a sequence of frames: one byte naming the stream, a
 // little-endian uint32 length, then that many bytes of output, exactly as the
 // container wrote them (binary-safe, in the order the supervisor read them).
+//
+// The log is a set of files in the container's directory: "log" is being
+// written, "log.1" is the one before it, up to "log.N" with N = MaxFile-1,
+// the oldest. When the next frame would take "log" past MaxSize, the
+// writer fills it to exactly MaxSize (splitting the frame: frames carry
+// bytes, not lines), renames each file one up, the oldest out of the set,
+// and starts a new "log". Rotation takes a few renames inline; the writer
+// never waits for anything but the container directory's flock, which a
+// reader holds only while it opens the files.
 const (
 	streamStdout byte = 1
 	streamStderr byte = 2
 	maxFrame          = 1 << 20
+	frameHeader       = 5
 )
 
+// LogOptions bound a container's log, like docker's json-file max-size and
+// max-file. The zero value is one file without bound.
+type LogOptions struct {
+	MaxSize int64 `json:"max_size,omitempty"` // bytes per file, frame headers included; 0: no rotation
+	MaxFile int   `json:"max_file,omitempty"` // files kept, the one being written included
+}
+
+// Log defaults and bounds. The defaults keep at most 30 MiB of a
+// container's most recent output, which a flood cannot raise.
+const (
+	DefaultLogMaxSize = 10 << 20
+	DefaultLogMaxFile = 3
+	// MinLogMaxSize keeps rotation cheap next to the writing: the
+	// supervisor reads output 32 KiB at a time, so a file takes at least
+	// one eighth of a read.
+	MinLogMaxSize = 4 << 10
+	// MaxLogMaxFile bounds the renames of one rotation.
+	MaxLogMaxFile = 100
+)
+
+// DefaultLogOptions are the log bounds of a container whose run names none.
+func DefaultLogOptions() LogOptions {
+	return LogOptions{MaxSize: DefaultLogMaxSize, MaxFile: DefaultLogMaxFile}
+}
+
+// Check refuses bounds the writer cannot keep: MaxSize below
+// MinLogMaxSize (other than 0), MaxFile outside 1..MaxLogMaxFile while
+// MaxSize is set.
+func (o LogOptions) Check() error {
+	switch {
+	case o.MaxSize < 0 || o.MaxSize > 0 && o.MaxSize < MinLogMaxSize:
+		return fmt.Errorf("log max size %d bytes: the smallest is %d KiB (0 means no rotation)", o.MaxSize, MinLogMaxSize>>10)
+	case o.MaxSize > 0 && (o.MaxFile < 1 || o.MaxFile > MaxLogMaxFile):
+		return fmt.Errorf("log max file %d: must be between 1 and %d", o.MaxFile, MaxLogMaxFile)
+	}
+	return nil
+}
+
+// ParseLogMaxSize reads --log-max-size: a size as ParseBytes takes it, at
+// least MinLogMaxSize, or 0 or -1 for a log without bound (returned as 0).
+func ParseLogMaxSize(s string) (int64, error) {
+	if unlimitedArg(s) {
+		return 0, nil
+	}
+	n, err := ParseBytes("--log-max-size", s)
+	if err != nil {
+		return 0, err
+	}
+	if n < MinLogMaxSize {
+		return 0, fmt.Errorf("invalid --log-max-size %q: the smallest is %dk (0 means no bound)", s, MinLogMaxSize>>10)
+	}
+	return n, nil
+}
+
+// ParseLogMaxFile reads --log-max-file: 1 to MaxLogMaxFile.
+func ParseLogMaxFile(s string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 1 || n > MaxLogMaxFile {
+		return 0, fmt.Errorf("invalid --log-max-file %q: want a number of files from 1 to %d", s, MaxLogMaxFile)
+	}
+	return n, nil
+}
+
+// logFile names the log file i of path: path itself for 0, path.i for
+// the older ones.
+func logFile(path string, i int) string {
+	if i == 0 {
+		return path
+	}
+	return path + "." + strconv.Itoa(i)
+}
+
 type logWriter struct {
-	mu  sync.Mutex
-	f   *os.File
-	err error
+	mu   sync.Mutex
+	path string // the file being written; the rotated ones are path.N
+	opts LogOptions
+	f    *os.File
+	size int64 // bytes in f
+	err  error
+}
+
+// openLog opens (creating or appending to) the log at path, bounded by
+// opts.
+func openLog(path string, opts LogOptions) (*logWriter, error) {
+	if err := opts.Check(); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	return &logWriter{path: path, opts: opts, f: f, size: st.Size()}, nil
+}
+
+func (l *logWriter) close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.f.Close()
 }
 
 // copy moves r to the log and to term until r ends. A failing terminal (a
@@ -46,36 +159,150 @@ func (l *logWriter) copy(stream byte, r io.Reader, term io.Writer) {
 	}
 }
 
+// write appends p to the log as one frame or, where it would cross
+// MaxSize, as a frame that fills the file and more after the rotation. A
+// write or rotation that fails stops the log; the container goes on.
 func (l *logWriter) write(stream byte, p []byte) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.err != nil {
-		return
-	}
-	var hdr [5]byte
-	hdr[0] = stream
-	binary.LittleEndian.PutUint32(hdr[1:], uint32(len(p)))
-	if _, err := l.f.Write(append(hdr[:], p...)); err != nil {
-		l.err = err
+	for len(p) > 0 && l.err == nil {
+		n := int64(len(p))
+		if l.opts.MaxSize > 0 {
+			room := l.opts.MaxSize - l.size - frameHeader
+			if room < 1 {
+				l.err = l.rotate()
+				continue
+			}
+			n = min(n, room)
+		}
+		var hdr [frameHeader]byte
+		hdr[0] = stream
+		binary.LittleEndian.PutUint32(hdr[1:], uint32(n))
+		if _, err := l.f.Write(append(hdr[:], p[:n]...)); err != nil {
+			l.err = err
+		}
+		l.size += frameHeader + n
+		p = p[n:]
 	}
 }
 
-// readLog copies the log at path to stdout and stderr by stream. A frame cut
-// short by a crash ends the log; anything else malformed is an error.
-func readLog(path string, stdout, stderr io.Writer) error {
-	f, err := os.Open(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
+// rotate shifts path.i to path.i+1 (dropping the oldest) and path to
+// path.1, and starts a new path, holding the directory's flock so that a
+// reader opens either the set before or the set after.
+func (l *logWriter) rotate() error {
+	unlock, err := lockDir(filepath.Dir(l.path), syscall.LOCK_EX)
 	if err != nil {
 		return err
 	}
-	defer f.Close()
+	defer unlock()
+	if err := l.f.Close(); err != nil {
+		return err
+	}
+	if l.opts.MaxFile == 1 {
+		if err := os.Remove(l.path); err != nil {
+			return err
+		}
+	}
+	for i := l.opts.MaxFile - 1; i >= 1; i-- {
+		if err := os.Rename(logFile(l.path, i-1), logFile(l.path, i)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	l.f, err = os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o600)
+	l.size = 0
+	return err
+}
+
+// lockDir takes a flock of kind how on the directory dir.
+func lockDir(dir string, how int) (unlock func(), err error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = syscall.Flock(int(f.Fd()), how)
+		if err != syscall.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return func() { f.Close() }, nil
+}
+
+// readLog copies the log at path, its rotated files first, oldest first,
+// to stdout and stderr by stream. The files are all opened under the
+// directory's flock, so a rotation meanwhile neither hides nor repeats
+// one. A frame cut short by a crash ends its file; anything else malformed
+// is an error.
+func readLog(path string, stdout, stderr io.Writer) error {
+	files, err := openLogFiles(path)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, f := range files {
+		if err := readLogFile(f, stdout, stderr); err != nil {
+			return fmt.Errorf("log %s: %w", filepath.Base(filepath.Dir(path)), err)
+		}
+	}
+	return nil
+}
+
+// openLogFiles opens path.N ... path.1, path, those that exist, in that
+// order.
+func openLogFiles(path string) ([]*os.File, error) {
+	dir, base := filepath.Split(path)
+	unlock, err := lockDir(dir, syscall.LOCK_SH)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var rotated []int
+	for _, e := range ents {
+		if v, ok := strings.CutPrefix(e.Name(), base+"."); ok {
+			if i, err := strconv.Atoi(v); err == nil && i > 0 && strconv.Itoa(i) == v {
+				rotated = append(rotated, i)
+			}
+		}
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(rotated)))
+	var files []*os.File
+	for _, i := range append(rotated, 0) {
+		f, err := os.Open(logFile(path, i))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			for _, f := range files {
+				f.Close()
+			}
+			return nil, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+func readLogFile(f *os.File, stdout, stderr io.Writer) error {
 	r := bufio.NewReader(f)
 	for {
-		var hdr [5]byte
+		var hdr [frameHeader]byte
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return nil // end of log, or a frame header torn by a crash
+			return nil // end of file, or a frame header torn by a crash
 		}
 		n := binary.LittleEndian.Uint32(hdr[1:])
 		w := stdout
@@ -83,7 +310,7 @@ func readLog(path string, stdout, stderr io.Writer) error {
 		case hdr[0] == streamStderr:
 			w = stderr
 		case hdr[0] != streamStdout || n > maxFrame:
-			return fmt.Errorf("log %s: corrupt frame (stream %d, %d bytes)", filepath.Base(filepath.Dir(path)), hdr[0], n)
+			return fmt.Errorf("%s: corrupt frame (stream %d, %d bytes)", filepath.Base(f.Name()), hdr[0], n)
 		}
 		if _, err := io.CopyN(w, r, int64(n)); err != nil {
 			if errors.Is(err, io.EOF) {

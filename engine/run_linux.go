@@ -27,7 +27,8 @@ type RunOptions struct {
 	Name       string
 	Env        []string // K=V
 	Workdir    string
-	Limits     sandbox.Limits
+	Limits     sandbox.Limits // as given, zero is no limit: front ends start from DefaultMemoryBytes and DefaultPids
+	Log        LogOptions     // as given, zero is no bound: front ends start from DefaultLogOptions
 	AutoRemove bool
 	Volumes    []string // -v NAME:/PATH[:ro]
 	Publish    []string // -p [HOSTIP:]HOSTPORT:PORT[/PROTO]
@@ -43,6 +44,7 @@ type Spec struct {
 	Volumes []VolumeMount  `json:"volumes,omitempty"`
 	Publish []string       `json:"publish,omitempty"`
 	Egress  []string       `json:"egress,omitempty"`
+	Log     LogOptions     `json:"log"`
 	ImageID string         `json:"image_id,omitempty"`
 	Layers  []string       `json:"layers"`
 	UID     uint32         `json:"uid"`
@@ -75,6 +77,9 @@ const (
 // create validates opts, allocates the container's name, id and id range,
 // and writes its record in state "created". Nothing is written on error.
 func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
+	if err := errors.Join(opts.Limits.Check(), opts.Log.Check()); err != nil {
+		return nil, nil, fmt.Errorf("run: %w", err)
+	}
 	img, err := e.ResolveImage(opts.Image)
 	if err != nil {
 		return nil, nil, err
@@ -118,6 +123,7 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	if spec.Volumes, err = e.checkVolumes(opts.Volumes); err != nil {
 		return nil, nil, err
 	}
+	spec.Log = opts.Log
 
 	unlock, err := e.lock()
 	if err != nil {
@@ -227,14 +233,13 @@ type Exit struct {
 // supervise starts c and waits for it, keeping its record and log. ready,
 // if not nil, is told the outcome of the start.
 func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.Signal, ready func(error)) (Exit, error) {
-	logf, err := os.OpenFile(filepath.Join(e.dir(c.ID), "log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	lw, err := openLog(filepath.Join(e.dir(c.ID), "log"), spec.Log)
 	if err != nil {
 		err = fmt.Errorf("container %s: log: %w", ShortID(c.ID), unwrapPath(err))
 		e.discard(c)
 		return Exit{}, err
 	}
-	defer logf.Close()
-	lw := &logWriter{f: logf}
+	defer lw.close()
 	var copiers sync.WaitGroup
 	pipe := func(stream byte, term io.Writer) (*os.File, error) {
 		r, w, err := os.Pipe()

@@ -16,7 +16,10 @@ import (
 )
 
 // Limits is the part of a container's quota the host enforces on its
-// processes. A zero field means "no limit beyond the host's".
+// processes. A zero field means "no limit beyond the host's" (for
+// TmpfsBytes: DefaultTmpfsBytes). Defaults are the front end's business;
+// Check refuses what no container could start with or the kernel would
+// not take.
 type Limits struct {
 	MemoryBytes int64 // memory+tmpfs charge; the OOM killer ends the container past it
 	Pids        int64 // processes and threads together
@@ -26,6 +29,46 @@ type Limits struct {
 	// (unused with Task.ReadOnly). Like /tmp it lives in memory and is
 	// charged to MemoryBytes.
 	WritableBytes int64
+}
+
+// The smallest and largest limits Check accepts.
+const (
+	// MinMemoryBytes: starting the demo image's sh (nsinit, init, the
+	// command) peaks at about 0.5 MiB of charged memory on this project's
+	// machine, a static Go program at about 1.5 MiB; below about 0.25 MiB
+	// the launch dies in nsinit. 6 MiB leaves four times the Go figure.
+	MinMemoryBytes = 6 << 20
+	// MinPids: the container's init and its command. With 1 the init
+	// cannot fork the command.
+	MinPids = 2
+	// MaxPids is the kernel's PID_MAX_LIMIT on 64-bit hosts; pids.max
+	// refuses more.
+	MaxPids = 4 << 20
+	// MinCPUMilli is 0.01 CPU: a 1 ms CFS quota per 100 ms period, the
+	// smallest quota the kernel accepts.
+	MinCPUMilli = 10
+	// MinTmpfsBytes is one page: tmpfs rounds any size up to whole pages,
+	// so a smaller /tmp would silently be a page anyway.
+	MinTmpfsBytes = 4 << 10
+)
+
+// Check returns nil when every set field of l is within the bounds above,
+// and otherwise an error naming the first field that is not and its bound.
+// Negative fields are refused: "no limit" is zero.
+func (l Limits) Check() error {
+	switch {
+	case l.MemoryBytes < 0 || l.MemoryBytes > 0 && l.MemoryBytes < MinMemoryBytes:
+		return fmt.Errorf("memory limit %d bytes: a container needs at least %d MiB to start (0 means no limit)", l.MemoryBytes, MinMemoryBytes>>20)
+	case l.Pids < 0 || l.Pids > 0 && l.Pids < MinPids:
+		return fmt.Errorf("pids limit %d: a container needs at least %d (its init and its command; 0 means no limit)", l.Pids, MinPids)
+	case l.Pids > MaxPids:
+		return fmt.Errorf("pids limit %d: above the kernel's maximum %d", l.Pids, MaxPids)
+	case l.CPUMilli < 0 || l.CPUMilli > 0 && l.CPUMilli < MinCPUMilli:
+		return fmt.Errorf("CPU limit %d thousandths of a core: the smallest the kernel enforces is %d (0.01 CPU)", l.CPUMilli, MinCPUMilli)
+	case l.TmpfsBytes < 0 || l.TmpfsBytes > 0 && l.TmpfsBytes < MinTmpfsBytes:
+		return fmt.Errorf("/tmp size %d bytes: the smallest is %d bytes (one page)", l.TmpfsBytes, MinTmpfsBytes)
+	}
+	return nil
 }
 
 // IDRange is the block of host uids and gids a container's user namespace
@@ -93,6 +136,9 @@ func (t *Task) validate() error {
 		return fmt.Errorf("task %s: no command", t.ID)
 	case t.IDs.Size == 0 || t.IDs.Host == 0:
 		return fmt.Errorf("task %s: id range %d+%d would map host root", t.ID, t.IDs.Host, t.IDs.Size)
+	}
+	if err := t.Limits.Check(); err != nil {
+		return fmt.Errorf("task %s: %w", t.ID, err)
 	}
 	for _, l := range t.Layers {
 		if l == "" || l[0] != '/' {

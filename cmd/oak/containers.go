@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/oak-engine/oak/engine"
+	"github.com/oak-engine/oak/sandbox"
 )
 
 func newRunCmd(stateRoot func() string) *cobra.Command {
@@ -24,6 +25,7 @@ func newRunCmd(stateRoot func() string) *cobra.Command {
 		pids                int64
 		detach, interactive bool
 	)
+	var logMaxSize, logMaxFile string
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE|ROOTFS-DIR [COMMAND [ARG...]]",
 		Short: "Run a command in a new container",
@@ -36,12 +38,12 @@ over its own files and users, a fixed system-call allowlist.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if memory != "" {
-				if opts.Limits.MemoryBytes, err = engine.ParseBytes("--memory", memory); err != nil {
+				if opts.Limits.MemoryBytes, err = engine.ParseMemory(memory); err != nil {
 					return err
 				}
 			}
 			if tmpfs != "" {
-				if opts.Limits.TmpfsBytes, err = engine.ParseBytes("--tmpfs-size", tmpfs); err != nil {
+				if opts.Limits.TmpfsBytes, err = engine.ParseTmpfsSize(tmpfs); err != nil {
 					return err
 				}
 			}
@@ -55,10 +57,15 @@ over its own files and users, a fixed system-call allowlist.`,
 					return err
 				}
 			}
-			if pids < 0 {
-				return fmt.Errorf("invalid --pids %d: must be positive", pids)
+			if opts.Limits.Pids, err = engine.ParsePids(pids); err != nil {
+				return err
 			}
-			opts.Limits.Pids = pids
+			if opts.Log.MaxSize, err = engine.ParseLogMaxSize(logMaxSize); err != nil {
+				return err
+			}
+			if opts.Log.MaxFile, err = engine.ParseLogMaxFile(logMaxFile); err != nil {
+				return err
+			}
 			opts.Image, opts.Args = args[0], args[1:]
 			e, err := engine.New(stateRoot())
 			if err != nil {
@@ -101,10 +108,16 @@ over its own files and users, a fixed system-call allowlist.`,
 	f.StringVar(&opts.Name, "name", "", "name of the container")
 	f.StringArrayVarP(&opts.Env, "env", "e", nil, "set an environment variable KEY=VALUE")
 	f.StringVarP(&opts.Workdir, "workdir", "w", "", "working directory inside the container")
-	f.StringVarP(&memory, "memory", "m", "", "memory limit, e.g. 256m (includes /tmp)")
-	f.Int64Var(&pids, "pids", 0, "limit on processes and threads")
-	f.StringVar(&cpus, "cpus", "", "CPU limit in cores, e.g. 0.5")
-	f.StringVar(&tmpfs, "tmpfs-size", "", "size of /tmp (default 64m)")
+	f.StringVarP(&memory, "memory", "m", sizeArg(engine.DefaultMemoryBytes),
+		fmt.Sprintf("memory limit, /tmp included (e.g. 256m; 0 or -1: none; at least %s). The default is fixed,\nnot a share of the host: enough for common servers, and a runaway is killed before it starves the host", sizeArg(sandbox.MinMemoryBytes)))
+	f.Int64Var(&pids, "pids", engine.DefaultPids,
+		fmt.Sprintf("limit on processes and threads (0 or -1: none; at least %d). The default lets a fork bomb\ntake at most 1/32 of a default pid_max (32768)", sandbox.MinPids))
+	f.StringVar(&cpus, "cpus", "", "CPU limit in cores, e.g. 0.5; at least 0.01 (default: none)")
+	f.StringVar(&tmpfs, "tmpfs-size", sizeArg(sandbox.DefaultTmpfsBytes), "size of /tmp, charged to --memory")
+	f.StringVar(&logMaxSize, "log-max-size", sizeArg(engine.DefaultLogMaxSize),
+		fmt.Sprintf("size at which the log (oak logs) rotates; 0 or -1: never; at least %s", sizeArg(engine.MinLogMaxSize)))
+	f.StringVar(&logMaxFile, "log-max-file", strconv.Itoa(engine.DefaultLogMaxFile),
+		"log files kept, the current one included: the oldest output goes first")
 	f.StringArrayVarP(&opts.Volumes, "volume", "v", nil, "grant a volume: NAME:/PATH[:ro] (see oak volume create)")
 	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [HOSTIP:]HOSTPORT:PORT[/tcp|udp]")
 	f.StringArrayVar(&opts.Egress, "egress", nil, "grant connecting: PREFIX[:PORT][/tcp|udp], or any")
@@ -116,6 +129,19 @@ over its own files and users, a fixed system-call allowlist.`,
 	f.StringArrayVar(&opts.Names.DNSOptions, "dns-option", nil, "option for /etc/resolv.conf, e.g. ndots:2")
 	f.StringArrayVar(&opts.Names.AddHosts, "add-host", nil, "add NAME:IP to /etc/hosts")
 	return cmd
+}
+
+// sizeArg writes n as a size argument would give it: "1g", "64m", "4k".
+func sizeArg(n int64) string {
+	for _, u := range []struct {
+		shift  uint
+		suffix string
+	}{{30, "g"}, {20, "m"}, {10, "k"}} {
+		if n >= 1<<u.shift && n%(1<<u.shift) == 0 {
+			return strconv.FormatInt(n>>u.shift, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(n, 10)
 }
 
 func humanBytes(n int64) string {

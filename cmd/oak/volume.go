@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"text/tabwriter"
@@ -27,10 +28,20 @@ func newVolumeCmd(stateRoot func() string) *cobra.Command {
 		Short: "Manage volumes: file systems with an exact size, granted to containers with -v",
 	}
 	var size string
+	var sparse bool
 	create := &cobra.Command{
-		Use:   "create --size SIZE NAME",
+		Use:   "create --size SIZE [--sparse] NAME",
 		Short: "Create a volume",
-		Args:  cobra.ExactArgs(1),
+		Long: `Create a volume: an ext4 file system of exactly --size bytes, the most
+a container can store in it. All of it is reserved on the host at once, so
+the volume never finds the host full; creation is refused if it does not fit.
+
+--sparse skips the reservation: the volume takes host space only as it is
+written, so volumes can promise more than the host has. The risk: if the
+host file system fills, writes inside the volume fail below its file system,
+ext4 aborts its journal and the volume turns read-only until repaired with
+e2fsck, and data not yet synced is lost.`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if size == "" {
 				return fmt.Errorf("volume create %s: --size is required (e.g. --size 1g)", args[0])
@@ -43,7 +54,14 @@ func newVolumeCmd(stateRoot func() string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			v, err := vs.Create(args[0], n)
+			create := vs.Create
+			if sparse {
+				create = vs.CreateSparse
+			}
+			v, err := create(args[0], n)
+			if errors.Is(err, volume.ErrNoSpace) {
+				return fmt.Errorf("%w (--sparse overcommits, at a risk: see oak volume create --help)", err)
+			}
 			if err != nil {
 				return err
 			}
@@ -52,6 +70,7 @@ func newVolumeCmd(stateRoot func() string) *cobra.Command {
 		},
 	}
 	create.Flags().StringVar(&size, "size", "", "size of the volume's file system, e.g. 1g (its exact quota)")
+	create.Flags().BoolVar(&sparse, "sparse", false, "do not reserve the size on the host (overcommit; the volume breaks if the host fills)")
 	ls := &cobra.Command{
 		Use:   "ls",
 		Short: "List volumes",

@@ -15,6 +15,7 @@ type record struct {
 	V       int       `json:"v"`
 	Name    string    `json:"name"`
 	Size    int64     `json:"size"`
+	Sparse  bool      `json:"sparse,omitempty"` // made by CreateSparse; absent in records of Oaks that made only sparse images
 	Created time.Time `json:"created"`
 }
 

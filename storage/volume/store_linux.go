@@ -188,16 +188,33 @@ func (s *Store) all() ([]*record, error) {
 	return rs, err
 }
 
-// Create makes a volume of exactly size bytes named name and returns it.
-// It refuses an invalid name (ErrBadName), a size outside [MinSize,
-// MaxSize] (ErrBadSize) and a name that is taken (ErrExists).
+// Create makes a volume of exactly size bytes named name, with all of
+// its size reserved on the host, and returns it. It refuses an invalid name
+// (ErrBadName), a size outside [MinSize, MaxSize] (ErrBadSize), a name that
+// is taken (ErrExists) and a size the host file system cannot reserve now
+// (ErrNoSpace, naming the size and the free space).
 //
-// The image is built and synced in a private directory under tmp/ (which
-// Repair removes if Create dies), renamed into vols/, and the volume exists
-// from the moment its record is committed to meta.db. mkfs runs without the
-// store lock, so other operations go on meanwhile; two Creates of one name
-// race and the second to commit gets ErrExists.
+// The image is built, reserved and synced in a private directory under
+// tmp/ (which Repair removes if Create dies, also in the middle of the
+// reservation), renamed into vols/, and the volume exists from the moment
+// its record is committed to meta.db. mkfs and the reservation run without
+// the store lock, so other operations go on meanwhile; two Creates of one
+// name race and the second to commit gets ErrExists.
 func (s *Store) Create(name string, size int64) (*Volume, error) {
+	return s.create(name, size, false)
+}
+
+// CreateSparse is Create without the reservation: the image takes host
+// space only as the volume's file system writes to it, so volumes may
+// promise more than the host has. If the host file system fills, writes
+// to the volume fail below its file system, ext4 aborts its journal and
+// the volume turns read-only until it is repaired with e2fsck: use it only
+// where the host's free space is watched.
+func (s *Store) CreateSparse(name string, size int64) (*Volume, error) {
+	return s.create(name, size, true)
+}
+
+func (s *Store) create(name string, size int64, sparse bool) (*Volume, error) {
 	const op = "create"
 	fail := func(err error) (*Volume, error) { return nil, &Error{Op: op, Volume: name, Err: err} }
 	if err := CheckName(op, name); err != nil {
@@ -205,6 +222,15 @@ func (s *Store) Create(name string, size int64) (*Volume, error) {
 	}
 	if size < MinSize || size > MaxSize {
 		return fail(fmt.Errorf("%w (asked for %d)", ErrBadSize, size))
+	}
+	if !sparse {
+		// Refuse at once what cannot fit; the reservation below is what
+		// actually decides (the free space may shrink meanwhile).
+		if free, err := freeSpace(s.root); err != nil {
+			return fail(err)
+		} else if free < size {
+			return fail(s.noSpace(size, free))
+		}
 	}
 
 	// Fail fast on a taken name, and make the private directory while
@@ -236,7 +262,11 @@ func (s *Store) Create(name string, size int64) (*Volume, error) {
 	s.hook("tmp")
 
 	img := filepath.Join(dir, imageName)
-	if err := makeImage(img, size, s.hook); err != nil {
+	if err := makeImage(img, size, !sparse, s.hook); err != nil {
+		if errors.Is(err, unix.ENOSPC) {
+			free, _ := freeSpace(s.root)
+			return fail(s.noSpace(size, free))
+		}
 		return fail(err)
 	}
 	if err := syncDir(dir); err != nil {
@@ -269,7 +299,7 @@ func (s *Store) Create(name string, size int64) (*Volume, error) {
 	syncDir(s.path(tmpDir)) // only tidies: a lost removal from tmp/ leaves nothing Repair does not handle
 	s.hook("renamed")
 
-	r := &record{V: recordVersion, Name: name, Size: size, Created: time.Now().UTC()}
+	r := &record{V: recordVersion, Name: name, Size: size, Sparse: sparse, Created: time.Now().UTC()}
 	val, err := r.encode()
 	if err != nil {
 		os.Rename(final, dir)
@@ -330,9 +360,11 @@ func (s *Store) newTemp() (string, int, error) {
 	return dir, fd, nil
 }
 
-// makeImage creates the sparse image file of size bytes at path and puts
-// an ext4 file system on it, durably.
-func makeImage(path string, size int64, hook func(string)) error {
+// makeImage creates the image file of size bytes at path, puts an ext4
+// file system on it and, if reserve is set, allocates all of it on the
+// host; all durably. The reservation comes after mkfs, which discards
+// (punches holes in) the whole image.
+func makeImage(path string, size int64, reserve bool, hook func(string)) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
@@ -346,10 +378,68 @@ func makeImage(path string, size int64, hook func(string)) error {
 		return err
 	}
 	hook("mkfs")
+	if reserve {
+		// In two halves only so that a test can crash in the middle of the
+		// reservation: a killed Create leaves a partly allocated image in
+		// tmp/, which Repair removes like any other.
+		if err := reserveImage(f, 0, size/2); err != nil {
+			return err
+		}
+		hook("half-reserved")
+		if err := reserveImage(f, size/2, size-size/2); err != nil {
+			return err
+		}
+		hook("reserved")
+	}
 	if err := f.Sync(); err != nil {
 		return fmt.Errorf("fsync %s: %w", path, err)
 	}
 	return f.Close()
+}
+
+// reserveImage allocates every block of the image f from off for n bytes
+// that is not allocated yet (fallocate mode 0: the file system's blocks
+// are kept, holes become unwritten extents that read as zeroes). From then
+// on writes there need no new host space, so the host filling up cannot
+// fail them. It fails with ENOSPC, leaving part of the range allocated,
+// when the host has not enough room.
+func reserveImage(f *os.File, off, n int64) error {
+	for {
+		err := unix.Fallocate(int(f.Fd()), 0, off, n)
+		switch {
+		case err == nil:
+			return nil
+		case err == unix.EINTR:
+			continue
+		case err == unix.EOPNOTSUPP:
+			return fmt.Errorf("reserve %s: the host file system cannot reserve space (fallocate: %w); only a sparse volume can live here", f.Name(), err)
+		}
+		return fmt.Errorf("reserve %d bytes for %s: %w", n, f.Name(), err)
+	}
+}
+
+// freeSpace returns the bytes an unprivileged user may still allocate on
+// the file system holding dir.
+func freeSpace(dir string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", dir, err)
+	}
+	return int64(st.Bavail) * st.Bsize, nil
+}
+
+// noSpace is the ErrNoSpace a Create of size bytes fails with when free
+// bytes are left on the store's file system.
+func (s *Store) noSpace(size, free int64) error {
+	return fmt.Errorf("%w: the volume needs %s (%d bytes), %s is free in %s", ErrNoSpace, sizeString(size), size, sizeString(free), s.root)
+}
+
+// sizeString writes n bytes for a person: "100.0 MiB", "1.5 GiB".
+func sizeString(n int64) string {
+	if n >= 1<<30 {
+		return fmt.Sprintf("%.1f GiB", float64(n)/(1<<30))
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // mkfsArgs are the options every volume's file system is made with:
@@ -441,6 +531,11 @@ func (s *Store) Attach(name string, readOnly bool) (*os.File, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if !r.Sparse {
+		if err := s.ensureReserved(r); err != nil {
+			return fail(err)
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		l, err := findLoop(id)
 		if err != nil {
@@ -468,6 +563,34 @@ func (s *Store) Attach(name string, readOnly bool) (*os.File, error) {
 		}
 		return fail(err)
 	}
+}
+
+// ensureReserved reserves the rest of the image of a volume that is not
+// sparse but has fewer bytes allocated than its size: one made by an Oak
+// that only made sparse images, or one whose blocks something punched out.
+// A fully allocated image costs one stat.
+func (s *Store) ensureReserved(r *record) error {
+	img := s.imagePath(r.Name)
+	var st unix.Stat_t
+	if err := unix.Stat(img, &st); err != nil {
+		return fmt.Errorf("stat %s: %w", img, err)
+	}
+	if st.Blocks*512 >= r.Size {
+		return nil
+	}
+	f, err := os.OpenFile(img, os.O_WRONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if err := reserveImage(f, 0, r.Size); err != nil {
+		if errors.Is(err, unix.ENOSPC) {
+			free, _ := freeSpace(s.root)
+			return s.noSpace(r.Size-st.Blocks*512, free)
+		}
+		return err
+	}
+	return f.Sync()
 }
 
 // checkImage returns the identity of the volume's image, or ErrBroken when
@@ -547,7 +670,7 @@ func (s *Store) List() ([]*Volume, error) {
 // describe turns a record into a Volume; loops (file → loop number) says
 // which images are attached; nil means "don't look".
 func (s *Store) describe(r *record, loops map[fileID]int) (*Volume, error) {
-	v := &Volume{Name: r.Name, Size: r.Size, Created: r.Created}
+	v := &Volume{Name: r.Name, Size: r.Size, Sparse: r.Sparse, Created: r.Created}
 	img := s.imagePath(r.Name)
 	var st unix.Stat_t
 	if err := unix.Lstat(img, &st); err != nil {

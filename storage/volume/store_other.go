@@ -16,6 +16,9 @@ func OpenDB(root, db string) (*Store, error) { return nil, ErrUnsupported }
 
 func (s *Store) Root() string                                    { return "" }
 func (s *Store) Create(name string, size int64) (*Volume, error) { return nil, ErrUnsupported }
+func (s *Store) CreateSparse(name string, size int64) (*Volume, error) {
+	return nil, ErrUnsupported
+}
 func (s *Store) Attach(name string, readOnly bool) (*os.File, error) {
 	return nil, ErrUnsupported
 }

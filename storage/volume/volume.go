@@ -1,10 +1,16 @@
 // Package volume stores Oak's volumes: named file systems with an exact
 // byte quota that a container can be handed as a capability.
 //
-// A volume is a sparse image file of exactly the requested size holding an
-// ext4 file system. The quota is exact because it is the file system's own
+// A volume is an image file of exactly the requested size holding an ext4
+// file system. The quota is exact because it is the file system's own
 // size: a container that fills it gets ENOSPC from ext4 inside the image,
-// and the host never gives the image more than its size.
+// and the host never gives the image more than its size. The size is also
+// a promise the other way: Create reserves all of it on the host
+// (fallocate), so a host file system that fills up later cannot fail a
+// write inside the volume. A sparse image (CreateSparse) takes host space
+// only as it is written; it lets volumes promise more than the host has,
+// and if the host fills, ext4 inside sees I/O errors, aborts its journal
+// and turns read-only until e2fsck repairs it.
 //
 // Nothing in the host's name space leads to a volume. Attach returns a
 // detached mount (the new mount API's fsmount file descriptor) of the
@@ -15,7 +21,7 @@
 //
 //	ROOT/lock                 flock(2) taken by every operation that reads or changes the store
 //	ROOT/meta.db              bbolt database, bucket "volumes": name → JSON record
-//	ROOT/vols/NAME/disk.img   the volume's image (sparse, exactly Size bytes, ext4)
+//	ROOT/vols/NAME/disk.img   the volume's image (exactly Size bytes, ext4; allocated unless sparse)
 //	ROOT/tmp/RANDOM/          a Create or Remove in progress; removed by Check
 //
 // A record in meta.db is the commit point of a volume: a volume exists iff
@@ -50,10 +56,15 @@ type Volume struct {
 	Size    int64     // bytes of its image: the file system's size and the most the host ever gives it
 	Created time.Time // when Create committed it (UTC)
 
+	// Sparse reports a volume made by CreateSparse: its host space is not
+	// reserved.
+	Sparse bool
+
 	// Allocated is the number of bytes the image occupies on the host right
-	// now (it is sparse: file system metadata and the blocks written so far).
-	// Blocks freed inside the volume stay allocated; it never exceeds Size
-	// by more than the host file system's own overhead for the file.
+	// now: at least Size for a reserved volume; for a sparse one, the file
+	// system metadata and the blocks written so far (blocks freed inside the
+	// volume stay allocated). It never exceeds Size by more than the host
+	// file system's own overhead for the file.
 	Allocated int64
 
 	// Device is the loop device ("/dev/loop3") that backs the volume's file
@@ -72,6 +83,9 @@ var (
 	ErrBadName = errors.New("invalid volume name: must match [a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}")
 	// ErrBadSize: the size is below MinSize or above MaxSize.
 	ErrBadSize = fmt.Errorf("invalid volume size: must be between %d and %d bytes", MinSize, int64(MaxSize))
+	// ErrNoSpace: the host file system has not the room to reserve the
+	// volume's size.
+	ErrNoSpace = errors.New("not enough free space on the host")
 	// ErrNotFound: no volume has that name.
 	ErrNotFound = errors.New("no such volume")
 	// ErrExists: Create was asked for a name that is taken.

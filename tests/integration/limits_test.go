@@ -177,6 +177,13 @@ func forkBomb(t *testing.T, script string, persistent bool) {
 // pidsCurrentFile finds the pids.current file of pid's pids cgroup (v1
 // pids controller or v2), or "".
 func pidsCurrentFile(pid int) string {
+	return cgroupFile(pid, "pids", "pids.current", "pids.current")
+}
+
+// cgroupFile finds the file of pid's cgroup for the controller ctrl: v1 in
+// ctrl's own hierarchy, v2 (file2) in the unified one; "" if there is
+// none.
+func cgroupFile(pid int, ctrl, file1, file2 string) string {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
 	if err != nil {
 		return ""
@@ -186,24 +193,106 @@ func pidsCurrentFile(pid int) string {
 		if len(f) != 3 {
 			continue
 		}
-		var dir string
+		var p string
 		switch {
-		case strings.Contains(","+f[1]+",", ",pids,"):
-			dir = filepath.Join("/sys/fs/cgroup/pids", f[2])
+		case strings.Contains(","+f[1]+",", ","+ctrl+","):
+			p = filepath.Join("/sys/fs/cgroup", ctrl, f[2], file1)
 		case f[0] == "0" && f[1] == "":
-			dir = filepath.Join("/sys/fs/cgroup/unified", f[2])
+			dir := filepath.Join("/sys/fs/cgroup/unified", f[2])
 			if _, err := os.Stat(dir); err != nil {
 				dir = filepath.Join("/sys/fs/cgroup", f[2])
 			}
+			p = filepath.Join(dir, file2)
 		default:
 			continue
 		}
-		p := filepath.Join(dir, "pids.current")
 		if _, err := os.Stat(p); err == nil && f[2] != "/" {
 			return p
 		}
 	}
 	return ""
+}
+
+// A container run without --memory and --pids has the defaults, 1 GiB and
+// 1024 tasks, and oak run --help says so; --memory 0 and --pids 0 (or -1)
+// ask for no limit explicitly. Before the defaults a fork bomb without
+// --pids could take the host's whole pid space.
+func TestDefaultLimits(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	help := o.run("run", "--help")
+	for _, want := range []string{`(default "1g")`, `(default 1024)`, `(default "64m")`, "0 or -1: none"} {
+		if !strings.Contains(help.stdout, want) {
+			t.Errorf("oak run --help does not show %s\n%s", want, help)
+		}
+	}
+	for _, c := range []struct {
+		args         []string
+		memory, pids string
+	}{
+		{nil, strconv.Itoa(1 << 30), "1024"},
+		{[]string{"--memory", "0", "--pids", "0"}, "", "max"},
+		{[]string{"--memory", "-1", "--pids", "-1"}, "", "max"},
+		{[]string{"--memory", "64m", "--pids", "50"}, strconv.Itoa(64 << 20), "50"},
+	} {
+		id := o.runD(append(c.args, rootfsDir, "/bin/sleep", "300")...)
+		e := o.waitRunning(id)
+		mem := readFirst(cgroupFile(e.Pid, "memory", "memory.limit_in_bytes", "memory.max"))
+		pids := readFirst(cgroupFile(e.Pid, "pids", "pids.max", "pids.max"))
+		// No limit reads "max" (v2) or a page-rounded 2^63-1 (v1): "".
+		if n, err := strconv.ParseInt(mem, 10, 64); mem == "max" || err == nil && n >= 1<<62 {
+			mem = ""
+		}
+		if mem != c.memory || pids != c.pids {
+			t.Errorf("oak run %s: memory limit %q, pids.max %q; want %q, %q", strings.Join(c.args, " "), mem, pids, c.memory, c.pids)
+		}
+		if r := o.run("rm", "-f", id); r.code != 0 {
+			t.Errorf("rm -f: %s", r)
+		}
+	}
+}
+
+// Limits no container can start with are refused before anything starts,
+// naming the flag and the minimum (--memory 1 and 4k used to end in
+// "launch: nsinit ended without a seccomp listener"); limits at the
+// minimums run the demo shell.
+func TestLimitMinimums(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--memory", "1"}, `--memory "1": below the 6 MiB`},
+		{[]string{"--memory", "4k"}, `--memory "4k": below the 6 MiB`},
+		{[]string{"--memory", "-2"}, `--memory "-2"`},
+		{[]string{"--pids", "1"}, `--pids 1: a container needs at least 2`},
+		{[]string{"--pids", "-7"}, `--pids -7: a container needs at least 2`},
+		{[]string{"--pids", "5000000"}, `--pids 5000000: above the kernel's maximum 4194304`},
+		{[]string{"--cpus", "0"}, `--cpus "0": must be at least 0.01`},
+		{[]string{"--cpus", "-1"}, `--cpus "-1": must be at least 0.01`},
+		{[]string{"--cpus", "0.001"}, `--cpus "0.001": must be at least 0.01`},
+		{[]string{"--cpus", "1000"}, `--cpus "1000": this host has`},
+		{[]string{"--tmpfs-size", "1"}, `--tmpfs-size "1": the smallest /tmp is 4096 bytes`},
+		{[]string{"--tmpfs-size", "0"}, `--tmpfs-size "0"`},
+	} {
+		r := o.run(append(append([]string{"run", "--rm"}, c.args...), rootfsDir, "/bin/true")...)
+		if r.code != 125 || !strings.Contains(r.stderr, c.want) {
+			t.Errorf("want exit 125 and %q\n%s", c.want, r)
+		}
+	}
+	if dirs := o.containerDirs(); len(dirs) != 0 {
+		t.Errorf("refused runs left records: %v", dirs)
+	}
+	r := o.run("run", "--rm", "--memory", "6m", "--pids", "2", "--cpus", "0.01", "--tmpfs-size", "4k", rootfsDir, "/bin/sh", "-c", "echo ok")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "ok" {
+		t.Errorf("the demo shell at the minimum limits:\n%s", r)
+	}
+	// A static Go program (the probe) starts at the memory minimum too.
+	r = o.run("run", "--rm", "--memory", "6m", rootfsDir, "/bin/probe", "alloc", "0")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "ok" {
+		t.Errorf("the probe under --memory 6m:\n%s", r)
+	}
 }
 
 // Writing more than --tmpfs-size to /tmp fails with ENOSPC; /tmp is 64 MiB

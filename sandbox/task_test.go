@@ -1,0 +1,33 @@
+package sandbox
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestLimitsCheck: every field is refused below what a container can start
+// with or above what the kernel takes, and zero (no limit) passes.
+func TestLimitsCheck(t *testing.T) {
+	for _, c := range []struct {
+		l   Limits
+		err string // "" for valid
+	}{
+		{Limits{}, ""},
+		{Limits{MemoryBytes: MinMemoryBytes, Pids: MinPids, CPUMilli: MinCPUMilli, TmpfsBytes: MinTmpfsBytes}, ""},
+		{Limits{MemoryBytes: 1 << 30, Pids: MaxPids, CPUMilli: 2000, TmpfsBytes: 1 << 30}, ""},
+		{Limits{MemoryBytes: 1}, "memory limit 1 bytes"},
+		{Limits{MemoryBytes: MinMemoryBytes - 1}, "at least 6 MiB"},
+		{Limits{MemoryBytes: -1}, "memory limit -1"},
+		{Limits{Pids: 1}, "at least 2"},
+		{Limits{Pids: -1}, "pids limit -1"},
+		{Limits{Pids: MaxPids + 1}, "maximum"},
+		{Limits{CPUMilli: 9}, "0.01 CPU"},
+		{Limits{CPUMilli: -500}, "CPU limit -500"},
+		{Limits{TmpfsBytes: 100}, "one page"},
+	} {
+		err := c.l.Check()
+		if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
+			t.Errorf("%+v.Check() = %v, want %q", c.l, err, c.err)
+		}
+	}
+}
