@@ -50,6 +50,8 @@ const (
 	// MinTmpfsBytes is one page: tmpfs rounds any size up to whole pages,
 	// so a smaller /tmp would silently be a page anyway.
 	MinTmpfsBytes = 4 << 10
+	// MinWritableBytes leaves overlay room for its work files and a copy-up.
+	MinWritableBytes = 1 << 20
 )
 
 // Check returns nil when every set field of l is within the bounds above,
@@ -67,6 +69,8 @@ func (l Limits) Check() error {
 		return fmt.Errorf("CPU limit %d thousandths of a core: the smallest the kernel enforces is %d (0.01 CPU)", l.CPUMilli, MinCPUMilli)
 	case l.TmpfsBytes < 0 || l.TmpfsBytes > 0 && l.TmpfsBytes < MinTmpfsBytes:
 		return fmt.Errorf("/tmp size %d bytes: the smallest is %d bytes (one page)", l.TmpfsBytes, MinTmpfsBytes)
+	case l.WritableBytes < 0 || l.WritableBytes > 0 && l.WritableBytes < MinWritableBytes:
+		return fmt.Errorf("writable layer size %d bytes: the smallest is %d MiB", l.WritableBytes, MinWritableBytes>>20)
 	}
 	return nil
 }
@@ -84,10 +88,11 @@ type Volume struct {
 	Target string   // absolute path inside the container
 }
 
-// Task describes one container process. Its root is a read-only overlay of
-// Layers, each a directory on the host (a plain root file system that
-// passed CheckRootFS, or an unpacked image layer), over a top layer Oak
-// makes in Scratch with the mount points the container needs. Args[0] is
+// Task describes one container process. Its root is an overlay of Layers,
+// each a directory on the host (a plain root file system that passed
+// CheckRootFS, or an unpacked image layer), under a top layer Oak makes in
+// Scratch with the mount points and files the container needs, and (unless
+// ReadOnly) a private writable layer in memory. Args[0] is
 // looked up in the PATH of Env inside the container.
 type Task struct {
 	ID      string
