@@ -496,7 +496,7 @@ func setupVolumeVariant(ctx context.Context, env *storageEnv, v *storageVariant)
 		return cleanup, fmt.Errorf("volume create: %w", err)
 	}
 	argv := func(mode string) []string {
-		return append(env.oak(root, "run", "--rm", "-v", name+":/data", env.rootfs, "/oak", StorageLoadCommand, mode, "/data"), env.loadArgs()...)
+		return append(env.oak(root, "run", "--rm", "--memory", "0", "-v", name+":/data", env.rootfs, "/oak", StorageLoadCommand, mode, "/data"), env.loadArgs()...)
 	}
 	v.res.Detail = fmt.Sprintf("%s; volume %s of %d MiB", strings.Join(argv("MODE"), " "), name, size>>20)
 
