@@ -555,7 +555,7 @@ func startOakServer(ctx context.Context, cfg NetConfig, env *netEnv) (*netServer
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	oak := func(args ...string) []string { return append([]string{cfg.OakPath, "--root", oakRoot}, args...) }
-	argv := oak("run", "-d", "--memory", "0", "-p", fmt.Sprintf("%s:%d", addr, ContainerPort), rootfs,
+	argv := oak("run", "-d", "-p", fmt.Sprintf("%s:%d", addr, ContainerPort), rootfs,
 		"/oak", NetServerCommand, "--listen", fmt.Sprintf(":%d", ContainerPort))
 	out, err := commandOutput(ctx, argv)
 	if err != nil {
