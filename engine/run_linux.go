@@ -126,6 +126,9 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	}
 	used := map[int]bool{}
 	for _, o := range cs {
+		if o.Status == StatusBroken {
+			continue // its name and slot are unknown; rm -f it
+		}
 		if o.Name == c.Name {
 			return nil, nil, fmt.Errorf("invalid --name %q: already used by container %s", c.Name, ShortID(o.ID))
 		}
@@ -411,6 +414,9 @@ func (e *Engine) RunDetached(opts RunOptions) (string, error) {
 func (e *Engine) Supervise(id string, report *os.File) error {
 	syscall.CloseOnExec(int(report.Fd()))
 	c, err := e.load(id)
+	if errors.Is(err, os.ErrNotExist) {
+		err = noSuchContainer(id) // removed before its supervisor started
+	}
 	if err == nil && c.Status != StatusCreated {
 		err = fmt.Errorf("container %s: already %s", ShortID(id), c.Status)
 	}
@@ -474,7 +480,7 @@ func (e *Engine) reconcile() ([]*Container, error) {
 	}
 	var keep []*Container
 	for _, c := range cs {
-		if c.Status == StatusExited || alive(c.Supervisor, c.SupStart) {
+		if c.Status == StatusExited || c.Status == StatusBroken || alive(c.Supervisor, c.SupStart) {
 			keep = append(keep, c)
 			continue
 		}

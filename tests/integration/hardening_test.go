@@ -1,0 +1,108 @@
+//go:build linux
+
+package integration
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// One container record that cannot be read costs that container, not
+// every command: ps -a lists it with its problem, other containers and new
+// runs work, rm refuses it without -f, and rm -f removes it.
+func TestBrokenRecord(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	if r := o.run("run", "--name", "good", rootfsDir, "/bin/true"); r.code != 0 {
+		t.Fatalf("run good\n%s", r)
+	}
+	if r := o.run("run", "--name", "bad", rootfsDir, "/bin/true"); r.code != 0 {
+		t.Fatalf("run bad\n%s", r)
+	}
+	bad, ok := o.find("bad")
+	if !ok {
+		t.Fatal("ps -a does not list bad")
+	}
+	if err := os.Truncate(filepath.Join(o.root, "containers", bad.ID, "state.json"), 7); err != nil {
+		t.Fatal(err)
+	}
+
+	r := o.run("ps", "-a")
+	if r.code != 0 || !strings.Contains(r.stdout, "good") || !strings.Contains(r.stdout, bad.ID[:12]) ||
+		!strings.Contains(r.stdout, "Broken") {
+		t.Errorf("ps -a with a broken record: want a row for good and a Broken row for %s\n%s", bad.ID[:12], r)
+	}
+	r = o.run("ps", "-a", "--format", "json")
+	var es []struct {
+		ID, Name, Status, Problem string
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &es); r.code != 0 || err != nil {
+		t.Fatalf("ps -a --format json (%v)\n%s", err, r)
+	}
+	found := false
+	for _, e := range es {
+		if e.ID == bad.ID {
+			found = e.Status == "broken" && strings.Contains(e.Problem, "corrupt")
+		}
+	}
+	if !found {
+		t.Errorf("ps -a --format json: want %s with status broken and its problem\n%s", bad.ID, r)
+	}
+	if r := o.run("run", "--rm", rootfsDir, "/bin/echo", "still-works"); r.code != 0 || r.stdout != "still-works\n" {
+		t.Errorf("run with a broken record beside it\n%s", r)
+	}
+	if r := o.run("logs", "good"); r.code != 0 {
+		t.Errorf("logs good\n%s", r)
+	}
+	if r := o.run("rm", bad.ID); r.code == 0 || !strings.Contains(r.stderr, "rm -f") {
+		t.Errorf("rm of a broken record without -f: want a refusal that points at rm -f\n%s", r)
+	}
+	if r := o.run("rm", "-f", bad.ID); r.code != 0 {
+		t.Errorf("rm -f of a broken record\n%s", r)
+	}
+	if _, ok := o.find(bad.ID); ok {
+		t.Errorf("the broken record is still listed after rm -f")
+	}
+	if r := o.run("rm", "good"); r.code != 0 {
+		t.Errorf("rm good\n%s", r)
+	}
+}
+
+// Concurrent rm -f of one running container: exactly one wins, every
+// other says there is no such container (exit 1), and none crashes.
+func TestRemoveRace(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	for round := 0; round < 3; round++ {
+		o.runD("--name", "victim", rootfsDir, "/bin/sleep", "100")
+		const n = 3
+		rs := make([]result, n)
+		var wg sync.WaitGroup
+		for i := range rs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				rs[i] = o.run("rm", "-f", "victim")
+			}()
+		}
+		wg.Wait()
+		won := 0
+		for _, r := range rs {
+			switch {
+			case strings.Contains(r.stderr, "panic"):
+				t.Errorf("oak crashed\n%s", r)
+			case r.code == 0:
+				won++
+			case r.code != 1 || !strings.Contains(r.stderr, "no such container: victim"):
+				t.Errorf("a losing rm -f: want exit 1 and \"no such container: victim\"\n%s", r)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("round %d: %d of %d rm -f succeeded, want exactly 1\n%v", round, won, n, rs)
+		}
+	}
+}
