@@ -69,6 +69,11 @@ const (
 // create validates opts, allocates the container's name, id and id range,
 // and writes its record in state "created". Nothing is written on error.
 func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
+	if opts.Name != "" {
+		if err := checkName(opts.Name); err != nil {
+			return nil, nil, err
+		}
+	}
 	img, err := e.ResolveImage(opts.Image)
 	if err != nil {
 		return nil, nil, err
