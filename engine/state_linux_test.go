@@ -113,3 +113,24 @@ func TestRemoveRace(t *testing.T) {
 		}
 	}
 }
+
+// An unreadable metadata database is reported as STATE/oak.db, the file
+// that exists, by the image and the volume store alike.
+func TestMetaDBErrorsNameTheFile(t *testing.T) {
+	e, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := filepath.Join(e.Root, "oak.db")
+	if err := os.WriteFile(db, []byte(strings.Repeat("garbage ", 2000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, ierr := e.Images()
+	_, verr := e.Volumes()
+	for what, err := range map[string]error{"image store": ierr, "volume store": verr} {
+		if err == nil || !strings.Contains(err.Error(), db) || strings.Contains(err.Error(), "meta.db") ||
+			!strings.Contains(err.Error(), "damaged") {
+			t.Errorf("%s with a damaged %s: %v; want an error naming that file and what to do", what, db, err)
+		}
+	}
+}
