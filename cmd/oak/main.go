@@ -63,14 +63,41 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&stateRoot, "root", def, "state root (env OAK_ROOT)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%s: %w (see 'oak %s --help')", c.Name(), err, c.Name())
+		if !c.HasParent() {
+			return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
+		}
+		verb := strings.TrimPrefix(c.CommandPath(), c.Root().Name()+" ")
+		return fmt.Errorf("%s: %w (see '%s --help')", verb, err, c.CommandPath())
 	})
+	root.Version = version
+	root.SetVersionTemplate("{{versionText}}")
 	st := func() string { return stateRoot }
 	root.AddCommand(newRunCmd(st), newPsCmd(st), newKillCmd(st), newRmCmd(st), newLogsCmd(st),
 		newRevokeCmd(st), newGrantsCmd(st), newVolumeCmd(st), newImageCmd(st),
-		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd())
+		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd(),
+		newVersionCmd())
 	root.AddCommand(newStorageLoadCmd())
+	refuseUnknown(root)
 	return root
+}
+
+func init() {
+	cobra.AddTemplateFunc("versionText", versionText)
+}
+
+// refuseUnknown makes every command group (a command with sub-commands
+// and no action of its own) fail on an argument that names none of them,
+// with `unknown command "x" for "oak image"`, instead of printing its help
+// and exiting 0 as cobra does for groups other than the root. A group
+// given no argument prints its help.
+func refuseUnknown(c *cobra.Command) {
+	if c.HasSubCommands() && !c.Runnable() {
+		c.Args = cobra.NoArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
+	}
+	for _, sub := range c.Commands() {
+		refuseUnknown(sub)
+	}
 }
 
 // printJSON writes v to standard output as indented JSON.
