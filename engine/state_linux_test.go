@@ -2,12 +2,16 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
+
+	"github.com/oak-engine/oak/sandbox"
 )
 
 // exitedRecord writes the record of an ended container named name.
@@ -131,6 +135,29 @@ func TestMetaDBErrorsNameTheFile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), db) || strings.Contains(err.Error(), "meta.db") ||
 			!strings.Contains(err.Error(), "damaged") {
 			t.Errorf("%s with a damaged %s: %v; want an error naming that file and what to do", what, db, err)
+		}
+	}
+}
+
+// A detached supervisor's report keeps why the command could not start.
+func TestStartFailureRoundTrip(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want error
+	}{
+		{fmt.Errorf("run x: %w", &sandbox.ExecError{Errno: syscall.ENOENT, Msg: "exec nope: not found"}), ErrCommandNotFound},
+		{fmt.Errorf("run x: %w", &sandbox.ExecError{Errno: syscall.EACCES, Msg: "exec /etc: Permission denied"}), ErrCommandNotExecutable},
+		{errors.New("run x: cgroup: no space"), nil},
+	} {
+		got := decodeStartFailure(encodeStartFailure(c.err))
+		if got.Error() != c.err.Error() {
+			t.Errorf("decoded message %q, want %q", got, c.err)
+		}
+		if c.want != nil && !errors.Is(got, c.want) {
+			t.Errorf("decoded %q is not %v", got, c.want)
+		}
+		if c.want == nil && (errors.Is(got, ErrCommandNotFound) || errors.Is(got, ErrCommandNotExecutable)) {
+			t.Errorf("decoded %q gained an exec cause", got)
 		}
 	}
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/oak-engine/oak/engine"
+
 	// The container-side launch step; runs before main in a container's init.
 	_ "github.com/oak-engine/oak/sandbox/nsinit"
 )
@@ -25,8 +27,24 @@ func (e *exitError) Error() string { return e.msg }
 
 // Exit statuses of oak's own failures, as docker uses them.
 const (
-	exitEngine = 125 // oak itself failed: bad flags, bad image, launch error
+	exitFailed        = 1   // a verb on an existing object failed, or there is no such container
+	exitEngine        = 125 // oak itself failed: bad flags, bad image, launch error
+	exitNotExecutable = 126 // the container's command is there but cannot be run
+	exitNotFound      = 127 // the container's command is not in the image
 )
+
+// exitStatus is the status main exits with after err.
+func exitStatus(err error) int {
+	switch {
+	case errors.Is(err, engine.ErrNoSuchContainer):
+		return exitFailed
+	case errors.Is(err, engine.ErrCommandNotFound):
+		return exitNotFound
+	case errors.Is(err, engine.ErrCommandNotExecutable):
+		return exitNotExecutable
+	}
+	return exitEngine
+}
 
 func main() {
 	root := newRootCmd()
@@ -42,7 +60,7 @@ func main() {
 		os.Exit(ee.code)
 	}
 	fmt.Fprintln(os.Stderr, "oak: "+oneLine(err.Error()))
-	os.Exit(exitEngine)
+	os.Exit(exitStatus(err))
 }
 
 func oneLine(s string) string {

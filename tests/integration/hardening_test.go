@@ -106,3 +106,48 @@ func TestRemoveRace(t *testing.T) {
 		}
 	}
 }
+
+// Exit statuses are docker's: 127 for a command that is not in the image,
+// 126 for one that cannot be run, 125 for oak's own failures, and 1 with
+// "no such container: X" from every verb that names a missing container.
+func TestExitStatuses(t *testing.T) {
+	needOak(t, true)
+	cases := []struct {
+		name string
+		args []string
+		code int
+		msg  string
+	}{
+		{"not found", []string{"run", "--rm", rootfsDir, "/bin/oak-no-such-cmd"}, 127, "oak-no-such-cmd"},
+		{"not in PATH", []string{"run", "--rm", rootfsDir, "oak-no-such-cmd"}, 127, "oak-no-such-cmd"},
+		{"not found -d", []string{"run", "-d", rootfsDir, "/bin/oak-no-such-cmd"}, 127, "oak-no-such-cmd"},
+		{"directory", []string{"run", "--rm", rootfsDir, "/etc"}, 126, "/etc"},
+		{"not executable", []string{"run", "--rm", rootfsDir, "/etc/passwd"}, 126, "/etc/passwd"},
+		{"directory -d", []string{"run", "-d", rootfsDir, "/etc"}, 126, "/etc"},
+		{"bad flag", []string{"run", "--memory", "lots", rootfsDir, "/bin/true"}, 125, "lots"},
+		{"no image", []string{"run", "--rm", "oak-no-such-image", "/bin/true"}, 125, "oak-no-such-image"},
+		{"unknown verb", []string{"image", "oak-bogus"}, 125, `unknown command "oak-bogus" for "oak image"`},
+	}
+	for _, verb := range [][]string{{"rm"}, {"rm", "-f"}, {"kill"}, {"logs"}, {"grants"}, {"revoke", "oak-nobody", "egress any"}} {
+		args := append(verb, "oak-nobody")
+		if verb[0] == "revoke" {
+			args = verb
+		}
+		cases = append(cases, struct {
+			name string
+			args []string
+			code int
+			msg  string
+		}{strings.Join(verb, " ") + " unknown", args, 1, "no such container: oak-nobody"})
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			o := newOak(t)
+			r := o.run(c.args...)
+			if r.code != c.code || !strings.Contains(r.stderr, c.msg) {
+				t.Errorf("want exit %d and %q on stderr\n%s", c.code, c.msg, r)
+			}
+		})
+	}
+}
