@@ -132,11 +132,13 @@ func printStored(imgs []engine.StoredImage, err error) error {
 	return reported(err)
 }
 
-// reported turns an error a child oak already printed into a bare exit status.
+// reported turns an error a child oak already printed into a bare exit
+// status: oak's own failure, whatever status the child used (its
+// confinement step exits 126, which would read as "not executable").
 func reported(err error) error {
 	var r *engine.ErrReported
 	if errors.As(err, &r) {
-		return &exitError{code: r.Code}
+		return &exitError{code: exitEngine}
 	}
 	return err
 }

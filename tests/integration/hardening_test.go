@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -147,6 +148,44 @@ func TestExitStatuses(t *testing.T) {
 			r := o.run(c.args...)
 			if r.code != c.code || !strings.Contains(r.stderr, c.msg) {
 				t.Errorf("want exit %d and %q on stderr\n%s", c.code, c.msg, r)
+			}
+		})
+	}
+}
+
+// Import errors name the input as the person gave it, never the storage
+// service's own path for it (/input), and inputs the service cannot read
+// are refused before it starts.
+func TestImportNamesInput(t *testing.T) {
+	needOak(t, true)
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage.tar")
+	os.WriteFile(garbage, []byte(strings.Repeat("not a tar archive\n", 100)), 0o644)
+	// An OCI layout whose index names a blob that is not there.
+	layout := filepath.Join(dir, "layout")
+	os.MkdirAll(filepath.Join(layout, "blobs", "sha256"), 0o755)
+	os.WriteFile(filepath.Join(layout, "oci-layout"), []byte(`{"imageLayoutVersion":"1.0.0"}`), 0o644)
+	os.WriteFile(filepath.Join(layout, "index.json"), []byte(`{"schemaVersion":2,"manifests":[{"mediaType":`+
+		`"application/vnd.oci.image.manifest.v1+json","size":100,"digest":"sha256:`+strings.Repeat("a", 64)+`"}]}`), 0o644)
+	for _, c := range []struct {
+		name, input, want string
+	}{
+		{"device", "/dev/zero", "character device"},
+		{"fifo", fifo, "pipe"},
+		{"directory", dir, "OCI image layout"},
+		{"garbage", garbage, "garbage.tar"},
+		{"layout missing blob", layout, layout + "/blobs/sha256/"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			o := newOak(t)
+			r := o.run("image", "import", c.input)
+			if r.code != 125 || !strings.Contains(r.stderr, c.input) || !strings.Contains(r.stderr, c.want) ||
+				strings.Contains(r.stderr, "/input") {
+				t.Errorf("want exit 125 and an error naming %s and %q, not /input\n%s", c.input, c.want, r)
 			}
 		})
 	}
