@@ -122,5 +122,12 @@ func (e *Engine) Logs(ref string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return readLog(filepath.Join(e.dir(c.ID), "log"), stdout, stderr)
+	if err := readLog(filepath.Join(e.dir(c.ID), "log"), stdout, stderr); err != nil {
+		return err
+	}
+	// A log that vanished with its container reads as empty; say why.
+	if _, err := os.Lstat(e.dir(c.ID)); errors.Is(err, os.ErrNotExist) {
+		return noSuchContainer(ref)
+	}
+	return nil
 }

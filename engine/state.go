@@ -182,6 +182,9 @@ func (e *Engine) all() ([]*Container, error) {
 
 // find resolves a name, a full id or an unambiguous id prefix.
 func find(cs []*Container, ref string) (*Container, error) {
+	if ref == "" {
+		return nil, noSuchContainer(`""`)
+	}
 	var match []*Container
 	for _, c := range cs {
 		if c.Name == ref || c.ID == ref {
@@ -192,7 +195,7 @@ func find(cs []*Container, ref string) (*Container, error) {
 		}
 	}
 	switch {
-	case len(match) == 1 && ref != "":
+	case len(match) == 1:
 		return match[0], nil
 	case len(match) > 1:
 		return nil, fmt.Errorf("container %s: ambiguous id prefix (%d matches)", ref, len(match))

@@ -161,3 +161,12 @@ func TestStartFailureRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// An empty reference names nothing, not even a broken record (which has no
+// name) or every id (each has the empty prefix).
+func TestFindEmptyRef(t *testing.T) {
+	cs := []*Container{{ID: newID(), Status: StatusBroken}}
+	if c, err := find(cs, ""); !errors.Is(err, ErrNoSuchContainer) {
+		t.Errorf(`find("") = %+v, %v; want no such container`, c, err)
+	}
+}
