@@ -53,10 +53,41 @@ func (e *Engine) ImportImage(ctx context.Context, path, tag string, progress io.
 	if err != nil {
 		return nil, fmt.Errorf("image import %s: %w", path, err)
 	}
-	if _, err := os.Stat(abs); err != nil {
+	fi, err := os.Stat(abs)
+	if err != nil {
 		return nil, fmt.Errorf("image import %s: %w", path, unwrapPath(err))
 	}
-	return e.storageService(ctx, abs, progress, "import", "--tag", tag, abs)
+	if err := importable(abs, fi); err != nil {
+		return nil, fmt.Errorf("image import %s: %w", path, err)
+	}
+	return e.storageService(ctx, abs, progress, "import", "--tag", tag, path)
+}
+
+// importable refuses, before the storage service is started, an input it
+// cannot read: anything but a regular file (an archive) or a directory
+// holding an OCI image layout. The service sees its input through a
+// read-only, nodev bind mount, where a device cannot be opened and a pipe
+// cannot be bound at all.
+func importable(path string, fi os.FileInfo) error {
+	m := fi.Mode()
+	switch {
+	case m.IsRegular():
+		return nil
+	case m.IsDir():
+		if _, err := os.Stat(filepath.Join(path, "oci-layout")); err != nil {
+			return errors.New("a directory must be an OCI image layout (it has no oci-layout file)")
+		}
+		return nil
+	case m&os.ModeCharDevice != 0:
+		return errors.New("is a character device, not an archive file or an OCI layout directory")
+	case m&os.ModeDevice != 0:
+		return errors.New("is a block device, not an archive file or an OCI layout directory")
+	case m&os.ModeNamedPipe != 0:
+		return errors.New("is a pipe, not an archive file or an OCI layout directory; save the archive to a file first")
+	case m&os.ModeSocket != 0:
+		return errors.New("is a socket, not an archive file or an OCI layout directory")
+	}
+	return fmt.Errorf("is not an archive file or an OCI layout directory (mode %v)", m)
 }
 
 // PullImage pulls ref from its registry into the store, in the storage service.
@@ -84,6 +115,38 @@ func (e *Engine) storageService(ctx context.Context, input string, progress io.W
 	return imgs, nil
 }
 
+// serviceInput is where the storage service sees its one input (see
+// sandbox/nsinit/service.c).
+const serviceInput = "/input"
+
+// renamePath rewrites msg so that the path inner, wherever it appears as
+// a whole path or as the leading part of one ("/input", "/input/blobs/x"),
+// reads outer instead. Other paths that merely contain it are left alone.
+func renamePath(msg, inner, outer string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(msg, inner)
+		if i < 0 {
+			b.WriteString(msg)
+			return b.String()
+		}
+		end := i + len(inner)
+		b.WriteString(msg[:i])
+		if (i == 0 || !pathByte(msg[i-1])) && (end == len(msg) || msg[end] == '/' || !pathByte(msg[end])) {
+			b.WriteString(outer)
+		} else {
+			b.WriteString(inner)
+		}
+		msg = msg[end:]
+	}
+}
+
+// pathByte reports whether c can continue a path name in a message.
+func pathByte(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+		c == '/' || c == '.' || c == '_' || c == '-'
+}
+
 // RunStorageService is the body of `oak image _storage import|pull REF`:
 // it runs confined, with the input (if any) at /input (REF is then its
 // host path, for messages), and prints the stored images as JSON.
@@ -95,11 +158,7 @@ func (e *Engine) RunStorageService(ctx context.Context, op, tag, ref string, ins
 	var imgs []*image.Image
 	switch op {
 	case "import":
-		imgs, err = store.Import(ctx, "/input", image.ImportOptions{Tag: tag, Progress: progress})
-		if err != nil {
-			// The service sees its input at /input; the person named ref.
-			err = errors.New(strings.Replace(err.Error(), "/input", ref, 1))
-		}
+		imgs, err = store.Import(ctx, serviceInput, image.ImportOptions{Tag: tag, Progress: progress, Name: ref})
 	case "pull":
 		var img *image.Image
 		img, err = store.Pull(ctx, ref, image.PullOptions{Insecure: insecure, Progress: progress})
@@ -108,7 +167,9 @@ func (e *Engine) RunStorageService(ctx context.Context, op, tag, ref string, ins
 		err = fmt.Errorf("storage service: unknown operation %q", op)
 	}
 	if err != nil {
-		return err
+		// The service sees its input at /input; the person named ref. (The
+		// state root is bound at its own path: its names need no change.)
+		return &reportedError{msg: renamePath(err.Error(), serviceInput, ref), cause: err}
 	}
 	out := []StoredImage{}
 	for _, img := range imgs {

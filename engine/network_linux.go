@@ -378,6 +378,9 @@ func (e *Engine) control(ref, verb string, req controlRequest) (controlReply, er
 		return rep, fmt.Errorf("%s %s: container is %s", verb, ref, c.Status)
 	}
 	path, closeDir, err := e.controlAddr(c.ID)
+	if os.IsNotExist(err) {
+		return rep, noSuchContainer(ref) // removed since it was looked up
+	}
 	if err != nil {
 		return rep, fmt.Errorf("%s %s: %w", verb, ref, err)
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/oak-engine/oak/sandbox"
 )
 
 // List returns every container, oldest first, after reconciling the records
@@ -52,6 +55,10 @@ func (e *Engine) Kill(ref string, sig syscall.Signal) error {
 			err = unix.PidfdSendSignal(fd, sig, nil, 0)
 		}
 	}
+	if err == unix.ESRCH {
+		// It ended (or was removed) since the record was read.
+		return fmt.Errorf("container %s: not running", ref)
+	}
 	if err != nil {
 		return fmt.Errorf("kill %s: %w", ref, err)
 	}
@@ -60,19 +67,33 @@ func (e *Engine) Kill(ref string, sig syscall.Signal) error {
 
 // Remove deletes a container's record and log. A running container is
 // refused unless force is set; then it is killed first and its supervisor
-// given up to ten seconds to record the end.
+// given up to ten seconds to record the end. A broken record (one that
+// cannot be read) is refused unless force is set; then whatever is left in
+// its control groups is killed and the record removed. Of several Removes
+// of one container, exactly one succeeds; the others find no such
+// container.
 func (e *Engine) Remove(ref string, force bool) error {
 	c, err := e.Get(ref)
 	if err != nil {
 		return err
 	}
-	if c.Status != StatusExited {
-		if !force {
-			return fmt.Errorf("container %s: is %s; stop it first or use rm -f", ref, c.Status)
-		}
+	switch {
+	case c.Status == StatusBroken && !force:
+		return fmt.Errorf("container %s: broken record (%s); remove it with rm -f", ref, c.Problem)
+	case c.Status == StatusBroken, c.Status == StatusExited:
+	case !force:
+		return fmt.Errorf("container %s: is %s; stop it first or use rm -f", ref, c.Status)
+	default:
 		e.Kill(c.ID, syscall.SIGKILL)
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
-			if c, err = e.Get(c.ID); err != nil || c.Status == StatusExited {
+			now, err := e.Get(c.ID)
+			if errors.Is(err, ErrNoSuchContainer) {
+				if c.AutoRemove {
+					return nil // its supervisor removed it, as run --rm asked
+				}
+				return noSuchContainer(ref) // another rm was quicker
+			}
+			if err != nil || now.Status == StatusExited {
 				break
 			}
 		}
@@ -82,6 +103,13 @@ func (e *Engine) Remove(ref string, force bool) error {
 		return err
 	}
 	defer unlock()
+	// The record may have gone while the lock was not held.
+	if _, err := os.Lstat(e.dir(c.ID)); errors.Is(err, os.ErrNotExist) {
+		return noSuchContainer(ref)
+	}
+	if c.Status == StatusBroken {
+		sandbox.RemoveCgroups(c.ID)
+	}
 	if err := os.RemoveAll(e.dir(c.ID)); err != nil {
 		return fmt.Errorf("rm %s: %w", ref, err)
 	}
@@ -94,5 +122,12 @@ func (e *Engine) Logs(ref string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return readLog(filepath.Join(e.dir(c.ID), "log"), stdout, stderr)
+	if err := readLog(filepath.Join(e.dir(c.ID), "log"), stdout, stderr); err != nil {
+		return err
+	}
+	// A log that vanished with its container reads as empty; say why.
+	if _, err := os.Lstat(e.dir(c.ID)); errors.Is(err, os.ErrNotExist) {
+		return noSuchContainer(ref)
+	}
+	return nil
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -80,6 +81,11 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	if err := errors.Join(opts.Limits.Check(), opts.Log.Check()); err != nil {
 		return nil, nil, fmt.Errorf("run: %w", err)
 	}
+	if opts.Name != "" {
+		if err := checkName(opts.Name); err != nil {
+			return nil, nil, err
+		}
+	}
 	img, err := e.ResolveImage(opts.Image)
 	if err != nil {
 		return nil, nil, err
@@ -142,6 +148,9 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	}
 	used := map[int]bool{}
 	for _, o := range cs {
+		if o.Status == StatusBroken {
+			continue // its name and slot are unknown; rm -f it
+		}
 		if o.Name == c.Name {
 			return nil, nil, fmt.Errorf("invalid --name %q: already used by container %s", c.Name, ShortID(o.ID))
 		}
@@ -380,9 +389,55 @@ func (e *Engine) discard(c *Container) {
 }
 
 // startedReport is what a detached supervisor writes once the container's
-// command runs; anything else it writes is the error that stopped it, and
-// nothing at all means it died first.
+// command runs; anything else it writes is a startFailure, and nothing at
+// all means it died first.
 const startedReport = "started"
+
+// Causes of a run whose command could not be started, for errors.Is:
+// docker's exit statuses 127 and 126.
+var (
+	ErrCommandNotFound      = sandbox.ErrCommandNotFound
+	ErrCommandNotExecutable = sandbox.ErrCommandNotExecutable
+)
+
+// startFailure is the error that stopped a detached container, as its
+// supervisor reports it: the message, and the errno when the command's
+// own execve failed, so that the front end can tell why.
+type startFailure struct {
+	Error     string `json:"error"`
+	ExecErrno int    `json:"exec_errno,omitempty"`
+}
+
+func encodeStartFailure(err error) []byte {
+	f := startFailure{Error: err.Error()}
+	var ee *sandbox.ExecError
+	if errors.As(err, &ee) {
+		f.ExecErrno = int(ee.Errno)
+	}
+	return mustJSON(f)
+}
+
+// decodeStartFailure is the error a supervisor reported in msg.
+func decodeStartFailure(msg []byte) error {
+	var f startFailure
+	if json.Unmarshal(msg, &f) != nil || f.Error == "" {
+		return errors.New(string(msg))
+	}
+	if f.ExecErrno != 0 {
+		return &reportedError{msg: f.Error, cause: &sandbox.ExecError{Errno: syscall.Errno(f.ExecErrno), Msg: f.Error}}
+	}
+	return errors.New(f.Error)
+}
+
+// reportedError is an error another process reported: its message as
+// that process wrote it, and the cause it named.
+type reportedError struct {
+	msg   string
+	cause error
+}
+
+func (e *reportedError) Error() string { return e.msg }
+func (e *reportedError) Unwrap() error { return e.cause }
 
 // supervisorCmd is the hidden command a detached container's supervisor runs as.
 const supervisorCmd = "_supervise"
@@ -423,7 +478,7 @@ func (e *Engine) RunDetached(opts RunOptions) (string, error) {
 	case "":
 		return "", fmt.Errorf("run: the supervisor of %s ended before the container started", ShortID(c.ID))
 	}
-	return "", errors.New(string(msg))
+	return "", decodeStartFailure(msg)
 }
 
 // Supervise is the body of a detached container's supervisor process: it
@@ -432,6 +487,9 @@ func (e *Engine) RunDetached(opts RunOptions) (string, error) {
 func (e *Engine) Supervise(id string, report *os.File) error {
 	syscall.CloseOnExec(int(report.Fd()))
 	c, err := e.load(id)
+	if errors.Is(err, os.ErrNotExist) {
+		err = noSuchContainer(id) // removed before its supervisor started
+	}
 	if err == nil && c.Status != StatusCreated {
 		err = fmt.Errorf("container %s: already %s", ShortID(id), c.Status)
 	}
@@ -440,14 +498,14 @@ func (e *Engine) Supervise(id string, report *os.File) error {
 		err = readJSON(filepath.Join(e.dir(id), "spec.json"), &spec)
 	}
 	if err != nil {
-		report.WriteString(err.Error())
+		report.Write(encodeStartFailure(err))
 		report.Close()
 		return err
 	}
 	sigs := make(chan os.Signal) // nothing is forwarded: use oak kill
 	_, err = e.supervise(c, &spec, Stdio{Stdout: io.Discard, Stderr: io.Discard}, sigs, func(err error) {
 		if err != nil {
-			report.WriteString(err.Error())
+			report.Write(encodeStartFailure(err))
 		} else {
 			report.WriteString(startedReport)
 		}
@@ -495,7 +553,7 @@ func (e *Engine) reconcile() ([]*Container, error) {
 	}
 	var keep []*Container
 	for _, c := range cs {
-		if c.Status == StatusExited || alive(c.Supervisor, c.SupStart) {
+		if c.Status == StatusExited || c.Status == StatusBroken || alive(c.Supervisor, c.SupStart) {
 			keep = append(keep, c)
 			continue
 		}

@@ -23,7 +23,20 @@ const (
 	StatusCreated = "created"
 	StatusRunning = "running"
 	StatusExited  = "exited"
+	// StatusBroken marks a record that cannot be read (see
+	// Container.Problem). It is never saved: such a container is listed
+	// with its problem and can only be removed, with force.
+	StatusBroken = "broken"
 )
+
+// ErrNoSuchContainer is the cause of every error about a reference that
+// matches no container, for errors.Is; the message names the reference.
+var ErrNoSuchContainer = errors.New("no such container")
+
+// noSuchContainer is the error for ref matching no container (any more).
+func noSuchContainer(ref string) error {
+	return fmt.Errorf("%w: %s", ErrNoSuchContainer, ref)
+}
 
 // Container is the persistent record of one container, one JSON file under
 // the state root, always replaced atomically.
@@ -43,6 +56,11 @@ type Container struct {
 	Finished   time.Time `json:"finished,omitzero"`
 	AutoRemove bool      `json:"auto_remove,omitempty"`
 	Slot       int       `json:"slot"` // index of its uid/gid range
+
+	// Problem says why the record could not be read when Status is
+	// StatusBroken; only ID (the directory's name) and Created (its
+	// modification time) are known then.
+	Problem string `json:"-"`
 }
 
 // Engine owns one state root. Every method that changes records holds the
@@ -121,17 +139,27 @@ func (e *Engine) load(id string) (*Container, error) {
 	}
 	var c Container
 	if err := json.Unmarshal(b, &c); err != nil {
-		return nil, fmt.Errorf("container %s: corrupt state: %w", id, err)
+		return nil, fmt.Errorf("container %s: corrupt state: %w", ShortID(id), err)
+	}
+	// The record's own fields name its directory and its processes: one
+	// that disagrees with where it lies is not trusted with either.
+	switch {
+	case c.ID != id:
+		return nil, fmt.Errorf("container %s: corrupt state: record names id %q", ShortID(id), c.ID)
+	case c.Status != StatusCreated && c.Status != StatusRunning && c.Status != StatusExited:
+		return nil, fmt.Errorf("container %s: corrupt state: unknown status %q", ShortID(id), c.Status)
 	}
 	return &c, nil
 }
 
-// all loads every record, oldest first. A directory without a readable
-// record is a container whose creation was interrupted; it is removed.
+// all loads every record, oldest first. A directory without a record is a
+// container whose creation was interrupted; it is removed. A record that
+// cannot be read is returned as StatusBroken with its Problem, so that one
+// damaged file costs one container, not every command.
 func (e *Engine) all() ([]*Container, error) {
 	entries, err := os.ReadDir(filepath.Join(e.Root, "containers"))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("state root %s: %w", e.Root, unwrapPath(err))
 	}
 	var cs []*Container
 	for _, ent := range entries {
@@ -141,7 +169,10 @@ func (e *Engine) all() ([]*Container, error) {
 				os.RemoveAll(e.dir(ent.Name()))
 				continue
 			}
-			return nil, err
+			c = &Container{ID: ent.Name(), Status: StatusBroken, Problem: oneLine(unwrapPath(err).Error())}
+			if fi, err := ent.Info(); err == nil {
+				c.Created = fi.ModTime().UTC()
+			}
 		}
 		cs = append(cs, c)
 	}
@@ -151,6 +182,9 @@ func (e *Engine) all() ([]*Container, error) {
 
 // find resolves a name, a full id or an unambiguous id prefix.
 func find(cs []*Container, ref string) (*Container, error) {
+	if ref == "" {
+		return nil, noSuchContainer(`""`)
+	}
 	var match []*Container
 	for _, c := range cs {
 		if c.Name == ref || c.ID == ref {
@@ -161,12 +195,12 @@ func find(cs []*Container, ref string) (*Container, error) {
 		}
 	}
 	switch {
-	case len(match) == 1 && ref != "":
+	case len(match) == 1:
 		return match[0], nil
 	case len(match) > 1:
 		return nil, fmt.Errorf("container %s: ambiguous id prefix (%d matches)", ref, len(match))
 	}
-	return nil, fmt.Errorf("container %s: no such container", ref)
+	return nil, noSuchContainer(ref)
 }
 
 func newID() string {

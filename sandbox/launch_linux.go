@@ -141,6 +141,7 @@ func Start(t *Task) (*Process, error) {
 const (
 	reportError    = 1
 	reportListener = 2
+	reportExec     = 3 // u32 errno, then the message: the command's execve failed
 )
 
 func (p *Process) readReports(r io.Reader) error {
@@ -166,6 +167,8 @@ func (p *Process) readReports(r io.Reader) error {
 		switch {
 		case tag == reportError:
 			return errors.New(string(body))
+		case tag == reportExec && n >= 4:
+			return &ExecError{Errno: syscall.Errno(binary.LittleEndian.Uint32(body)), Msg: string(body[4:])}
 		case tag == reportListener && n == 4 && p.Listener == nil:
 			l, err := p.takeFD(int(binary.LittleEndian.Uint32(body)))
 			if err != nil {

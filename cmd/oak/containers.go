@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -165,6 +166,7 @@ type psEntry struct {
 	Pid      int       `json:"pid"`
 	Command  string    `json:"command"`
 	Created  time.Time `json:"created"`
+	Problem  string    `json:"problem,omitempty"` // why a broken record cannot be read
 }
 
 func newPsCmd(stateRoot func() string) *cobra.Command {
@@ -192,7 +194,8 @@ func newPsCmd(stateRoot func() string) *cobra.Command {
 					continue
 				}
 				entries = append(entries, psEntry{ID: c.ID, Name: c.Name, Image: c.Image, Status: c.Status,
-					ExitCode: c.ExitCode, OOM: c.OOMKilled, Pid: c.Pid, Command: strings.Join(c.Command, " "), Created: c.Created})
+					ExitCode: c.ExitCode, OOM: c.OOMKilled, Pid: c.Pid, Command: strings.Join(c.Command, " "), Created: c.Created,
+					Problem: c.Problem})
 			}
 			if format == "json" {
 				return printJSON(entries)
@@ -211,9 +214,11 @@ func newPsCmd(stateRoot func() string) *cobra.Command {
 					}
 				} else if p.Status == engine.StatusCreated {
 					status = "Created"
+				} else if p.Status == engine.StatusBroken {
+					status = "Broken: " + p.Problem
 				}
-				fmt.Fprintf(w, "%s\t%s\t%q\t%s ago\t%s\t%s\n", engine.ShortID(p.ID), p.Image, truncate(p.Command, 30),
-					time.Since(p.Created).Round(time.Second), status, p.Name)
+				fmt.Fprintf(w, "%s\t%s\t%q\t%s ago\t%s\t%s\n", cell(engine.ShortID(p.ID)), cell(p.Image), truncate(p.Command, 30),
+					time.Since(p.Created).Round(time.Second), cell(status), cell(p.Name))
 			}
 			return w.Flush()
 		},
@@ -221,6 +226,18 @@ func newPsCmd(stateRoot func() string) *cobra.Command {
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers (default: running ones)")
 	cmd.Flags().StringVar(&format, "format", "", "output format: table or json")
 	return cmd
+}
+
+// cell is s as one cell of a table: quoted when it holds anything but
+// printable characters, so that no value (a name or path from an older
+// record, a problem message) can end a row or forge another.
+func cell(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) || r == '\t' {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 func truncate(s string, n int) string {

@@ -14,6 +14,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oak-engine/oak/engine"
+	"github.com/oak-engine/oak/storage/image"
 )
 
 func newImageCmd(stateRoot func() string) *cobra.Command {
@@ -96,6 +97,62 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 			return eachRef(args, e.RemoveImage)
 		},
 	}
+	inspect := &cobra.Command{
+		Use:   "inspect IMAGE...",
+		Short: "Show images as JSON",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			store, err := e.Images()
+			if err != nil {
+				return err
+			}
+			var imgs []*image.Image
+			for _, ref := range args {
+				img, err := store.Get(ref)
+				if err != nil {
+					return err
+				}
+				imgs = append(imgs, img)
+			}
+			return printJSON(imgs)
+		},
+	}
+	tagCmd := &cobra.Command{
+		Use:   "tag IMAGE NAME[:TAG]",
+		Short: "Give an image another name (taking it from any image that had it)",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			store, err := e.Images()
+			if err != nil {
+				return err
+			}
+			return store.Tag(args[0], args[1])
+		},
+	}
+	prune := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove the images no container uses, and the layers no image uses",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			removed, err := e.PruneImages()
+			for _, img := range removed {
+				fmt.Printf("%s %s\n", img.ShortID(), strings.Join(img.Tags, " "))
+			}
+			return err
+		},
+	}
 	var svcTag string
 	var svcInsecure bool
 	svc := &cobra.Command{
@@ -118,7 +175,7 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 	}
 	svc.Flags().StringVar(&svcTag, "tag", "", "")
 	svc.Flags().BoolVar(&svcInsecure, "insecure", false, "")
-	cmd.AddCommand(imp, pull, ls, rm)
+	cmd.AddCommand(imp, pull, ls, rm, inspect, tagCmd, prune)
 	cmd.AddCommand(svc)
 	return cmd
 }
@@ -132,11 +189,13 @@ func printStored(imgs []engine.StoredImage, err error) error {
 	return reported(err)
 }
 
-// reported turns an error a child oak already printed into a bare exit status.
+// reported turns an error a child oak already printed into a bare exit
+// status: oak's own failure, whatever status the child used (its
+// confinement step exits 126, which would read as "not executable").
 func reported(err error) error {
 	var r *engine.ErrReported
 	if errors.As(err, &r) {
-		return &exitError{code: r.Code}
+		return &exitError{code: exitEngine}
 	}
 	return err
 }

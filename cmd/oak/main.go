@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/oak-engine/oak/engine"
+
 	// The container-side launch step; runs before main in a container's init.
 	_ "github.com/oak-engine/oak/sandbox/nsinit"
 )
@@ -25,8 +27,24 @@ func (e *exitError) Error() string { return e.msg }
 
 // Exit statuses of oak's own failures, as docker uses them.
 const (
-	exitEngine = 125 // oak itself failed: bad flags, bad image, launch error
+	exitFailed        = 1   // a verb on an existing object failed, or there is no such container
+	exitEngine        = 125 // oak itself failed: bad flags, bad image, launch error
+	exitNotExecutable = 126 // the container's command is there but cannot be run
+	exitNotFound      = 127 // the container's command is not in the image
 )
+
+// exitStatus is the status main exits with after err.
+func exitStatus(err error) int {
+	switch {
+	case errors.Is(err, engine.ErrNoSuchContainer):
+		return exitFailed
+	case errors.Is(err, engine.ErrCommandNotFound):
+		return exitNotFound
+	case errors.Is(err, engine.ErrCommandNotExecutable):
+		return exitNotExecutable
+	}
+	return exitEngine
+}
 
 func main() {
 	root := newRootCmd()
@@ -42,7 +60,7 @@ func main() {
 		os.Exit(ee.code)
 	}
 	fmt.Fprintln(os.Stderr, "oak: "+oneLine(err.Error()))
-	os.Exit(exitEngine)
+	os.Exit(exitStatus(err))
 }
 
 func oneLine(s string) string {
@@ -63,14 +81,41 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&stateRoot, "root", def, "state root (env OAK_ROOT)")
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
-		return fmt.Errorf("%s: %w (see 'oak %s --help')", c.Name(), err, c.Name())
+		if !c.HasParent() {
+			return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
+		}
+		verb := strings.TrimPrefix(c.CommandPath(), c.Root().Name()+" ")
+		return fmt.Errorf("%s: %w (see '%s --help')", verb, err, c.CommandPath())
 	})
+	root.Version = version
+	root.SetVersionTemplate("{{versionText}}")
 	st := func() string { return stateRoot }
 	root.AddCommand(newRunCmd(st), newPsCmd(st), newKillCmd(st), newRmCmd(st), newLogsCmd(st),
 		newRevokeCmd(st), newGrantsCmd(st), newVolumeCmd(st), newImageCmd(st),
-		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd())
+		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd(),
+		newVersionCmd())
 	root.AddCommand(newStorageLoadCmd())
+	refuseUnknown(root)
 	return root
+}
+
+func init() {
+	cobra.AddTemplateFunc("versionText", versionText)
+}
+
+// refuseUnknown makes every command group (a command with sub-commands
+// and no action of its own) fail on an argument that names none of them,
+// with `unknown command "x" for "oak image"`, instead of printing its help
+// and exiting 0 as cobra does for groups other than the root. A group
+// given no argument prints its help.
+func refuseUnknown(c *cobra.Command) {
+	if c.HasSubCommands() && !c.Runnable() {
+		c.Args = cobra.NoArgs
+		c.RunE = func(cmd *cobra.Command, args []string) error { return cmd.Help() }
+	}
+	for _, sub := range c.Commands() {
+		refuseUnknown(sub)
+	}
 }
 
 // printJSON writes v to standard output as indented JSON.

@@ -125,6 +125,22 @@ e2fsck, and data not yet synced is lost.`,
 			return eachRef(args, vs.Remove)
 		},
 	}
-	cmd.AddCommand(create, ls, inspect, rm)
+	prune := &cobra.Command{
+		Use:   "prune",
+		Short: "Remove the volumes no container was granted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			removed, err := e.PruneVolumes()
+			for _, name := range removed {
+				fmt.Println(name)
+			}
+			return err
+		},
+	}
+	cmd.AddCommand(create, ls, inspect, rm, prune)
 	return cmd
 }

@@ -63,6 +63,7 @@ enum {
 enum {
 	REPORT_ERROR = 1,    // what failed: a one-line message; nsinit then exits 127
 	REPORT_LISTENER = 2, // u32: our fd number of the seccomp listener
+	REPORT_EXEC = 3,     // u32 errno of the command's execve, then a message as REPORT_ERROR's; exits 127
 };
 
 #define CFG_FD 3
@@ -94,24 +95,44 @@ static struct {
 	int ncgroups;
 } cfg;
 
-// fail reports "what: cause" to the parent and exits. It is used both before
-// and after the seccomp filter is in place: write and exit_group are allowed.
-static void fail(const char *fmt, ...)
+// report_failure sends a failure record and exits. A REPORT_EXEC record
+// starts with err, so that the parent can tell a command that is not there
+// from one that cannot run. It is used both before and after the seccomp
+// filter is in place: write and exit_group are allowed.
+static void report_failure(uint32_t tag, int err, const char *fmt, va_list ap)
 {
-	char msg[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(msg, sizeof msg, fmt, ap);
-	va_end(ap);
+	char msg[4 + 1024];
+	uint32_t e = err;
+	memcpy(msg, &e, sizeof e);
+	int n = vsnprintf(msg + 4, sizeof msg - 4, fmt, ap);
 	if (n < 0)
 		n = 0;
-	if (n > (int)sizeof msg - 1)
-		n = sizeof msg - 1;
-	uint32_t hdr[2] = {REPORT_ERROR, n};
-	if (write(CFG_FD, hdr, sizeof hdr) < 0 || write(CFG_FD, msg, n) < 0) {
+	if (n > (int)sizeof msg - 5)
+		n = sizeof msg - 5;
+	int skip = tag == REPORT_EXEC ? 0 : 4;
+	uint32_t hdr[2] = {tag, n + 4 - skip};
+	if (write(CFG_FD, hdr, sizeof hdr) < 0 || write(CFG_FD, msg + skip, n + 4 - skip) < 0) {
 		// Nobody to tell; the exit status still says it failed.
 	}
 	_exit(127);
+}
+
+// fail reports "what: cause" to the parent and exits.
+static void fail(const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	report_failure(REPORT_ERROR, 0, fmt, ap);
+	va_end(ap);
+}
+
+// fail_exec is fail for the command's own execve, which failed with err.
+static void fail_exec(int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	report_failure(REPORT_EXEC, err, fmt, ap);
+	va_end(ap);
 }
 
 static void read_full(void *buf, size_t len)
@@ -635,7 +656,8 @@ static void exec_path(const char *file)
 {
 	if (strchr(file, '/') != NULL) {
 		execve(file, cfg.argv, cfg.envp);
-		fail("exec %s: %s", file, strerror(errno));
+		int err = errno;
+		fail_exec(err, "exec %s: %s", file, strerror(err));
 	}
 	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 	for (int i = 0; i < cfg.envc; i++) {
@@ -660,7 +682,7 @@ static void exec_path(const char *file)
 			break;
 		p = end;
 	}
-	fail("exec %s: %s", file, saved == ENOENT ? "not found in the image's PATH" : strerror(saved));
+	fail_exec(saved, "exec %s: %s", file, saved == ENOENT ? "not found in the image's PATH" : strerror(saved));
 }
 
 static void exec_command(const sigset_t *oldmask)

@@ -30,6 +30,9 @@ type ImportOptions struct {
 	Tag string
 	// Progress receives a progress bar if it is a terminal.
 	Progress io.Writer
+	// Name is how messages and the progress bar name the input; "" means
+	// its path. (The storage service reads its input at a path of its own.)
+	Name string
 }
 
 // Sizes past which a manifest, config or index is refused: real ones are a
@@ -54,12 +57,16 @@ const (
 // of the failed import is used (layers it completed may stay, shared by
 // a later import of the same layer).
 func (s *Store) Import(ctx context.Context, path string, opts ImportOptions) ([]*Image, error) {
+	name := path
+	if opts.Name != "" {
+		name = opts.Name
+	}
 	fail := func(err error) error {
 		var le *LayerError
 		if errors.As(err, &le) {
 			return err
 		}
-		return fmt.Errorf("image import %s: %w", path, err)
+		return fmt.Errorf("image import %s: %w", name, err)
 	}
 	var override string
 	if opts.Tag != "" {
@@ -84,9 +91,9 @@ func (s *Store) Import(ctx context.Context, path string, opts ImportOptions) ([]
 			return nil, fail(fmt.Errorf("the archive holds %d images; a tag names one", len(cands)))
 		}
 		cands[0].tags = []string{override}
-		cands[0].name = path + " (" + override + ")"
+		cands[0].name = name + " (" + override + ")"
 	}
-	imgs, err := s.store(ctx, "import", "import "+filepath.Base(path), cands, opts.Progress)
+	imgs, err := s.store(ctx, "import", "import "+filepath.Base(name), cands, opts.Progress)
 	if err != nil {
 		return nil, fail(err)
 	}

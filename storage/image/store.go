@@ -6,7 +6,8 @@
 //
 // On disk, below the store root:
 //
-//	meta.db                    image records, tags, layer sizes (bbolt)
+//	meta.db                    image records, tags, layer sizes (bbolt; under
+//	                           the engine, STATE/oak.db, shared with the volumes)
 //	layers/sha256/<diffid>/    one unpacked layer, named by its uncompressed digest
 //	tmp/                       unpacks in progress, archives being decompressed,
 //	                           layers being deleted; nothing here is ever used
@@ -32,6 +33,8 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/oak-engine/oak/storage/metadb"
 )
 
 // Store is an image store rooted at one directory, which it owns
@@ -46,7 +49,7 @@ type Store struct {
 	// store is used.
 	Limits Limits
 
-	// mu orders this process's use of meta.db; bbolt's file lock orders
+	// mu orders this process's use of the database; bbolt's file lock orders
 	// processes.
 	mu sync.RWMutex
 }
@@ -117,7 +120,7 @@ func shortID(id string) string {
 	return h
 }
 
-// Buckets of meta.db.
+// Buckets of the metadata database.
 var (
 	bucketImages = []byte("images") // id → Image (JSON)
 	bucketTags   = []byte("tags")   // normalised tag → id
@@ -195,7 +198,8 @@ func layerPath(root, diffID string) string {
 	return filepath.Join(root, "layers", "sha256", strings.TrimPrefix(diffID, "sha256:"))
 }
 
-// The metadata database, meta.db, is a bbolt file: one file, ACID
+// The metadata database (dbPath: STATE/oak.db under the engine, root/meta.db
+// for a store opened on its own) is a bbolt file: one file, ACID
 // transactions whose commit survives a crash (copy-on-write pages, an
 // fsync'd meta page), pure Go (no cgo in the static binary). It is opened
 // for each operation and closed after, so its exclusive file lock doubles
@@ -203,13 +207,13 @@ func layerPath(root, diffID string) string {
 // with the record that uses them, and deleting layers no record uses, each
 // happen under it.
 
-// update runs fn with meta.db open read-write, holding the store lock.
+// update runs fn with the database open read-write, holding the store lock.
 func (s *Store) update(fn func(db *bolt.DB) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	db, err := bolt.Open(s.dbPath, 0o600, &bolt.Options{Timeout: dbTimeout})
+	db, err := metadb.Open(s.dbPath, false, dbTimeout)
 	if err != nil {
-		return fmt.Errorf("opening meta.db: %w", err)
+		return err
 	}
 	err = fn(db)
 	if cerr := db.Close(); err == nil {
@@ -222,9 +226,9 @@ func (s *Store) update(fn func(db *bolt.DB) error) error {
 func (s *Store) view(fn func(tx *bolt.Tx) error) error {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	db, err := bolt.Open(s.dbPath, 0o600, &bolt.Options{Timeout: dbTimeout, ReadOnly: true})
+	db, err := metadb.Open(s.dbPath, true, dbTimeout)
 	if err != nil {
-		return fmt.Errorf("opening meta.db: %w", err)
+		return err
 	}
 	err = db.View(fn)
 	if cerr := db.Close(); err == nil {

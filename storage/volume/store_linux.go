@@ -15,6 +15,8 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"golang.org/x/sys/unix"
+
+	"github.com/oak-engine/oak/storage/metadb"
 )
 
 const (
@@ -129,9 +131,9 @@ func flock(fd, how int) error {
 // the file is never contended by Oak; the timeout only guards against a
 // foreign program holding it.
 func (s *Store) db() (*bolt.DB, error) {
-	db, err := bolt.Open(s.dbPath, 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	db, err := metadb.Open(s.dbPath, false, 5*time.Second)
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w", s.path(dbName), err)
+		return nil, err
 	}
 	return db, nil
 }
@@ -143,7 +145,7 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 	}
 	err = db.Update(fn)
 	if cerr := db.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("close %s: %w", s.path(dbName), cerr)
+		err = fmt.Errorf("close %s: %w", s.dbPath, cerr)
 	}
 	return err
 }

@@ -66,6 +66,11 @@ func TestBadInput(t *testing.T) {
 		{"kill unknown", []string{"kill", "oak-nobody"}, []string{"oak-nobody"}},
 		{"rm unknown", []string{"rm", "oak-nobody"}, []string{"oak-nobody"}},
 		{"logs unknown", []string{"logs", "oak-nobody"}, []string{"oak-nobody"}},
+		{"name with a newline", []string{"run", "--name", "x\noak-forged-row", rootfsDir, "/bin/true"}, []string{`"x\noak-forged-row"`}},
+		{"name with a slash", []string{"run", "--name", "../x", rootfsDir, "/bin/true"}, []string{`"../x"`}},
+		{"name with a space", []string{"run", "--name", "a b", rootfsDir, "/bin/true"}, []string{`"a b"`}},
+		{"name like a flag", []string{"run", "--name", "-rf", rootfsDir, "/bin/true"}, []string{`"-rf"`}},
+		{"name too long", []string{"run", "--name", strings.Repeat("n", 300), rootfsDir, "/bin/true"}, []string{strings.Repeat("n", 300)}},
 		{"kill bad signal", []string{"kill", "-s", "SIGNOPE", "oak-nobody"}, []string{"SIGNOPE", "oak-nobody"}},
 	}
 	for _, c := range cases {
