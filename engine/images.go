@@ -155,6 +155,7 @@ func (e *Engine) RunStorageService(ctx context.Context, op, tag, ref string, ins
 	if err != nil {
 		return err
 	}
+	store.Warnings = progress
 	var imgs []*image.Image
 	switch op {
 	case "import":

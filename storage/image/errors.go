@@ -22,8 +22,6 @@ var (
 	// ErrSymlinkWrite: a layer entry would be written through a symbolic
 	// link (a symlink earlier in the layer used as a directory).
 	ErrSymlinkWrite = errors.New("refusing to write through a symbolic link")
-	// ErrDevice: a layer holds a character or block device node.
-	ErrDevice = errors.New("device nodes are refused")
 	// ErrLimit: an entry, a layer or an owner id exceeds the store's Limits.
 	ErrLimit = errors.New("limit exceeded")
 	// ErrBadEntry: an entry the store cannot represent (unknown type,

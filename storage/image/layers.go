@@ -375,11 +375,16 @@ func (s *Store) unpackLayer(ctx context.Context, op, image string, src layerSour
 		return nil, fail("", err)
 	}
 	defer w.Close()
-	if _, err := unpackTar(ctx, tarStream, w, s.Limits); err != nil {
+	st, err := unpackTar(ctx, tarStream, w, s.Limits)
+	if err != nil {
 		if ee, ok := err.(*entryError); ok {
 			return nil, fail(ee.entry, ee.err)
 		}
 		return nil, fail("", err)
+	}
+	if st.devices > 0 && s.Warnings != nil {
+		fmt.Fprintf(s.Warnings, "oak: warning: %s %s: layer %s: left out %d device node(s) (%s); a container gets only Oak's own /dev\n",
+			op, image, src.diffID, st.devices, st.firstDevice)
 	}
 	// The digests cover everything, also what follows the tar's end.
 	if _, err := io.Copy(io.Discard, tarStream); err != nil {

@@ -24,6 +24,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -48,6 +49,10 @@ type Store struct {
 	// Limits apply to every layer imported or pulled; set them before the
 	// store is used.
 	Limits Limits
+
+	// Warnings, if set, is told what an import or pull left out of an
+	// image (device nodes).
+	Warnings io.Writer
 
 	// mu orders this process's use of the database; bbolt's file lock orders
 	// processes.

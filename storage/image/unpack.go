@@ -67,6 +67,8 @@ type layerWriter interface {
 type unpackStats struct {
 	entries       int
 	strippedSetID int // files whose setuid or setgid bit was dropped
+	devices       int // device nodes left out
+	firstDevice   string
 }
 
 // unpackTar reads a layer's (uncompressed) tar stream and hands each entry
@@ -102,6 +104,12 @@ func unpackTar(ctx context.Context, r io.Reader, w layerWriter, lim Limits) (unp
 			return st, &entryError{hdr.Name, fmt.Errorf("%w: more than %d entries in one layer", ErrLimit, lim.MaxEntries)}
 		}
 		stripped, err := unpackEntry(tr, hdr, w, lim)
+		if errors.Is(err, errDevice) {
+			if st.devices++; st.devices == 1 {
+				st.firstDevice = hdr.Name + ": " + err.Error()
+			}
+			continue
+		}
 		if err != nil {
 			return st, &entryError{hdr.Name, err}
 		}
@@ -110,6 +118,9 @@ func unpackTar(ctx context.Context, r io.Reader, w layerWriter, lim Limits) (unp
 		}
 	}
 }
+
+// errDevice marks a device node entry, which unpackTar leaves out.
+var errDevice = errors.New("device node left out")
 
 // unpackEntry refuses or writes one entry. It reports whether a setuid or
 // setgid bit was stripped.
@@ -200,11 +211,14 @@ func unpackEntry(tr *tar.Reader, hdr *tar.Header, w layerWriter, lim Limits) (bo
 	case tar.TypeFifo:
 		return stripped, w.Fifo(name, m)
 	case tar.TypeChar, tar.TypeBlock:
+		// Left out, as docker does: a container could not use one anyway
+		// (every mount is nodev; its /dev is Oak's), and the store never
+		// makes a device that reaches host hardware.
 		kind := "character"
 		if hdr.Typeflag == tar.TypeBlock {
 			kind = "block"
 		}
-		return false, fmt.Errorf("%w: %s device %d,%d", ErrDevice, kind, hdr.Devmajor, hdr.Devminor)
+		return false, fmt.Errorf("%w: %s device %d,%d", errDevice, kind, hdr.Devmajor, hdr.Devminor)
 	default:
 		return false, fmt.Errorf("%w: unsupported tar entry type %q", ErrBadEntry, hdr.Typeflag)
 	}

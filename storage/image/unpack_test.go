@@ -153,3 +153,31 @@ func TestCleanEntryName(t *testing.T) {
 		t.Errorf("absolute path error: %v", err)
 	}
 }
+
+// Device nodes in a layer are left out, counted, and the rest of the layer
+// is unpacked: a container could not use them (docker does the same).
+func TestUnpackLeavesOutDevices(t *testing.T) {
+	requireRoot(t)
+	dir := t.TempDir()
+	st, err := unpackInto(t, dir, mkTar(t,
+		ent{name: "dev/", typ: tar.TypeDir, mode: 0o755},
+		ent{name: "dev/null", typ: tar.TypeChar, major: 1, minor: 3},
+		ent{name: "dev/sda", typ: tar.TypeBlock, major: 8},
+		ent{name: "fake-whiteout", typ: tar.TypeChar},
+		ent{name: "etc/kept", body: "kept"},
+	))
+	if err != nil {
+		t.Fatalf("a layer with device nodes: %v", err)
+	}
+	if st.devices != 3 || !strings.HasPrefix(st.firstDevice, "dev/null: ") || !strings.Contains(st.firstDevice, "character device 1,3") {
+		t.Errorf("devices = %d, first %q; want 3, dev/null character device 1,3", st.devices, st.firstDevice)
+	}
+	for _, n := range []string{"dev/null", "dev/sda", "fake-whiteout"} {
+		if _, err := os.Lstat(filepath.Join(dir, n)); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s: left out, but Lstat says %v", n, err)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "etc/kept")); err != nil || string(b) != "kept" {
+		t.Errorf("etc/kept after the devices: %q, %v", b, err)
+	}
+}

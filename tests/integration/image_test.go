@@ -36,8 +36,9 @@ type tarEnt struct {
 	name string
 	typ  byte // tar.TypeReg when 0
 	body string
-	link string // symlink or hardlink target
-	mode int64  // 0o644 (files) or 0o755 (directories) when 0
+	link string   // symlink or hardlink target
+	mode int64    // 0o644 (files) or 0o755 (directories) when 0
+	dev  [2]int64 // major, minor of a device node
 }
 
 // writeTarEnts appends ents to tw.
@@ -45,7 +46,7 @@ func writeTarEnts(t testing.TB, tw *tar.Writer, ents ...tarEnt) {
 	t.Helper()
 	for _, e := range ents {
 		h := &tar.Header{Name: e.name, Typeflag: e.typ, Linkname: e.link, Mode: e.mode,
-			ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX}
+			Devmajor: e.dev[0], Devminor: e.dev[1], ModTime: time.Unix(1700000000, 0), Format: tar.FormatPAX}
 		if h.Typeflag == 0 {
 			h.Typeflag = tar.TypeReg
 		}
@@ -601,5 +602,27 @@ func TestImageImportMalicious(t *testing.T) {
 				t.Errorf("images/tmp holds %d entries after a refused import", len(tmp))
 			}
 		})
+	}
+}
+
+// A root file system archived as it is (tar -C rootfs -c .) carries device
+// nodes: they are left out with a warning, as docker does, and the image
+// imports and runs.
+func TestImageImportLeavesOutDevices(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	l := gzLayerOf(t, layerTar(t, rootfsDir,
+		tarEnt{name: "dev/console", typ: tar.TypeChar, dev: [2]int64{5, 1}, mode: 0o600},
+		tarEnt{name: "dev/sda", typ: tar.TypeBlock, dev: [2]int64{8, 0}, mode: 0o660},
+	))
+	archive := writeDockerSave(t, filepath.Join(imageDir(t), "devices.tar"), "oak.test/devices:1",
+		imageOf(t, v1.Config{Cmd: []string{"/bin/sh"}}, l))
+	r := o.run("image", "import", archive)
+	if r.code != 0 || !strings.Contains(r.stderr, "left out 2 device node(s)") || !strings.Contains(r.stderr, "character device 5,1") {
+		t.Fatalf("import of an image with device nodes: want success and a warning naming them\n%s", r)
+	}
+	r = o.run("run", "--rm", "oak.test/devices:1", "/bin/sh", "-c", "ls /dev; ls -l /dev/console /dev/sda 2>&1")
+	if r.code == 0 || strings.Contains(r.stdout, "console") && !strings.Contains(r.stdout, "No such file") {
+		t.Errorf("a device node of the image is in the container:\n%s", r)
 	}
 }
