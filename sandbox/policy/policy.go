@@ -68,6 +68,7 @@ type Errno uint16
 const (
 	EPERM  Errno = 1  // operation not permitted: the default refusal
 	EACCES Errno = 13 // permission denied: network authority the container lacks
+	ENOTTY Errno = 25 // inappropriate ioctl for device: "this file has no such request"
 	ENOSYS Errno = 38 // function not implemented: "this kernel has no such feature"
 )
 
@@ -79,6 +80,8 @@ func (e Errno) String() string {
 		return "EACCES"
 	case ENOSYS:
 		return "ENOSYS"
+	case ENOTTY:
+		return "ENOTTY"
 	}
 	return fmt.Sprintf("errno %d", uint16(e))
 }
@@ -507,6 +510,23 @@ func oneOf(a argRef, values ...uint64) []Match {
 		ms[i] = Match{a.eq(v)}
 	}
 	return ms
+}
+
+// Value is one argument value a rule allows, with its name and the reason
+// it is allowed (see ioctlAllowed).
+type Value struct {
+	V    uint64
+	Name string
+	Why  string
+}
+
+// values returns the bare values of vs, in order, for oneOf.
+func values(vs []Value) []uint64 {
+	out := make([]uint64, len(vs))
+	for i, v := range vs {
+		out[i] = v.V
+	}
+	return out
 }
 
 // oneOfMasked is oneOf for the argument's bits under mask.
