@@ -496,10 +496,23 @@ static void exec_command(const sigset_t *oldmask)
 }
 
 // reap is pid 1 for the rest of the container's life: it forwards every
-// signal to the command and exits with the command's status (128+N if a
-// signal killed it). When it exits the kernel kills whatever is left.
+// signal it can catch but SIGCHLD to the command and exits with the
+// command's status (128+N if a signal killed it). When it exits the kernel
+// kills whatever is left.
+//
+// A signal goes to the command's process group, as a terminal sends Ctrl-C
+// to its foreground job: a shell and the child it waits for both get it, so
+// `sh -c 'sleep 30; echo after'` ends at once on SIGINT instead of when the
+// sleep does. The command starts in our group (the session the engine made
+// for init), so it is first given a group of its own: a signal to our group
+// would reach init itself, which would forward it again forever. Should the
+// command win the race and exec before that (then setpgid fails), or later
+// join our group again, the signal goes to every process but init
+// (kill(-1) from a namespace's init), which is that same group as long as
+// nothing left it.
 static void reap(pid_t child)
 {
+	setpgid(child, child);
 	sigset_t all;
 	sigfillset(&all);
 	for (;;) {
@@ -508,7 +521,13 @@ static void reap(pid_t child)
 		if (sig < 0)
 			continue;
 		if (sig != SIGCHLD) {
-			kill(child, sig);
+			pid_t group = getpgid(child);
+			if (group > 0 && group != getpgrp())
+				kill(-group, sig);
+			else if (group == getpgrp())
+				kill(-1, sig);
+			else
+				kill(child, sig);
 			continue;
 		}
 		int status;
