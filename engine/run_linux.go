@@ -52,8 +52,9 @@ type Spec struct {
 	Limits  sandbox.Limits `json:"limits"`
 }
 
-// defaultPath is the PATH a container gets unless -e sets one (docker's).
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+// defaultPath is the PATH a container gets unless -e sets one (docker's),
+// the one nsinit searches when there is none.
+const defaultPath = sandbox.DefaultPath
 
 // defaultCommand runs when neither the request nor the image names one.
 var defaultCommand = []string{"sh"}

@@ -22,21 +22,13 @@ type op struct {
 
 type opKind uint32
 
-// Record tags of the task description nsinit.c reads; keep both in step.
+// The kinds of op. launch_linux.go writes each as its record of the task
+// description (nsinit.TagMount and so on, from nsinit's wire.h).
 const (
-	tagEnd      = 0
-	tagRootFS   = 1
-	opMount     = opKind(2)
-	opMkfile    = opKind(3)
-	opMkdir     = opKind(4)
-	opSymlink   = opKind(5)
-	tagHostname = 6
-	tagCwd      = 7
-	tagArg      = 8
-	tagEnv      = 9
-	tagSeccomp  = 10
-	tagUser     = 11
-	tagVolume   = 12
+	opMount opKind = iota
+	opMkfile
+	opMkdir
+	opSymlink
 )
 
 // devices are the only device nodes a container gets: bind mounts of the

@@ -14,8 +14,7 @@
 // one clear error line. On success the parent sees one REPORT_LISTENER
 // record, then end of file once the command's execve has closed fd 3.
 //
-// Wire format on fd 3: records of [u32 tag][u32 len][len bytes], ending with
-// TAG_END. Strings are not NUL-terminated on the wire.
+// Wire format on fd 3: see wire.h, which the Go side reads too.
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,27 +41,7 @@
 #include <grp.h>
 #include <unistd.h>
 
-enum {
-	TAG_END = 0,
-	TAG_ROOTFS = 1,   // host path of the root file system, for messages
-	TAG_MOUNT = 2,    // u64 flags, u32 optional, then src\0 target\0 fstype\0 data
-	TAG_MKFILE = 3,   // target (relative to the root): create an empty file
-	TAG_MKDIR = 4,    // target: create a directory
-	TAG_SYMLINK = 5,  // target\0 link text
-	TAG_HOSTNAME = 6,
-	TAG_CWD = 7,
-	TAG_ARG = 8,      // repeated: argv
-	TAG_ENV = 9,      // repeated: envp
-	TAG_SECCOMP = 10, // struct sock_filter[]
-	TAG_USER = 11,    // u32 uid, u32 gid
-	TAG_VOLUME = 12,  // target (relative to the root); its mount is the next passed descriptor
-};
-
-// Records nsinit sends back on fd 3, in the same framing.
-enum {
-	REPORT_ERROR = 1,    // what failed: a one-line message; nsinit then exits 127
-	REPORT_LISTENER = 2, // u32: our fd number of the seccomp listener
-};
+#include "wire.h" // record tags, report tags, names shared with Go
 
 #define CFG_FD 3
 #define MAX_MSG (1 << 20)
@@ -453,7 +432,7 @@ static void exec_path(const char *file)
 		execve(file, cfg.argv, cfg.envp);
 		fail("exec %s: %s", file, strerror(errno));
 	}
-	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	const char *path = OAK_DEFAULT_PATH;
 	for (int i = 0; i < cfg.envc; i++) {
 		if (strncmp(cfg.envp[i], "PATH=", 5) == 0)
 			path = cfg.envp[i] + 5;
@@ -544,7 +523,7 @@ static void reap(pid_t child)
 
 __attribute__((constructor)) static void nsinit(void)
 {
-	if (getenv("_OAK_NSINIT") == NULL)
+	if (getenv(OAK_NSINIT_ENV) == NULL)
 		return;
 	// fd 3 must close when the command's execve succeeds: that EOF is how
 	// the parent learns the launch worked.
