@@ -63,9 +63,11 @@ var devices = []string{"null", "zero", "full", "random", "urandom"}
 // (libc's sysconf, free, top, JVMs and Go read them, and sysinfo(2) gives the
 // same totals); filesystems, cgroups, crypto, execdomains (what this kernel
 // supports, as uname does); locks (the kernel lists only locks of processes
-// in the reader's pid namespace). kptr_restrict is the host's setting and
-// /proc/sys is read-only here; every file that prints kernel addresses to
-// a reader without CAP_SYSLOG in the initial namespace is masked above.
+// in the reader's pid namespace). kptr_restrict is the host's setting, and
+// /proc/sys is read-only here: the files that print real kernel addresses
+// (kallsyms, modules, vmallocinfo, iomem, timer_list) are masked above, and
+// with kptr_restrict 0 every other %pK field (/proc/net/unix, netlink, ...)
+// prints a hashed value, not an address.
 var maskedFiles = []string{
 	"kcore", "keys", "key-users", "timer_list", "sched_debug", "latency_stats",
 	"kallsyms", "kpagecount", "kpageflags", "kpagecgroup", "sysrq-trigger", "config.gz",

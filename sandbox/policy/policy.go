@@ -6,9 +6,11 @@
 // the file descriptors it holds, read and write the files its mount namespace
 // shows it, signal and wait for its own processes, read the clock and exit.
 // Every other system call is refused: EPERM by default, EACCES for calls that
-// need network authority (a later network service will serve some of them
-// through seccomp user notification), and ENOSYS where programs probe for a
-// feature and fall back when the kernel lacks it.
+// need network authority the container was not granted (the network service,
+// services/netsvc, serves the granted ones through seccomp user
+// notification), ENOSYS where programs probe for a feature and fall back
+// when the kernel lacks it, and ENOTTY for an ioctl request outside the
+// allowlist, as the kernel answers for a request a file does not implement.
 //
 // The policy is for x86_64 system calls only. The filter kills any process
 // that makes a system call through another ABI (i386 via int 0x80), and
