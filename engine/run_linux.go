@@ -61,8 +61,9 @@ type Spec struct {
 	Names    NameOptions `json:"names,omitempty"`
 }
 
-// defaultPath is the PATH a container gets unless -e sets one (docker's).
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+// defaultPath is the PATH a container gets unless -e sets one (docker's),
+// the one nsinit searches when there is none.
+const defaultPath = sandbox.DefaultPath
 
 // defaultCommand runs when neither the request nor the image names one.
 var defaultCommand = []string{"sh"}
@@ -218,15 +219,21 @@ type Stdio struct {
 }
 
 // Run runs a container in the foreground: it returns when the container has
-// ended, with the command's exit status. SIGINT, SIGTERM, SIGHUP and SIGQUIT
-// sent to this process are forwarded to the container.
+// ended, with the command's exit status. The signals a user sends a
+// foreground program — SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
+// SIGWINCH, SIGCONT and SIGALRM — are forwarded to the container instead of
+// ending or stopping oak. Not forwarded: SIGKILL and SIGSTOP (they cannot be
+// caught), SIGTSTP, SIGTTIN and SIGTTOU (Ctrl-Z stops oak, so the shell gets
+// its prompt back), SIGCHLD, SIGPIPE and SIGURG (about oak's own children,
+// pipes and Go's scheduler), and the fault signals.
 func (e *Engine) Run(opts RunOptions, io Stdio) (Exit, error) {
 	c, spec, err := e.create(opts)
 	if err != nil {
 		return Exit{}, err
 	}
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGALRM)
 	defer signal.Stop(sigs)
 	return e.supervise(c, spec, io, sigs, nil)
 }

@@ -25,6 +25,11 @@ import (
 const namespaces = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID |
 	unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWNET
 
+// DefaultPath is the PATH a container's command is looked up in when its
+// environment names none (nsinit's OAK_DEFAULT_PATH); the engine gives
+// containers this PATH unless told otherwise.
+const DefaultPath = nsinit.DefaultPath
+
 // Process is a running container: its init (pid 1 inside) and its groups.
 type Process struct {
 	// Listener is the container's seccomp notification descriptor: every
@@ -137,13 +142,6 @@ func Start(t *Task) (*Process, error) {
 	return p, nil
 }
 
-// Records nsinit.c sends back (REPORT_* there).
-const (
-	reportError    = 1
-	reportListener = 2
-	reportExec     = 3 // u32 errno, then the message: the command's execve failed
-)
-
 func (p *Process) readReports(r io.Reader) error {
 	for {
 		var hdr [8]byte
@@ -165,11 +163,11 @@ func (p *Process) readReports(r io.Reader) error {
 			return fmt.Errorf("launch: read nsinit report: %w", err)
 		}
 		switch {
-		case tag == reportError:
+		case tag == nsinit.ReportError:
 			return errors.New(string(body))
-		case tag == reportExec && n >= 4:
+		case tag == nsinit.ReportExec && n >= 4:
 			return &ExecError{Errno: syscall.Errno(binary.LittleEndian.Uint32(body)), Msg: string(body[4:])}
-		case tag == reportListener && n == 4 && p.Listener == nil:
+		case tag == nsinit.ReportListener && n == 4 && p.Listener == nil:
 			l, err := p.takeFD(int(binary.LittleEndian.Uint32(body)))
 			if err != nil {
 				return fmt.Errorf("launch: take seccomp listener: %w", err)
@@ -496,7 +494,7 @@ func encodeTask(t *Task, filter []byte, views []cgroupView) []byte {
 		}
 	}
 	str := func(s string) []byte { return append([]byte(s), 0) }
-	rec(tagRootFS, []byte(t.Layers[0]))
+	rec(nsinit.TagRootFS, []byte(t.Layers[0]))
 	for _, o := range mountPlan(t) {
 		switch o.kind {
 		case opMount:
@@ -505,36 +503,40 @@ func encodeTask(t *Task, filter []byte, views []cgroupView) []byte {
 			if o.optional {
 				hdr[8] = 1
 			}
-			rec(uint32(o.kind), hdr[:], str(o.source), str(o.target), str(o.fstype), []byte(o.data))
+			rec(nsinit.TagMount, hdr[:], str(o.source), str(o.target), str(o.fstype), []byte(o.data))
 		case opSymlink:
-			rec(uint32(o.kind), str(o.target), []byte(o.source))
+			rec(nsinit.TagSymlink, str(o.target), []byte(o.source))
+		case opMkfile:
+			rec(nsinit.TagMkfile, []byte(o.target))
+		case opMkdir:
+			rec(nsinit.TagMkdir, []byte(o.target))
 		default:
-			rec(uint32(o.kind), []byte(o.target))
+			panic(fmt.Sprintf("sandbox: mount plan has an op of unknown kind %d", o.kind))
 		}
 	}
 	if t.Hostname != "" {
-		rec(tagHostname, []byte(t.Hostname))
+		rec(nsinit.TagHostname, []byte(t.Hostname))
 	}
 	if t.Cwd != "" {
-		rec(tagCwd, []byte(t.Cwd))
+		rec(nsinit.TagCwd, []byte(t.Cwd))
 	}
 	for _, v := range t.Volumes {
-		rec(tagVolume, []byte(v.Target[1:]))
+		rec(nsinit.TagVolume, []byte(v.Target[1:]))
 	}
 	for _, v := range views {
-		rec(tagCgroup, str(v.fstype), str(v.dir), []byte(v.opts))
+		rec(nsinit.TagCgroup, str(v.fstype), str(v.dir), []byte(v.opts))
 	}
 	for _, a := range t.Args {
-		rec(tagArg, []byte(a))
+		rec(nsinit.TagArg, []byte(a))
 	}
 	for _, e := range t.Env {
-		rec(tagEnv, []byte(e))
+		rec(nsinit.TagEnv, []byte(e))
 	}
-	rec(tagSeccomp, filter)
+	rec(nsinit.TagSeccomp, filter)
 	var ids [8]byte
 	binary.LittleEndian.PutUint32(ids[:], t.UID)
 	binary.LittleEndian.PutUint32(ids[4:], t.GID)
-	rec(tagUser, ids[:])
-	rec(tagEnd)
+	rec(nsinit.TagUser, ids[:])
+	rec(nsinit.TagEnd)
 	return b
 }

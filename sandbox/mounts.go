@@ -22,36 +22,62 @@ type op struct {
 
 type opKind uint32
 
-// Record tags of the task description nsinit.c reads; keep both in step.
+// The kinds of op. launch_linux.go writes each as its record of the task
+// description (nsinit.TagMount and so on, from nsinit's wire.h).
 const (
-	tagEnd      = 0
-	tagRootFS   = 1
-	opMount     = opKind(2)
-	opMkfile    = opKind(3)
-	opMkdir     = opKind(4)
-	opSymlink   = opKind(5)
-	tagHostname = 6
-	tagCwd      = 7
-	tagArg      = 8
-	tagEnv      = 9
-	tagSeccomp  = 10
-	tagUser     = 11
-	tagVolume   = 12
-	tagCgroup   = 13
+	opMount opKind = iota
+	opMkfile
+	opMkdir
+	opSymlink
 )
 
 // devices are the only device nodes a container gets: bind mounts of the
 // host's harmless character devices.
 var devices = []string{"null", "zero", "full", "random", "urandom"}
 
-// maskedFiles and maskedDirs in /proc leak host kernel state that a
-// container's own pid namespace does not scope (memory images, key
-// descriptions, timers, scheduler internals, kernel symbols).
+// maskedFiles and maskedDirs in /proc show host kernel state that a
+// container's own namespaces do not scope, so each is covered by /dev/null
+// (reads as empty) or an empty read-only tmpfs. The whole /proc, /proc/sys
+// included, is mounted read-only, so what stays visible cannot be changed.
+//
+// Masked (docker's defaults are kcore, keys, latency_stats, timer_list,
+// timer_stats, sched_debug, acpi, asound, scsi and, lately, interrupts; Oak
+// masks the whole class):
+//   - memory images and kernel addresses: kcore, kpage*, kallsyms, modules,
+//     iomem, ioports, dma, mtrr, vmallocinfo;
+//   - allocator state that helps to groom the kernel heap: slabinfo,
+//     buddyinfo, pagetypeinfo, zoneinfo;
+//   - the host's boot and hardware: cmdline (the boot line names the root
+//     device and may carry secrets), config.gz, devices, misc, consoles,
+//     partitions, swaps (host paths of swap files);
+//   - activity of the whole host, a side channel on its other tenants:
+//     diskstats, interrupts, softirqs, schedstat, timer_list, sched_debug,
+//     latency_stats, pressure/ (system-wide stall figures);
+//   - keys, key-users, kmsg, sysrq-trigger; sys/kernel/random/boot_id,
+//     which names this boot of this host to anyone who compares.
+//
+// Left visible on purpose: version (it adds to uname(2)'s release and
+// version only the compiler and build host of the distribution's kernel,
+// and programs read it for the kernel release, so masking it would break
+// them for nothing); meminfo, cpuinfo, stat, loadavg, uptime, vmstat
+// (libc's sysconf, free, top, JVMs and Go read them, and sysinfo(2) gives the
+// same totals); filesystems, cgroups, crypto, execdomains (what this kernel
+// supports, as uname does); locks (the kernel lists only locks of processes
+// in the reader's pid namespace). kptr_restrict is the host's setting, and
+// /proc/sys is read-only here: the files that print real kernel addresses
+// (kallsyms, modules, vmallocinfo, iomem, timer_list) are masked above, and
+// with kptr_restrict 0 every other %pK field (/proc/net/unix, netlink, ...)
+// prints a hashed value, not an address.
 var maskedFiles = []string{
 	"kcore", "keys", "key-users", "timer_list", "sched_debug", "latency_stats",
 	"kallsyms", "kpagecount", "kpageflags", "kpagecgroup", "sysrq-trigger", "config.gz",
+	"cmdline", "iomem", "ioports", "dma", "mtrr", "modules", "vmallocinfo",
+	"slabinfo", "buddyinfo", "pagetypeinfo", "zoneinfo",
+	"devices", "misc", "consoles", "partitions", "swaps",
+	"diskstats", "interrupts", "softirqs", "schedstat", "kmsg",
+	"sys/kernel/random/boot_id",
 }
-var maskedDirs = []string{"acpi", "scsi", "asound", "firmware", "bus", "irq", "fs", "driver"}
+var maskedDirs = []string{"acpi", "scsi", "asound", "firmware", "bus", "irq", "fs", "driver", "pressure"}
 
 const (
 	nosuidNodev = unix.MS_NOSUID | unix.MS_NODEV

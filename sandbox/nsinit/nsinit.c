@@ -14,8 +14,7 @@
 // one clear error line. On success the parent sees one REPORT_LISTENER
 // record, then end of file once the command's execve has closed fd 3.
 //
-// Wire format on fd 3: records of [u32 tag][u32 len][len bytes], ending with
-// TAG_END. Strings are not NUL-terminated on the wire.
+// Wire format on fd 3: see wire.h, which the Go side reads too.
 
 #define _GNU_SOURCE
 #include <errno.h>
@@ -42,29 +41,7 @@
 #include <grp.h>
 #include <unistd.h>
 
-enum {
-	TAG_END = 0,
-	TAG_ROOTFS = 1,   // host path of the root file system, for messages
-	TAG_MOUNT = 2,    // u64 flags, u32 optional, then src\0 target\0 fstype\0 data
-	TAG_MKFILE = 3,   // target (relative to the root): create an empty file
-	TAG_MKDIR = 4,    // target: create a directory
-	TAG_SYMLINK = 5,  // target\0 link text
-	TAG_HOSTNAME = 6,
-	TAG_CWD = 7,
-	TAG_ARG = 8,      // repeated: argv
-	TAG_ENV = 9,      // repeated: envp
-	TAG_SECCOMP = 10, // struct sock_filter[]
-	TAG_USER = 11,    // u32 uid, u32 gid
-	TAG_VOLUME = 12,  // target (relative to the root); its mount is the next passed descriptor
-	TAG_CGROUP = 13,  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
-};
-
-// Records nsinit sends back on fd 3, in the same framing.
-enum {
-	REPORT_ERROR = 1,    // what failed: a one-line message; nsinit then exits 127
-	REPORT_LISTENER = 2, // u32: our fd number of the seccomp listener
-	REPORT_EXEC = 3,     // u32 errno of the command's execve, then a message as REPORT_ERROR's; exits 127
-};
+#include "wire.h" // record tags, report tags, names shared with Go
 
 #define CFG_FD 3
 #define MAX_MSG (1 << 20)
@@ -659,7 +636,7 @@ static void exec_path(const char *file)
 		int err = errno;
 		fail_exec(err, "exec %s: %s", file, strerror(err));
 	}
-	const char *path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+	const char *path = OAK_DEFAULT_PATH;
 	for (int i = 0; i < cfg.envc; i++) {
 		if (strncmp(cfg.envp[i], "PATH=", 5) == 0)
 			path = cfg.envp[i] + 5;
@@ -704,10 +681,23 @@ static void exec_command(const sigset_t *oldmask)
 }
 
 // reap is pid 1 for the rest of the container's life: it forwards every
-// signal to the command and exits with the command's status (128+N if a
-// signal killed it). When it exits the kernel kills whatever is left.
+// signal it can catch but SIGCHLD to the command and exits with the
+// command's status (128+N if a signal killed it). When it exits the kernel
+// kills whatever is left.
+//
+// A signal goes to the command's process group, as a terminal sends Ctrl-C
+// to its foreground job: a shell and the child it waits for both get it, so
+// `sh -c 'sleep 30; echo after'` ends at once on SIGINT instead of when the
+// sleep does. The command starts in our group (the session the engine made
+// for init), so it is first given a group of its own: a signal to our group
+// would reach init itself, which would forward it again forever. Should the
+// command win the race and exec before that (then setpgid fails), or later
+// join our group again, the signal goes to every process but init
+// (kill(-1) from a namespace's init), which is that same group as long as
+// nothing left it.
 static void reap(pid_t child)
 {
+	setpgid(child, child);
 	sigset_t all;
 	sigfillset(&all);
 	for (;;) {
@@ -716,7 +706,13 @@ static void reap(pid_t child)
 		if (sig < 0)
 			continue;
 		if (sig != SIGCHLD) {
-			kill(child, sig);
+			pid_t group = getpgid(child);
+			if (group > 0 && group != getpgrp())
+				kill(-group, sig);
+			else if (group == getpgrp())
+				kill(-1, sig);
+			else
+				kill(child, sig);
 			continue;
 		}
 		int status;
@@ -733,7 +729,7 @@ static void reap(pid_t child)
 
 __attribute__((constructor)) static void nsinit(void)
 {
-	if (getenv("_OAK_NSINIT") == NULL)
+	if (getenv(OAK_NSINIT_ENV) == NULL)
 		return;
 	// fd 3 must close when the command's execve succeeds: that EOF is how
 	// the parent learns the launch worked.

@@ -8,12 +8,3 @@ package nsinit
 
 // #cgo CFLAGS: -O2 -Wall -Werror
 import "C"
-
-// EnvVar is the variable whose presence turns an oak process into a
-// container's init; fd 3 then carries the task description.
-const EnvVar = "_OAK_NSINIT"
-
-// ServiceEnvVar, set to a service kind ("net"), confines an oak process
-// as that user-level service before the Go runtime starts (service.c): an
-// empty read-only root, only the capabilities the kind needs, no_new_privs.
-const ServiceEnvVar = "_OAK_SERVICE"

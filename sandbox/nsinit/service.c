@@ -44,6 +44,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "wire.h" // OAK_SERVICE_ENV, shared with Go
+
 static void die(const char *what)
 {
 	fprintf(stderr, "oak service: confine: %s: %s\n", what, strerror(errno));
@@ -238,7 +240,7 @@ static void keep_caps(unsigned long long keep)
 
 __attribute__((constructor)) static void service(void)
 {
-	const char *kind = getenv("_OAK_SERVICE");
+	const char *kind = getenv(OAK_SERVICE_ENV);
 	if (kind == NULL)
 		return;
 	if (strcmp(kind, "net") == 0) {

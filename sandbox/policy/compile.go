@@ -162,7 +162,9 @@ func compileLeaf(s segment) ([]bpf.Instruction, error) {
 		return []bpf.Instruction{bpf.RetConstant{Val: s.action.Ret()}}, nil
 	}
 	r := s.rule
-	if arg, ok := valueList(r.When); ok {
+	// A jeq reaches 255 instructions ahead; a longer list takes the
+	// general form below, whose jumps are all short.
+	if arg, ok := valueList(r.When); ok && len(r.When) <= 255 {
 		return compileValueList(r, arg), nil
 	}
 	// One block per alternative; a failing test jumps to the next block.

@@ -168,7 +168,10 @@ func confinedChecks() []check {
 		{"clone3 ENOSYS", expect(unix.ENOSYS, unix.SYS_CLONE3, 0, 0)},
 		{"clone CLONE_NEWUSER refused", expect(unix.EPERM, unix.SYS_CLONE, unix.CLONE_NEWUSER|unix.CLONE_FS, 0, 0, 0, 0)},
 		{"clone CLONE_NEWNET refused", expect(unix.EPERM, unix.SYS_CLONE, high|unix.CLONE_NEWNET|unix.CLONE_THREAD, 0, 0, 0, 0)},
-		{"ioctl TIOCSTI refused", expect(unix.EPERM, unix.SYS_IOCTL, uintptr(devnull), high|unix.TIOCSTI, str("x"))},
+		{"ioctl TIOCSTI refused", expect(unix.ENOTTY, unix.SYS_IOCTL, uintptr(devnull), high|unix.TIOCSTI, str("x"))},
+		// On a bad descriptor the kernel answers EBADF: ENOTTY is the filter's.
+		{"ioctl SIOCGIFCONF refused", expect(unix.ENOTTY, unix.SYS_IOCTL, 1000, unix.SIOCGIFCONF, 0)},
+		{"ioctl TCGETS reaches the kernel", expect(unix.EBADF, unix.SYS_IOCTL, 1000, high|unix.TCGETS, 0)},
 		{"ioctl FIONREAD", works(unix.SYS_IOCTL, uintptr(pipe[0]), unix.TIOCINQ, uintptr(unsafe.Pointer(&n)))},
 		{"ptrace refused", expect(unix.EPERM, unix.SYS_PTRACE, 0xdead, 0, 0, 0)},
 		{"bpf refused", expect(unix.EPERM, unix.SYS_BPF, 0xffff, 0, 0)},

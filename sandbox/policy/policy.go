@@ -6,9 +6,11 @@
 // the file descriptors it holds, read and write the files its mount namespace
 // shows it, signal and wait for its own processes, read the clock and exit.
 // Every other system call is refused: EPERM by default, EACCES for calls that
-// need network authority (a later network service will serve some of them
-// through seccomp user notification), and ENOSYS where programs probe for a
-// feature and fall back when the kernel lacks it.
+// need network authority the container was not granted (the network service,
+// services/netsvc, serves the granted ones through seccomp user
+// notification), ENOSYS where programs probe for a feature and fall back
+// when the kernel lacks it, and ENOTTY for an ioctl request outside the
+// allowlist, as the kernel answers for a request a file does not implement.
 //
 // The policy is for x86_64 system calls only. The filter kills any process
 // that makes a system call through another ABI (i386 via int 0x80), and
@@ -68,6 +70,7 @@ type Errno uint16
 const (
 	EPERM  Errno = 1  // operation not permitted: the default refusal
 	EACCES Errno = 13 // permission denied: network authority the container lacks
+	ENOTTY Errno = 25 // inappropriate ioctl for device: "this file has no such request"
 	ENOSYS Errno = 38 // function not implemented: "this kernel has no such feature"
 )
 
@@ -79,6 +82,8 @@ func (e Errno) String() string {
 		return "EACCES"
 	case ENOSYS:
 		return "ENOSYS"
+	case ENOTTY:
+		return "ENOTTY"
 	}
 	return fmt.Sprintf("errno %d", uint16(e))
 }
@@ -507,6 +512,23 @@ func oneOf(a argRef, values ...uint64) []Match {
 		ms[i] = Match{a.eq(v)}
 	}
 	return ms
+}
+
+// Value is one argument value a rule allows, with its name and the reason
+// it is allowed (see ioctlAllowed).
+type Value struct {
+	V    uint64
+	Name string
+	Why  string
+}
+
+// values returns the bare values of vs, in order, for oneOf.
+func values(vs []Value) []uint64 {
+	out := make([]uint64, len(vs))
+	for i, v := range vs {
+		out[i] = v.V
+	}
+	return out
 }
 
 // oneOfMasked is oneOf for the argument's bits under mask.

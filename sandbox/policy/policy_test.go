@@ -173,11 +173,13 @@ func TestArgumentConditions(t *testing.T) {
 
 		{"ioctl", a(0, 0x5413 /* TIOCGWINSZ */), Allow},
 		{"ioctl", a(0, 0x541b /* FIONREAD */), Allow},
-		{"ioctl", a(0, tiocsti), Default},
-		{"ioctl", a(0, high|tiocsti), Default}, // the kernel reads cmd as unsigned int
-		{"ioctl", a(0, 0xffffffff_00000000|tioclinux), Default},
-		{"ioctl", a(0, tiocsetd), Default},
-		{"ioctl", a(0, 1<<32), Allow},
+		{"ioctl", a(0, high|0x541b), Allow}, // the kernel reads cmd as unsigned int
+		{"ioctl", a(0, tiocsti), Fail(ENOTTY)},
+		{"ioctl", a(0, high|tiocsti), Fail(ENOTTY)},
+		{"ioctl", a(0, 0xffffffff_00000000|tioclinux), Fail(ENOTTY)},
+		{"ioctl", a(0, tiocsetd), Fail(ENOTTY)},
+		{"ioctl", a(0, siocgifconf), Fail(ENOTTY)},
+		{"ioctl", a(0, 1<<32), Fail(ENOTTY)},
 
 		{"socketpair", a(afUnix, 1), Allow},
 		{"socketpair", a(high|afUnix, 1), Allow}, // int domain: the kernel sees AF_UNIX
@@ -252,6 +254,49 @@ func TestArgumentConditions(t *testing.T) {
 			t.Errorf("%s%x: Decide = %v, want %v", tt.call, tt.args, got, tt.want)
 		}
 	}
+}
+
+// TestIoctlAllowlist pins the ioctl policy: every allowed request has a
+// name and a reason and is let through whatever the upper half of the
+// argument holds; the requests that reveal the host or reach a shared
+// terminal get ENOTTY.
+func TestIoctlAllowlist(t *testing.T) {
+	ioctl := nr(t, "ioctl")
+	seen := map[uint64]string{}
+	for _, v := range ioctlAllowed {
+		if v.Name == "" || strings.TrimSpace(v.Why) == "" {
+			t.Errorf("ioctl %#x (%s) needs a name and a Why", v.V, v.Name)
+		}
+		if v.V>>32 != 0 {
+			t.Errorf("%s: %#x is wider than the unsigned int request", v.Name, v.V)
+		}
+		if prev, dup := seen[v.V]; dup {
+			t.Errorf("%s: %#x is listed already as %s", v.Name, v.V, prev)
+		}
+		seen[v.V] = v.Name
+		for _, hi := range []uint64{0, 0xdead_beef_0000_0000} {
+			if got := Decide(ioctl, [6]uint64{3, hi | v.V}); got != Allow {
+				t.Errorf("ioctl %s (%#x): Decide = %v, want allow", v.Name, hi|v.V, got)
+			}
+		}
+	}
+	refused := map[string]uint64{
+		"SIOCGIFCONF": siocgifconf, "SIOCGIFADDR": 0x8915, "SIOCGIFINDEX": 0x8933,
+		"SIOCGIFHWADDR": 0x8927, "SIOCGIFNAME": 0x8910, "SIOCGIFFLAGS": 0x8913,
+		"SIOCADDRT": 0x890b, "SIOCSIFFLAGS": 0x8914,
+		"TIOCSTI": tiocsti, "TIOCLINUX": tioclinux, "TIOCSETD": tiocsetd, "TIOCCONS": 0x541d,
+		"TIOCMSET": 0x5418, "FS_IOC_FIEMAP": 0xc020660b, "FS_IOC_SETFLAGS": 0x40086602,
+		"BLKGETSIZE64": 0x80081272, "LOOP_SET_FD": 0x4c00, "NS_GET_USERNS": 0xb701,
+		"SECCOMP_IOCTL_NOTIF_RECV": 0xc0502100, "zero": 0,
+	}
+	for name, req := range refused {
+		for _, hi := range []uint64{0, 1 << 32, 0xffffffff_00000000} {
+			if got := Decide(ioctl, [6]uint64{3, hi | req}); got != Fail(ENOTTY) {
+				t.Errorf("ioctl %s (%#x): Decide = %v, want ENOTTY", name, hi|req, got)
+			}
+		}
+	}
+	t.Logf("%d ioctl requests allowed", len(ioctlAllowed))
 }
 
 func TestNumbersThatAreNotSystemCalls(t *testing.T) {

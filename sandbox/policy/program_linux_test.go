@@ -65,6 +65,7 @@ func TestLinuxConstants(t *testing.T) {
 		{"EPERM", uint64(EPERM), uint64(unix.EPERM)},
 		{"EACCES", uint64(EACCES), uint64(unix.EACCES)},
 		{"ENOSYS", uint64(ENOSYS), uint64(unix.ENOSYS)},
+		{"ENOTTY", uint64(ENOTTY), uint64(unix.ENOTTY)},
 		{"CLONE_NEWNS", cloneNewNS, unix.CLONE_NEWNS},
 		{"CLONE_NEWCGROUP", cloneNewCgroup, unix.CLONE_NEWCGROUP},
 		{"CLONE_NEWUTS", cloneNewUTS, unix.CLONE_NEWUTS},

@@ -210,8 +210,8 @@ var table = []Rule{
 	{Nr: 292, Name: "dup3", Action: Allow},
 	{Nr: 72, Name: "fcntl", Action: Allow},
 	{Nr: 16, Name: "ioctl", Action: Allow,
-		When: when(all(arg32(1).ne(tiocsti), arg32(1).ne(tioclinux), arg32(1).ne(tiocsetd))),
-		Why:  "every request but TIOCSTI and TIOCLINUX, which push input into a terminal the container may share with a person, and TIOCSETD, which attaches a tty line discipline (n_gsm, n_hdlc: exploited kernel code no container needs); the request is an unsigned int, so only its low 32 bits are compared"},
+		When: oneOf(arg32(1), values(ioctlAllowed)...), Else: Fail(ENOTTY),
+		Why: "only the requests in ioctlAllowed, each with its reason there. An ioctl reaches whatever driver or protocol the descriptor belongs to, and the container holds host-namespace sockets (SIOCGIFCONF and the other SIOCGIF* calls list the host's interfaces and addresses) and terminals it may share with a person (TIOCSTI, TIOCLINUX push input; TIOCSETD attaches exploited line disciplines). Anything else gets ENOTTY, the kernel's own answer for a request the file does not implement, on which programs fall back; EPERM would read as a hard failure. The request is an unsigned int: only its low 32 bits are compared"},
 	{Nr: 436, Name: "close_range", Action: Allow},
 	{Nr: 40, Name: "sendfile", Action: Allow},
 	{Nr: 275, Name: "splice", Action: Allow},
@@ -392,9 +392,10 @@ const (
 	// cloneNewNamespaces is every namespace flag clone(2) can carry.
 	cloneNewNamespaces = cloneNewNS | cloneNewCgroup | cloneNewUTS | cloneNewIPC | cloneNewUser | cloneNewPID | cloneNewNet
 
-	tiocsti   = 0x5412
-	tioclinux = 0x541c
-	tiocsetd  = 0x5423
+	tiocsti     = 0x5412
+	tioclinux   = 0x541c
+	tiocsetd    = 0x5423
+	siocgifconf = 0x8912
 
 	afUnix             = 1
 	afInet             = 2
@@ -432,4 +433,60 @@ var prctlAllowed = []uint64{
 	65, 66, // PR_SET_MDWE, PR_GET_MDWE: memory-deny-write-execute, only restricts
 	0x53564d41, // PR_SET_VMA: names its own anonymous mappings (the Go runtime does)
 	0x41555856, // PR_GET_AUXV
+}
+
+// ioctlAllowed are the ioctl requests a container may make (x86_64 values; a
+// test checks them against golang.org/x/sys/unix and the kernel). Each acts
+// on the descriptor it is made on and tells or changes nothing beyond it.
+// Every other request fails with ENOTTY: device, block-device and loop
+// requests (the container has no such devices), the SIOCGIF*/SIOCSIF*
+// family and routing requests (injected sockets belong to the host's
+// network namespace), FS_IOC_FIEMAP (physical block addresses on the host's
+// disk), FS_IOC_SETFLAGS, namespace-file queries (NS_GET_*), seccomp
+// listener requests, TIOCSTI, TIOCLINUX, TIOCSETD, TIOCCONS, the modem and
+// serial-line requests, and anything newer.
+var ioctlAllowed = []Value{
+	// Any descriptor (fs/ioctl.c): the same as fcntl(2) flags.
+	{0x541b, "FIONREAD", "bytes ready to read on a pipe, socket (SIOCINQ) or terminal (TIOCINQ); Java's available(), libuv, busybox"},
+	{0x5421, "FIONBIO", "sets O_NONBLOCK, as fcntl does; nginx and libuv (Node) use the ioctl"},
+	{0x5451, "FIOCLEX", "sets close-on-exec, as fcntl does; libuv uses the ioctl"},
+	{0x5450, "FIONCLEX", "clears close-on-exec, as fcntl does"},
+	{0x5452, "FIOASYNC", "sets O_ASYNC, as fcntl does"},
+
+	// Terminals the container holds (its stdio, or a pseudo-terminal it
+	// made). Changing modes, size or the foreground group acts on that
+	// terminal only; the kernel refuses to make another session's terminal
+	// a controlling terminal without CAP_SYS_ADMIN.
+	{0x5401, "TCGETS", "tcgetattr; isatty() is this call, so every program that checks for a terminal makes it"},
+	{0x5402, "TCSETS", "tcsetattr: echo, raw mode (shells, editors, password prompts)"},
+	{0x5403, "TCSETSW", "tcsetattr after output drains"},
+	{0x5404, "TCSETSF", "tcsetattr after output drains, discarding input"},
+	{0x802c542a, "TCGETS2", "tcgetattr with arbitrary speeds; glibc 2.42 and later use the termios2 calls"},
+	{0x402c542b, "TCSETS2", "as TCSETS, termios2"},
+	{0x402c542c, "TCSETSW2", "as TCSETSW, termios2"},
+	{0x402c542d, "TCSETSF2", "as TCSETSF, termios2"},
+	{0x5409, "TCSBRK", "tcdrain (and tcsendbreak): waits for output to drain"},
+	{0x540a, "TCXONC", "tcflow: suspends or resumes output"},
+	{0x540b, "TCFLSH", "tcflush: discards queued input or output (password prompts, readline)"},
+	{0x5411, "TIOCOUTQ", "bytes not yet sent: a terminal's output queue, or a socket's (SIOCOUTQ)"},
+	{0x5413, "TIOCGWINSZ", "window size: shells, editors, ls, less, Python's get_terminal_size"},
+	{0x5414, "TIOCSWINSZ", "sets the window size of a terminal it holds (terminal multiplexers on their pseudo-terminals)"},
+	{0x540e, "TIOCSCTTY", "makes a terminal with no session the controlling terminal of its own new session (sshd, script, tmux, setsid -c)"},
+	{0x5422, "TIOCNOTTY", "gives up its controlling terminal (daemons)"},
+	{0x540f, "TIOCGPGRP", "tcgetpgrp: job control in shells"},
+	{0x5410, "TIOCSPGRP", "tcsetpgrp: job control, to a process group of its own session only"},
+	{0x5429, "TIOCGSID", "tcgetsid"},
+	{0x80045430, "TIOCGPTN", "ptsname: the number of a pseudo-terminal it opened"},
+	{0x40045431, "TIOCSPTLCK", "unlockpt on a pseudo-terminal it opened"},
+	{0x5441, "TIOCGPTPEER", "opens the peer of a pseudo-terminal master it holds; glibc's openpty"},
+
+	// Sockets it holds: their own state, nothing of the host's interfaces.
+	{0x8905, "SIOCATMARK", "sockatmark(): whether the read position is at urgent data"},
+	{0x8906, "SIOCGSTAMP", "receive time of the last packet (ping, NTP clients)"},
+	{0x8907, "SIOCGSTAMPNS", "as SIOCGSTAMP, in nanoseconds"},
+
+	// Regular files it holds.
+	{0x80086601, "FS_IOC_GETFLAGS", "reads the inode flags (append-only, immutable, noatime) of a file it can open: lsattr, and cp -a, rsync and tar keep them"},
+	{0x40049409, "FICLONE", "reflink copy between two files it holds (GNU cp does it first and falls back); copy_file_range, allowed, reaches the same file-system remap code"},
+	{0x4020940d, "FICLONERANGE", "as FICLONE, for a range"},
 }

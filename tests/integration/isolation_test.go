@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // A container cannot read any host file outside its image, by any path:
@@ -332,6 +334,60 @@ func TestProcAndSys(t *testing.T) {
 			t.Errorf("limits read inside: %q, want %q (v1) or %q (v2)\n%s", got, v1, v2, r)
 		}
 	})
+}
+
+// The /proc files that show the host's kernel, hardware, boot or activity
+// read as empty inside a container (or do not exist on this kernel), the
+// masked directories are empty, and /proc/version stays: it adds nothing to
+// what uname(2) tells (see maskedFiles in sandbox/mounts.go). One container
+// reads them all.
+func TestProcHostStateMasked(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	files := []string{"cmdline", "iomem", "ioports", "dma", "mtrr", "modules", "vmallocinfo",
+		"slabinfo", "buddyinfo", "pagetypeinfo", "zoneinfo", "devices", "misc", "consoles",
+		"partitions", "swaps", "diskstats", "interrupts", "softirqs", "schedstat", "kmsg",
+		"kallsyms", "kcore", "sys/kernel/random/boot_id"}
+	dirs := []string{"pressure", "irq", "bus", "fs", "driver"}
+	var script strings.Builder
+	for _, f := range files {
+		fmt.Fprintf(&script, "echo %s $(/bin/probe read-len /proc/%s)\n", f, f)
+	}
+	for _, d := range dirs {
+		fmt.Fprintf(&script, "echo %s/ $(/bin/probe ls /proc/%s | grep -cv '^\\.\\.\\?$')\n", d, d)
+	}
+	script.WriteString("echo version $(/bin/probe cat /proc/version)\n")
+	r := o.run("run", rootfsDir, "/bin/sh", "-c", script.String())
+	if r.code != 0 {
+		t.Fatalf("reading /proc in a container failed:\n%s", r)
+	}
+	got := map[string]string{}
+	for _, l := range lines(r.stdout) {
+		k, v, _ := strings.Cut(l, " ")
+		got[k] = v
+	}
+	for _, f := range files {
+		switch v, ok := got[f]; {
+		case !ok:
+			t.Errorf("/proc/%s: no answer\n%s", f, r)
+		case v == "err ENOENT":
+			t.Logf("/proc/%s does not exist on this kernel", f)
+		case v != "0":
+			t.Errorf("/proc/%s reads %q; want 0 bytes (masked)", f, v)
+		}
+	}
+	for _, d := range dirs {
+		if v := got[d+"/"]; v != "0" {
+			t.Errorf("/proc/%s lists %q entries; want none (masked)", d, v)
+		}
+	}
+	var uts unix.Utsname
+	if err := unix.Uname(&uts); err != nil {
+		t.Fatal(err)
+	}
+	if release := unix.ByteSliceToString(uts.Release[:]); !strings.Contains(got["version"], release) {
+		t.Errorf("/proc/version = %q; want it left readable, naming release %s as uname does", got["version"], release)
+	}
 }
 
 // noCgroupFiles keeps a Go program from opening its cgroup files.

@@ -89,6 +89,90 @@ func TestSignalForwarding(t *testing.T) {
 	}
 }
 
+// Signals reach the command's whole process group, as a terminal's Ctrl-C
+// reaches a foreground job: SIGINT to a foreground oak ends a shell's
+// running child at once, not when it finishes. A foreground oak forwards
+// SIGUSR1, SIGUSR2 and SIGWINCH too instead of dying of them, and oak kill
+// -s delivers them to a detached container's command.
+func TestSignalsReachCommandGroup(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	// shellChild waits for the container's sh and its child called name.
+	shellChild := func(t *testing.T, o *oakEnv, ref, name string) {
+		t.Helper()
+		e := o.waitRunning(ref)
+		sh := waitChildComm(t, e.Pid, "sh", 10*time.Second)
+		waitChildComm(t, sh, name, 10*time.Second)
+	}
+	t.Run("SIGINT ends the running child", func(t *testing.T) {
+		o := o.sub(t)
+		t.Parallel()
+		b := o.start("run", "--name", "intgroup", rootfsDir, "/bin/sh", "-c", "sleep 30; echo after")
+		shellChild(t, o, "intgroup", "sleep")
+		sent := time.Now()
+		b.cmd.Process.Signal(syscall.SIGINT)
+		r, ok := b.wait(10 * time.Second)
+		if !ok {
+			t.Fatal("oak did not return within 10 s of SIGINT: the shell's sleep did not get it")
+		}
+		if d := time.Since(sent); d > 3*time.Second {
+			t.Errorf("oak took %v to return after SIGINT", d)
+		}
+		if r.code != 130 || strings.Contains(r.stdout, "after") {
+			t.Errorf("after SIGINT: want exit 130 and no \"after\"\n%s", r)
+		}
+	})
+	t.Run("foreground USR1 USR2 WINCH", func(t *testing.T) {
+		o := o.sub(t)
+		t.Parallel()
+		script := `trap "echo got USR1" USR1; trap "echo got USR2" USR2; trap "echo got WINCH" WINCH
+			trap "exit 7" TERM; echo ready; while :; do sleep 0.1; done`
+		b := o.start("run", "--name", "usrsigs", rootfsDir, "/bin/sh", "-c", script)
+		shellChild(t, o, "usrsigs", "sleep")
+		for _, c := range []struct {
+			sig  syscall.Signal
+			name string
+		}{{syscall.SIGUSR1, "USR1"}, {syscall.SIGUSR2, "USR2"}, {syscall.SIGWINCH, "WINCH"}} {
+			sig := c.sig
+			b.cmd.Process.Signal(sig)
+			want := "got " + c.name
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				if out, _ := b.output(); strings.Contains(out, want) {
+					break
+				}
+				if r, done := b.wait(0); done {
+					t.Fatalf("oak ended on %v instead of forwarding it:\n%s", sig, r)
+				}
+				if time.Now().After(deadline) {
+					out, _ := b.output()
+					t.Fatalf("no %q within 5 s of sending oak %v; output %q", want, sig, out)
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		b.cmd.Process.Signal(syscall.SIGTERM)
+		if r, ok := b.wait(10 * time.Second); !ok || r.code != 7 {
+			t.Errorf("after SIGTERM: want the trap's exit 7 (returned %v)\n%s", ok, r)
+		}
+	})
+	t.Run("oak kill -s USR1", func(t *testing.T) {
+		o := o.sub(t)
+		t.Parallel()
+		id := o.runD("--name", "killusr1", rootfsDir, "/bin/sh", "-c", `trap "echo got USR1; exit 3" USR1; sleep 30 & wait`)
+		shellChild(t, o, id, "sleep")
+		if r := o.run("kill", "-s", "USR1", id); r.code != 0 {
+			t.Fatalf("oak kill -s USR1:\n%s", r)
+		}
+		if e := o.waitExited(id, 10*time.Second); e.ExitCode != 3 {
+			t.Errorf("exit status %d, want the trap's 3", e.ExitCode)
+		}
+		if r := o.run("logs", id); !strings.Contains(r.stdout, "got USR1") {
+			t.Errorf("the trap did not run:\n%s", r)
+		}
+	})
+}
+
 // When oak itself is SIGKILLed, its container dies with it; the next
 // oak ps -a does not show it running; no cgroup is left behind.
 func TestOakKilled(t *testing.T) {

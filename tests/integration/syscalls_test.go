@@ -266,6 +266,52 @@ func TestSyscallRefusals(t *testing.T) {
 	}
 }
 
+// ioctl is an allowlist: inside a container, SIOCGIFCONF on a socket from
+// the network service (a socket of the host's network namespace) does not
+// list the host's interfaces, and the terminal, FIONREAD and socket-queue
+// requests programs need reach the kernel. Refused requests answer ENOTTY,
+// so where the kernel would say ENOTTY too the descriptor is a bad one: a
+// request that reaches the kernel then answers EBADF.
+func TestIoctl(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	cases := []struct{ on, req, want string }{
+		{"udp", "SIOCGIFCONF", "err ENOTTY"},
+		{"tcp", "SIOCGIFCONF", "err ENOTTY"},
+		{"badfd", "SIOCGIFCONF", "err ENOTTY"}, // the kernel would say EBADF
+		{"udp", "SIOCGIFINDEX", "err ENOTTY"},
+		{"devnull", "TIOCSTI", "err ENOTTY"},
+		{"devnull", "TCGETS", "err ENOTTY"}, // the kernel's own answer: not a terminal
+		{"badfd", "TCGETS", "err EBADF"},
+		{"badfd", "TIOCGWINSZ", "err EBADF"},
+		{"pipe", "FIONREAD", "ok"},
+		{"udp", "FIONREAD", "ok"},
+		{"pipe", "FIONBIO", "ok"},
+		{"udp", "TIOCOUTQ", "ok"},
+		{"tcp", "SIOCATMARK", "ok"},
+	}
+	var cmds []string
+	for _, c := range cases {
+		cmds = append(cmds, "ioctl "+c.on+" "+c.req)
+	}
+	// The egress grant lets socket() through to the network service, which
+	// answers with a socket of the host's; nothing is sent.
+	r := o.netScript([]string{"--egress", "127.0.0.1:9"}, cmds...)
+	if r.code != 0 {
+		t.Fatalf("ioctl probes did not run:\n%s", r)
+	}
+	got := lines(r.stdout)
+	for i, c := range cases {
+		g := "(no line)"
+		if i < len(got) {
+			g = got[i]
+		}
+		if g != c.want {
+			t.Errorf("ioctl %s on %s: got %q, want %q", c.req, c.on, g, c.want)
+		}
+	}
+}
+
 // A system call through the i386 ABI (int $0x80) kills the process: the
 // policy is written for x86_64 numbers, and i386 numbers mean other calls.
 func TestI386ABIKilled(t *testing.T) {

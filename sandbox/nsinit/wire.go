@@ -1,0 +1,46 @@
+package nsinit
+
+// #include "wire.h"
+import "C"
+
+// The constants below are wire.h's, read by cgo: nsinit.c and service.c
+// include the same header, so the two sides cannot drift apart.
+
+// EnvVar is the variable whose presence turns an oak process into a
+// container's init; fd 3 then carries the task description.
+const EnvVar = C.OAK_NSINIT_ENV
+
+// ServiceEnvVar, set to a service kind ("net", "storage"), confines an oak
+// process as that user-level service before the Go runtime starts
+// (service.c): an empty read-only root, only the capabilities the kind
+// needs, no_new_privs.
+const ServiceEnvVar = C.OAK_SERVICE_ENV
+
+// DefaultPath is the PATH nsinit searches for the command when the task's
+// environment has none.
+const DefaultPath = C.OAK_DEFAULT_PATH
+
+// Record tags of the task description nsinit reads from fd 3.
+const (
+	TagEnd      = C.TAG_END
+	TagRootFS   = C.TAG_ROOTFS
+	TagMount    = C.TAG_MOUNT
+	TagMkfile   = C.TAG_MKFILE
+	TagMkdir    = C.TAG_MKDIR
+	TagSymlink  = C.TAG_SYMLINK
+	TagHostname = C.TAG_HOSTNAME
+	TagCwd      = C.TAG_CWD
+	TagArg      = C.TAG_ARG
+	TagEnv      = C.TAG_ENV
+	TagSeccomp  = C.TAG_SECCOMP
+	TagUser     = C.TAG_USER
+	TagVolume   = C.TAG_VOLUME
+	TagCgroup   = C.TAG_CGROUP
+)
+
+// Records nsinit sends back on fd 3.
+const (
+	ReportError    = C.REPORT_ERROR
+	ReportListener = C.REPORT_LISTENER
+	ReportExec     = C.REPORT_EXEC
+)

@@ -1,0 +1,50 @@
+// wire.h: what the oak binary's Go side and its C launch steps (nsinit.c,
+// service.c) must agree on, written once. The Go side reads every name here
+// through cgo (wire.go), so a change here changes both.
+//
+// The task description travels on fd 3 as records of [u32 tag][u32 len][len
+// bytes], little-endian, ending with TAG_END; strings are not NUL-terminated
+// on the wire. nsinit answers on the same descriptor in the same framing.
+
+#ifndef OAK_WIRE_H
+#define OAK_WIRE_H
+
+// OAK_NSINIT_ENV, present in the environment, makes the oak binary a
+// container's first process (nsinit.c); fd 3 then carries the task.
+#define OAK_NSINIT_ENV "_OAK_NSINIT"
+
+// OAK_SERVICE_ENV, set to a service kind ("net", "storage"), confines the oak
+// binary as that user-level service before the Go runtime starts (service.c).
+#define OAK_SERVICE_ENV "_OAK_SERVICE"
+
+// OAK_DEFAULT_PATH is searched for the command when the container's
+// environment sets no PATH; the engine gives every container this PATH
+// unless told otherwise (docker's).
+#define OAK_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+// Records of the task description, sandbox/launch_linux.go → nsinit.
+enum {
+	TAG_END = 0,
+	TAG_ROOTFS = 1,   // host path of the root file system, for messages
+	TAG_MOUNT = 2,    // u64 flags, u32 optional, then src\0 target\0 fstype\0 data
+	TAG_MKFILE = 3,   // target (relative to the root): create an empty file
+	TAG_MKDIR = 4,    // target: create a directory
+	TAG_SYMLINK = 5,  // target\0 link text
+	TAG_HOSTNAME = 6,
+	TAG_CWD = 7,
+	TAG_ARG = 8,      // repeated: argv
+	TAG_ENV = 9,      // repeated: envp
+	TAG_SECCOMP = 10, // struct sock_filter[]
+	TAG_USER = 11,    // u32 uid, u32 gid
+	TAG_VOLUME = 12,  // target (relative to the root); its mount is the next passed descriptor
+	TAG_CGROUP = 13,  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
+};
+
+// Records nsinit sends back on fd 3, in the same framing.
+enum {
+	REPORT_ERROR = 1,    // what failed: a one-line message; nsinit then exits 127
+	REPORT_LISTENER = 2, // u32: our fd number of the seccomp listener
+	REPORT_EXEC = 3,     // u32 errno of the command's execve, then a message as REPORT_ERROR's; exits 127
+};
+
+#endif
