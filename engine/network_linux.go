@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/oak-engine/oak/core"
+	"github.com/oak-engine/oak/sandbox"
 	"github.com/oak-engine/oak/sandbox/nsinit"
 	"github.com/oak-engine/oak/services/netsvc"
 )
@@ -282,13 +284,21 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // unix socket only root can reach, for requests that change a running
 // container's authority: one JSON line in, one JSON line out.
 type controlRequest struct {
-	Revoke string `json:"revoke,omitempty"` // withdraw this grant
-	Grants bool   `json:"grants,omitempty"` // list the grants held
+	Revoke string       `json:"revoke,omitempty"` // withdraw this grant
+	Grants bool         `json:"grants,omitempty"` // list the grants held
+	Exec   *execRequest `json:"exec,omitempty"`   // start a process (stdin, stdout, stderr sent along)
+	Signal int          `json:"signal,omitempty"` // on an exec connection: signal the process
 }
 
 type controlReply struct {
 	Error  string   `json:"error,omitempty"`
 	Grants []string `json:"grants,omitempty"`
+	// An exec connection answers {"pid":N} once the process runs (or an
+	// error, with Errno if its command could not be executed), then
+	// {"exit":STATUS} when it ends.
+	Pid   int  `json:"pid,omitempty"`
+	Errno int  `json:"errno,omitempty"`
+	Exit  *int `json:"exit,omitempty"`
 }
 
 // controlAddr names the control socket of container id through a
@@ -304,7 +314,9 @@ func (e *Engine) controlAddr(id string) (addr string, close func(), err error) {
 }
 
 // serveControl answers control requests for container id until ctx ends.
-func (e *Engine) serveControl(ctx context.Context, id string, ns *netService) error {
+// An exec request holds its connection until the process it started ends
+// (see serveExec); every other request is one line in, one line out.
+func (e *Engine) serveControl(ctx context.Context, id string, ns *netService, p *sandbox.Process) error {
 	path, closeDir, err := e.controlAddr(id)
 	if err != nil {
 		return fmt.Errorf("container %s: control socket: %w", ShortID(id), err)
@@ -329,13 +341,16 @@ func (e *Engine) serveControl(ctx context.Context, id string, ns *netService) er
 			c.SetDeadline(time.Now().Add(10 * time.Second))
 			var req controlRequest
 			var rep controlReply
-			line, err := bufio.NewReaderSize(io.LimitReader(c, 64<<10), 64<<10).ReadSlice('\n')
+			line, files, err := readControl(c)
 			if err == nil {
 				err = json.Unmarshal(line, &req)
 			}
 			switch {
 			case err != nil:
 				rep.Error = "bad request: " + oneLine(err.Error())
+			case req.Exec != nil:
+				go serveExec(c, p, req.Exec, files)
+				continue
 			case req.Revoke != "":
 				if err := ns.revoke(req.Revoke); err != nil {
 					rep.Error = oneLine(err.Error())
@@ -345,12 +360,57 @@ func (e *Engine) serveControl(ctx context.Context, id string, ns *netService) er
 			default:
 				rep.Error = "bad request: nothing asked"
 			}
-			b, _ := json.Marshal(rep)
-			c.Write(append(b, '\n'))
+			for _, f := range files {
+				f.Close()
+			}
+			writeControl(c, rep)
 			c.Close()
 		}
 	}()
 	return nil
+}
+
+// readControl reads one request line, and the descriptors sent with it.
+func readControl(c *net.UnixConn) ([]byte, []*os.File, error) {
+	buf := make([]byte, 64<<10)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	var line []byte
+	var files []*os.File
+	for len(line) < len(buf) {
+		n, oobn, _, _, err := c.ReadMsgUnix(buf[len(line):], oob)
+		if oobn > 0 {
+			msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+			for _, m := range msgs {
+				fds, _ := unix.ParseUnixRights(&m)
+				for _, fd := range fds {
+					files = append(files, os.NewFile(uintptr(fd), "control"))
+				}
+			}
+		}
+		line = buf[:len(line)+n]
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			return line[:i], files, nil
+		}
+		if err != nil || n == 0 {
+			for _, f := range files {
+				f.Close()
+			}
+			if err == nil {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, nil, err
+		}
+	}
+	for _, f := range files {
+		f.Close()
+	}
+	return nil, nil, errors.New("request line too long")
+}
+
+func writeControl(c net.Conn, rep controlReply) error {
+	b, _ := json.Marshal(rep)
+	_, err := c.Write(append(b, '\n'))
+	return err
 }
 
 // Revoke withdraws the grant called name (as Grants lists it, e.g.

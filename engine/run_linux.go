@@ -216,6 +216,10 @@ func setEnv(env []string, kv string) []string {
 type Stdio struct {
 	Stdin          *os.File // nil: /dev/null
 	Stdout, Stderr io.Writer
+	// TTY, if set, is the slave of a terminal that becomes the command's
+	// stdin, stdout, stderr and controlling terminal; its output then goes
+	// to the terminal's master, not to the log.
+	TTY *os.File
 }
 
 // Run runs a container in the foreground: it returns when the container has
@@ -309,6 +313,9 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 		IDs:    sandbox.IDRange{Host: uint32(idBase + c.Slot*idSize), Size: idSize},
 		Limits: limits, Stdin: out.Stdin, Stdout: stdout, Stderr: stderr,
 	}
+	if out.TTY != nil {
+		task.Stdin, task.Stdout, task.Stderr, task.TTY = out.TTY, out.TTY, out.TTY, true
+	}
 	p, err := sandbox.Start(task)
 	stdout.Close()
 	stderr.Close()
@@ -333,7 +340,7 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
 	ns := serveNetwork(ctx, p.Listener, auth, out.Stderr)
-	if err := e.serveControl(ctx, c.ID, ns); err != nil {
+	if err := e.serveControl(ctx, c.ID, ns, p); err != nil {
 		fmt.Fprintln(out.Stderr, "oak:", err)
 	}
 	if ready != nil {

@@ -36,11 +36,12 @@ type Process struct {
 	// trapped system call waits on it until someone answers.
 	Listener *os.File
 
-	cmd  *exec.Cmd
-	cg   *cgroup
-	once sync.Once
-	werr error
-	st   Exit
+	cmd   *exec.Cmd
+	cg    *cgroup
+	execs *execChannel
+	once  sync.Once
+	werr  error
+	st    Exit
 }
 
 // Exit is how a container ended.
@@ -167,6 +168,15 @@ func (p *Process) readReports(r io.Reader) error {
 			return errors.New(string(body))
 		case tag == nsinit.ReportExec && n >= 4:
 			return &ExecError{Errno: syscall.Errno(binary.LittleEndian.Uint32(body)), Msg: string(body[4:])}
+		case tag == nsinit.ReportControl && n == 4 && p.execs == nil:
+			f, err := p.takeFD(int(binary.LittleEndian.Uint32(body)))
+			if err != nil {
+				return fmt.Errorf("launch: take exec channel: %w", err)
+			}
+			p.execs = newExecChannel(f)
+			if _, err := r.(io.Writer).Write([]byte{1}); err != nil {
+				return fmt.Errorf("launch: acknowledge exec channel: %w", err)
+			}
 		case tag == nsinit.ReportListener && n == 4 && p.Listener == nil:
 			l, err := p.takeFD(int(binary.LittleEndian.Uint32(body)))
 			if err != nil {
@@ -472,6 +482,9 @@ func (p *Process) Wait() (Exit, error) {
 		if p.Listener != nil {
 			p.Listener.Close()
 		}
+		if p.execs != nil {
+			p.execs.close()
+		}
 		if err := p.cg.destroy(); err != nil && p.werr == nil {
 			p.werr = err
 		}
@@ -516,6 +529,9 @@ func encodeTask(t *Task, filter []byte, views []cgroupView) []byte {
 	}
 	if t.Hostname != "" {
 		rec(nsinit.TagHostname, []byte(t.Hostname))
+	}
+	if t.TTY {
+		rec(nsinit.TagTTY)
 	}
 	if t.Cwd != "" {
 		rec(nsinit.TagCwd, []byte(t.Cwd))

@@ -114,6 +114,8 @@ type Task struct {
 	Limits   Limits
 
 	Stdin, Stdout, Stderr *os.File // nil means /dev/null
+	// TTY: Stdin is a terminal, to become the command's controlling one.
+	TTY bool
 }
 
 // File is a small file the engine places in a container's root.

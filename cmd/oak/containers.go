@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strconv"
@@ -25,6 +26,7 @@ func newRunCmd(stateRoot func() string) *cobra.Command {
 		storage             string
 		pids                int64
 		detach, interactive bool
+		tty                 bool
 	)
 	var logMaxSize, logMaxFile string
 	cmd := &cobra.Command{
@@ -72,6 +74,9 @@ over its own files and users, a fixed system-call allowlist.`,
 			if err != nil {
 				return err
 			}
+			if detach && tty {
+				return fmt.Errorf("run: -t with -d would need oak attach, which Oak does not have yet; use oak exec -it")
+			}
 			if detach {
 				if opts.AutoRemove {
 					return fmt.Errorf("run: --rm with -d is not supported yet; use oak rm")
@@ -84,10 +89,35 @@ over its own files and users, a fixed system-call allowlist.`,
 				return nil
 			}
 			stdio := engine.Stdio{Stdout: os.Stdout, Stderr: os.Stderr}
-			if interactive {
-				stdio.Stdin = os.Stdin
+			// The container never gets this process's own terminal or
+			// stdin: a pipe fed from it, or a terminal Oak makes (-t).
+			switch {
+			case tty:
+				p, err := newPTY()
+				if err != nil {
+					return err
+				}
+				defer p.close()
+				wait := p.pump()
+				defer wait()
+				stdio.TTY = p.slave
+				defer p.slave.Close()
+			case interactive:
+				r, w, err := os.Pipe()
+				if err != nil {
+					return err
+				}
+				go func() {
+					io.Copy(w, os.Stdin)
+					w.Close()
+				}()
+				defer r.Close()
+				stdio.Stdin = r
 			}
 			ex, err := e.Run(opts, stdio)
+			if stdio.TTY != nil {
+				stdio.TTY.Close() // the master then ends once the container's copies are gone
+			}
 			if err != nil {
 				return err
 			}
@@ -106,6 +136,7 @@ over its own files and users, a fixed system-call allowlist.`,
 	f.BoolVar(&opts.AutoRemove, "rm", false, "remove the container when it exits")
 	f.BoolVarP(&detach, "detach", "d", false, "run in the background and print the container id")
 	f.BoolVarP(&interactive, "interactive", "i", false, "keep stdin open (default: /dev/null)")
+	f.BoolVarP(&tty, "tty", "t", false, "give the command a terminal (Oak's own, copied to and from this one)")
 	f.StringVar(&opts.Name, "name", "", "name of the container")
 	f.StringArrayVarP(&opts.Env, "env", "e", nil, "set an environment variable KEY=VALUE")
 	f.StringVarP(&opts.Workdir, "workdir", "w", "", "working directory inside the container")

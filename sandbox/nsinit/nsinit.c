@@ -31,7 +31,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <poll.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/statvfs.h>
@@ -68,6 +71,7 @@ static struct {
 	uint32_t uid, gid;
 	char *volumes[MAX_VOLUMES];
 	int nvolumes;
+	int tty;
 	struct op cgroups[MAX_CGROUPS];
 	int ncgroups;
 } cfg;
@@ -184,6 +188,9 @@ static void read_config(void)
 				fail("nsinit: too many volumes");
 			cfg.volumes[cfg.nvolumes++] = buf;
 			break;
+		case TAG_TTY:
+			cfg.tty = 1;
+			break;
 		case TAG_CGROUP:
 			if (cfg.ncgroups >= MAX_CGROUPS)
 				fail("nsinit: too many cgroup views");
@@ -229,6 +236,7 @@ static void read_config(void)
 }
 
 static int rootfd = -1;
+static int ctl; // the exec channel, see serve_exec
 
 // The parent passes descriptors first thing: the container's root as a
 // detached overlay mount it has already made read-only over id-mapped
@@ -582,17 +590,25 @@ static void drop_bounding(void)
 		fail("clear ambient capabilities: %s", strerror(errno));
 }
 
-// set_caps makes keep the calling process's permitted and effective sets and
+// set_caps_pe sets the calling process's permitted and effective sets and
 // empties its inheritable set.
-static void set_caps(uint64_t keep)
+static void set_caps_pe(uint64_t permitted, uint64_t effective)
 {
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct data[2];
 	memset(data, 0, sizeof data);
-	data[0].permitted = data[0].effective = (uint32_t)keep;
-	data[1].permitted = data[1].effective = (uint32_t)(keep >> 32);
+	data[0].permitted = (uint32_t)permitted;
+	data[1].permitted = (uint32_t)(permitted >> 32);
+	data[0].effective = (uint32_t)effective;
+	data[1].effective = (uint32_t)(effective >> 32);
 	if (syscall(SYS_capset, &hdr, data) != 0)
 		fail("set capabilities: %s", strerror(errno));
+}
+
+// set_caps makes keep the calling process's permitted and effective sets.
+static void set_caps(uint64_t keep)
+{
+	set_caps_pe(keep, keep);
 }
 
 // report sends one record to the parent over fd 3.
@@ -626,20 +642,36 @@ static void install_filter(void)
 	close(listener);
 }
 
-// exec_path runs file as execvp would, but searching the PATH of the
-// container's environment, inside the container's own root: what the image
-// holds is what the command finds. Only returns by failing.
-static void exec_path(const char *file)
+// open_exec_channel makes the exec channel and hands the host its end, the
+// way install_filter hands over the listener.
+static void open_exec_channel(void)
+{
+	int pair[2];
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
+		fail("exec channel: %s", strerror(errno));
+	uint32_t fd = pair[1];
+	report(REPORT_CONTROL, &fd, sizeof fd);
+	char ack;
+	if (read(CFG_FD, &ack, 1) != 1)
+		fail("nsinit: no acknowledgement of the exec channel");
+	close(pair[1]);
+	ctl = pair[0];
+}
+
+// exec_search runs file as execvp would, but searching the PATH of envp,
+// inside the container's own root: what the image holds is what the
+// command finds. It returns only on failure, with the errno that says why
+// (ENOENT: not found anywhere).
+static int exec_search(const char *file, char **argv, char **envp)
 {
 	if (strchr(file, '/') != NULL) {
-		execve(file, cfg.argv, cfg.envp);
-		int err = errno;
-		fail_exec(err, "exec %s: %s", file, strerror(err));
+		execve(file, argv, envp);
+		return errno;
 	}
 	const char *path = OAK_DEFAULT_PATH;
-	for (int i = 0; i < cfg.envc; i++) {
-		if (strncmp(cfg.envp[i], "PATH=", 5) == 0)
-			path = cfg.envp[i] + 5;
+	for (char **e = envp; *e != NULL; e++) {
+		if (strncmp(*e, "PATH=", 5) == 0)
+			path = *e + 5;
 	}
 	int saved = ENOENT;
 	char buf[4096];
@@ -648,7 +680,7 @@ static void exec_path(const char *file)
 		int n = end == p ? snprintf(buf, sizeof buf, "%s", file)
 				 : snprintf(buf, sizeof buf, "%.*s/%s", (int)(end - p), p, file);
 		if (n > 0 && n < (int)sizeof buf) {
-			execve(buf, cfg.argv, cfg.envp);
+			execve(buf, argv, envp);
 			// Like execvp: a missing entry means "keep looking"; a file
 			// that is there but cannot run is the answer unless a later
 			// entry runs.
@@ -659,7 +691,16 @@ static void exec_path(const char *file)
 			break;
 		p = end;
 	}
-	fail_exec(saved, "exec %s: %s", file, saved == ENOENT ? "not found in the image's PATH" : strerror(saved));
+	return saved;
+}
+
+// exec_path runs the task's command; it only returns by failing.
+static void exec_path(const char *file)
+{
+	int err = exec_search(file, cfg.argv, cfg.envp);
+	if (strchr(file, '/') != NULL || err != ENOENT)
+		fail_exec(err, "exec %s: %s", file, strerror(err));
+	fail_exec(err, "exec %s: not found in the image's PATH", file);
 }
 
 static void exec_command(const sigset_t *oldmask)
@@ -673,6 +714,11 @@ static void exec_command(const sigset_t *oldmask)
 		fail("setuid %u: %s", cfg.uid, strerror(errno));
 	if (cfg.cwd && chdir(cfg.cwd) != 0)
 		fail("working directory %s: %s", cfg.cwd, strerror(errno));
+	// With a terminal the command leads a session whose controlling
+	// terminal is its stdin, so the terminal's Ctrl-C, Ctrl-Z and window
+	// size reach its foreground job.
+	if (cfg.tty && (setsid() < 0 || ioctl(0, TIOCSCTTY, 0) != 0))
+		fail("controlling terminal: %s", strerror(errno));
 	if (sigprocmask(SIG_SETMASK, oldmask, NULL) != 0)
 		fail("restore signal mask: %s", strerror(errno));
 	cfg.argv[cfg.argc] = NULL;
@@ -680,31 +726,184 @@ static void exec_command(const sigset_t *oldmask)
 	exec_path(cfg.argv[0]);
 }
 
+// The exec channel: oak exec starts more processes in a running container
+// through its init, which is in all its namespaces, its root, its groups
+// and under its seccomp filter already, so what it starts is too, with
+// nothing of the host's but the descriptors the request carries. The host
+// holds one end of a SOCK_SEQPACKET pair (REPORT_CONTROL), init the other;
+// messages are wire.h's EXEC_*.
+static int ctl = -1;
+
+#define MAX_EXECS 256
+static struct {
+	uint32_t id;
+	pid_t pid;
+} execs[MAX_EXECS];
+
+static void ctl_send(uint32_t type, uint32_t id, int32_t val)
+{
+	uint32_t msg[3] = {type, id, (uint32_t)val};
+	while (send(ctl, msg, sizeof msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+// exec_child is the child half of an exec request: it becomes the request's
+// user in a session of its own with the request's descriptors as 0, 1, 2.
+// It reports a failure's errno on errfd (close-on-exec, so a successful
+// execve reports nothing) and exits.
+static void exec_child(char *p, char *end, uint32_t uid, uint32_t gid, uint32_t flags,
+		       uint32_t nargs, uint32_t nenv, int fds[3], int errfd)
+{
+	char *cwd = next_str(&p, end);
+	char *argv[MAX_LIST + 1], *envp[MAX_LIST + 1];
+	for (uint32_t i = 0; i < nargs; i++)
+		argv[i] = next_str(&p, end);
+	for (uint32_t i = 0; i < nenv; i++)
+		envp[i] = next_str(&p, end);
+	argv[nargs] = envp[nenv] = NULL;
+	int err = 0;
+	for (int i = 0; i < 3 && err == 0; i++) {
+		if (dup2(fds[i], i) < 0)
+			err = errno;
+	}
+	if (err == 0 && syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+		err = errno;
+	if (err == 0 && setsid() < 0)
+		err = errno;
+	if (err == 0 && (flags & EXEC_FLAG_TTY) && ioctl(0, TIOCSCTTY, 0) != 0)
+		err = errno;
+	if (err == 0) {
+		set_caps(CONTAINER_CAPS);
+		if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0)
+			err = errno;
+	}
+	if (err == 0 && cwd[0] && chdir(cwd) != 0)
+		err = errno;
+	sigset_t none;
+	sigemptyset(&none);
+	if (err == 0 && sigprocmask(SIG_SETMASK, &none, NULL) != 0)
+		err = errno;
+	if (err == 0)
+		err = exec_search(argv[0], argv, envp);
+	uint32_t e = err;
+	if (write(errfd, &e, sizeof e) < 0) {
+		// Init reads EOF and reports EIO.
+	}
+	_exit(127);
+}
+
+// serve_exec answers one message of the exec channel.
+static void serve_exec(void)
+{
+	static char buf[MAX_MSG];
+	char cbuf[CMSG_SPACE(3 * sizeof(int))];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf - 1};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+	ssize_t n = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (n == 0) {
+		// The host closed its end: no more execs. Keep serving signals.
+		close(ctl);
+		ctl = -1;
+		return;
+	}
+	if (n < 0)
+		return;
+	int fds[3] = {-1, -1, -1}, nfds = 0;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+		nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (nfds > 3)
+			nfds = 3;
+		memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+	}
+	uint32_t h[7] = {0};
+	memcpy(h, buf, n < (ssize_t)sizeof h ? (size_t)n : sizeof h);
+	buf[n] = 0;
+	if (h[0] == EXEC_SIGNAL && n >= 12) {
+		for (int i = 0; i < MAX_EXECS; i++) {
+			if (execs[i].pid > 0 && execs[i].id == h[1])
+				kill(execs[i].pid, (int)h[2]);
+		}
+	} else if (h[0] == EXEC_START && n >= (ssize_t)sizeof h && nfds == 3 && h[5] >= 1 && h[5] <= MAX_LIST &&
+		   h[6] <= MAX_LIST && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		int slot = -1;
+		for (int i = 0; i < MAX_EXECS && slot < 0; i++) {
+			if (execs[i].pid == 0)
+				slot = i;
+		}
+		// Every string must be there and NUL-terminated: count them.
+		char *p = buf + sizeof h, *end = buf + n;
+		uint32_t strs = 0;
+		for (char *q = p; q < end; q++)
+			strs += *q == 0;
+		int32_t res = -EINVAL;
+		int errp[2];
+		if (slot < 0)
+			res = -EAGAIN;
+		else if (strs >= 1 + h[5] + h[6] && end[-1] == 0 && pipe2(errp, O_CLOEXEC) == 0) {
+			pid_t pid = fork();
+			if (pid == 0)
+				exec_child(p, end + 1, h[2], h[3], h[4], h[5], h[6], fds, errp[1]);
+			close(errp[1]);
+			if (pid < 0) {
+				res = -errno;
+			} else {
+				uint32_t e = 0;
+				ssize_t k;
+				while ((k = read(errp[0], &e, sizeof e)) < 0 && errno == EINTR)
+					;
+				if (k == 0) {
+					res = pid; // its execve closed the pipe: it runs
+					execs[slot].id = h[1];
+					execs[slot].pid = pid;
+				} else {
+					res = -(int32_t)(k == sizeof e ? e : EIO);
+					waitpid(pid, NULL, 0);
+				}
+			}
+			close(errp[0]);
+		}
+		ctl_send(EXEC_STARTED, h[1], res);
+	}
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
 // reap is pid 1 for the rest of the container's life: it forwards every
-// signal it can catch but SIGCHLD to the command and exits with the
-// command's status (128+N if a signal killed it). When it exits the kernel
-// kills whatever is left.
+// signal it can catch but SIGCHLD to the command, serves the exec channel,
+// reports each exec'd process's end, and exits with the command's status
+// (128+N if a signal killed it). When it exits the kernel kills whatever is
+// left.
 //
 // A signal goes to the command's process group, as a terminal sends Ctrl-C
 // to its foreground job: a shell and the child it waits for both get it, so
 // `sh -c 'sleep 30; echo after'` ends at once on SIGINT instead of when the
-// sleep does. The command starts in our group (the session the engine made
-// for init), so it is first given a group of its own: a signal to our group
-// would reach init itself, which would forward it again forever. Should the
-// command win the race and exec before that (then setpgid fails), or later
-// join our group again, the signal goes to every process but init
-// (kill(-1) from a namespace's init), which is that same group as long as
-// nothing left it.
+// sleep is done. Should the command have ended up in init's own group, the
+// signal goes to every process of the container but init (kill -1) rather
+// than back to init.
 static void reap(pid_t child)
 {
-	setpgid(child, child);
+	// The command leads a process group of its own (both sides set it, so
+	// it holds whichever runs first), or with a terminal a session.
+	if (!cfg.tty)
+		setpgid(child, child);
 	sigset_t all;
 	sigfillset(&all);
+	int sfd = signalfd(-1, &all, SFD_CLOEXEC);
+	if (sfd < 0)
+		_exit(127);
 	for (;;) {
-		siginfo_t si;
-		int sig = sigwaitinfo(&all, &si);
-		if (sig < 0)
+		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
+		if (poll(pfd, ctl >= 0 ? 2 : 1, -1) < 0)
 			continue;
+		if (ctl >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
+			serve_exec();
+		if (!(pfd[0].revents & POLLIN))
+			continue;
+		struct signalfd_siginfo si;
+		if (read(sfd, &si, sizeof si) != sizeof si)
+			continue;
+		int sig = si.ssi_signo;
 		if (sig != SIGCHLD) {
 			pid_t group = getpgid(child);
 			if (group > 0 && group != getpgrp())
@@ -718,11 +917,16 @@ static void reap(pid_t child)
 		int status;
 		pid_t pid;
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-			if (pid != child)
-				continue;
-			if (WIFSIGNALED(status))
-				_exit(128 + WTERMSIG(status));
-			_exit(WEXITSTATUS(status));
+			int code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+			if (pid == child)
+				_exit(code);
+			for (int i = 0; i < MAX_EXECS; i++) {
+				if (execs[i].pid == pid) {
+					execs[i].pid = 0;
+					if (ctl >= 0)
+						ctl_send(EXEC_EXITED, execs[i].id, code);
+				}
+			}
 		}
 	}
 }
@@ -760,6 +964,7 @@ __attribute__((constructor)) static void nsinit(void)
 		fail("new cgroup namespace: %s", strerror(errno));
 	mount_cgroups();
 	install_filter();
+	open_exec_channel();
 
 	sigset_t all, old;
 	sigfillset(&all);
@@ -767,12 +972,17 @@ __attribute__((constructor)) static void nsinit(void)
 	pid_t child = fork();
 	if (child < 0)
 		fail("fork: %s", strerror(errno));
-	if (child == 0)
+	if (child == 0) {
+		if (!cfg.tty)
+			setpgid(0, 0);
 		exec_command(&old);
+	}
 	// Our copy of fd 3 must go, or the parent would not see the command's
 	// exec close it. Errors after this point are the command's own.
 	close(CFG_FD);
-	set_caps(0);
+	// Init keeps CONTAINER_CAPS permitted but not effective, for the
+	// processes oak exec starts (exec_child); it uses none itself.
+	set_caps_pe(CONTAINER_CAPS, 0);
 	// Nothing in the container may inspect or signal-steal from init
 	// through /proc/1 (its fds, memory, environment).
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)

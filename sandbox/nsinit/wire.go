@@ -36,6 +36,7 @@ const (
 	TagUser     = C.TAG_USER
 	TagVolume   = C.TAG_VOLUME
 	TagCgroup   = C.TAG_CGROUP
+	TagTTY      = C.TAG_TTY
 )
 
 // Records nsinit sends back on fd 3.
@@ -43,4 +44,14 @@ const (
 	ReportError    = C.REPORT_ERROR
 	ReportListener = C.REPORT_LISTENER
 	ReportExec     = C.REPORT_EXEC
+	ReportControl  = C.REPORT_CONTROL
+)
+
+// Messages of the exec channel between the host and a container's init.
+const (
+	ExecStart   = C.EXEC_START
+	ExecSignal  = C.EXEC_SIGNAL
+	ExecStarted = C.EXEC_STARTED
+	ExecExited  = C.EXEC_EXITED
+	ExecFlagTTY = C.EXEC_FLAG_TTY
 )

@@ -37,7 +37,8 @@ enum {
 	TAG_SECCOMP = 10, // struct sock_filter[]
 	TAG_USER = 11,    // u32 uid, u32 gid
 	TAG_VOLUME = 12,  // target (relative to the root); its mount is the next passed descriptor
-	TAG_CGROUP = 13,  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
+	TAG_CGROUP = 13,
+	TAG_TTY = 14,     // empty: the command's stdin is a terminal to make its controlling one  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
 };
 
 // Records nsinit sends back on fd 3, in the same framing.
@@ -45,6 +46,21 @@ enum {
 	REPORT_ERROR = 1,    // what failed: a one-line message; nsinit then exits 127
 	REPORT_LISTENER = 2, // u32: our fd number of the seccomp listener
 	REPORT_EXEC = 3,     // u32 errno of the command's execve, then a message as REPORT_ERROR's; exits 127
+	REPORT_CONTROL = 4,  // u32: our fd number of the host's end of the exec channel
 };
+
+// Messages of the exec channel (SOCK_SEQPACKET, u32 fields, little-endian).
+// Host → init: EXEC_START [type][id][uid][gid][flags][nargs][nenv] then cwd,
+// the arguments and the environment, each NUL-terminated, with exactly three
+// descriptors (stdin, stdout, stderr) as SCM_RIGHTS; EXEC_SIGNAL [type][id][sig].
+// Init → host: EXEC_STARTED [type][id][i32 pid inside, or -errno] and, once
+// it ends, EXEC_EXITED [type][id][i32 status, 128+N for signal N].
+enum {
+	EXEC_START = 1,
+	EXEC_SIGNAL = 2,
+	EXEC_STARTED = 3,
+	EXEC_EXITED = 4,
+};
+#define EXEC_FLAG_TTY 1
 
 #endif
