@@ -9,6 +9,7 @@ import (
 
 	"github.com/oak-engine/oak/core"
 	"github.com/oak-engine/oak/sandbox"
+	"github.com/oak-engine/oak/services/netsvc"
 )
 
 // authority is one container's capability space and the core that holds it.
@@ -260,4 +261,42 @@ func (a *authority) Any(proto string) bool {
 		}
 	}
 	return false
+}
+
+// Inbound implements netsvc.Grants: replies from the egress destinations
+// and datagrams to the published host addresses.
+func (a *authority) Inbound(proto string) netsvc.Inbound {
+	var in netsvc.Inbound
+	for _, c := range a.caps() {
+		switch o := c.Object.(type) {
+		case core.Listen:
+			if o.Proto == proto && c.Rights.Has(core.RightListen) {
+				in.To = append(in.To, hostAddrs(o)...)
+			}
+		case core.Egress:
+			if (o.Proto == "" || o.Proto == proto) && c.Rights.Has(core.RightConnect) {
+				if o.Any {
+					in.AnySource = true
+				}
+				in.From = append(in.From, netsvc.Source{Prefix: o.Prefix, Port: o.Port})
+			}
+		}
+	}
+	return in
+}
+
+// hostAddrs lists the host addresses and port a listen grant publishes on:
+// with no host IP, the wildcard of each family; an IPv4-mapped host IP is
+// IPv4. A grant whose host port is still 0 publishes nothing.
+func hostAddrs(l core.Listen) []netip.AddrPort {
+	if l.HostPort == 0 {
+		return nil
+	}
+	if !l.HostIP.IsValid() {
+		return []netip.AddrPort{
+			netip.AddrPortFrom(netip.IPv4Unspecified(), l.HostPort),
+			netip.AddrPortFrom(netip.IPv6Unspecified(), l.HostPort),
+		}
+	}
+	return []netip.AddrPort{netip.AddrPortFrom(l.HostIP.Unmap(), l.HostPort)}
 }

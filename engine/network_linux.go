@@ -137,6 +137,9 @@ func (g liveGrants) Egress(proto string, dst netip.AddrPort) bool {
 	return g.p.Load().Egress(proto, dst)
 }
 func (g liveGrants) Any(proto string) bool { return g.p.Load().Any(proto) }
+func (g liveGrants) Inbound(proto string) netsvc.Inbound {
+	return g.p.Load().Inbound(proto)
+}
 
 // netService supervises the network service process of one container.
 type netService struct {

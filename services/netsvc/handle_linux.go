@@ -33,6 +33,11 @@ func (l *loop) socket(c *call) result {
 		return performed(0, err)
 	}
 	defer unix.Close(fd)
+	if req.proto == ProtoUDP {
+		if err := lockInbound(fd, l.grants.Inbound(ProtoUDP)); err != nil {
+			return result{err: failure{eacces, err}}
+		}
+	}
 	newfd, e := addfdSend(l.listener, c.id, fd, req.cloexec)
 	switch e {
 	case 0:
@@ -43,6 +48,32 @@ func (l *loop) socket(c *call) result {
 	// Not installed (EMFILE: the caller's table is full); the call is still
 	// pending and is answered with the reason.
 	return performed(0, e)
+}
+
+// lockInbound gives a new UDP socket the filter that keeps only the
+// datagrams in (see inbound.go) and locks it (SO_LOCK_FILTER): from then on
+// the kernel refuses SO_ATTACH_FILTER, SO_ATTACH_BPF, SO_DETACH_FILTER and
+// clearing the lock with EPERM, for the container and the service alike.
+func lockInbound(fd int, in Inbound) error {
+	prog, err := compileInbound(in)
+	if err != nil {
+		return &opError{"udp socket filter", err}
+	}
+	if prog == nil {
+		return nil
+	}
+	insns := make([]unix.SockFilter, len(prog))
+	for i, p := range prog {
+		insns[i] = unix.SockFilter{Code: p.code, Jt: p.jt, Jf: p.jf, K: p.k}
+	}
+	fprog := unix.SockFprog{Len: uint16(len(insns)), Filter: &insns[0]}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+		return &opError{"setsockopt SO_ATTACH_FILTER", err}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_LOCK_FILTER, 1); err != nil {
+		return &opError{"setsockopt SO_LOCK_FILTER", err}
+	}
+	return nil
 }
 
 // bind serves bind(fd, addr, addrlen) on an AF_INET/AF_INET6 socket: the

@@ -352,6 +352,23 @@ func (g *testGrants) Any(proto string) bool {
 	return false
 }
 
+func (g *testGrants) Inbound(proto string) Inbound {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var in Inbound
+	for k, h := range g.listen {
+		if strings.HasPrefix(k, proto+"/") {
+			in.To = append(in.To, h)
+		}
+	}
+	for _, r := range g.egress {
+		if r.proto == proto {
+			in.From = append(in.From, Source{Prefix: r.prefix, Port: r.port})
+		}
+	}
+	return in
+}
+
 func (g *testGrants) revokeAll() {
 	g.mu.Lock()
 	defer g.mu.Unlock()

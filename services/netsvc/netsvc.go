@@ -23,7 +23,12 @@
 //     installed in the caller with SECCOMP_IOCTL_NOTIF_ADDFD and
 //     SECCOMP_ADDFD_FLAG_SEND (one atomic answer; SOCK_CLOEXEC becomes the new
 //     descriptor's O_CLOEXEC, SOCK_NONBLOCK the socket's O_NONBLOCK).
-//     Everything else is refused: see socketRule.
+//     A UDP socket first gets a classic BPF socket filter, locked with
+//     SO_LOCK_FILTER, that keeps only replies from the destinations an
+//     egress grant names and datagrams addressed to a published host
+//     address (see inbound.go): without it, any host peer could reach the
+//     port the kernel gives the socket on its first send. Everything else is
+//     refused: see socketRule.
 //   - bind: a TCP or UDP socket may bind a container port with a listen grant,
 //     and lands on the grant's host address and port (see bindTarget). Port 0
 //     and ports without a grant are EACCES; sockets of other families are
@@ -88,6 +93,18 @@
 //     a socket bound before cannot listen.
 //   - The socket's own name (getsockname, not trapped) is the host address
 //     and port, not the container's.
+//   - A UDP socket's filter is made from the grants when the socket is made,
+//     and cannot be changed afterwards (the lock binds the service too): a
+//     revoke stops the socket's sends to the revoked destination, but the
+//     replies its filter admits still arrive. The filter admits datagrams
+//     from every address and port an egress grant names, not only from
+//     those the socket sent to (a NAT keeps a flow per destination; the
+//     filter keeps no state). ICMP errors the socket asked for with
+//     IP_RECVERR are queued without passing through the filter. The
+//     container cannot remove or replace the filter: the kernel answers
+//     SO_ATTACH_FILTER, SO_ATTACH_BPF, SO_DETACH_FILTER and clearing
+//     SO_LOCK_FILTER on a locked socket with EPERM, so the seccomp table
+//     needs no rule for them.
 package netsvc
 
 import (
@@ -114,6 +131,10 @@ type Grants interface {
 	// Any reports whether the container holds any grant for proto (socket
 	// creation).
 	Any(proto string) bool
+	// Inbound describes what an unconnected socket of proto made now may
+	// receive: replies from egress destinations and datagrams to published
+	// addresses (see Inbound). Asked for each UDP socket the service makes.
+	Inbound(proto string) Inbound
 }
 
 // Stats counts the calls a Server answered. All fields may be read while the

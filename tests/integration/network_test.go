@@ -643,6 +643,91 @@ func TestNetPublishUDP(t *testing.T) {
 	}
 }
 
+// An unconnected UDP socket made under an egress grant receives replies
+// from the granted destinations only, like a connected socket or a NAT
+// flow: a host socket at another port, or at the granted port of another
+// address, reaches it only under a listen grant. The container cannot take
+// the filter that does this off its socket.
+func TestNetUDPReplies(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	type sender struct{ addr, msg string }
+	cases := []struct {
+		name   string
+		p      string   // the destination the container sends to (host side binds it)
+		egress string   // --egress
+		others []sender // host sockets that send to the container before P does
+		tamper bool
+		want   []string
+	}{
+		{name: "one port", p: "127.0.0.1:0", egress: "P/udp",
+			others: []sender{{"127.0.0.1:0", "from-Q"}, {"127.0.0.2:P", "from-other-address"}},
+			want:   []string{"sent ok", "got from-P", "got last"}},
+		{name: "any port", p: "127.0.0.1:0", egress: "127.0.0.1/udp",
+			others: []sender{{"127.0.0.1:0", "from-Q"}, {"127.0.0.2:P", "from-other-address"}},
+			want:   []string{"sent ok", "got from-Q", "got from-P", "got last"}},
+		{name: "tamper", p: "127.0.0.1:0", egress: "P/udp", tamper: true,
+			others: []sender{{"127.0.0.1:0", "from-Q"}},
+			want:   []string{"detach err EPERM", "attach err EPERM", "unlock err EPERM", "sent ok", "got from-P", "got last"}},
+		{name: "ipv6", p: "[::1]:0", egress: "P/udp",
+			others: []sender{{"[::1]:0", "from-Q"}},
+			want:   []string{"sent ok", "got from-P", "got last"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := o.sub(t)
+			t.Parallel()
+			p, err := net.ListenPacket("udp", c.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			pa := p.LocalAddr().(*net.UDPAddr)
+			subst := func(s string) string {
+				s = strings.ReplaceAll(s, ":P", ":"+strconv.Itoa(pa.Port))
+				if s == "P/udp" {
+					return pa.String() + "/udp"
+				}
+				return s
+			}
+			var others []net.PacketConn
+			for _, s := range c.others {
+				q, err := net.ListenPacket("udp", subst(s.addr))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer q.Close()
+				others = append(others, q)
+			}
+			args := []string{"udp-reply", pa.String()}
+			if c.tamper {
+				args = append(args, "tamper")
+			}
+			b := o.start(append([]string{"run", "--egress", subst(c.egress), rootfsDir, "/bin/probe"}, args...)...)
+			p.SetReadDeadline(time.Now().Add(30 * time.Second))
+			buf := make([]byte, 64)
+			n, from, err := p.ReadFrom(buf)
+			if err != nil || string(buf[:n]) != "hello" {
+				out, errOut := b.output()
+				t.Fatalf("the granted destination %s got %q, %v from the container\n%s%s", pa, buf[:n], err, out, errOut)
+			}
+			for i, q := range others {
+				if _, err := q.WriteTo([]byte(c.others[i].msg), from); err != nil {
+					t.Fatalf("send from %s: %v", q.LocalAddr(), err)
+				}
+			}
+			for _, m := range []string{"from-P", "last"} {
+				if _, err := p.WriteTo([]byte(m), from); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := netWaitDone(t, b, 30*time.Second)
+			netCheckLines(t, "udp-reply "+c.name, nil, r.stdout, c.want)
+			netNoServiceRestart(t, r)
+		})
+	}
+}
+
 // ---- time of check, time of use ----
 
 var netRaceLine = regexp.MustCompile(`^(stuck in a connect: )?connects (\d+) ok (\d+) refused (\d+) other (\d+) peer-denied (\d+) flips (\d+)(.*)$`)

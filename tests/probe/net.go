@@ -50,6 +50,7 @@ func init() {
 		"connect-race":  {"ALLOWED DENIED N MS (connect to ALLOWED while another thread rewrites the address to DENIED)", doConnectRace},
 		"revoke-check":  {"REVOKED OTHER (see doRevokeCheck)", doRevokeCheck},
 		"socket-matrix": {"(socket() of AF_INET/AF_INET6 x STREAM/DGRAM/RAW and flag variants, one line each)", doSocketMatrix},
+		"udp-reply":     {"IP:PORT [tamper] (sendto IP:PORT, then print \"got DATA\" per datagram until one says last; see doUDPReply)", doUDPReply},
 	} {
 		if _, dup := commands[name]; dup {
 			panic("probe: subcommand " + name + " defined twice")
@@ -81,6 +82,18 @@ func inet4(s string) *unix.SockaddrInet4 {
 		die("bad IPv4 address %q", s)
 	}
 	return &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+}
+
+// inetAddr parses "IP:PORT" or "[IPV6]:PORT" into a socket family and address.
+func inetAddr(s string) (int, unix.Sockaddr) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		die("bad address %q", s)
+	}
+	if ap.Addr().Is4() {
+		return unix.AF_INET, &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+	}
+	return unix.AF_INET6, &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
 }
 
 func portArg(args []string, i int) int {
@@ -562,4 +575,46 @@ func doRevokeCheck(args []string) error {
 	fmt.Println("send-old", res(writeAll(c1, []byte("after-revoke"))))
 	unix.Close(c1)
 	return errInfo
+}
+
+// doUDPReply is the container's half of the UDP reply test: it makes an
+// unconnected UDP socket of IP's family, sends "hello" to IP:PORT (a granted
+// destination), and prints "sent RESULT". With "tamper" it first tries to
+// remove the socket's filter, one line each:
+//
+//	detach RESULT   setsockopt(SO_DETACH_FILTER)
+//	attach RESULT   setsockopt(SO_ATTACH_FILTER) with an accept-all program
+//	unlock RESULT   setsockopt(SO_LOCK_FILTER, 0)
+//
+// It then prints "got DATA" for each datagram it receives, until one whose
+// data is "last".
+func doUDPReply(args []string) error {
+	fam, dst := inetAddr(strArg(args, 0, ""))
+	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if strArg(args, 1, "") == "tamper" {
+		fmt.Println("detach", res(unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0)))
+		all := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff}}
+		prog := unix.SockFprog{Len: 1, Filter: &all[0]}
+		fmt.Println("attach", res(unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog)))
+		fmt.Println("unlock", res(unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_LOCK_FILTER, 0)))
+	}
+	fmt.Println("sent", res(unix.Sendto(fd, []byte("hello"), 0, dst)))
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Printf("got %s\n", buf[:n])
+		if string(buf[:n]) == "last" {
+			return errInfo
+		}
+	}
 }
