@@ -178,9 +178,9 @@ func compileInbound(in Inbound) ([]bpfInsn, error) {
 		emit(bpfInsn{code: bpfRetK, k: dropIt})
 	}
 	version()
-	emit(bpfInsn{code: bpfJeqK, k: 0x40, jt: 1})    // IPv4: skip the jump to the IPv6 part
-	jumpAt := len(prog)                             // patched below
-	emit(bpfInsn{code: bpfJa})                      // to the IPv6 part
+	emit(bpfInsn{code: bpfJeqK, k: 0x40, jt: 1}) // IPv4: skip the jump to the IPv6 part
+	jumpAt := len(prog)                          // patched below
+	emit(bpfInsn{code: bpfJa})                   // to the IPv6 part
 	block(v4)
 	prog[jumpAt].k = uint32(len(prog) - jumpAt - 1) // a 32-bit offset: no limit
 	version()

@@ -22,7 +22,9 @@ func TestInboundFilter(t *testing.T) {
 		keep bool
 	}
 	p1, p2 := freePort(t, "udp"), freePort(t, "udp")
-	ap := func(a string, port int) string { return netip.AddrPortFrom(netip.MustParseAddr(a), uint16(port)).String() }
+	ap := func(a string, port int) string {
+		return netip.AddrPortFrom(netip.MustParseAddr(a), uint16(port)).String()
+	}
 	many := make([]Source, 60) // an IPv4 part longer than a short jump reaches
 	for i := range many {
 		many[i] = Source{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i), 1}), 32), Port: 9}
