@@ -215,21 +215,26 @@ func (a *authority) revoke(name string) error {
 	return a.k.Delete(a.space, c.Handle)
 }
 
-// Listen implements netsvc.Grants: the host address a bind of (proto,
-// container port) is published on.
-func (a *authority) Listen(proto string, port uint16) (netip.AddrPort, bool) {
+// Listen implements netsvc.Grants: the host addresses, per family, a bind
+// of (proto, container port) is published on (see hostAddrs). Of several
+// grants of one container port, the first given wins in each family.
+func (a *authority) Listen(proto string, port uint16) (netsvc.Published, bool) {
+	var p netsvc.Published
 	for _, c := range a.caps() {
 		l, ok := c.Object.(core.Listen)
 		if !ok || !c.Rights.Has(core.RightListen) || l.Proto != proto || l.ContainerPort != port {
 			continue
 		}
-		ip := l.HostIP
-		if !ip.IsValid() {
-			ip = netip.IPv4Unspecified()
+		for _, h := range hostAddrs(l) {
+			switch {
+			case h.Addr().Is4() && !p.V4.IsValid():
+				p.V4 = h
+			case h.Addr().Is6() && !p.V6.IsValid():
+				p.V6 = h
+			}
 		}
-		return netip.AddrPortFrom(ip, l.HostPort), true
 	}
-	return netip.AddrPort{}, false
+	return p, p.V4.IsValid() || p.V6.IsValid()
 }
 
 // Egress implements netsvc.Grants: may the container reach dst with proto?

@@ -30,13 +30,23 @@
 //     port the kernel gives the socket on its first send. Everything else is
 //     refused: see socketRule.
 //   - bind: a TCP or UDP socket may bind a container port with a listen grant,
-//     and lands on the grant's host address and port (see bindTarget). Port 0
-//     and ports without a grant are EACCES; sockets of other families are
-//     EACCES (an AF_UNIX bind would create a file in the service's file
-//     system).
+//     and lands on the grant's host address and port in the socket's family
+//     (see bindTarget): a grant publishes IPv4, IPv6 or both, an IPv6 socket
+//     keeps its IPV6_V6ONLY, and a dual-stack socket bound to :: takes IPv4
+//     only where the grant publishes every IPv4 address on the same port
+//     (elsewhere the service makes it IPv6-only, or binds it to the grant's
+//     IPv4 address, mapped, if the grant has no IPv6). A family or address
+//     the grant does not publish is EADDRNOTAVAIL, as on a host without
+//     it. Port 0 on the unspecified or a loopback address binds a port of
+//     the kernel's choice (see ephemeralTarget): such a socket can connect
+//     and send, as one bound implicitly, but cannot listen, and as a UDP
+//     socket receives only what its filter admits. Other ports without a
+//     grant are EACCES; sockets of other families are EACCES (an AF_UNIX
+//     bind would create a file in the service's file system).
 //   - listen: only on a TCP socket bound, by this service, to a host address
-//     a grant still publishes; otherwise EACCES (listen on an unbound socket
-//     would bind a random port).
+//     a grant still publishes, and taking no other family than the grant
+//     publishes there (see listenAllowed); otherwise EACCES (listen on an
+//     unbound socket would bind a random port).
 //   - connect: to a destination an egress grant allows, else EACCES for TCP
 //     and UDP alike (one errno for "not granted", distinct from a real
 //     ECONNREFUSED). AF_UNSPEC (dissolving a UDP association, TCP
@@ -92,7 +102,14 @@
 //   - listen trusts only binds this Serve made: after the service restarts,
 //     a socket bound before cannot listen.
 //   - The socket's own name (getsockname, not trapped) is the host address
-//     and port, not the container's.
+//     and port, not the container's. Where the service makes a dual-stack
+//     socket IPv6-only before binding it, getsockopt(IPV6_V6ONLY) says so,
+//     also if the bind then fails.
+//   - A socket bound to a port of the kernel's choice (a port-0 bind, or
+//     the kernel's implicit bind on connect or send) with SO_REUSEADDR or
+//     SO_REUSEPORT may be given a port a host socket of the service's user
+//     with the same option holds, and then takes some of its datagrams
+//     (those its filter admits; the others are dropped).
 //   - A UDP socket's filter is made from the grants when the socket is made,
 //     and cannot be changed afterwards (the lock binds the service too): a
 //     revoke stops the socket's sends to the revoked destination, but the
@@ -120,9 +137,9 @@ import (
 // that had to wait, so they must be safe for concurrent use; they should not
 // block.
 type Grants interface {
-	// Listen returns the host address a bind of (proto, container port) is
-	// published on. proto is "tcp" or "udp".
-	Listen(proto string, port uint16) (netip.AddrPort, bool)
+	// Listen returns the host addresses, per family, a bind of (proto,
+	// container port) is published on. proto is "tcp" or "udp".
+	Listen(proto string, port uint16) (Published, bool)
 	// Egress reports whether the container may send to / connect to dst.
 	// dst is never an IPv4-mapped IPv6 address (it is unmapped first) nor an
 	// unspecified address (the service asks about the loopback address Linux

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -543,7 +544,7 @@ func TestNetPublishTCP(t *testing.T) {
 	cmds := []string{
 		"bind tcp 81",
 		"bind tcp 8080",
-		"bind tcp 0", // a port of the kernel's choice is no grant either
+		"bind tcp 0", // a port of the kernel's choice: bound, but it cannot listen (TestNetIPv6Bind)
 		"bind udp 80",
 		"listen 81", // listen on a socket whose bind was refused
 		"listen 8080",
@@ -569,7 +570,7 @@ func TestNetPublishTCP(t *testing.T) {
 	}
 	r := netWaitDone(t, b, 30*time.Second)
 	netCheckLines(t, "-p and --egress", cmds, r.stdout, []string{
-		"err EACCES", "err EACCES", "err EACCES", "err EACCES",
+		"err EACCES", "err EACCES", "ok", "err EACCES",
 		"err EACCES", "err EACCES", "err EACCES",
 		"ok", "ok",
 		"ok", "err EACCES", "err EACCES",
@@ -600,7 +601,7 @@ func TestNetPublishUDP(t *testing.T) {
 	flags := []string{"-p", fmt.Sprintf("127.0.0.1:%d:53/udp", h), "--egress", p.addr() + "/udp"}
 	cmds := []string{
 		"bind udp 54",
-		"bind udp 0",
+		"bind udp 0", // bound to a port of the kernel's choice; receives only replies (TestNetUDPReplies)
 		"bind tcp 53", // no TCP grant at all: socket() is refused
 		"connect " + p.addr() + " tcp-to-P",
 		"udp-send " + p.addr() + " to-P",
@@ -630,7 +631,7 @@ func TestNetPublishUDP(t *testing.T) {
 	}
 	r := netWaitDone(t, b, 20*time.Second)
 	netCheckLines(t, "-p /udp and --egress /udp", cmds, r.stdout, []string{
-		"err EACCES", "err EACCES", "err EACCES", "err EACCES",
+		"err EACCES", "ok", "err EACCES", "err EACCES",
 		"ok", "err EACCES", "err EACCES", "ok",
 		"listening 53", "got from-host",
 	})
@@ -724,6 +725,154 @@ func TestNetUDPReplies(t *testing.T) {
 			r := netWaitDone(t, b, 30*time.Second)
 			netCheckLines(t, "udp-reply "+c.name, nil, r.stdout, c.want)
 			netNoServiceRestart(t, r)
+		})
+	}
+}
+
+// ---- IPv6 ----
+
+// Binds of either family land on the host addresses a grant publishes:
+// -p H:PORT publishes both families, -p 127.0.0.1:H:PORT IPv4 only,
+// -p [::1]:H:PORT and -p [::]:H:PORT IPv6 only. A bind the grant does not
+// cover is EADDRNOTAVAIL (redis and PostgreSQL bind :: with IPV6_V6ONLY
+// and carry on without it then); a dual-stack socket takes IPv4 only where
+// the grant publishes it; a port-0 bind of the loopback or unspecified
+// address (Go's IPv6 probe) succeeds but cannot listen.
+func TestNetIPv6Bind(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	h1, h2, h3, h4, hu := netFreePort(t, "tcp"), netFreePort(t, "tcp"), netFreePort(t, "tcp"), netFreePort(t, "tcp"), netFreePort(t, "udp")
+	flags := []string{
+		"-p", fmt.Sprintf("%d:80", h1),
+		"-p", fmt.Sprintf("127.0.0.1:%d:81", h2),
+		"-p", fmt.Sprintf("[::1]:%d:82", h3),
+		"-p", fmt.Sprintf("[::]:%d:83", h4),
+		"-p", fmt.Sprintf("%d:53/udp", hu),
+	}
+	type bindCase struct{ cmd, want string }
+	ok := func(host string, port int, v6only string) string {
+		a := netip.AddrPortFrom(netip.MustParseAddr(host), uint16(port)).String()
+		if v6only != "" {
+			return "ok listen ok name " + a + " v6only " + v6only
+		}
+		return "ok listen ok name " + a
+	}
+	cases := []bindCase{
+		// -p H1:80: both families.
+		{"tcp 0.0.0.0 80", ok("0.0.0.0", h1, "")},
+		{"tcp :: 80 1", ok("::", h1, "1")},
+		{"tcp :: 80 0", ok("::", h1, "0")}, // dual-stack, as the grant
+		{"tcp ::1 80", ok("::", h1, "1")},  // a specific IPv6 address takes no IPv4
+		{"tcp ::ffff:127.0.0.1 80 0", ok("::ffff:0.0.0.0", h1, "0")},
+		// -p 127.0.0.1:H2:81: IPv4 only.
+		{"tcp 127.0.0.1 81", ok("127.0.0.1", h2, "")},
+		{"tcp :: 81 1", "err EADDRNOTAVAIL"},
+		{"tcp :: 81 0", ok("::ffff:127.0.0.1", h2, "0")},
+		{"tcp ::1 81", "err EADDRNOTAVAIL"},
+		{"tcp ::ffff:127.0.0.1 81 1", "err EINVAL"}, // the kernel's answer on an IPv6-only socket
+		// -p [::1]:H3:82: IPv6 only.
+		{"tcp 0.0.0.0 82", "err EADDRNOTAVAIL"},
+		{"tcp :: 82 1", ok("::1", h3, "1")},
+		{"tcp :: 82 0", ok("::1", h3, "1")}, // Linux makes a socket bound to one IPv6 address IPv6-only
+		{"tcp ::1 82", ok("::1", h3, "1")},
+		{"tcp ::ffff:127.0.0.1 82 0", "err EADDRNOTAVAIL"},
+		// -p [::]:H4:83: every IPv6 address, no IPv4.
+		{"tcp 127.0.0.1 83", "err EADDRNOTAVAIL"},
+		{"tcp :: 83 1", ok("::", h4, "1")},
+		{"tcp :: 83 0", ok("::", h4, "1")}, // made IPv6-only: the grant has no IPv4
+		{"tcp ::1 83", ok("::", h4, "1")},
+		// Port 0: a port of the kernel's choice, to connect from, never to listen on.
+		{"tcp ::1 0", "PORT0"},
+		{"tcp ::ffff:127.0.0.1 0 0", "PORT0"},
+		{"tcp 0.0.0.0 0", "PORT0"},
+		{"tcp 10.1.2.3 0", "err EADDRNOTAVAIL"},
+		{"tcp 2001:db8::1 0", "err EADDRNOTAVAIL"},
+		// A port without a grant, either family.
+		{"tcp :: 84", "err EACCES"},
+		// UDP, both families.
+		{"udp :: 53 0", fmt.Sprintf("ok name [::]:%d v6only 0", hu)},
+		{"udp 0.0.0.0 53", fmt.Sprintf("ok name 0.0.0.0:%d", hu)},
+		{"udp ::1 0", "UDP0"},
+	}
+	var cmds []string
+	for _, c := range cases {
+		cmds = append(cmds, "inet-bind "+c.cmd)
+	}
+	r := o.netScript(flags, cmds...)
+	gl := lines(r.stdout)
+	port0 := regexp.MustCompile(`^ok listen err EACCES name (127\.0\.0\.1|0\.0\.0\.0|::1|::ffff:127\.0\.0\.1|\[::1\]|\[::ffff:127\.0\.0\.1\]):[1-9][0-9]*( v6only [01])?$`)
+	udp0 := regexp.MustCompile(`^ok name \[::1\]:[1-9][0-9]* v6only 1$`)
+	for i, c := range cases {
+		g := "(no line)"
+		if i < len(gl) {
+			g = gl[i]
+		}
+		switch c.want {
+		case "PORT0":
+			if !port0.MatchString(g) {
+				t.Errorf("inet-bind %s: got %q, want a bound ephemeral port that cannot listen", c.cmd, g)
+			}
+		case "UDP0":
+			if !udp0.MatchString(g) {
+				t.Errorf("inet-bind %s: got %q, want a bound ephemeral port", c.cmd, g)
+			}
+		default:
+			if g != c.want {
+				t.Errorf("inet-bind %s: got %q, want %q", c.cmd, g, c.want)
+			}
+		}
+	}
+	if len(gl) != len(cases) {
+		t.Errorf("%d output lines, want %d\n%s", len(gl), len(cases), r)
+	}
+	netNoServiceRestart(t, r)
+}
+
+// A dual-stack server (IPV6_V6ONLY 0 on ::) under -p H:80 is reached over
+// both families; under -p [::1]:H:80 over IPv6 only.
+func TestNetIPv6Serve(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	cases := []struct {
+		name    string
+		publish string
+		reach   []string // host addresses the server must answer on
+		not     []string // and must not
+	}{
+		{"both families", "%d:80", []string{"127.0.0.1", "::1"}, nil},
+		{"ipv6 only", "[::1]:%d:80", []string{"::1"}, []string{"127.0.0.1"}},
+		{"ipv4 only", "127.0.0.1:%d:80", []string{"127.0.0.1"}, []string{"::1"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := o.sub(t)
+			t.Parallel()
+			h := netFreePort(t, "tcp")
+			b := o.start("run", "-p", fmt.Sprintf(c.publish, h), rootfsDir, "/bin/probe", "serve-inet", "::", "80", "0",
+				strconv.Itoa(len(c.reach)), "dual")
+			netWaitStdout(t, b, "listening 80", 20*time.Second)
+			for _, a := range c.not {
+				addr := net.JoinHostPort(a, strconv.Itoa(h))
+				if cn, err := net.DialTimeout("tcp", addr, 2*time.Second); err == nil {
+					cn.Close()
+					t.Errorf("the host reached the container's server on %s, which -p %s does not publish", addr, fmt.Sprintf(c.publish, h))
+				}
+			}
+			for i, a := range c.reach {
+				addr := net.JoinHostPort(a, strconv.Itoa(h))
+				cn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					t.Errorf("connect to %s: %v", addr, err)
+					continue
+				}
+				cn.SetDeadline(time.Now().Add(10 * time.Second))
+				got, _ := io.ReadAll(cn)
+				cn.Close()
+				if want := fmt.Sprintf("dual %d\n", i+1); string(got) != want {
+					t.Errorf("the server answered %q on %s, want %q", got, addr, want)
+				}
+			}
+			netWaitDone(t, b, 20*time.Second)
 		})
 	}
 }

@@ -50,6 +50,8 @@ func init() {
 		"connect-race":  {"ALLOWED DENIED N MS (connect to ALLOWED while another thread rewrites the address to DENIED)", doConnectRace},
 		"revoke-check":  {"REVOKED OTHER (see doRevokeCheck)", doRevokeCheck},
 		"socket-matrix": {"(socket() of AF_INET/AF_INET6 x STREAM/DGRAM/RAW and flag variants, one line each)", doSocketMatrix},
+		"inet-bind":     {"tcp|udp IP PORT [V6ONLY] (bind IP:PORT, IPv4 or IPv6, after setting IPV6_V6ONLY to 0 or 1 if given; see doInetBind)", doInetBind},
+		"serve-inet":    {"IP PORT V6ONLY|- N MSG (TCP server on IP:PORT of either family, else as serve)", doServeInet},
 		"udp-reply":     {"IP:PORT [tamper] (sendto IP:PORT, then print \"got DATA\" per datagram until one says last; see doUDPReply)", doUDPReply},
 	} {
 		if _, dup := commands[name]; dup {
@@ -617,4 +619,98 @@ func doUDPReply(args []string) error {
 			return errInfo
 		}
 	}
+}
+
+// inetSocket makes a socket of ip's family and binds it to ip:port, after
+// setting IPV6_V6ONLY to v6only ("0" or "1"; "-" leaves the default).
+// A failed bind closes the socket.
+func inetSocket(typ int, ip string, port int, v6only string) (int, error) {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		die("bad address %q", ip)
+	}
+	fam := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: a.As16(), Port: port}
+	if a.Is4() {
+		fam, sa = unix.AF_INET, &unix.SockaddrInet4{Addr: a.As4(), Port: port}
+	}
+	fd, err := unix.Socket(fam, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if v6only == "0" || v6only == "1" {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, int(v6only[0]-'0')); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// doInetBind binds a TCP or UDP socket of either family and prints one
+// line: the bind's error, or
+//
+//	ok [listen RESULT] name HOSTADDR [v6only N]
+//
+// where listen is tried on TCP sockets only, HOSTADDR is the socket's name
+// (the host address the service bound it to) and v6only is the socket's
+// IPV6_V6ONLY after the bind (IPv6 sockets only).
+func doInetBind(args []string) error {
+	typ := unix.SOCK_STREAM
+	switch strArg(args, 0, "") {
+	case "tcp":
+	case "udp":
+		typ = unix.SOCK_DGRAM
+	default:
+		die("inet-bind tcp|udp IP PORT [V6ONLY]")
+	}
+	fd, err := inetSocket(typ, strArg(args, 1, ""), intArg(args, 2, 0), strArg(args, 3, "-"))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	line := "ok"
+	if typ == unix.SOCK_STREAM {
+		line += " listen " + res(unix.Listen(fd, 1))
+	}
+	var name string
+	switch sa, _ := unix.Getsockname(fd); a := sa.(type) {
+	case *unix.SockaddrInet4:
+		name = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
+	case *unix.SockaddrInet6:
+		name = netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
+		v, _ := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+		name += " v6only " + strconv.Itoa(v)
+	}
+	fmt.Println(line, "name", name)
+	return errInfo
+}
+
+func doServeInet(args []string) error {
+	n, msg := intArg(args, 3, 1), strArg(args, 4, "hello")
+	l, err := inetSocket(unix.SOCK_STREAM, strArg(args, 0, ""), portArg(args, 1), strArg(args, 2, "-"))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(l)
+	if err := unix.Listen(l, 16); err != nil {
+		return err
+	}
+	fmt.Printf("listening %d\n", portArg(args, 1))
+	for i := 1; i <= n; i++ {
+		c, err := accept(l)
+		if err != nil {
+			return err
+		}
+		err = writeAll(c, []byte(fmt.Sprintf("%s %d\n", msg, i)))
+		unix.Close(c)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
