@@ -601,7 +601,7 @@ func TestNetPublishUDP(t *testing.T) {
 	flags := []string{"-p", fmt.Sprintf("127.0.0.1:%d:53/udp", h), "--egress", p.addr() + "/udp"}
 	cmds := []string{
 		"bind udp 54",
-		"bind udp 0", // bound to a port of the kernel's choice; receives only replies (TestNetUDPReplies)
+		"bind udp 0",  // bound to a port of the kernel's choice; receives only replies (TestNetUDPReplies)
 		"bind tcp 53", // no TCP grant at all: socket() is refused
 		"connect " + p.addr() + " tcp-to-P",
 		"udp-send " + p.addr() + " to-P",
