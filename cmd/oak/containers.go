@@ -99,7 +99,7 @@ host files, no capabilities, a fixed system-call allowlist.`,
 	f.StringVar(&cpus, "cpus", "", "CPU limit in cores, e.g. 0.5")
 	f.StringVar(&tmpfs, "tmpfs-size", "", "size of /tmp (default 64m)")
 	f.StringArrayVarP(&opts.Volumes, "volume", "v", nil, "grant a volume: NAME:/PATH[:ro] (see oak volume create)")
-	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [HOSTIP:]HOSTPORT:PORT[/tcp|udp]")
+	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [[HOSTIP:][HOSTPORT]:]PORT[/tcp|udp] (no HOSTPORT: a free one, see oak port)")
 	f.StringArrayVar(&opts.Egress, "egress", nil, "grant connecting: PREFIX[:PORT][/tcp|udp], or any")
 	return cmd
 }
@@ -125,6 +125,7 @@ type psEntry struct {
 	Pid      int       `json:"pid"`
 	Command  string    `json:"command"`
 	Created  time.Time `json:"created"`
+	Ports    []string  `json:"ports"` // "0.0.0.0:49153->80/tcp", while running
 }
 
 func newPsCmd(stateRoot func() string) *cobra.Command {
@@ -152,13 +153,14 @@ func newPsCmd(stateRoot func() string) *cobra.Command {
 					continue
 				}
 				entries = append(entries, psEntry{ID: c.ID, Name: c.Name, Image: c.Image, Status: c.Status,
-					ExitCode: c.ExitCode, OOM: c.OOMKilled, Pid: c.Pid, Command: strings.Join(c.Command, " "), Created: c.Created})
+					ExitCode: c.ExitCode, OOM: c.OOMKilled, Pid: c.Pid, Command: strings.Join(c.Command, " "), Created: c.Created,
+					Ports: portStrings(e, c)})
 			}
 			if format == "json" {
 				return printJSON(entries)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAME")
+			fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAME")
 			for _, p := range entries {
 				status := "Up"
 				if p.Status == engine.StatusExited {
@@ -172,8 +174,8 @@ func newPsCmd(stateRoot func() string) *cobra.Command {
 				} else if p.Status == engine.StatusCreated {
 					status = "Created"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%q\t%s ago\t%s\t%s\n", engine.ShortID(p.ID), p.Image, truncate(p.Command, 30),
-					time.Since(p.Created).Round(time.Second), status, p.Name)
+				fmt.Fprintf(w, "%s\t%s\t%q\t%s ago\t%s\t%s\t%s\n", engine.ShortID(p.ID), p.Image, truncate(p.Command, 30),
+					time.Since(p.Created).Round(time.Second), status, strings.Join(p.Ports, ", "), p.Name)
 			}
 			return w.Flush()
 		},
@@ -181,6 +183,17 @@ func newPsCmd(stateRoot func() string) *cobra.Command {
 	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers (default: running ones)")
 	cmd.Flags().StringVar(&format, "format", "", "output format: table or json")
 	return cmd
+}
+
+// portStrings is the PORTS column of a container: its published ports while
+// it runs, none otherwise.
+func portStrings(e *engine.Engine, c *engine.Container) []string {
+	out := []string{}
+	ps, _ := e.PortsOf(c) // a record removed meanwhile publishes nothing
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
 }
 
 func truncate(s string, n int) string {

@@ -67,7 +67,7 @@ func newRootCmd() *cobra.Command {
 	})
 	st := func() string { return stateRoot }
 	root.AddCommand(newRunCmd(st), newPsCmd(st), newKillCmd(st), newRmCmd(st), newLogsCmd(st),
-		newRevokeCmd(st), newGrantsCmd(st), newVolumeCmd(st), newImageCmd(st),
+		newRevokeCmd(st), newGrantsCmd(st), newPortCmd(st), newVolumeCmd(st), newImageCmd(st),
 		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd())
 	root.AddCommand(newStorageLoadCmd())
 	return root

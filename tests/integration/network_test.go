@@ -729,6 +729,68 @@ func TestNetUDPReplies(t *testing.T) {
 	}
 }
 
+// -p PORT and -p IP::PORT publish on a host port the engine picks when
+// the container starts: the container's server is reached there, and
+// oak port, oak ps and oak grants show the port.
+func TestNetPublishFreePort(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	name := "net-free-" + randHex(t)[:8]
+	id := o.runD("--name", name, "-p", "80", "-p", "127.0.0.1::81/udp", rootfsDir, "/bin/probe", "serve", "80", "1", "free-port")
+	netWaitLogs(t, o, id, "listening 80", 20*time.Second)
+
+	r := o.run("port", name)
+	m := regexp.MustCompile(`^80/tcp -> 0\.0\.0\.0:(\d+)\n80/tcp -> \[::\]:(\d+)\n81/udp -> 127\.0\.0\.1:(\d+)\n$`).FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil || m[1] != m[2] {
+		t.Fatalf("oak port %s: want 80/tcp on one port of both families and 81/udp on 127.0.0.1\n%s", name, r)
+	}
+	h, hu := m[1], m[3]
+	if h == "0" || hu == "0" {
+		t.Fatalf("oak port %s shows port 0\n%s", name, r)
+	}
+	if r := o.run("port", name, "80"); r.code != 0 || r.stdout != "0.0.0.0:"+h+"\n[::]:"+h+"\n" {
+		t.Errorf("oak port %s 80: want both families on %s\n%s", name, h, r)
+	}
+	if r := o.run("port", name, "81/udp"); r.code != 0 || r.stdout != "127.0.0.1:"+hu+"\n" {
+		t.Errorf("oak port %s 81/udp: want 127.0.0.1:%s\n%s", name, hu, r)
+	}
+	if r := o.run("port", name, "81"); r.code == 0 || !strings.Contains(r.stderr, "81/tcp") {
+		t.Errorf("oak port %s 81 (tcp, not published): want an error naming 81/tcp\n%s", name, r)
+	}
+	if r := o.run("grants", name); !strings.Contains(r.stdout, "publish "+h+":80/tcp\n") ||
+		!strings.Contains(r.stdout, "publish 127.0.0.1:"+hu+":81/udp\n") {
+		t.Errorf("oak grants %s: want the picked ports\n%s", name, r)
+	}
+	if r := o.run("ps"); !strings.Contains(r.stdout, "0.0.0.0:"+h+"->80/tcp, [::]:"+h+"->80/tcp, 127.0.0.1:"+hu+"->81/udp") {
+		t.Errorf("oak ps: want the published ports in its PORTS column\n%s", r)
+	}
+	var ps []struct {
+		Name  string   `json:"name"`
+		Ports []string `json:"ports"`
+	}
+	r = o.run("ps", "--format", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &ps); err != nil || len(ps) != 1 || len(ps[0].Ports) != 3 || ps[0].Ports[0] != "0.0.0.0:"+h+"->80/tcp" {
+		t.Errorf("oak ps --format json: want the three ports (%v)\n%s", err, r)
+	}
+
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+h, 5*time.Second)
+	if err != nil {
+		t.Fatalf("connect to the picked port %s: %v", h, err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	got, _ := io.ReadAll(c)
+	c.Close()
+	if string(got) != "free-port 1\n" {
+		t.Errorf("the container's server answered %q, want %q", got, "free-port 1\n")
+	}
+	if e := o.waitExited(id, 20*time.Second); e.ExitCode != 0 {
+		t.Errorf("container exit %d, want 0\n%s", e.ExitCode, o.run("logs", id))
+	}
+	if r := o.run("port", name); r.code != 0 || r.stdout != "" {
+		t.Errorf("oak port on a stopped container: want nothing\n%s", r)
+	}
+}
+
 // ---- IPv6 ----
 
 // Binds of either family land on the host addresses a grant publishes:
