@@ -121,6 +121,9 @@ func (l *loop) bind(c *call) result {
 		return result{err: err}
 	}
 	target, setV6only, err := bindTarget(s.kind, sa, pub, v6only)
+	if err == einval {
+		return result{err: err} // the kernel's answer to a mapped address on an IPv6-only socket
+	}
 	if err != nil {
 		return result{err: deny(err.(errno), "bind address or family not published")}
 	}
