@@ -900,18 +900,24 @@ func TestNetIPv6Serve(t *testing.T) {
 		publish string
 		reach   []string // host addresses the server must answer on
 		not     []string // and must not
+		goNet   bool     // serve with Go's net.Listen(":80") instead
 	}{
-		{"both families", "%d:80", []string{"127.0.0.1", "::1"}, nil},
-		{"ipv6 only", "[::1]:%d:80", []string{"::1"}, []string{"127.0.0.1"}},
-		{"ipv4 only", "127.0.0.1:%d:80", []string{"127.0.0.1"}, []string{"::1"}},
+		{"both families", "%d:80", []string{"127.0.0.1", "::1"}, nil, false},
+		{"ipv6 only", "[::1]:%d:80", []string{"::1"}, []string{"127.0.0.1"}, false},
+		{"ipv4 only", "127.0.0.1:%d:80", []string{"127.0.0.1"}, []string{"::1"}, false},
+		// Go probes for IPv6 with port-0 binds, then listens dual-stack.
+		{"go net", "%d:80", []string{"127.0.0.1", "::1"}, nil, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			o := o.sub(t)
 			t.Parallel()
 			h := netFreePort(t, "tcp")
-			b := o.start("run", "-p", fmt.Sprintf(c.publish, h), rootfsDir, "/bin/probe", "serve-inet", "::", "80", "0",
-				strconv.Itoa(len(c.reach)), "dual")
+			args := []string{"serve-inet", "::", "80", "0", strconv.Itoa(len(c.reach)), "dual"}
+			if c.goNet {
+				args = []string{"go-serve", "80", strconv.Itoa(len(c.reach)), "dual"}
+			}
+			b := o.start(append([]string{"run", "-p", fmt.Sprintf(c.publish, h), rootfsDir, "/bin/probe"}, args...)...)
 			netWaitStdout(t, b, "listening 80", 20*time.Second)
 			for _, a := range c.not {
 				addr := net.JoinHostPort(a, strconv.Itoa(h))

@@ -17,6 +17,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -52,6 +53,7 @@ func init() {
 		"socket-matrix": {"(socket() of AF_INET/AF_INET6 x STREAM/DGRAM/RAW and flag variants, one line each)", doSocketMatrix},
 		"inet-bind":     {"tcp|udp IP PORT [V6ONLY] (bind IP:PORT, IPv4 or IPv6, after setting IPV6_V6ONLY to 0 or 1 if given; see doInetBind)", doInetBind},
 		"serve-inet":    {"IP PORT V6ONLY|- N MSG (TCP server on IP:PORT of either family, else as serve)", doServeInet},
+		"go-serve":      {"PORT N MSG (as serve, through Go's net.Listen(\"tcp\", \":PORT\"), which probes for IPv6 first)", doGoServe},
 		"udp-reply":     {"IP:PORT [tamper] (sendto IP:PORT, then print \"got DATA\" per datagram until one says last; see doUDPReply)", doUDPReply},
 	} {
 		if _, dup := commands[name]; dup {
@@ -708,6 +710,31 @@ func doServeInet(args []string) error {
 		}
 		err = writeAll(c, []byte(fmt.Sprintf("%s %d\n", msg, i)))
 		unix.Close(c)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// doGoServe is serve through Go's net package, which decides on first use,
+// by binding [::1]:0 and [::ffff:127.0.0.1]:0, whether to listen on ":PORT"
+// with one dual-stack IPv6 socket or an IPv4 one.
+func doGoServe(args []string) error {
+	port, n, msg := portArg(args, 0), intArg(args, 1, 1), strArg(args, 2, "hello")
+	l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	fmt.Printf("listening %d\n", port)
+	for i := 1; i <= n; i++ {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(c, "%s %d\n", msg, i)
+		c.Close()
 		if err != nil {
 			return err
 		}
