@@ -56,7 +56,22 @@ func TestInboundFilter(t *testing.T) {
 			{ap("::1", p2), true},
 			{ap("127.0.0.1", p2), false},
 		}},
-		{"published", Inbound{To: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}}, nil}, // port filled in below
+		// Published addresses: the receiver's port is filled in below.
+		{"published", Inbound{To: []netip.AddrPort{netip.MustParseAddrPort("127.0.0.1:0")}}, []send{
+			{ap("127.0.0.3", p1), true},
+			{ap("127.0.0.4", p2), true},
+			{ap("::1", p1), false},
+		}},
+		{"published ipv6 wildcard", Inbound{To: []netip.AddrPort{netip.MustParseAddrPort("[::]:0")}}, []send{
+			{ap("::1", p1), true},
+			{ap("127.0.0.1", p1), false},
+		}},
+		{"published ipv6 and ipv4 source", Inbound{To: []netip.AddrPort{netip.MustParseAddrPort("[::1]:0")},
+			From: []Source{{pfx("127.0.0.2/32"), 0}}}, []send{
+			{ap("::1", p2), true},
+			{ap("127.0.0.2", p1), true},
+			{ap("127.0.0.3", p1), false},
+		}},
 		{"long", Inbound{From: append(many, Source{pfx("::1/128"), 0}, Source{pfx("127.0.0.9/32"), 0})}, []send{
 			{ap("127.0.0.9", p1), true},
 			{ap("::1", p1), true},
@@ -82,11 +97,8 @@ func TestInboundFilter(t *testing.T) {
 			sa, _ := unix.Getsockname(fd)
 			port := sa.(*unix.SockaddrInet6).Port
 			sends := c.sends
-			if c.name == "published" {
-				// Published on 127.0.0.1:port: anyone may send to it there,
-				// not to another address of the socket.
-				c.in.To = []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))}
-				sends = []send{{ap("127.0.0.3", p1), true}, {ap("127.0.0.4", p2), true}, {ap("::1", p1), false}}
+			for i, to := range c.in.To {
+				c.in.To[i] = netip.AddrPortFrom(to.Addr(), uint16(port))
 			}
 			prog, err := compileInbound(c.in)
 			if err != nil {

@@ -854,6 +854,8 @@ func TestNetIPv6Bind(t *testing.T) {
 		// UDP, both families.
 		{"udp :: 53 0", fmt.Sprintf("ok name [::]:%d v6only 0", hu)},
 		{"udp 0.0.0.0 53", fmt.Sprintf("ok name 0.0.0.0:%d", hu)},
+		{"udp :: 53 1", fmt.Sprintf("ok name [::]:%d v6only 1", hu)},
+		{"udp ::1 53", fmt.Sprintf("ok name [::]:%d v6only 1", hu)},
 		{"udp ::1 0", "UDP0"},
 	}
 	var cmds []string
@@ -888,6 +890,36 @@ func TestNetIPv6Bind(t *testing.T) {
 		t.Errorf("%d output lines, want %d\n%s", len(gl), len(cases), r)
 	}
 	netNoServiceRestart(t, r)
+}
+
+// A dual-stack UDP socket under -p H:53/udp receives the host's datagrams
+// over both families.
+func TestNetPublishUDP6(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	for _, from := range []string{"::1", "127.0.0.1"} {
+		t.Run(from, func(t *testing.T) {
+			o := o.sub(t)
+			t.Parallel()
+			h := netFreePort(t, "udp")
+			b := o.start("run", "-p", fmt.Sprintf("%d:53/udp", h), rootfsDir, "/bin/probe", "udp-recv", "53", "::", "0")
+			netWaitStdout(t, b, "listening 53", 20*time.Second)
+			c, err := net.Dial("udp", net.JoinHostPort(from, strconv.Itoa(h)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+				c.Write([]byte("from-host"))
+				if out, _ := b.output(); strings.Contains(out, "got ") {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			r := netWaitDone(t, b, 20*time.Second)
+			netCheckLines(t, "udp-recv on :: from "+from, nil, r.stdout, []string{"listening 53", "got from-host"})
+		})
+	}
 }
 
 // A dual-stack server (IPV6_V6ONLY 0 on ::) under -p H:80 is reached over

@@ -42,7 +42,7 @@ func init() {
 		"listen":        {"PORT|- (socket, bind PORT unless -, ignore its result, listen: listen's answer)", doListen},
 		"serve":         {"PORT N MSG (TCP: listen on 0.0.0.0:PORT, write \"MSG i\\n\" to each of N connections)", doServe},
 		"serve-bytes":   {"PORT BYTES N (TCP: write BYTES bytes to each of N connections)", doServeBytes},
-		"udp-recv":      {"PORT (bind 0.0.0.0:PORT, print \"got DATA\" for one datagram)", doUDPRecv},
+		"udp-recv":      {"PORT [IP [V6ONLY]] (bind IP:PORT, default 0.0.0.0, print \"got DATA\" for one datagram)", doUDPRecv},
 		"udp-send":      {"IP:PORT MSG (sendto from an unbound UDP socket)", doUDPSend},
 		"udp-connect":   {"IP:PORT (connect a UDP socket)", doUDPConnect},
 		"unix-connect":  {"@NAME stream|dgram (connect one end of a socketpair to an abstract name; write x if it succeeds)", doUnixConnect},
@@ -262,14 +262,11 @@ func doServeBytes(args []string) error {
 
 func doUDPRecv(args []string) error {
 	port := portArg(args, 0)
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := inetSocket(unix.SOCK_DGRAM, strArg(args, 1, "0.0.0.0"), port, strArg(args, 2, "-"))
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port}); err != nil {
-		return err
-	}
 	fmt.Printf("listening %d\n", port)
 	buf := make([]byte, 2048)
 	for {
