@@ -105,11 +105,14 @@
 //     and port, not the container's. Where the service makes a dual-stack
 //     socket IPv6-only before binding it, getsockopt(IPV6_V6ONLY) says so,
 //     also if the bind then fails.
-//   - A socket bound to a port of the kernel's choice (a port-0 bind, or
-//     the kernel's implicit bind on connect or send) with SO_REUSEADDR or
-//     SO_REUSEPORT may be given a port a host socket of the service's user
-//     with the same option holds, and then takes some of its datagrams
-//     (those its filter admits; the others are dropped).
+//   - A UDP socket bound to a port of the kernel's choice (a port-0 bind,
+//     or the kernel's implicit bind on connect, on send, or on a write(2)
+//     to an unbound socket, which is not trapped) with SO_REUSEADDR may be
+//     given a port that a host UDP socket with SO_REUSEADDR holds on the
+//     same address (with SO_REUSEPORT: one of the service's user), and then
+//     takes datagrams meant for that socket (those its filter admits; the
+//     others are dropped). The service cannot close this: the option is set
+//     on the container's own socket and the implicit bind is the kernel's.
 //   - A UDP socket's filter is made from the grants when the socket is made,
 //     and cannot be changed afterwards (the lock binds the service too): a
 //     revoke stops the socket's sends to the revoked destination, but the
