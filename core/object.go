@@ -28,8 +28,8 @@ type Volume struct {
 
 // Listen grants accepting connections (tcp) or datagrams (udp) on HostIP
 // and HostPort of the host, delivered to ContainerPort in the container.
-// A zero HostIP means every host address; a zero HostPort means a free port
-// chosen by the net service.
+// A zero HostIP means every host address of both families; a zero HostPort
+// means a free port the engine picks when the container starts.
 type Listen struct {
 	Proto         string // "tcp" or "udp"
 	ContainerPort uint16

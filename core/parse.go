@@ -10,8 +10,10 @@ import (
 // ParseListen parses the argument of -p, [HOSTIP:][HOSTPORT:]PORT[/PROTO]
 // as docker and podman take it: "80", "8080:80", "127.0.0.1:8080:80/udp",
 // "[::1]:8080:80", "127.0.0.1::80". PROTO is tcp (the default) or udp; an
-// omitted or empty HOSTPORT means a free port chosen by the net service; an
-// IPv6 HOSTIP is bracketed. It refuses ports outside 1-65535, port ranges,
+// omitted or empty HOSTPORT means a free port the engine picks when the
+// container starts; an IPv6 HOSTIP is bracketed. No HOSTIP publishes on
+// every address of both families; 0.0.0.0 every IPv4 address, [::] every
+// IPv6 address. It refuses ports outside 1-65535, port ranges,
 // unknown protocols and zoned addresses; the error names the argument and
 // the cause, e.g. "-p 99999:80: host port 99999 out of range 1-65535".
 func ParseListen(arg string) (Listen, error) {

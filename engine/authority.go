@@ -9,6 +9,7 @@ import (
 
 	"github.com/oak-engine/oak/core"
 	"github.com/oak-engine/oak/sandbox"
+	"github.com/oak-engine/oak/services/netsvc"
 )
 
 // authority is one container's capability space and the core that holds it.
@@ -214,21 +215,26 @@ func (a *authority) revoke(name string) error {
 	return a.k.Delete(a.space, c.Handle)
 }
 
-// Listen implements netsvc.Grants: the host address a bind of (proto,
-// container port) is published on.
-func (a *authority) Listen(proto string, port uint16) (netip.AddrPort, bool) {
+// Listen implements netsvc.Grants: the host addresses, per family, a bind
+// of (proto, container port) is published on (see hostAddrs). Of several
+// grants of one container port, the first given wins in each family.
+func (a *authority) Listen(proto string, port uint16) (netsvc.Published, bool) {
+	var p netsvc.Published
 	for _, c := range a.caps() {
 		l, ok := c.Object.(core.Listen)
 		if !ok || !c.Rights.Has(core.RightListen) || l.Proto != proto || l.ContainerPort != port {
 			continue
 		}
-		ip := l.HostIP
-		if !ip.IsValid() {
-			ip = netip.IPv4Unspecified()
+		for _, h := range hostAddrs(l) {
+			switch {
+			case h.Addr().Is4() && !p.V4.IsValid():
+				p.V4 = h
+			case h.Addr().Is6() && !p.V6.IsValid():
+				p.V6 = h
+			}
 		}
-		return netip.AddrPortFrom(ip, l.HostPort), true
 	}
-	return netip.AddrPort{}, false
+	return p, p.V4.IsValid() || p.V6.IsValid()
 }
 
 // Egress implements netsvc.Grants: may the container reach dst with proto?
@@ -260,4 +266,42 @@ func (a *authority) Any(proto string) bool {
 		}
 	}
 	return false
+}
+
+// Inbound implements netsvc.Grants: replies from the egress destinations
+// and datagrams to the published host addresses.
+func (a *authority) Inbound(proto string) netsvc.Inbound {
+	var in netsvc.Inbound
+	for _, c := range a.caps() {
+		switch o := c.Object.(type) {
+		case core.Listen:
+			if o.Proto == proto && c.Rights.Has(core.RightListen) {
+				in.To = append(in.To, hostAddrs(o)...)
+			}
+		case core.Egress:
+			if (o.Proto == "" || o.Proto == proto) && c.Rights.Has(core.RightConnect) {
+				if o.Any {
+					in.AnySource = true
+				}
+				in.From = append(in.From, netsvc.Source{Prefix: o.Prefix, Port: o.Port})
+			}
+		}
+	}
+	return in
+}
+
+// hostAddrs lists the host addresses and port a listen grant publishes on:
+// with no host IP, the wildcard of each family; an IPv4-mapped host IP is
+// IPv4. A grant whose host port is still 0 publishes nothing.
+func hostAddrs(l core.Listen) []netip.AddrPort {
+	if l.HostPort == 0 {
+		return nil
+	}
+	if !l.HostIP.IsValid() {
+		return []netip.AddrPort{
+			netip.AddrPortFrom(netip.IPv4Unspecified(), l.HostPort),
+			netip.AddrPortFrom(netip.IPv6Unspecified(), l.HostPort),
+		}
+	}
+	return []netip.AddrPort{netip.AddrPortFrom(l.HostIP.Unmap(), l.HostPort)}
 }

@@ -5,7 +5,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/oak-engine/oak/core"
 	"github.com/oak-engine/oak/sandbox"
+	"github.com/oak-engine/oak/services/netsvc"
 )
 
 func TestAuthorityGrants(t *testing.T) {
@@ -21,10 +23,10 @@ func TestAuthorityGrants(t *testing.T) {
 		t.Fatalf("task() = %q, %+v, %v", layers, l, err)
 	}
 	ap := netip.MustParseAddrPort
-	if got, ok := a.Listen("tcp", 80); !ok || got != ap("127.0.0.1:18080") {
+	if got, ok := a.Listen("tcp", 80); !ok || got != (netsvc.Published{V4: ap("127.0.0.1:18080")}) {
 		t.Errorf("Listen(tcp, 80) = %v, %v", got, ok)
 	}
-	if got, ok := a.Listen("udp", 53); !ok || got != ap("0.0.0.0:9000") {
+	if got, ok := a.Listen("udp", 53); !ok || got != (netsvc.Published{V4: ap("0.0.0.0:9000"), V6: ap("[::]:9000")}) {
 		t.Errorf("Listen(udp, 53) = %v, %v", got, ok)
 	}
 	for _, c := range []struct {
@@ -80,5 +82,33 @@ func TestParseGrantsDuplicates(t *testing.T) {
 	}
 	if _, err := parseGrants([]string{"8080:80", "8080:80/udp", "127.0.0.1:8081:80", "127.0.0.2:8081:80"}, nil); err != nil {
 		t.Errorf("distinct grants refused: %v", err)
+	}
+}
+
+func TestConflicts(t *testing.T) {
+	for _, c := range []struct {
+		a, b string
+		want bool
+	}{
+		{"8080:80", "8080:81", true},
+		{"8080:80", "127.0.0.1:8080:81", true},
+		{"8080:80", "[::1]:8080:81", true},
+		{"127.0.0.1:8080:80", "[::1]:8080:81", false}, // one family each
+		{"0.0.0.0:8080:80", "[::]:8080:81", false},
+		{"0.0.0.0:8080:80", "127.0.0.1:8080:81", true},
+		{"[::]:8080:80", "[::1]:8080:81", true},
+		{"127.0.0.1:8080:80", "127.0.0.2:8080:81", false},
+		{"8080:80", "8080:80/udp", false},
+		{"8080:80", "8081:80", false},
+		{"80", "80", false}, // no host port yet: one is picked for each
+	} {
+		a, err1 := core.ParseListen(c.a)
+		b, err2 := core.ParseListen(c.b)
+		if err1 != nil || err2 != nil {
+			t.Fatal(err1, err2)
+		}
+		if got := conflicts(a, b); got != c.want {
+			t.Errorf("conflicts(%s, %s) = %v, want %v", c.a, c.b, got, c.want)
+		}
 	}
 }

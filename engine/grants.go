@@ -35,12 +35,22 @@ func parseGrants(publish, egress []string) ([]core.Listen, error) {
 }
 
 // conflicts reports whether two listen grants would publish on the same
-// host port: same protocol and port, and the same or a wildcard address.
+// host port: same protocol and port, and in one address family the same
+// address or a wildcard (a grant without a host IP publishes both
+// families; 0.0.0.0 and [::] one each).
 func conflicts(a, b core.Listen) bool {
 	if a.Proto != b.Proto || a.HostPort == 0 || a.HostPort != b.HostPort {
 		return false
 	}
-	return !a.HostIP.IsValid() || !b.HostIP.IsValid() || a.HostIP.IsUnspecified() || b.HostIP.IsUnspecified() || a.HostIP == b.HostIP
+	for _, x := range hostAddrs(a) {
+		for _, y := range hostAddrs(b) {
+			if x.Addr().Is4() == y.Addr().Is4() &&
+				(x.Addr().IsUnspecified() || y.Addr().IsUnspecified() || x.Addr() == y.Addr()) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // checkPorts refuses listens that a live container o already publishes.

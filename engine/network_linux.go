@@ -132,13 +132,16 @@ func RunNetService(listener, control *os.File) error {
 // liveGrants answers from the latest grants the supervisor sent.
 type liveGrants struct{ p *atomic.Pointer[authority] }
 
-func (g liveGrants) Listen(proto string, port uint16) (a netip.AddrPort, ok bool) {
+func (g liveGrants) Listen(proto string, port uint16) (netsvc.Published, bool) {
 	return g.p.Load().Listen(proto, port)
 }
 func (g liveGrants) Egress(proto string, dst netip.AddrPort) bool {
 	return g.p.Load().Egress(proto, dst)
 }
 func (g liveGrants) Any(proto string) bool { return g.p.Load().Any(proto) }
+func (g liveGrants) Inbound(proto string) netsvc.Inbound {
+	return g.p.Load().Inbound(proto)
+}
 
 // netService supervises the network service process of one container.
 type netService struct {

@@ -151,7 +151,7 @@ over its own files and users, a fixed system-call allowlist.`,
 	f.StringVar(&logMaxFile, "log-max-file", strconv.Itoa(engine.DefaultLogMaxFile),
 		"log files kept, the current one included: the oldest output goes first")
 	f.StringArrayVarP(&opts.Volumes, "volume", "v", nil, "grant a volume: NAME:/PATH[:ro] (see oak volume create)")
-	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [HOSTIP:]HOSTPORT:PORT[/tcp|udp]")
+	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [[HOSTIP:][HOSTPORT]:]PORT[/tcp|udp] (no HOSTPORT: a free one, see oak port)")
 	f.StringArrayVar(&opts.Egress, "egress", nil, "grant connecting: PREFIX[:PORT][/tcp|udp], or any")
 	f.BoolVar(&opts.ReadOnly, "read-only", false, "run on the image as it is, without a private writable layer")
 	f.StringVar(&storage, "storage-size", "", "size of the private writable layer over the image, in memory (default 1g)")
@@ -198,6 +198,7 @@ type psEntry struct {
 	Command  string    `json:"command"`
 	Created  time.Time `json:"created"`
 	Problem  string    `json:"problem,omitempty"` // why a broken record cannot be read
+	Ports    []string  `json:"ports"`             // "0.0.0.0:49153->80/tcp", while running
 }
 
 func newPsCmd(stateRoot func() string) *cobra.Command {
@@ -226,13 +227,13 @@ func newPsCmd(stateRoot func() string) *cobra.Command {
 				}
 				entries = append(entries, psEntry{ID: c.ID, Name: c.Name, Image: c.Image, Status: c.Status,
 					ExitCode: c.ExitCode, OOM: c.OOMKilled, Pid: c.Pid, Command: strings.Join(c.Command, " "), Created: c.Created,
-					Problem: c.Problem})
+					Problem: c.Problem, Ports: portStrings(e, c)})
 			}
 			if format == "json" {
 				return printJSON(entries)
 			}
 			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tNAME")
+			fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAME")
 			for _, p := range entries {
 				status := "Up"
 				if p.Status == engine.StatusExited {
@@ -248,8 +249,8 @@ func newPsCmd(stateRoot func() string) *cobra.Command {
 				} else if p.Status == engine.StatusBroken {
 					status = "Broken: " + p.Problem
 				}
-				fmt.Fprintf(w, "%s\t%s\t%q\t%s ago\t%s\t%s\n", cell(engine.ShortID(p.ID)), cell(p.Image), truncate(p.Command, 30),
-					time.Since(p.Created).Round(time.Second), cell(status), cell(p.Name))
+				fmt.Fprintf(w, "%s\t%s\t%q\t%s ago\t%s\t%s\t%s\n", cell(engine.ShortID(p.ID)), cell(p.Image), truncate(p.Command, 30),
+					time.Since(p.Created).Round(time.Second), cell(status), cell(strings.Join(p.Ports, ", ")), cell(p.Name))
 			}
 			return w.Flush()
 		},
@@ -269,6 +270,17 @@ func cell(s string) string {
 		}
 	}
 	return s
+}
+
+// portStrings is the PORTS column of a container: its published ports while
+// it runs, none otherwise.
+func portStrings(e *engine.Engine, c *engine.Container) []string {
+	out := []string{}
+	ps, _ := e.PortsOf(c) // a record removed meanwhile publishes nothing
+	for _, p := range ps {
+		out = append(out, p.String())
+	}
+	return out
 }
 
 func truncate(s string, n int) string {

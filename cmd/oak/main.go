@@ -91,7 +91,7 @@ func newRootCmd() *cobra.Command {
 	root.SetVersionTemplate("{{versionText}}")
 	st := func() string { return stateRoot }
 	root.AddCommand(newRunCmd(st), newPsCmd(st), newKillCmd(st), newRmCmd(st), newLogsCmd(st),
-		newRevokeCmd(st), newGrantsCmd(st), newExecCmd(st), newVolumeCmd(st), newImageCmd(st),
+		newRevokeCmd(st), newGrantsCmd(st), newPortCmd(st), newExecCmd(st), newVolumeCmd(st), newImageCmd(st),
 		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd(),
 		newVersionCmd())
 	root.AddCommand(newStorageLoadCmd())

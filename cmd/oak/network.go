@@ -47,6 +47,49 @@ func newGrantsCmd(stateRoot func() string) *cobra.Command {
 	}
 }
 
+func newPortCmd(stateRoot func() string) *cobra.Command {
+	return &cobra.Command{
+		Use:   "port CONTAINER [PORT[/PROTO]]",
+		Short: "List the host addresses a running container's ports are published on",
+		Long: `List the host addresses a running container's ports are published on, one
+line each, as docker does: "80/tcp -> 127.0.0.1:49153". With PORT (PROTO
+defaults to tcp) only that port's host addresses are listed, and a port not
+published is an error. A -p without a host IP is listed once per family.`,
+		Args: cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			var port uint16
+			var proto string
+			if len(args) == 2 {
+				if port, proto, err = engine.ParsePortFilter(args[1]); err != nil {
+					return err
+				}
+			}
+			ps, err := e.Ports(args[0])
+			if err != nil {
+				return err
+			}
+			found := false
+			for _, p := range ps {
+				switch {
+				case port == 0:
+					fmt.Printf("%s -> %s\n", p.Private(), p.Host)
+				case p.ContainerPort == port && p.Proto == proto:
+					fmt.Println(p.Host)
+					found = true
+				}
+			}
+			if port != 0 && !found {
+				return fmt.Errorf("no public port '%d/%s' published for %s", port, proto, args[0])
+			}
+			return nil
+		},
+	}
+}
+
 func newNetServiceCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:    "_netsvc",

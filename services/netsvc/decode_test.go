@@ -84,13 +84,36 @@ func FuzzDecodeSockaddr(f *testing.F) {
 				checkDest(t, k, d)
 			}
 			if _, err := bindPort(k, sa, len(b)); err == nil {
-				target, err := bindTarget(k, sa, netip.MustParseAddrPort("127.0.0.1:8080"))
-				if err == nil && target.family != uint16(k.family) {
-					t.Fatalf("bind target family %d on a socket of family %d", target.family, k.family)
+				for _, pub := range fuzzPublished {
+					for _, v6only := range []bool{false, true} {
+						target, _, err := bindTarget(k, sa, pub, v6only)
+						if err != nil {
+							continue
+						}
+						if target.family != uint16(k.family) {
+							t.Fatalf("bind target family %d on a socket of family %d", target.family, k.family)
+						}
+						if h := unmapped(target.ap); h != pub.V4 && h != pub.V6 {
+							t.Fatalf("bind of %v lands on %v, not published in %+v", sa.ap, target.ap, pub)
+						}
+					}
+				}
+				if target, err := ephemeralTarget(k, sa); err == nil {
+					if a := target.ap.Addr().Unmap(); target.ap.Port() != 0 || !a.IsUnspecified() && !a.IsLoopback() {
+						t.Fatalf("port-0 bind of %v lands on %v", sa.ap, target.ap)
+					}
 				}
 			}
 		}
 	})
+}
+
+var fuzzPublished = []Published{
+	{V4: netip.MustParseAddrPort("127.0.0.1:8080")},
+	{V6: netip.MustParseAddrPort("[::1]:8080")},
+	{V6: netip.MustParseAddrPort("[::]:8080")},
+	{V4: netip.MustParseAddrPort("0.0.0.0:8080"), V6: netip.MustParseAddrPort("[::]:8080")},
+	{V4: netip.MustParseAddrPort("127.0.0.1:8080"), V6: netip.MustParseAddrPort("[::]:9090")},
 }
 
 // checkDest: what the grants are asked about is what the kernel is handed.
@@ -144,35 +167,101 @@ func TestSocketRule(t *testing.T) {
 
 func TestBindTarget(t *testing.T) {
 	v4, v6 := sockKind{afInet, sockStream}, sockKind{afInet6, sockStream}
-	host := netip.MustParseAddrPort("127.0.0.1:18080")
+	ap := netip.MustParseAddrPort
+	lo4 := Published{V4: ap("127.0.0.1:18080")}
+	both := Published{V4: ap("0.0.0.0:8080"), V6: ap("[::]:8080")}
+	lo6 := Published{V6: ap("[::1]:8081")}
+	any6 := Published{V6: ap("[::]:8082")}
+	split := Published{V4: ap("127.0.0.1:8083"), V6: ap("[::]:8084")}
 	tests := []struct {
-		k    sockKind
-		sa   []byte
-		host netip.AddrPort
-		want string
-		err  error
+		k      sockKind
+		sa     []byte
+		pub    Published
+		v6only bool
+		want   string
+		set    bool // IPV6_V6ONLY set by the service
+		err    error
 	}{
-		{v4, sa4b("0.0.0.0", 80), host, "127.0.0.1:18080", nil},
-		{v4, sa4b("127.0.0.1", 80), host, "127.0.0.1:18080", nil},
-		{v4, sa4b("127.9.9.9", 80), host, "127.0.0.1:18080", nil},
-		{v4, sa4b("10.0.0.1", 80), host, "", eaddrnotavail},
-		{v4, sa4b("192.0.2.7", 80), netip.MustParseAddrPort("192.0.2.7:80"), "192.0.2.7:80", nil},
-		{v4, sa4b("0.0.0.0", 80), netip.MustParseAddrPort("[::]:80"), "0.0.0.0:80", nil},
-		{v4, sa4b("0.0.0.0", 80), netip.MustParseAddrPort("[2001:db8::1]:80"), "", eaddrnotavail},
-		{v6, sa6b("::", 80, 0, 0), host, "[::ffff:127.0.0.1]:18080", nil},
-		{v6, sa6b("::1", 80, 0, 0), host, "[::ffff:127.0.0.1]:18080", nil},
-		{v6, sa6b("::ffff:127.0.0.1", 80, 0, 0), host, "[::ffff:127.0.0.1]:18080", nil},
-		{v6, sa6b("::", 80, 0, 0), netip.MustParseAddrPort("[2001:db8::1]:80"), "[2001:db8::1]:80", nil},
-		{v6, sa6b("fe80::1", 80, 0, 2), host, "", eaddrnotavail},
+		{v4, sa4b("0.0.0.0", 80), lo4, false, "127.0.0.1:18080", false, nil},
+		{v4, sa4b("127.0.0.1", 80), lo4, false, "127.0.0.1:18080", false, nil},
+		{v4, sa4b("127.9.9.9", 80), lo4, false, "127.0.0.1:18080", false, nil},
+		{v4, sa4b("10.0.0.1", 80), lo4, false, "", false, eaddrnotavail},
+		{v4, sa4b("192.0.2.7", 80), Published{V4: ap("192.0.2.7:80")}, false, "192.0.2.7:80", false, nil},
+		{v4, sa4b("0.0.0.0", 80), both, false, "0.0.0.0:8080", false, nil},
+		{v4, sa4b("0.0.0.0", 80), lo6, false, "", false, eaddrnotavail},
+		{v4, sa4b("0.0.0.0", 80), any6, false, "", false, eaddrnotavail},
+
+		// IPv4-only grant: a dual-stack socket takes IPv4; an IPv6-only
+		// one, or an IPv6 address, has nothing (redis: "bind * -::*").
+		{v6, sa6b("::", 80, 0, 0), lo4, false, "[::ffff:127.0.0.1]:18080", false, nil},
+		{v6, sa6b("::", 80, 0, 0), lo4, true, "", false, eaddrnotavail},
+		{v6, sa6b("::1", 80, 0, 0), lo4, false, "", false, eaddrnotavail},
+		{v6, sa6b("::ffff:127.0.0.1", 80, 0, 0), lo4, false, "[::ffff:127.0.0.1]:18080", false, nil},
+		{v6, sa6b("::ffff:0.0.0.0", 80, 0, 0), lo4, false, "[::ffff:127.0.0.1]:18080", false, nil},
+		{v6, sa6b("::ffff:127.0.0.1", 80, 0, 0), lo4, true, "", false, einval},
+		{v6, sa6b("::ffff:10.0.0.1", 80, 0, 0), lo4, false, "", false, eaddrnotavail},
+
+		// Both families, every address.
+		{v6, sa6b("::", 80, 0, 0), both, false, "[::]:8080", false, nil},
+		{v6, sa6b("::", 80, 0, 0), both, true, "[::]:8080", false, nil},
+		{v6, sa6b("::1", 80, 0, 0), both, false, "[::]:8080", true, nil},
+		{v6, sa6b("::ffff:0.0.0.0", 80, 0, 0), both, false, "[::ffff:0.0.0.0]:8080", false, nil},
+
+		// IPv6 only.
+		{v6, sa6b("::", 80, 0, 0), lo6, false, "[::1]:8081", false, nil},
+		{v6, sa6b("::1", 80, 0, 0), lo6, true, "[::1]:8081", false, nil},
+		{v6, sa6b("::ffff:127.0.0.1", 80, 0, 0), lo6, false, "", false, eaddrnotavail},
+		{v6, sa6b("::", 80, 0, 0), any6, false, "[::]:8082", true, nil},
+		{v6, sa6b("::", 80, 0, 0), any6, true, "[::]:8082", false, nil},
+		{v6, sa6b("2001:db8::1", 80, 0, 0), Published{V6: ap("[2001:db8::1]:80")}, false, "[2001:db8::1]:80", false, nil},
+		{v6, sa6b("fe80::1", 80, 0, 2), lo6, false, "", false, eaddrnotavail},
+
+		// Families on different addresses or ports: a dual-stack socket
+		// takes IPv6 only.
+		{v6, sa6b("::", 80, 0, 0), split, false, "[::]:8084", true, nil},
+		{v6, sa6b("::ffff:127.0.0.1", 80, 0, 0), split, false, "[::ffff:127.0.0.1]:8083", false, nil},
 	}
 	for _, tt := range tests {
 		sa, err := decodeSockaddr(tt.sa)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := bindTarget(tt.k, sa, tt.host)
+		got, set, err := bindTarget(tt.k, sa, tt.pub, tt.v6only)
+		if err != tt.err || (err == nil && (got.ap.String() != tt.want || set != tt.set)) {
+			t.Errorf("bindTarget(%v, %v, %+v, v6only %v) = %v, set %v, %v; want %s, set %v, %v",
+				tt.k, sa.ap, tt.pub, tt.v6only, got.ap, set, err, tt.want, tt.set, tt.err)
+		}
+		if err == nil {
+			// What was bound may listen, unless a racing thread cleared
+			// IPV6_V6ONLY where the service set it.
+			v6only := tt.v6only || set || tt.k.family == afInet6 && !got.ap.Addr().IsUnspecified() && !got.ap.Addr().Is4In6()
+			if !listenAllowed(got.ap, v6only, tt.pub) {
+				t.Errorf("listenAllowed(%v, %v, %+v) = false after bindTarget chose it", got.ap, v6only, tt.pub)
+			}
+			if set && !tt.pub.dualStack() && listenAllowed(got.ap, false, tt.pub) {
+				t.Errorf("listenAllowed(%v, v6only false, %+v) = true: the grant does not publish that IPv4", got.ap, tt.pub)
+			}
+		}
+	}
+	for _, tt := range []struct {
+		k    sockKind
+		sa   []byte
+		want string
+		err  error
+	}{
+		{v4, sa4b("0.0.0.0", 0), "0.0.0.0:0", nil},
+		{v4, sa4b("127.0.0.1", 0), "127.0.0.1:0", nil},
+		{v4, sa4b("10.0.0.1", 0), "", eaddrnotavail},
+		{v6, sa6b("::1", 0, 0, 0), "[::1]:0", nil},
+		{v6, sa6b("::ffff:127.0.0.1", 0, 0, 0), "[::ffff:127.0.0.1]:0", nil},
+		{v6, sa6b("::", 0, 0, 0), "[::]:0", nil},
+		{v6, sa6b("2001:db8::1", 0, 0, 0), "", eaddrnotavail},
+		{v6, sa6b("::ffff:10.0.0.1", 0, 0, 0), "", eaddrnotavail},
+	} {
+		sa, _ := decodeSockaddr(tt.sa)
+		got, err := ephemeralTarget(tt.k, sa)
 		if err != tt.err || (err == nil && got.ap.String() != tt.want) {
-			t.Errorf("bindTarget(%v, %v, %v) = %v, %v; want %s, %v", tt.k, sa.ap, tt.host, got.ap, err, tt.want, tt.err)
+			t.Errorf("ephemeralTarget(%v, %v) = %v, %v; want %s, %v", tt.k, sa.ap, got.ap, err, tt.want, tt.err)
 		}
 	}
 	for _, tt := range []struct {

@@ -33,6 +33,11 @@ func (l *loop) socket(c *call) result {
 		return performed(0, err)
 	}
 	defer unix.Close(fd)
+	if req.proto == ProtoUDP {
+		if err := lockInbound(fd, l.grants.Inbound(ProtoUDP)); err != nil {
+			return result{err: failure{eacces, err}}
+		}
+	}
 	newfd, e := addfdSend(l.listener, c.id, fd, req.cloexec)
 	switch e {
 	case 0:
@@ -45,9 +50,37 @@ func (l *loop) socket(c *call) result {
 	return performed(0, e)
 }
 
+// lockInbound gives a new UDP socket the filter that keeps only the
+// datagrams in (see inbound.go) and locks it (SO_LOCK_FILTER): from then on
+// the kernel refuses SO_ATTACH_FILTER, SO_ATTACH_BPF, SO_DETACH_FILTER and
+// clearing the lock with EPERM, for the container and the service alike.
+func lockInbound(fd int, in Inbound) error {
+	prog, err := compileInbound(in)
+	if err != nil {
+		return &opError{"udp socket filter", err}
+	}
+	if prog == nil {
+		return nil
+	}
+	insns := make([]unix.SockFilter, len(prog))
+	for i, p := range prog {
+		insns[i] = unix.SockFilter{Code: p.code, Jt: p.jt, Jf: p.jf, K: p.k}
+	}
+	fprog := unix.SockFprog{Len: uint16(len(insns)), Filter: &insns[0]}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+		return &opError{"setsockopt SO_ATTACH_FILTER", err}
+	}
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_LOCK_FILTER, 1); err != nil {
+		return &opError{"setsockopt SO_LOCK_FILTER", err}
+	}
+	return nil
+}
+
 // bind serves bind(fd, addr, addrlen) on an AF_INET/AF_INET6 socket: the
 // container port must have a listen grant, and the socket is bound to the
-// host address the grant publishes it on.
+// host address the grant publishes it on in the socket's family (see
+// bindTarget). Port 0 binds the loopback or unspecified address the
+// container named to a port of the kernel's choice (see ephemeralTarget).
 func (l *loop) bind(c *call) result {
 	s, err := c.sock(0)
 	if err != nil {
@@ -70,18 +103,41 @@ func (l *loop) bind(c *call) result {
 		return result{err: err}
 	}
 	if port == 0 {
-		return result{err: deny(eacces, "bind to port 0")}
+		target, err := ephemeralTarget(s.kind, sa)
+		if err != nil {
+			return result{err: deny(err.(errno), "port-0 bind of an address that is not the container's")}
+		}
+		if !c.valid() {
+			return result{err: errGone}
+		}
+		return performed(0, sysSockaddr(unix.SYS_BIND, s.fd, target.encode()))
 	}
-	host, ok := l.grants.Listen(proto, port)
+	pub, ok := l.grants.Listen(proto, port)
 	if !ok {
 		return result{err: deny(eacces, "no listen grant")}
 	}
-	target, err := bindTarget(s.kind, sa, host)
+	v6only, err := ipv6Only(s)
 	if err != nil {
-		return result{err: deny(err.(errno), "bind address is not the container's")}
+		return result{err: err}
+	}
+	target, setV6only, err := bindTarget(s.kind, sa, pub, v6only)
+	if err == einval {
+		return result{err: err} // the kernel's answer to a mapped address on an IPv6-only socket
+	}
+	if err != nil {
+		return result{err: deny(err.(errno), "bind address or family not published")}
 	}
 	if !c.valid() {
 		return result{err: errGone}
+	}
+	if setV6only {
+		// Before the bind: the kernel refuses the option on a bound socket.
+		// A thread of the container that clears it again before the bind
+		// gains nothing: listen checks the socket as bound, and a UDP
+		// socket's filter drops IPv4 the grant does not publish.
+		if err := unix.SetsockoptInt(s.fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1); err != nil {
+			return performed(0, err)
+		}
 	}
 	if err := sysSockaddr(unix.SYS_BIND, s.fd, target.encode()); err != nil {
 		return performed(0, err)
@@ -90,8 +146,21 @@ func (l *loop) bind(c *call) result {
 	return performed(0, nil)
 }
 
-// listen serves listen(fd, backlog): only a TCP socket bound by bind above to
-// a host address whose grant still stands may listen.
+// ipv6Only is the socket's IPV6_V6ONLY; false for an AF_INET socket.
+func ipv6Only(s sock) (bool, error) {
+	if s.kind.family != afInet6 {
+		return false, nil
+	}
+	v, err := unix.GetsockoptInt(s.fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+	if err != nil {
+		return false, failure{eacces, &opError{"getsockopt IPV6_V6ONLY", err}}
+	}
+	return v != 0, nil
+}
+
+// listen serves listen(fd, backlog): only a TCP socket bound by bind above
+// to a host address whose grant still stands, and that takes no more than
+// the grant publishes (see listenAllowed), may listen.
 func (l *loop) listen(c *call) result {
 	s, err := c.sock(0)
 	if err != nil {
@@ -112,14 +181,18 @@ func (l *loop) listen(c *call) result {
 	case *unix.SockaddrInet4:
 		host = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
 	case *unix.SockaddrInet6:
-		host = netip.AddrPortFrom(netip.AddrFrom16(a.Addr).Unmap(), uint16(a.Port))
+		host = netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
 	}
-	port, ok := l.bound[boundKey{ProtoTCP, host}]
+	port, ok := l.bound[boundKey{ProtoTCP, unmapped(host)}]
 	if !ok {
 		return result{err: deny(eacces, "listen on a socket not bound to a granted port")}
 	}
-	if h, ok := l.grants.Listen(ProtoTCP, port); !ok || unmapped(h) != host {
-		return result{err: deny(eacces, "listen grant revoked")}
+	v6only, err := ipv6Only(s)
+	if err != nil {
+		return result{err: err}
+	}
+	if pub, ok := l.grants.Listen(ProtoTCP, port); !ok || !listenAllowed(host, v6only, pub) {
+		return result{err: deny(eacces, "listen grant revoked, or the socket takes more than it publishes")}
 	}
 	if !c.valid() {
 		return result{err: errGone}

@@ -318,11 +318,14 @@ type egressRule struct {
 	port   uint16 // 0: any
 }
 
-func (g *testGrants) Listen(proto string, port uint16) (netip.AddrPort, bool) {
+func (g *testGrants) Listen(proto string, port uint16) (Published, bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	h, ok := g.listen[fmt.Sprintf("%s/%d", proto, port)]
-	return h, ok
+	if h.Addr().Is4() {
+		return Published{V4: h}, ok
+	}
+	return Published{V6: h}, ok
 }
 
 func (g *testGrants) Egress(proto string, dst netip.AddrPort) bool {
@@ -350,6 +353,23 @@ func (g *testGrants) Any(proto string) bool {
 		}
 	}
 	return false
+}
+
+func (g *testGrants) Inbound(proto string) Inbound {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var in Inbound
+	for k, h := range g.listen {
+		if strings.HasPrefix(k, proto+"/") {
+			in.To = append(in.To, h)
+		}
+	}
+	for _, r := range g.egress {
+		if r.proto == proto {
+			in.From = append(in.From, Source{Prefix: r.prefix, Port: r.port})
+		}
+	}
+	return in
 }
 
 func (g *testGrants) revokeAll() {

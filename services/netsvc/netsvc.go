@@ -23,15 +23,30 @@
 //     installed in the caller with SECCOMP_IOCTL_NOTIF_ADDFD and
 //     SECCOMP_ADDFD_FLAG_SEND (one atomic answer; SOCK_CLOEXEC becomes the new
 //     descriptor's O_CLOEXEC, SOCK_NONBLOCK the socket's O_NONBLOCK).
-//     Everything else is refused: see socketRule.
+//     A UDP socket first gets a classic BPF socket filter, locked with
+//     SO_LOCK_FILTER, that keeps only replies from the destinations an
+//     egress grant names and datagrams addressed to a published host
+//     address (see inbound.go): without it, any host peer could reach the
+//     port the kernel gives the socket on its first send. Everything else is
+//     refused: see socketRule.
 //   - bind: a TCP or UDP socket may bind a container port with a listen grant,
-//     and lands on the grant's host address and port (see bindTarget). Port 0
-//     and ports without a grant are EACCES; sockets of other families are
-//     EACCES (an AF_UNIX bind would create a file in the service's file
-//     system).
+//     and lands on the grant's host address and port in the socket's family
+//     (see bindTarget): a grant publishes IPv4, IPv6 or both, an IPv6 socket
+//     keeps its IPV6_V6ONLY, and a dual-stack socket bound to :: takes IPv4
+//     only where the grant publishes every IPv4 address on the same port
+//     (elsewhere the service makes it IPv6-only, or binds it to the grant's
+//     IPv4 address, mapped, if the grant has no IPv6). A family or address
+//     the grant does not publish is EADDRNOTAVAIL, as on a host without
+//     it. Port 0 on the unspecified or a loopback address binds a port of
+//     the kernel's choice (see ephemeralTarget): such a socket can connect
+//     and send, as one bound implicitly, but cannot listen, and as a UDP
+//     socket receives only what its filter admits. Other ports without a
+//     grant are EACCES; sockets of other families are EACCES (an AF_UNIX
+//     bind would create a file in the service's file system).
 //   - listen: only on a TCP socket bound, by this service, to a host address
-//     a grant still publishes; otherwise EACCES (listen on an unbound socket
-//     would bind a random port).
+//     a grant still publishes, and taking no other family than the grant
+//     publishes there (see listenAllowed); otherwise EACCES (listen on an
+//     unbound socket would bind a random port).
 //   - connect: to a destination an egress grant allows, else EACCES for TCP
 //     and UDP alike (one errno for "not granted", distinct from a real
 //     ECONNREFUSED). AF_UNSPEC (dissolving a UDP association, TCP
@@ -87,7 +102,29 @@
 //   - listen trusts only binds this Serve made: after the service restarts,
 //     a socket bound before cannot listen.
 //   - The socket's own name (getsockname, not trapped) is the host address
-//     and port, not the container's.
+//     and port, not the container's. Where the service makes a dual-stack
+//     socket IPv6-only before binding it, getsockopt(IPV6_V6ONLY) says so,
+//     also if the bind then fails.
+//   - A UDP socket bound to a port of the kernel's choice (a port-0 bind,
+//     or the kernel's implicit bind on connect, on send, or on a write(2)
+//     to an unbound socket, which is not trapped) with SO_REUSEADDR may be
+//     given a port that a host UDP socket with SO_REUSEADDR holds on the
+//     same address (with SO_REUSEPORT: one of the service's user), and then
+//     takes datagrams meant for that socket (those its filter admits; the
+//     others are dropped). The service cannot close this: the option is set
+//     on the container's own socket and the implicit bind is the kernel's.
+//   - A UDP socket's filter is made from the grants when the socket is made,
+//     and cannot be changed afterwards (the lock binds the service too): a
+//     revoke stops the socket's sends to the revoked destination, but the
+//     replies its filter admits still arrive. The filter admits datagrams
+//     from every address and port an egress grant names, not only from
+//     those the socket sent to (a NAT keeps a flow per destination; the
+//     filter keeps no state). ICMP errors the socket asked for with
+//     IP_RECVERR are queued without passing through the filter. The
+//     container cannot remove or replace the filter: the kernel answers
+//     SO_ATTACH_FILTER, SO_ATTACH_BPF, SO_DETACH_FILTER and clearing
+//     SO_LOCK_FILTER on a locked socket with EPERM, so the seccomp table
+//     needs no rule for them.
 package netsvc
 
 import (
@@ -103,9 +140,9 @@ import (
 // that had to wait, so they must be safe for concurrent use; they should not
 // block.
 type Grants interface {
-	// Listen returns the host address a bind of (proto, container port) is
-	// published on. proto is "tcp" or "udp".
-	Listen(proto string, port uint16) (netip.AddrPort, bool)
+	// Listen returns the host addresses, per family, a bind of (proto,
+	// container port) is published on. proto is "tcp" or "udp".
+	Listen(proto string, port uint16) (Published, bool)
 	// Egress reports whether the container may send to / connect to dst.
 	// dst is never an IPv4-mapped IPv6 address (it is unmapped first) nor an
 	// unspecified address (the service asks about the loopback address Linux
@@ -114,6 +151,10 @@ type Grants interface {
 	// Any reports whether the container holds any grant for proto (socket
 	// creation).
 	Any(proto string) bool
+	// Inbound describes what an unconnected socket of proto made now may
+	// receive: replies from egress destinations and datagrams to published
+	// addresses (see Inbound). Asked for each UDP socket the service makes.
+	Inbound(proto string) Inbound
 }
 
 // Stats counts the calls a Server answered. All fields may be read while the

@@ -120,32 +120,116 @@ func bindPort(k sockKind, sa sockaddr, n int) (uint16, error) {
 	return sa.ap.Port(), nil
 }
 
-// bindTarget is where a bind of sa lands on the host, given the host address
-// the container port is published on. The container names its own side: the
-// unspecified address, a loopback address, or the host address itself all
-// mean "the published address"; any other address is EADDRNOTAVAIL, as on a
-// host that lacks it. An AF_INET6 socket binds an IPv4 host address
-// v4-mapped (dual-stack sockets then accept IPv4 only); an AF_INET socket
-// cannot bind an IPv6 host address (EADDRNOTAVAIL) but binds 0.0.0.0 for ::.
-func bindTarget(k sockKind, sa sockaddr, host netip.AddrPort) (sockaddr, error) {
-	a := sa.ap.Addr().Unmap()
-	h := host.Addr().Unmap()
-	if !a.IsUnspecified() && !a.IsLoopback() && a != h {
+// Published is where a container port is published on the host: an
+// address and port per family, the zero AddrPort where it is not published
+// in that family. An unspecified address means every address of its family.
+type Published struct {
+	V4, V6 netip.AddrPort
+}
+
+// dualStack reports whether p publishes every address of both families on
+// one port, as one IPv6 socket with IPV6_V6ONLY off would take them.
+func (p Published) dualStack() bool {
+	return p.V4.IsValid() && p.V6.IsValid() && p.V4.Addr().IsUnspecified() &&
+		p.V6.Addr().IsUnspecified() && p.V4.Port() == p.V6.Port()
+}
+
+// mine reports whether the container may name a as its own side of a bind
+// published on host: the unspecified address, a loopback address, or the
+// host address itself.
+func mine(a, host netip.Addr) bool {
+	return a.IsUnspecified() || a.IsLoopback() || a == host
+}
+
+// bindTarget is where a bind of sa lands on the host, given where the
+// container port is published (pub) and the socket's IPV6_V6ONLY. It also
+// says whether the service must set IPV6_V6ONLY first. The container names
+// its own side: the unspecified address, a loopback address, or the host
+// address itself all mean "the published address" of their family; any
+// other address, or a family the grant does not publish, is EADDRNOTAVAIL,
+// as on a host that lacks the address.
+//
+//   - AF_INET: the grant's IPv4 address.
+//   - AF_INET6, an IPv4-mapped address: the grant's IPv4 address, mapped
+//     (the socket takes IPv4 only); EINVAL on an IPV6_V6ONLY socket, as the
+//     kernel answers.
+//   - AF_INET6, :: with IPV6_V6ONLY off, on a grant of every address of
+//     both families on one port: [::]:PORT, dual-stack, as asked.
+//   - AF_INET6, otherwise, if the grant publishes IPv6: its IPv6 address;
+//     if that is :: and the socket is not IPv6-only, the service makes it
+//     IPv6-only first, since the grant's IPv4 side is another address or
+//     port, or none.
+//   - AF_INET6, :: with IPV6_V6ONLY off, on an IPv4-only grant: the IPv4
+//     address, mapped (the socket takes IPv4 only).
+func bindTarget(k sockKind, sa sockaddr, pub Published, v6only bool) (target sockaddr, setV6only bool, err error) {
+	a := sa.ap.Addr()
+	switch k.family {
+	case afInet:
+		if !pub.V4.IsValid() || !mine(a.Unmap(), pub.V4.Addr()) {
+			return sockaddr{}, false, eaddrnotavail
+		}
+		return inet4(pub.V4), false, nil
+	case afInet6:
+		if a.Is4In6() {
+			switch {
+			case v6only:
+				return sockaddr{}, false, einval
+			case !pub.V4.IsValid() || !mine(a.Unmap(), pub.V4.Addr()):
+				return sockaddr{}, false, eaddrnotavail
+			}
+			return inet6(pub.V4), false, nil
+		}
+		switch {
+		case !a.IsUnspecified() && !a.IsLoopback() && (!pub.V6.IsValid() || a != pub.V6.Addr()):
+			return sockaddr{}, false, eaddrnotavail
+		case a.IsUnspecified() && !v6only && pub.dualStack():
+			return inet6(pub.V6), false, nil
+		case pub.V6.IsValid():
+			return inet6(pub.V6), !v6only && pub.V6.Addr().IsUnspecified(), nil
+		case a.IsUnspecified() && !v6only && pub.V4.IsValid():
+			return inet6(pub.V4), false, nil
+		}
+		return sockaddr{}, false, eaddrnotavail
+	}
+	return sockaddr{}, false, eacces
+}
+
+// ephemeralTarget is where a bind of sa to port 0 lands: the address the
+// container named, if it is the unspecified or a loopback address (of
+// either family, or IPv4-mapped), on a port of the kernel's choice; any
+// other address is EADDRNOTAVAIL (the container has no business with the
+// host's other addresses, nor learning them). Such a socket can connect
+// and send under the egress grants, as one the kernel binds implicitly,
+// but never listen (listen needs a bind to a published port), and as a UDP
+// socket it receives only what its filter admits (see inbound.go).
+func ephemeralTarget(k sockKind, sa sockaddr) (sockaddr, error) {
+	a := sa.ap.Addr()
+	if u := a.Unmap(); !u.IsUnspecified() && !u.IsLoopback() {
 		return sockaddr{}, eaddrnotavail
 	}
 	switch k.family {
 	case afInet:
-		switch {
-		case h.Is4():
-			return inet4(netip.AddrPortFrom(h, host.Port())), nil
-		case h.IsUnspecified():
-			return inet4(netip.AddrPortFrom(netip.IPv4Unspecified(), host.Port())), nil
-		}
-		return sockaddr{}, eaddrnotavail
+		return inet4(netip.AddrPortFrom(a.Unmap(), 0)), nil
 	case afInet6:
-		return inet6(netip.AddrPortFrom(h, host.Port())), nil
+		return sockaddr{family: afInet6, ap: netip.AddrPortFrom(netip.AddrFrom16(a.As16()), 0)}, nil
 	}
 	return sockaddr{}, eacces
+}
+
+// listenAllowed reports whether a TCP socket whose name is host (as
+// getsockname gives it, IPv4-mapped on an AF_INET6 socket bound to an IPv4
+// address) and whose IPV6_V6ONLY is v6only takes only connections pub
+// publishes: the same address and port, and a dual-stack [::] socket only
+// if pub also publishes every IPv4 address on its port.
+func listenAllowed(host netip.AddrPort, v6only bool, pub Published) bool {
+	a := host.Addr()
+	if a.Is4() || a.Is4In6() {
+		return pub.V4.IsValid() && pub.V4 == unmapped(host)
+	}
+	if !pub.V6.IsValid() || pub.V6 != host {
+		return false
+	}
+	return !a.IsUnspecified() || v6only || pub.V4 == netip.AddrPortFrom(netip.IPv4Unspecified(), host.Port())
 }
 
 // dest is where a connect or a send goes.

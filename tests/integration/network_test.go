@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -545,7 +546,7 @@ func TestNetPublishTCP(t *testing.T) {
 	cmds := []string{
 		"bind tcp 81",
 		"bind tcp 8080",
-		"bind tcp 0", // a port of the kernel's choice is no grant either
+		"bind tcp 0", // a port of the kernel's choice: bound, but it cannot listen (TestNetIPv6Bind)
 		"bind udp 80",
 		"listen 81", // listen on a socket whose bind was refused
 		"listen 8080",
@@ -571,7 +572,7 @@ func TestNetPublishTCP(t *testing.T) {
 	}
 	r := netWaitDone(t, b, 30*time.Second)
 	netCheckLines(t, "-p and --egress", cmds, r.stdout, []string{
-		"err EACCES", "err EACCES", "err EACCES", "err EACCES",
+		"err EACCES", "err EACCES", "ok", "err EACCES",
 		"err EACCES", "err EACCES", "err EACCES",
 		"ok", "ok",
 		"ok", "err EACCES", "err EACCES",
@@ -602,7 +603,7 @@ func TestNetPublishUDP(t *testing.T) {
 	flags := []string{"-p", fmt.Sprintf("127.0.0.1:%d:53/udp", h), "--egress", p.addr() + "/udp"}
 	cmds := []string{
 		"bind udp 54",
-		"bind udp 0",
+		"bind udp 0",  // bound to a port of the kernel's choice; receives only replies (TestNetUDPReplies)
 		"bind tcp 53", // no TCP grant at all: socket() is refused
 		"connect " + p.addr() + " tcp-to-P",
 		"udp-send " + p.addr() + " to-P",
@@ -632,7 +633,7 @@ func TestNetPublishUDP(t *testing.T) {
 	}
 	r := netWaitDone(t, b, 20*time.Second)
 	netCheckLines(t, "-p /udp and --egress /udp", cmds, r.stdout, []string{
-		"err EACCES", "err EACCES", "err EACCES", "err EACCES",
+		"err EACCES", "ok", "err EACCES", "err EACCES",
 		"ok", "err EACCES", "err EACCES", "ok",
 		"listening 53", "got from-host",
 	})
@@ -642,6 +643,339 @@ func TestNetPublishUDP(t *testing.T) {
 	}
 	if got := q.settle(); len(got) != 0 {
 		t.Errorf("the destination %s, not granted, received %q", q.addr(), got)
+	}
+}
+
+// An unconnected UDP socket made under an egress grant receives replies
+// from the granted destinations only, like a connected socket or a NAT
+// flow: a host socket at another port, or at the granted port of another
+// address, reaches it only under a listen grant. The container cannot take
+// the filter that does this off its socket.
+func TestNetUDPReplies(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	type sender struct{ addr, msg string }
+	cases := []struct {
+		name   string
+		p      string   // the destination the container sends to (host side binds it)
+		egress string   // --egress
+		others []sender // host sockets that send to the container before P does
+		tamper bool
+		want   []string
+	}{
+		{name: "one port", p: "127.0.0.1:0", egress: "P/udp",
+			others: []sender{{"127.0.0.1:0", "from-Q"}, {"127.0.0.2:P", "from-other-address"}},
+			want:   []string{"sent ok", "got from-P", "got last"}},
+		{name: "any port", p: "127.0.0.1:0", egress: "127.0.0.1/udp",
+			others: []sender{{"127.0.0.1:0", "from-Q"}, {"127.0.0.2:P", "from-other-address"}},
+			want:   []string{"sent ok", "got from-Q", "got from-P", "got last"}},
+		{name: "tamper", p: "127.0.0.1:0", egress: "P/udp", tamper: true,
+			others: []sender{{"127.0.0.1:0", "from-Q"}},
+			want:   []string{"detach err EPERM", "attach err EPERM", "unlock err EPERM", "sent ok", "got from-P", "got last"}},
+		{name: "ipv6", p: "[::1]:0", egress: "P/udp",
+			others: []sender{{"[::1]:0", "from-Q"}},
+			want:   []string{"sent ok", "got from-P", "got last"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := o.sub(t)
+			t.Parallel()
+			p, err := net.ListenPacket("udp", c.p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			pa := p.LocalAddr().(*net.UDPAddr)
+			subst := func(s string) string {
+				s = strings.ReplaceAll(s, ":P", ":"+strconv.Itoa(pa.Port))
+				if s == "P/udp" {
+					return pa.String() + "/udp"
+				}
+				return s
+			}
+			var others []net.PacketConn
+			for _, s := range c.others {
+				q, err := net.ListenPacket("udp", subst(s.addr))
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer q.Close()
+				others = append(others, q)
+			}
+			args := []string{"udp-reply", pa.String()}
+			if c.tamper {
+				args = append(args, "tamper")
+			}
+			b := o.start(append([]string{"run", "--egress", subst(c.egress), rootfsDir, "/bin/probe"}, args...)...)
+			p.SetReadDeadline(time.Now().Add(30 * time.Second))
+			buf := make([]byte, 64)
+			n, from, err := p.ReadFrom(buf)
+			if err != nil || string(buf[:n]) != "hello" {
+				out, errOut := b.output()
+				t.Fatalf("the granted destination %s got %q, %v from the container\n%s%s", pa, buf[:n], err, out, errOut)
+			}
+			for i, q := range others {
+				if _, err := q.WriteTo([]byte(c.others[i].msg), from); err != nil {
+					t.Fatalf("send from %s: %v", q.LocalAddr(), err)
+				}
+			}
+			for _, m := range []string{"from-P", "last"} {
+				if _, err := p.WriteTo([]byte(m), from); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := netWaitDone(t, b, 30*time.Second)
+			netCheckLines(t, "udp-reply "+c.name, nil, r.stdout, c.want)
+			netNoServiceRestart(t, r)
+		})
+	}
+}
+
+// -p PORT and -p IP::PORT publish on a host port the engine picks when
+// the container starts: the container's server is reached there, and
+// oak port, oak ps and oak grants show the port.
+func TestNetPublishFreePort(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	name := "net-free-" + randHex(t)[:8]
+	id := o.runD("--name", name, "-p", "80", "-p", "127.0.0.1::81/udp", rootfsDir, "/bin/probe", "serve", "80", "1", "free-port")
+	netWaitLogs(t, o, id, "listening 80", 20*time.Second)
+
+	r := o.run("port", name)
+	m := regexp.MustCompile(`^80/tcp -> 0\.0\.0\.0:(\d+)\n80/tcp -> \[::\]:(\d+)\n81/udp -> 127\.0\.0\.1:(\d+)\n$`).FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil || m[1] != m[2] {
+		t.Fatalf("oak port %s: want 80/tcp on one port of both families and 81/udp on 127.0.0.1\n%s", name, r)
+	}
+	h, hu := m[1], m[3]
+	if h == "0" || hu == "0" {
+		t.Fatalf("oak port %s shows port 0\n%s", name, r)
+	}
+	if r := o.run("port", name, "80"); r.code != 0 || r.stdout != "0.0.0.0:"+h+"\n[::]:"+h+"\n" {
+		t.Errorf("oak port %s 80: want both families on %s\n%s", name, h, r)
+	}
+	if r := o.run("port", name, "81/udp"); r.code != 0 || r.stdout != "127.0.0.1:"+hu+"\n" {
+		t.Errorf("oak port %s 81/udp: want 127.0.0.1:%s\n%s", name, hu, r)
+	}
+	if r := o.run("port", name, "81"); r.code == 0 || !strings.Contains(r.stderr, "81/tcp") {
+		t.Errorf("oak port %s 81 (tcp, not published): want an error naming 81/tcp\n%s", name, r)
+	}
+	if r := o.run("grants", name); !strings.Contains(r.stdout, "publish "+h+":80/tcp\n") ||
+		!strings.Contains(r.stdout, "publish 127.0.0.1:"+hu+":81/udp\n") {
+		t.Errorf("oak grants %s: want the picked ports\n%s", name, r)
+	}
+	if r := o.run("ps"); !strings.Contains(r.stdout, "0.0.0.0:"+h+"->80/tcp, [::]:"+h+"->80/tcp, 127.0.0.1:"+hu+"->81/udp") {
+		t.Errorf("oak ps: want the published ports in its PORTS column\n%s", r)
+	}
+	var ps []struct {
+		Name  string   `json:"name"`
+		Ports []string `json:"ports"`
+	}
+	r = o.run("ps", "--format", "json")
+	if err := json.Unmarshal([]byte(r.stdout), &ps); err != nil || len(ps) != 1 || len(ps[0].Ports) != 3 || ps[0].Ports[0] != "0.0.0.0:"+h+"->80/tcp" {
+		t.Errorf("oak ps --format json: want the three ports (%v)\n%s", err, r)
+	}
+
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+h, 5*time.Second)
+	if err != nil {
+		t.Fatalf("connect to the picked port %s: %v", h, err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	got, _ := io.ReadAll(c)
+	c.Close()
+	if string(got) != "free-port 1\n" {
+		t.Errorf("the container's server answered %q, want %q", got, "free-port 1\n")
+	}
+	if e := o.waitExited(id, 20*time.Second); e.ExitCode != 0 {
+		t.Errorf("container exit %d, want 0\n%s", e.ExitCode, o.run("logs", id))
+	}
+	if r := o.run("port", name); r.code != 0 || r.stdout != "" {
+		t.Errorf("oak port on a stopped container: want nothing\n%s", r)
+	}
+}
+
+// ---- IPv6 ----
+
+// Binds of either family land on the host addresses a grant publishes:
+// -p H:PORT publishes both families, -p 127.0.0.1:H:PORT IPv4 only,
+// -p [::1]:H:PORT and -p [::]:H:PORT IPv6 only. A bind the grant does not
+// cover is EADDRNOTAVAIL (redis and PostgreSQL bind :: with IPV6_V6ONLY
+// and carry on without it then); a dual-stack socket takes IPv4 only where
+// the grant publishes it; a port-0 bind of the loopback or unspecified
+// address (Go's IPv6 probe) succeeds but cannot listen.
+func TestNetIPv6Bind(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	h1, h2, h3, h4, hu := netFreePort(t, "tcp"), netFreePort(t, "tcp"), netFreePort(t, "tcp"), netFreePort(t, "tcp"), netFreePort(t, "udp")
+	flags := []string{
+		"-p", fmt.Sprintf("%d:80", h1),
+		"-p", fmt.Sprintf("127.0.0.1:%d:81", h2),
+		"-p", fmt.Sprintf("[::1]:%d:82", h3),
+		"-p", fmt.Sprintf("[::]:%d:83", h4),
+		"-p", fmt.Sprintf("%d:53/udp", hu),
+	}
+	type bindCase struct{ cmd, want string }
+	ok := func(host string, port int, v6only string) string {
+		a := netip.AddrPortFrom(netip.MustParseAddr(host), uint16(port)).String()
+		if v6only != "" {
+			return "ok listen ok name " + a + " v6only " + v6only
+		}
+		return "ok listen ok name " + a
+	}
+	cases := []bindCase{
+		// -p H1:80: both families.
+		{"tcp 0.0.0.0 80", ok("0.0.0.0", h1, "")},
+		{"tcp :: 80 1", ok("::", h1, "1")},
+		{"tcp :: 80 0", ok("::", h1, "0")}, // dual-stack, as the grant
+		{"tcp ::1 80", ok("::", h1, "1")},  // a specific IPv6 address takes no IPv4
+		{"tcp ::ffff:127.0.0.1 80 0", ok("::ffff:0.0.0.0", h1, "0")},
+		// -p 127.0.0.1:H2:81: IPv4 only.
+		{"tcp 127.0.0.1 81", ok("127.0.0.1", h2, "")},
+		{"tcp :: 81 1", "err EADDRNOTAVAIL"},
+		{"tcp :: 81 0", ok("::ffff:127.0.0.1", h2, "0")},
+		{"tcp ::1 81", "err EADDRNOTAVAIL"},
+		{"tcp ::ffff:127.0.0.1 81 1", "err EINVAL"}, // the kernel's answer on an IPv6-only socket
+		// -p [::1]:H3:82: IPv6 only.
+		{"tcp 0.0.0.0 82", "err EADDRNOTAVAIL"},
+		{"tcp :: 82 1", ok("::1", h3, "1")},
+		{"tcp :: 82 0", ok("::1", h3, "1")}, // Linux makes a socket bound to one IPv6 address IPv6-only
+		{"tcp ::1 82", ok("::1", h3, "1")},
+		{"tcp ::ffff:127.0.0.1 82 0", "err EADDRNOTAVAIL"},
+		// -p [::]:H4:83: every IPv6 address, no IPv4.
+		{"tcp 127.0.0.1 83", "err EADDRNOTAVAIL"},
+		{"tcp :: 83 1", ok("::", h4, "1")},
+		{"tcp :: 83 0", ok("::", h4, "1")}, // made IPv6-only: the grant has no IPv4
+		{"tcp ::1 83", ok("::", h4, "1")},
+		// Port 0: a port of the kernel's choice, to connect from, never to listen on.
+		{"tcp ::1 0", "PORT0"},
+		{"tcp ::ffff:127.0.0.1 0 0", "PORT0"},
+		{"tcp 0.0.0.0 0", "PORT0"},
+		{"tcp 10.1.2.3 0", "err EADDRNOTAVAIL"},
+		{"tcp 2001:db8::1 0", "err EADDRNOTAVAIL"},
+		// A port without a grant, either family.
+		{"tcp :: 84", "err EACCES"},
+		// UDP, both families.
+		{"udp :: 53 0", fmt.Sprintf("ok name [::]:%d v6only 0", hu)},
+		{"udp 0.0.0.0 53", fmt.Sprintf("ok name 0.0.0.0:%d", hu)},
+		{"udp :: 53 1", fmt.Sprintf("ok name [::]:%d v6only 1", hu)},
+		{"udp ::1 53", fmt.Sprintf("ok name [::]:%d v6only 1", hu)},
+		{"udp ::1 0", "UDP0"},
+	}
+	var cmds []string
+	for _, c := range cases {
+		cmds = append(cmds, "inet-bind "+c.cmd)
+	}
+	r := o.netScript(flags, cmds...)
+	gl := lines(r.stdout)
+	port0 := regexp.MustCompile(`^ok listen err EACCES name (127\.0\.0\.1|0\.0\.0\.0|::1|::ffff:127\.0\.0\.1|\[::1\]|\[::ffff:127\.0\.0\.1\]):[1-9][0-9]*( v6only [01])?$`)
+	udp0 := regexp.MustCompile(`^ok name \[::1\]:[1-9][0-9]* v6only 1$`)
+	for i, c := range cases {
+		g := "(no line)"
+		if i < len(gl) {
+			g = gl[i]
+		}
+		switch c.want {
+		case "PORT0":
+			if !port0.MatchString(g) {
+				t.Errorf("inet-bind %s: got %q, want a bound ephemeral port that cannot listen", c.cmd, g)
+			}
+		case "UDP0":
+			if !udp0.MatchString(g) {
+				t.Errorf("inet-bind %s: got %q, want a bound ephemeral port", c.cmd, g)
+			}
+		default:
+			if g != c.want {
+				t.Errorf("inet-bind %s: got %q, want %q", c.cmd, g, c.want)
+			}
+		}
+	}
+	if len(gl) != len(cases) {
+		t.Errorf("%d output lines, want %d\n%s", len(gl), len(cases), r)
+	}
+	netNoServiceRestart(t, r)
+}
+
+// A dual-stack UDP socket under -p H:53/udp receives the host's datagrams
+// over both families.
+func TestNetPublishUDP6(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	for _, from := range []string{"::1", "127.0.0.1"} {
+		t.Run(from, func(t *testing.T) {
+			o := o.sub(t)
+			t.Parallel()
+			h := netFreePort(t, "udp")
+			b := o.start("run", "-p", fmt.Sprintf("%d:53/udp", h), rootfsDir, "/bin/probe", "udp-recv", "53", "::", "0")
+			netWaitStdout(t, b, "listening 53", 20*time.Second)
+			c, err := net.Dial("udp", net.JoinHostPort(from, strconv.Itoa(h)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); {
+				c.Write([]byte("from-host"))
+				if out, _ := b.output(); strings.Contains(out, "got ") {
+					break
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			r := netWaitDone(t, b, 20*time.Second)
+			netCheckLines(t, "udp-recv on :: from "+from, nil, r.stdout, []string{"listening 53", "got from-host"})
+		})
+	}
+}
+
+// A dual-stack server (IPV6_V6ONLY 0 on ::) under -p H:80 is reached over
+// both families; under -p [::1]:H:80 over IPv6 only.
+func TestNetIPv6Serve(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	cases := []struct {
+		name    string
+		publish string
+		reach   []string // host addresses the server must answer on
+		not     []string // and must not
+		goNet   bool     // serve with Go's net.Listen(":80") instead
+	}{
+		{"both families", "%d:80", []string{"127.0.0.1", "::1"}, nil, false},
+		{"ipv6 only", "[::1]:%d:80", []string{"::1"}, []string{"127.0.0.1"}, false},
+		{"ipv4 only", "127.0.0.1:%d:80", []string{"127.0.0.1"}, []string{"::1"}, false},
+		// Go probes for IPv6 with port-0 binds, then listens dual-stack.
+		{"go net", "%d:80", []string{"127.0.0.1", "::1"}, nil, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := o.sub(t)
+			t.Parallel()
+			h := netFreePort(t, "tcp")
+			args := []string{"serve-inet", "::", "80", "0", strconv.Itoa(len(c.reach)), "dual"}
+			if c.goNet {
+				args = []string{"go-serve", "80", strconv.Itoa(len(c.reach)), "dual"}
+			}
+			b := o.start(append([]string{"run", "-p", fmt.Sprintf(c.publish, h), rootfsDir, "/bin/probe"}, args...)...)
+			netWaitStdout(t, b, "listening 80", 20*time.Second)
+			for _, a := range c.not {
+				addr := net.JoinHostPort(a, strconv.Itoa(h))
+				if cn, err := net.DialTimeout("tcp", addr, 2*time.Second); err == nil {
+					cn.Close()
+					t.Errorf("the host reached the container's server on %s, which -p %s does not publish", addr, fmt.Sprintf(c.publish, h))
+				}
+			}
+			for i, a := range c.reach {
+				addr := net.JoinHostPort(a, strconv.Itoa(h))
+				cn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					t.Errorf("connect to %s: %v", addr, err)
+					continue
+				}
+				cn.SetDeadline(time.Now().Add(10 * time.Second))
+				got, _ := io.ReadAll(cn)
+				cn.Close()
+				if want := fmt.Sprintf("dual %d\n", i+1); string(got) != want {
+					t.Errorf("the server answered %q on %s, want %q", got, addr, want)
+				}
+			}
+			netWaitDone(t, b, 20*time.Second)
+		})
 	}
 }
 

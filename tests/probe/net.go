@@ -17,6 +17,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -41,7 +42,7 @@ func init() {
 		"listen":        {"PORT|- (socket, bind PORT unless -, ignore its result, listen: listen's answer)", doListen},
 		"serve":         {"PORT N MSG (TCP: listen on 0.0.0.0:PORT, write \"MSG i\\n\" to each of N connections)", doServe},
 		"serve-bytes":   {"PORT BYTES N (TCP: write BYTES bytes to each of N connections)", doServeBytes},
-		"udp-recv":      {"PORT (bind 0.0.0.0:PORT, print \"got DATA\" for one datagram)", doUDPRecv},
+		"udp-recv":      {"PORT [IP [V6ONLY]] (bind IP:PORT, default 0.0.0.0, print \"got DATA\" for one datagram)", doUDPRecv},
 		"udp-send":      {"IP:PORT MSG (sendto from an unbound UDP socket)", doUDPSend},
 		"udp-connect":   {"IP:PORT (connect a UDP socket)", doUDPConnect},
 		"unix-connect":  {"@NAME stream|dgram (connect one end of a socketpair to an abstract name; write x if it succeeds)", doUnixConnect},
@@ -50,6 +51,10 @@ func init() {
 		"connect-race":  {"ALLOWED DENIED N MS (connect to ALLOWED while another thread rewrites the address to DENIED)", doConnectRace},
 		"revoke-check":  {"REVOKED OTHER (see doRevokeCheck)", doRevokeCheck},
 		"socket-matrix": {"(socket() of AF_INET/AF_INET6 x STREAM/DGRAM/RAW and flag variants, one line each)", doSocketMatrix},
+		"inet-bind":     {"tcp|udp IP PORT [V6ONLY] (bind IP:PORT, IPv4 or IPv6, after setting IPV6_V6ONLY to 0 or 1 if given; see doInetBind)", doInetBind},
+		"serve-inet":    {"IP PORT V6ONLY|- N MSG (TCP server on IP:PORT of either family, else as serve)", doServeInet},
+		"go-serve":      {"PORT N MSG (as serve, through Go's net.Listen(\"tcp\", \":PORT\"), which probes for IPv6 first)", doGoServe},
+		"udp-reply":     {"IP:PORT [tamper] (sendto IP:PORT, then print \"got DATA\" per datagram until one says last; see doUDPReply)", doUDPReply},
 	} {
 		if _, dup := commands[name]; dup {
 			panic("probe: subcommand " + name + " defined twice")
@@ -81,6 +86,18 @@ func inet4(s string) *unix.SockaddrInet4 {
 		die("bad IPv4 address %q", s)
 	}
 	return &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+}
+
+// inetAddr parses "IP:PORT" or "[IPV6]:PORT" into a socket family and address.
+func inetAddr(s string) (int, unix.Sockaddr) {
+	ap, err := netip.ParseAddrPort(s)
+	if err != nil {
+		die("bad address %q", s)
+	}
+	if ap.Addr().Is4() {
+		return unix.AF_INET, &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+	}
+	return unix.AF_INET6, &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
 }
 
 func portArg(args []string, i int) int {
@@ -245,14 +262,11 @@ func doServeBytes(args []string) error {
 
 func doUDPRecv(args []string) error {
 	port := portArg(args, 0)
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	fd, err := inetSocket(unix.SOCK_DGRAM, strArg(args, 1, "0.0.0.0"), port, strArg(args, 2, "-"))
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	if err := unix.Bind(fd, &unix.SockaddrInet4{Port: port}); err != nil {
-		return err
-	}
 	fmt.Printf("listening %d\n", port)
 	buf := make([]byte, 2048)
 	for {
@@ -562,4 +576,165 @@ func doRevokeCheck(args []string) error {
 	fmt.Println("send-old", res(writeAll(c1, []byte("after-revoke"))))
 	unix.Close(c1)
 	return errInfo
+}
+
+// doUDPReply is the container's half of the UDP reply test: it makes an
+// unconnected UDP socket of IP's family, sends "hello" to IP:PORT (a granted
+// destination), and prints "sent RESULT". With "tamper" it first tries to
+// remove the socket's filter, one line each:
+//
+//	detach RESULT   setsockopt(SO_DETACH_FILTER)
+//	attach RESULT   setsockopt(SO_ATTACH_FILTER) with an accept-all program
+//	unlock RESULT   setsockopt(SO_LOCK_FILTER, 0)
+//
+// It then prints "got DATA" for each datagram it receives, until one whose
+// data is "last".
+func doUDPReply(args []string) error {
+	fam, dst := inetAddr(strArg(args, 0, ""))
+	fd, err := unix.Socket(fam, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if strArg(args, 1, "") == "tamper" {
+		fmt.Println("detach", res(unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0)))
+		all := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff}}
+		prog := unix.SockFprog{Len: 1, Filter: &all[0]}
+		fmt.Println("attach", res(unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &prog)))
+		fmt.Println("unlock", res(unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_LOCK_FILTER, 0)))
+	}
+	fmt.Println("sent", res(unix.Sendto(fd, []byte("hello"), 0, dst)))
+	buf := make([]byte, 2048)
+	for {
+		n, _, err := unix.Recvfrom(fd, buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Printf("got %s\n", buf[:n])
+		if string(buf[:n]) == "last" {
+			return errInfo
+		}
+	}
+}
+
+// inetSocket makes a socket of ip's family and binds it to ip:port, after
+// setting IPV6_V6ONLY to v6only ("0" or "1"; "-" leaves the default).
+// A failed bind closes the socket.
+func inetSocket(typ int, ip string, port int, v6only string) (int, error) {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		die("bad address %q", ip)
+	}
+	fam := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: a.As16(), Port: port}
+	if a.Is4() {
+		fam, sa = unix.AF_INET, &unix.SockaddrInet4{Addr: a.As4(), Port: port}
+	}
+	fd, err := unix.Socket(fam, typ|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, err
+	}
+	if v6only == "0" || v6only == "1" {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, int(v6only[0]-'0')); err != nil {
+			unix.Close(fd)
+			return -1, err
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		unix.Close(fd)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// doInetBind binds a TCP or UDP socket of either family and prints one
+// line: the bind's error, or
+//
+//	ok [listen RESULT] name HOSTADDR [v6only N]
+//
+// where listen is tried on TCP sockets only, HOSTADDR is the socket's name
+// (the host address the service bound it to) and v6only is the socket's
+// IPV6_V6ONLY after the bind (IPv6 sockets only).
+func doInetBind(args []string) error {
+	typ := unix.SOCK_STREAM
+	switch strArg(args, 0, "") {
+	case "tcp":
+	case "udp":
+		typ = unix.SOCK_DGRAM
+	default:
+		die("inet-bind tcp|udp IP PORT [V6ONLY]")
+	}
+	fd, err := inetSocket(typ, strArg(args, 1, ""), intArg(args, 2, 0), strArg(args, 3, "-"))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	line := "ok"
+	if typ == unix.SOCK_STREAM {
+		line += " listen " + res(unix.Listen(fd, 1))
+	}
+	var name string
+	switch sa, _ := unix.Getsockname(fd); a := sa.(type) {
+	case *unix.SockaddrInet4:
+		name = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port)).String()
+	case *unix.SockaddrInet6:
+		name = netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port)).String()
+		v, _ := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY)
+		name += " v6only " + strconv.Itoa(v)
+	}
+	fmt.Println(line, "name", name)
+	return errInfo
+}
+
+func doServeInet(args []string) error {
+	n, msg := intArg(args, 3, 1), strArg(args, 4, "hello")
+	l, err := inetSocket(unix.SOCK_STREAM, strArg(args, 0, ""), portArg(args, 1), strArg(args, 2, "-"))
+	if err != nil {
+		return err
+	}
+	defer unix.Close(l)
+	if err := unix.Listen(l, 16); err != nil {
+		return err
+	}
+	fmt.Printf("listening %d\n", portArg(args, 1))
+	for i := 1; i <= n; i++ {
+		c, err := accept(l)
+		if err != nil {
+			return err
+		}
+		err = writeAll(c, []byte(fmt.Sprintf("%s %d\n", msg, i)))
+		unix.Close(c)
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// doGoServe is serve through Go's net package, which decides on first use,
+// by binding [::1]:0 and [::ffff:127.0.0.1]:0, whether to listen on ":PORT"
+// with one dual-stack IPv6 socket or an IPv4 one.
+func doGoServe(args []string) error {
+	port, n, msg := portArg(args, 0), intArg(args, 1, 1), strArg(args, 2, "hello")
+	l, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	fmt.Printf("listening %d\n", port)
+	for i := 1; i <= n; i++ {
+		c, err := l.Accept()
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(c, "%s %d\n", msg, i)
+		c.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
