@@ -122,7 +122,8 @@ func RunNetService(listener, control *os.File) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	err := netsvc.Serve(context.Background(), int(listener.Fd()), liveGrants{&current}, log)
+	srv := &netsvc.Server{Grants: liveGrants{&current}, Log: log, Denials: os.Stderr}
+	err := srv.Serve(context.Background(), int(listener.Fd()))
 	// Serve uses the bare descriptor: without this, listener's finalizer
 	// could close it under Serve after a garbage collection.
 	runtime.KeepAlive(listener)
@@ -161,10 +162,13 @@ const netServiceCmd = "_netsvc"
 // container is gone. Without grants it does so in this process (Offline:
 // nothing to check, see netsvc.Server); with grants it runs the network
 // service and restarts it whenever it dies.
+//
+// log receives the service's own messages and, a line each, the calls it
+// refused and the grant that would allow them (see netsvc.Server.Denials).
 func serveNetwork(ctx context.Context, listener *os.File, a *authority, log io.Writer) *netService {
 	n := &netService{listener: listener, auth: a, log: log}
 	if !a.hasNetwork() {
-		go (&netsvc.Server{Offline: true}).Serve(ctx, int(listener.Fd()))
+		go (&netsvc.Server{Offline: true, Denials: log}).Serve(ctx, int(listener.Fd()))
 		return n
 	}
 	go n.supervise(ctx)

@@ -342,7 +342,18 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	ns := serveNetwork(ctx, p.Listener, auth, out.Stderr)
+	// The network service's word (refused calls, and the grant that would
+	// allow each) goes to the container's log as its stderr, and to the
+	// terminal of a foreground run.
+	netlog, err := pipe(streamStderr, out.Stderr)
+	if err != nil {
+		netlog = nil
+	}
+	var nsLog io.Writer = io.Discard
+	if netlog != nil {
+		nsLog = netlog
+	}
+	ns := serveNetwork(ctx, p.Listener, auth, nsLog)
 	if err := e.serveControl(ctx, c.ID, ns, p); err != nil {
 		fmt.Fprintln(out.Stderr, "oak:", err)
 	}
@@ -362,6 +373,10 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 	}()
 	st, werr := p.Wait()
 	close(done)
+	stop() // ends the network service, which holds netlog too
+	if netlog != nil {
+		netlog.Close()
+	}
 	copiers.Wait()
 	c.Status, c.ExitCode, c.OOMKilled, c.Finished = StatusExited, st.Code, st.OOMKilled, time.Now().UTC()
 	ferr := e.finish(c)

@@ -26,15 +26,21 @@ type call struct {
 // errGone says the calling thread went away while the call was served.
 var errGone = errors.New("caller gone")
 
-// denial is a refusal by a grant or a rule, with the reason for the log.
+// denial is a refusal by a grant or a rule, with the reason for the log
+// and, where a grant would allow the call, that grant as the flag that
+// gives it.
 type denial struct {
-	e   errno
-	why string
+	e     errno
+	why   string
+	allow string
 }
 
 func (d denial) Error() string { return d.why + ": " + d.e.Error() }
 
-func deny(e errno, why string) error { return denial{e, why} }
+func deny(e errno, why string) error { return denial{e: e, why: why} }
+
+// denyGrant is a refusal that the grant allow (an oak run flag) would lift.
+func denyGrant(e errno, why, allow string) error { return denial{e: e, why: why, allow: allow} }
 
 // failure is an error of the service itself: it answers with e and is logged.
 type failure struct {

@@ -3,6 +3,7 @@
 package netsvc
 
 import (
+	"fmt"
 	"net/netip"
 	"unsafe"
 
@@ -22,7 +23,7 @@ func (l *loop) socket(c *call) result {
 		return result{err: deny(err.(errno), "socket family, type or protocol not served")}
 	}
 	if !l.grants.Any(req.proto) {
-		return result{err: deny(eacces, "no "+req.proto+" grant")}
+		return result{err: denyGrant(eacces, "no "+req.proto+" grant", "--egress DEST/"+req.proto+" or -p [HOSTPORT:]PORT/"+req.proto)}
 	}
 	typ := req.typ | unix.SOCK_CLOEXEC
 	if req.nonblock {
@@ -114,7 +115,7 @@ func (l *loop) bind(c *call) result {
 	}
 	pub, ok := l.grants.Listen(proto, port)
 	if !ok {
-		return result{err: deny(eacces, "no listen grant")}
+		return result{err: denyGrant(eacces, fmt.Sprintf("no listen grant for %d/%s", port, proto), fmt.Sprintf("-p [HOSTPORT:]%d/%s", port, proto))}
 	}
 	v6only, err := ipv6Only(s)
 	if err != nil {
@@ -233,7 +234,7 @@ func (l *loop) connect(c *call) result {
 	if !d.none {
 		proto := s.kind.proto()
 		if proto == "" || !l.grants.Egress(proto, d.ap) {
-			return result{err: deny(eacces, "no egress grant for "+proto+" "+d.ap.String())}
+			return result{err: denyGrant(eacces, "no egress grant for "+proto+" "+d.ap.String(), "--egress "+d.ap.String()+"/"+proto)}
 		}
 		if r, err := routed(s); err != nil || r {
 			if err == nil {

@@ -129,6 +129,7 @@ package netsvc
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
@@ -189,6 +190,10 @@ type Server struct {
 	Log *slog.Logger
 	// Stats, if not nil, is updated as calls are answered.
 	Stats *Stats
+	// Denials, if not nil, is told in a line why a call was refused and
+	// which grant would allow it (rate-limited: see reporter). It is what
+	// the container's user reads in oak logs.
+	Denials io.Writer
 	// Offline says the container was given no network grant at all, so
 	// that nothing in it can name a socket of the host's: it holds only its
 	// own pipes and socketpairs, and any path a call names resolves in its

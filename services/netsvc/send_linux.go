@@ -218,7 +218,7 @@ func (l *loop) prepare(c *call, s sock, in msgIn, flags uint32) (outMsg, error) 
 		}
 		if !d.none {
 			if !l.grants.Egress(proto, d.ap) {
-				return out, deny(eacces, "no egress grant for "+proto+" "+d.ap.String())
+				return out, denyGrant(eacces, "no egress grant for "+proto+" "+d.ap.String(), "--egress "+d.ap.String()+"/"+proto)
 			}
 			out.name = d.sa.encode()
 		}

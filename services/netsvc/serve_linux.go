@@ -45,6 +45,7 @@ func (s *Server) Serve(ctx context.Context, listener int) error {
 		listener: listener,
 		wake:     wake,
 		log:      s.Log,
+		report:   newReporter(s.Denials),
 		stats:    s.Stats,
 		bound:    make(map[boundKey]uint16),
 	}
@@ -80,6 +81,7 @@ type loop struct {
 	listener int
 	wake     int
 	log      *slog.Logger
+	report   *reporter
 	stats    *Stats
 	// bound records, for listen, which container port a host address was
 	// bound for (see Server.listen). Only the serving thread touches it.
@@ -229,6 +231,7 @@ func (l *loop) offline(n *seccompNotif) {
 	var e unix.Errno
 	if n.Data.Arch == nativeArch && n.Data.Nr == unix.SYS_SOCKET && int32(n.Data.Args[0]) != afUnix {
 		l.stats.Denied.Add(1)
+		l.report.denied("socket", denial{e: eacces, why: "the container holds no network grant", allow: "--egress DEST or -p [HOSTPORT:]PORT"})
 		e = sendResp(l.listener, n.ID, 0, eacces)
 	} else {
 		l.stats.Allowed.Add(1)
@@ -263,6 +266,7 @@ func (l *loop) finish(c *call, r result) {
 		l.stats.Denied.Add(1)
 		e = err.e
 		l.log.Debug("netsvc: refused", "call", callName(c.nr), "tid", c.tid, "reason", err.why, "errno", err.e.Error())
+		l.report.denied(callName(c.nr), err)
 	case failure:
 		l.stats.Failed.Add(1)
 		e = err.e

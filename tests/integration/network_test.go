@@ -1298,3 +1298,42 @@ func TestNetBadInput(t *testing.T) {
 		}
 	})
 }
+
+// A refused network call explains itself where the user looks: oak logs
+// names the call, why it was refused and the grant that would allow it,
+// once per kind however often the program retries.
+func TestNetDenialsExplained(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	cases := []struct {
+		name  string
+		flags []string
+		cmds  []string
+		want  string
+	}{
+		{"no grant", nil, []string{"connect 127.0.0.1:9 x", "connect 127.0.0.1:9 x"},
+			"oak: network: refused socket: the container holds no network grant (EACCES); allow it with --egress DEST or -p [HOSTPORT:]PORT"},
+		{"no egress", []string{"--egress", "127.0.0.1:7"}, []string{"connect 127.0.0.1:9 x", "connect 127.0.0.1:9 x"},
+			"oak: network: refused connect: no egress grant for tcp 127.0.0.1:9 (EACCES); allow it with --egress 127.0.0.1:9/tcp"},
+		{"no publish", []string{"--egress", "127.0.0.1:7"}, []string{"bind tcp 81", "bind tcp 81"},
+			"oak: network: refused bind: no listen grant for 81/tcp (EACCES); allow it with -p [HOSTPORT:]81/tcp"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			o := o.sub(t)
+			t.Parallel()
+			args := append(append([]string{"run", "-d"}, c.flags...), rootfsDir, "/bin/sh", "-c", netScriptText(c.cmds...))
+			r := o.run(args...)
+			id := strings.TrimSpace(r.stdout)
+			if r.code != 0 {
+				t.Fatalf("%s", r)
+			}
+			o.waitExited(id, 20*time.Second)
+			r = o.run("logs", id)
+			all := r.stdout + r.stderr
+			if strings.Count(all, c.want) != 1 {
+				t.Errorf("oak logs: want exactly one line %q\n%s", c.want, r)
+			}
+		})
+	}
+}
