@@ -89,7 +89,7 @@ func (a *authority) grants() netGrants {
 
 // RunNetService is the body of `oak _netsvc`: it serves the listener with
 // the grants the control socket sends, until the container is gone.
-func RunNetService(listener, control *os.File) error {
+func RunNetService(listener, control, local *os.File) error {
 	var current atomic.Pointer[authority]
 	first := make(chan error, 1)
 	go func() {
@@ -122,7 +122,7 @@ func RunNetService(listener, control *os.File) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := &netsvc.Server{Grants: liveGrants{&current}, Log: log, Denials: os.Stderr}
+	srv := &netsvc.Server{Grants: liveGrants{&current}, Log: log, Denials: os.Stderr, Local: local}
 	err := srv.Serve(context.Background(), int(listener.Fd()))
 	// Serve uses the bare descriptor: without this, listener's finalizer
 	// could close it under Serve after a garbage collection.
@@ -147,6 +147,7 @@ func (g liveGrants) Inbound(proto string) netsvc.Inbound {
 // netService supervises the network service process of one container.
 type netService struct {
 	listener *os.File
+	local    *os.File // the container's local-socket channel, handed to each service
 	auth     *authority
 	log      io.Writer
 
@@ -165,8 +166,9 @@ const netServiceCmd = "_netsvc"
 //
 // log receives the service's own messages and, a line each, the calls it
 // refused and the grant that would allow them (see netsvc.Server.Denials).
-func serveNetwork(ctx context.Context, listener *os.File, a *authority, log io.Writer) *netService {
-	n := &netService{listener: listener, auth: a, log: log}
+func serveNetwork(ctx context.Context, p *sandbox.Process, a *authority, log io.Writer) *netService {
+	listener := p.Listener
+	n := &netService{listener: listener, local: p.Local, auth: a, log: log}
 	if !a.hasNetwork() {
 		go (&netsvc.Server{Offline: true, Denials: log}).Serve(ctx, int(listener.Fd()))
 		return n
@@ -204,7 +206,7 @@ func (n *netService) runOnce(ctx context.Context) error {
 	ours, theirs := os.NewFile(uintptr(fds[0]), "netsvc-control"), os.NewFile(uintptr(fds[1]), "netsvc-control")
 	cmd := exec.Command("/proc/self/exe", netServiceCmd)
 	cmd.Env = []string{nsinit.ServiceEnvVar + "=net"}
-	cmd.ExtraFiles = []*os.File{n.listener, theirs}
+	cmd.ExtraFiles = []*os.File{n.listener, theirs, n.local}
 	cmd.Stderr = n.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	err = cmd.Start()

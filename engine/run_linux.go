@@ -353,7 +353,7 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 	if netlog != nil {
 		nsLog = netlog
 	}
-	ns := serveNetwork(ctx, p.Listener, auth, nsLog)
+	ns := serveNetwork(ctx, p, auth, nsLog)
 	if err := e.serveControl(ctx, c.ID, ns, p); err != nil {
 		fmt.Fprintln(out.Stderr, "oak:", err)
 	}

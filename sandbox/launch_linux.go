@@ -35,6 +35,9 @@ type Process struct {
 	// Listener is the container's seccomp notification descriptor: every
 	// trapped system call waits on it until someone answers.
 	Listener *os.File
+	// Local is the host's end of the container's local-socket channel, for
+	// the network service (see netsvc.Server.Local and nsinit.c serve_local).
+	Local *os.File
 
 	cmd   *exec.Cmd
 	cg    *cgroup
@@ -176,6 +179,15 @@ func (p *Process) readReports(r io.Reader) error {
 			p.execs = newExecChannel(f)
 			if _, err := r.(io.Writer).Write([]byte{1}); err != nil {
 				return fmt.Errorf("launch: acknowledge exec channel: %w", err)
+			}
+		case tag == nsinit.ReportLocal && n == 4 && p.Local == nil:
+			f, err := p.takeFD(int(binary.LittleEndian.Uint32(body)))
+			if err != nil {
+				return fmt.Errorf("launch: take local-socket channel: %w", err)
+			}
+			p.Local = f
+			if _, err := r.(io.Writer).Write([]byte{1}); err != nil {
+				return fmt.Errorf("launch: acknowledge local-socket channel: %w", err)
 			}
 		case tag == nsinit.ReportListener && n == 4 && p.Listener == nil:
 			l, err := p.takeFD(int(binary.LittleEndian.Uint32(body)))
@@ -484,6 +496,9 @@ func (p *Process) Wait() (Exit, error) {
 		}
 		if p.execs != nil {
 			p.execs.close()
+		}
+		if p.Local != nil {
+			p.Local.Close()
 		}
 		if err := p.cg.destroy(); err != nil && p.werr == nil {
 			p.werr = err

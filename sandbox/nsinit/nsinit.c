@@ -39,6 +39,7 @@
 #include <sys/socket.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <dirent.h>
 #include <grp.h>
@@ -236,7 +237,8 @@ static void read_config(void)
 }
 
 static int rootfd = -1;
-static int ctl; // the exec channel, see serve_exec
+static int ctl;   // the exec channel, see serve_exec
+static int local; // the local-socket channel, see serve_local
 
 // The parent passes descriptors first thing: the container's root as a
 // detached overlay mount it has already made read-only over id-mapped
@@ -642,20 +644,20 @@ static void install_filter(void)
 	close(listener);
 }
 
-// open_exec_channel makes the exec channel and hands the host its end, the
-// way install_filter hands over the listener.
-static void open_exec_channel(void)
+// open_channel makes a channel to init and hands the host its end (report
+// tag), the way install_filter hands over the listener; it returns init's.
+static int open_channel(uint32_t tag)
 {
 	int pair[2];
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
-		fail("exec channel: %s", strerror(errno));
+		fail("channel %u: %s", tag, strerror(errno));
 	uint32_t fd = pair[1];
-	report(REPORT_CONTROL, &fd, sizeof fd);
+	report(tag, &fd, sizeof fd);
 	char ack;
 	if (read(CFG_FD, &ack, 1) != 1)
-		fail("nsinit: no acknowledgement of the exec channel");
+		fail("nsinit: no acknowledgement of channel %u", tag);
 	close(pair[1]);
-	ctl = pair[0];
+	return pair[0];
 }
 
 // exec_search runs file as execvp would, but searching the PATH of envp,
@@ -869,6 +871,131 @@ static void serve_exec(void)
 		close(fds[i]);
 }
 
+// The local-socket channel: the network service lets a single-threaded
+// process's calls on its own AF_UNIX sockets through to the kernel, but a
+// process with several threads could swap a host socket behind the
+// descriptor number before the kernel re-reads it. For those it hands the
+// call here instead, with its own copy of the socket: a helper forked from
+// init takes the caller's ids and working directory and makes the call on
+// that copy. The helper is single-threaded, so when its call is trapped in
+// turn the service lets it through; the path is looked up in the
+// container's root with the caller's credentials, exactly as the kernel
+// would have for the caller.
+static int local = -1;
+
+#define MAX_LOCAL 64
+static struct {
+	uint32_t id;
+	int pipe; // the helper's result; -1 when the slot is free
+} locals[MAX_LOCAL];
+
+static void local_send(uint32_t id, int32_t val)
+{
+	uint32_t msg[3] = {LOCAL_DONE, id, (uint32_t)val};
+	while (send(local, msg, sizeof msg, MSG_NOSIGNAL) < 0 && errno == EINTR)
+		;
+}
+
+// serve_local starts a helper for one message of the local-socket channel.
+static void serve_local(void)
+{
+	uint32_t buf[6 + LOCAL_MAX_GROUPS + 32]; // the header, the groups, a sockaddr_un
+	char cbuf[CMSG_SPACE(2 * sizeof(int))];
+	struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf};
+	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+	ssize_t n = recvmsg(local, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+	if (n == 0) {
+		close(local);
+		local = -1;
+		return;
+	}
+	if (n < 0)
+		return;
+	int fds[2] = {-1, -1}, nfds = 0;
+	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+	if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
+		nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		if (nfds > 2)
+			nfds = 2;
+		memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
+	}
+	uint32_t type = buf[0], id = buf[1], ngroups = buf[4], alen = buf[5];
+	int32_t res = -EINVAL;
+	int slot = -1;
+	for (int i = 0; i < MAX_LOCAL && slot < 0; i++) {
+		if (locals[i].pipe < 0)
+			slot = i;
+	}
+	int p[2];
+	if (n < 24 || (type != LOCAL_BIND && type != LOCAL_CONNECT) || nfds != 2 || ngroups > LOCAL_MAX_GROUPS ||
+	    alen < 2 || alen > sizeof(struct sockaddr_un) || (size_t)n != 24 + 4 * ngroups + alen ||
+	    (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		res = -EINVAL;
+	} else if (slot < 0) {
+		res = -EAGAIN;
+	} else if (pipe2(p, O_CLOEXEC) != 0) {
+		res = -errno;
+	} else {
+		pid_t pid = fork();
+		if (pid == 0) {
+			gid_t groups[LOCAL_MAX_GROUPS];
+			for (uint32_t i = 0; i < ngroups; i++)
+				groups[i] = buf[6 + i];
+			struct sockaddr_un sa;
+			memset(&sa, 0, sizeof sa);
+			memcpy(&sa, (char *)buf + 24 + 4 * ngroups, alen);
+			int err = 0;
+			if (fchdir(fds[1]) != 0)
+				err = errno;
+			if (err == 0) {
+				set_caps(CONTAINER_CAPS);
+				if (setgroups(ngroups, groups) != 0 || setresgid(buf[3], buf[3], buf[3]) != 0 ||
+				    setresuid(buf[2], buf[2], buf[2]) != 0)
+					err = errno;
+			}
+			if (err == 0) {
+				int r = type == LOCAL_BIND ? bind(fds[0], (struct sockaddr *)&sa, alen)
+							   : connect(fds[0], (struct sockaddr *)&sa, alen);
+				if (r != 0)
+					err = errno;
+			}
+			uint32_t e = err;
+			if (write(p[1], &e, sizeof e) < 0) {
+				// init reads EOF and answers EIO
+			}
+			_exit(0);
+		}
+		close(p[1]);
+		if (pid < 0) {
+			res = -errno;
+			close(p[0]);
+		} else {
+			locals[slot].id = id;
+			locals[slot].pipe = p[0];
+			res = 1; // answered when the helper is done
+		}
+	}
+	if (res <= 0)
+		local_send(id, res);
+	for (int i = 0; i < nfds; i++)
+		close(fds[i]);
+}
+
+// finish_local answers for the helper of slot i, whose pipe is readable.
+static void finish_local(int i)
+{
+	uint32_t e = EIO;
+	ssize_t k;
+	while ((k = read(locals[i].pipe, &e, sizeof e)) < 0 && errno == EINTR)
+		;
+	if (k != sizeof e)
+		e = EIO;
+	close(locals[i].pipe);
+	locals[i].pipe = -1;
+	if (local >= 0)
+		local_send(locals[i].id, -(int32_t)e);
+}
+
 // reap is pid 1 for the rest of the container's life: it forwards every
 // signal it can catch but SIGCHLD to the command, serves the exec channel,
 // reports each exec'd process's end, and exits with the command's status
@@ -892,12 +1019,25 @@ static void reap(pid_t child)
 	int sfd = signalfd(-1, &all, SFD_CLOEXEC);
 	if (sfd < 0)
 		_exit(127);
+	for (int i = 0; i < MAX_LOCAL; i++)
+		locals[i].pipe = -1;
 	for (;;) {
-		struct pollfd pfd[2] = {{.fd = sfd, .events = POLLIN}, {.fd = ctl, .events = POLLIN}};
-		if (poll(pfd, ctl >= 0 ? 2 : 1, -1) < 0)
+		// A closed channel has fd -1, which poll passes over.
+		struct pollfd pfd[3 + MAX_LOCAL] = {{.fd = sfd, .events = POLLIN},
+						    {.fd = ctl, .events = POLLIN},
+						    {.fd = local, .events = POLLIN}};
+		for (int i = 0; i < MAX_LOCAL; i++)
+			pfd[3 + i] = (struct pollfd){.fd = locals[i].pipe, .events = POLLIN};
+		if (poll(pfd, 3 + MAX_LOCAL, -1) < 0)
 			continue;
 		if (ctl >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
 			serve_exec();
+		if (local >= 0 && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)))
+			serve_local();
+		for (int i = 0; i < MAX_LOCAL; i++) {
+			if (locals[i].pipe >= 0 && (pfd[3 + i].revents & (POLLIN | POLLHUP | POLLERR)))
+				finish_local(i);
+		}
 		if (!(pfd[0].revents & POLLIN))
 			continue;
 		struct signalfd_siginfo si;
@@ -964,7 +1104,8 @@ __attribute__((constructor)) static void nsinit(void)
 		fail("new cgroup namespace: %s", strerror(errno));
 	mount_cgroups();
 	install_filter();
-	open_exec_channel();
+	ctl = open_channel(REPORT_CONTROL);
+	local = open_channel(REPORT_LOCAL);
 
 	sigset_t all, old;
 	sigfillset(&all);

@@ -45,6 +45,16 @@ const (
 	ReportListener = C.REPORT_LISTENER
 	ReportExec     = C.REPORT_EXEC
 	ReportControl  = C.REPORT_CONTROL
+	ReportLocal    = C.REPORT_LOCAL
+)
+
+// Messages of the local-socket channel between the network service and a
+// container's init.
+const (
+	LocalBind      = C.LOCAL_BIND
+	LocalConnect   = C.LOCAL_CONNECT
+	LocalDone      = C.LOCAL_DONE
+	LocalMaxGroups = C.LOCAL_MAX_GROUPS
 )
 
 // Messages of the exec channel between the host and a container's init.

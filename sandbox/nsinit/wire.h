@@ -47,7 +47,21 @@ enum {
 	REPORT_LISTENER = 2, // u32: our fd number of the seccomp listener
 	REPORT_EXEC = 3,     // u32 errno of the command's execve, then a message as REPORT_ERROR's; exits 127
 	REPORT_CONTROL = 4,  // u32: our fd number of the host's end of the exec channel
+	REPORT_LOCAL = 5,    // u32: our fd number of the host's end of the local-socket channel
 };
+
+// Messages of the local-socket channel (SOCK_SEQPACKET, u32 fields, little-
+// endian), network service → init: LOCAL_BIND or LOCAL_CONNECT [type][id]
+// [uid][gid][ngroups][addrlen] then ngroups u32 group ids and addrlen bytes
+// of sockaddr_un, with exactly two descriptors as SCM_RIGHTS: the socket and
+// the caller's working directory. Init answers LOCAL_DONE [type][id][i32 0 or
+// -errno] once a helper with the caller's ids and directory made the call.
+enum {
+	LOCAL_BIND = 1,
+	LOCAL_CONNECT = 2,
+	LOCAL_DONE = 3,
+};
+#define LOCAL_MAX_GROUPS 64
 
 // Messages of the exec channel (SOCK_SEQPACKET, u32 fields, little-endian).
 // Host → init: EXEC_START [type][id][uid][gid][flags][nargs][nenv] then cwd,

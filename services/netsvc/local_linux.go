@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/oak-engine/oak/sandbox/nsinit"
 )
 
 // The container's own AF_UNIX sockets.
@@ -38,12 +40,14 @@ import (
 //     socket behind the number after the check, so nothing is let through:
 //     bind and connect to an abstract name and listen are performed by the
 //     service on its own copy (the name is looked up in the socket's network
-//     namespace, the container's); a path name is refused with EACCES,
-//     because the service would look it up in its own mount namespace with
-//     its own credentials. Sends go the way of other socketpair ends (see
-//     send_linux.go). This is the one known limit: a multi-threaded program
-//     binding or connecting an AF_UNIX path (a JVM, Node, or Go program
-//     talking to a unix socket) is refused.
+//     namespace, the container's). A path name must be looked up in the
+//     container's root, from the caller's working directory, with the
+//     caller's ids: the service hands its copy of the socket, the caller's
+//     working directory and ids to the container's init (Server.Local, see
+//     nsinit.c serve_local), whose single-threaded helper makes the call
+//     (let through by the rule above) and reports the result. Sends with a
+//     path address go the way of other socketpair ends (see send_linux.go):
+//     refused. Without Server.Local a path bind or connect is refused too.
 
 // localCall serves c if it is about an AF_UNIX socket; ok is false
 // otherwise, and c goes to the network handlers.
@@ -97,7 +101,27 @@ func (l *loop) localCall(c *call) (r result, ok bool) {
 			return result{err: einval}, true
 		}
 		if fam == afUnix && !abstract {
-			return result{err: deny(eacces, "AF_UNIX path name from a multi-threaded process")}, true
+			if l.delegate == nil {
+				return result{err: deny(eacces, "AF_UNIX path name from a multi-threaded process")}, true
+			}
+			op := uint32(nsinit.LocalBind)
+			if c.nr == unix.SYS_CONNECT {
+				op = nsinit.LocalConnect
+			}
+			cr, cwd, err := callerCreds(c.tid)
+			if err != nil {
+				return result{err: err}, true
+			}
+			if !c.valid() {
+				unix.Close(cwd)
+				return result{err: errGone}, true
+			}
+			// A helper in the container makes the call; this thread must
+			// stay free to let the helper's own trapped call through.
+			return result{later: func() result {
+				defer unix.Close(cwd)
+				return performed(0, l.delegate.do(op, s.fd, cwd, cr, b))
+			}}, true
 		}
 		if !c.valid() {
 			return result{err: errGone}, true

@@ -130,6 +130,7 @@ package netsvc
 import (
 	"context"
 	"io"
+	"os"
 	"log/slog"
 	"net/netip"
 	"sync/atomic"
@@ -190,6 +191,11 @@ type Server struct {
 	Log *slog.Logger
 	// Stats, if not nil, is updated as calls are answered.
 	Stats *Stats
+	// Local, if not nil, is the container's local-socket channel to its
+	// init (see local_linux.go): through it a multi-threaded process's
+	// bind and connect of an AF_UNIX path are made for it by a helper
+	// inside the container. Without it they are refused.
+	Local *os.File
 	// Denials, if not nil, is told in a line why a call was refused and
 	// which grant would allow it (rate-limited: see reporter). It is what
 	// the container's user reads in oak logs.

@@ -55,6 +55,9 @@ func (s *Server) Serve(ctx context.Context, listener int) error {
 	if l.stats == nil {
 		l.stats = new(Stats)
 	}
+	if s.Local != nil {
+		l.delegate = newDelegate(s.Local)
+	}
 	done := make(chan error, 1)
 	go func() { done <- l.run() }()
 	select {
@@ -82,6 +85,7 @@ type loop struct {
 	wake     int
 	log      *slog.Logger
 	report   *reporter
+	delegate *delegate // nil without Server.Local
 	stats    *Stats
 	// bound records, for listen, which container port a host address was
 	// bound for (see Server.listen). Only the serving thread touches it.

@@ -121,9 +121,11 @@ func TestOwnAuthority(t *testing.T) {
 
 // AF_UNIX sockets are the container's own: path names in its file system,
 // abstract names in its network namespace. They work with and without
-// network grants (with grants the calls go through the network service);
-// a program with several threads may use abstract names but not paths
-// while it holds grants (see services/netsvc/local_linux.go).
+// network grants (with grants the calls go through the network service; a
+// multi-threaded program's path binds and connects are made by a helper in
+// the container with its ids and working directory: see
+// services/netsvc/local_linux.go), and the file system's permissions apply
+// to the caller as they would natively.
 func TestUnixSockets(t *testing.T) {
 	needOak(t, true)
 	o := newOak(t)
@@ -144,17 +146,38 @@ func TestUnixSockets(t *testing.T) {
 		{"granted dgram path", grant, []string{"dgram", "/tmp/d"}, "ok hi"},
 		{"granted threads stream abstract", grant, []string{"threads", "stream", "@oak-test"}, "ok hi"},
 		{"granted threads dgram abstract", grant, []string{"threads", "dgram", "@oak-test"}, "ok hi"},
-		{"granted threads stream path refused", grant, []string{"threads", "stream", "/tmp/s"}, "err bind EACCES"},
+		{"granted threads stream path", grant, []string{"threads", "stream", "/tmp/s"}, "ok hi"},
+		{"granted threads dgram path", grant, []string{"threads", "dgram", "/tmp/d"}, "ok hi"},
+		{"granted threads relative path", grant, []string{"threads", "stream", "rel-s"}, "ok hi"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			o := o.sub(t)
 			t.Parallel()
-			args := append(append(append([]string{"run", "--rm"}, c.flags...), rootfsDir, "/bin/unixsock"), c.args...)
+			args := append(append(append([]string{"run", "--rm", "-w", "/tmp"}, c.flags...), rootfsDir, "/bin/unixsock"), c.args...)
 			r := o.run(args...)
 			if got := strings.TrimSpace(r.stdout); got != c.want {
 				t.Errorf("unixsock %s: got %q, want %q\n%s", strings.Join(c.args, " "), got, c.want, r)
 			}
 		})
+	}
+}
+
+// A path socket's permissions hold for a multi-threaded caller with grants
+// as they do natively: its own directory works, another user's does not,
+// and the socket file is the caller's.
+func TestUnixSocketPermissions(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	for _, flags := range [][]string{nil, {"--egress", "127.0.0.1:9"}} {
+		script := "mkdir /tmp/priv && chown nobody /tmp/priv && chmod 700 /tmp/priv; " +
+			"su -s /bin/sh nobody -c '/bin/unixsock threads stream /tmp/priv/s'; stat -c %U /tmp/priv/s; " +
+			"chmod 711 /tmp/priv; adduser -D -H -u 100 other 2>/dev/null || echo 'other:x:100:100::/:/bin/sh' >> /etc/passwd; " +
+			"su -s /bin/sh other -c '/bin/unixsock threads stream /tmp/priv/t'"
+		r := o.sh(flags, script)
+		want := "ok hi\nnobody\nerr bind EACCES"
+		if got := strings.TrimSpace(r.stdout); got != want {
+			t.Errorf("flags %v: got %q, want %q\n%s", flags, got, want, r)
+		}
 	}
 }
