@@ -130,9 +130,9 @@ package netsvc
 import (
 	"context"
 	"io"
-	"os"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync/atomic"
 )
 
