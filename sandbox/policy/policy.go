@@ -220,8 +220,8 @@ func (m Match) holds(args [6]uint64) bool {
 // Rule is one row of the table: one x86_64 system call and what the filter
 // does with it.
 type Rule struct {
-	Nr   uint32 // x86_64 system-call number
-	Name string // the kernel's name for it
+	Name string // the kernel's name for it: what a row is keyed by
+	Nr   uint32 // its x86_64 number, derived from Name (see numbered)
 	// Action is taken when When is empty, or when any Match in When holds.
 	Action Action
 	// When, if not empty, restricts Action to calls whose arguments satisfy
@@ -383,13 +383,29 @@ func Stats() Summary {
 	return s
 }
 
+// noNumber marks a row whose name is no x86_64 system call.
+const noNumber = ^uint32(0)
+
+// numbered fills in each rule's number from its name (noNumber for a name
+// that is no x86_64 system call, which validate then refuses).
+func numbered(rules []Rule) []Rule {
+	for i := range rules {
+		nr, ok := SyscallNumber(rules[i].Name)
+		if !ok {
+			nr = noNumber
+		}
+		rules[i].Nr = nr
+	}
+	return rules
+}
+
 // validate checks the table's structure; Compile refuses a table that fails.
 func validate(rules []Rule) error {
 	seen := make(map[uint32]string, len(rules))
 	for _, r := range rules {
 		name, ok := SyscallName(r.Nr)
 		if !ok {
-			return fmt.Errorf("policy rule %q: %d is not an x86_64 system call", r.Name, r.Nr)
+			return fmt.Errorf("policy rule %q: not an x86_64 system call", r.Name)
 		}
 		if name != r.Name {
 			return fmt.Errorf("policy rule %q: x86_64 system call %d is %q", r.Name, r.Nr, name)
