@@ -25,6 +25,7 @@ served under the grant; connections the container already holds stay its own.`,
 			}
 			return e.Revoke(args[0], args[1])
 		},
+		ValidArgsFunction: completeRunning(true, stateRoot),
 	}
 }
 
@@ -44,6 +45,7 @@ func newGrantsCmd(stateRoot func() string) *cobra.Command {
 			}
 			return err
 		},
+		ValidArgsFunction: completeRunning(true, stateRoot),
 	}
 }
 
