@@ -467,6 +467,9 @@ func TestImagePull(t *testing.T) {
 	if names := o.imageNames(); len(names) != 1 || names[0] != ref {
 		t.Errorf("oak image ls lists %q, want [%s]", names, ref)
 	}
+	if r := o.run("pull", "-q", "--insecure", ref); r.code != 0 || !strings.Contains(r.stdout, ref) || r.stderr != "" {
+		t.Errorf("oak pull -q (docker's shorthand) of the same image\n%s", r)
+	}
 	r = o.run("run", ref)
 	if r.code != 0 || r.stdout != greeterOutput {
 		t.Errorf("oak run %s: want stdout %q\n%s", ref, greeterOutput, r)

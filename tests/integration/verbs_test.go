@@ -221,6 +221,32 @@ func TestContainerPrune(t *testing.T) {
 	if e, ok := o.find(live); !ok || e.Status != "running" {
 		t.Errorf("prune touched the running container %s: %+v", live, e)
 	}
+
+	// On a terminal it asks, and only yes removes.
+	script, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("needs script(1) for a terminal")
+	}
+	again := o.runD(rootfsDir, "/bin/true")
+	o.waitExited(again, 20*time.Second)
+	onTTY := func(answer string) string {
+		cmd := exec.Command(script, "-qec", oakBin+" --root "+o.root+" container prune", "/dev/null")
+		cmd.Stdin = strings.NewReader(answer + "\n")
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
+	if out := onTTY("n"); !strings.Contains(out, "Continue? [y/N]") {
+		t.Errorf("container prune on a terminal: want a question\n%q", out)
+	}
+	if _, ok := o.find(again); !ok {
+		t.Fatalf("container prune answered n removed %s", again)
+	}
+	if out := onTTY("y"); !strings.Contains(out, again) {
+		t.Errorf("container prune answered y: want %s removed\n%q", again, out)
+	}
+	if _, ok := o.find(again); ok {
+		t.Errorf("%s still listed after prune answered y", again)
+	}
 }
 
 func TestSystemDFAndInfo(t *testing.T) {
@@ -246,6 +272,17 @@ func TestSystemDFAndInfo(t *testing.T) {
 		if u.Type == "Volumes" && u.Size < 16<<20 {
 			t.Errorf("oak system df: volumes take %d bytes; the one reserved volume takes 16 MiB", u.Size)
 		}
+	}
+	// volume ls, in each format.
+	if r := o.run("volume", "ls", "--format", "{{.Name}} {{.Size}} {{.Sparse}}"); r.stdout != "v 16 MiB false\n" {
+		t.Errorf("oak volume ls --format\n%s", r)
+	}
+	if r := o.run("volume", "ls", "-q"); r.stdout != "v\n" {
+		t.Errorf("oak volume ls -q\n%s", r)
+	}
+	vs, err := jsonLines[map[string]any](o.run("volume", "ls", "--format", "json").stdout)
+	if err != nil || len(vs) != 1 || vs[0]["Name"] != "v" || !strings.HasPrefix(vs[0]["Attached"].(string), "/dev/loop") {
+		t.Errorf("oak volume ls --format json: %v (%v); want v, attached", vs, err)
 	}
 	if r := o.run("system", "df"); r.code != 0 || !strings.HasPrefix(r.stdout, "TYPE") || !strings.Contains(r.stdout, "Volumes") {
 		t.Errorf("oak system df\n%s", r)
@@ -304,6 +341,11 @@ func TestImageShorthandsSaveLoad(t *testing.T) {
 	}
 	if r := o.run("images", "--format", "{{.Repository}}"); r.stdout != "oak.test/greeter\ndemo\n" {
 		t.Errorf("oak images --format\n%s", r)
+	}
+	short, long := o.run("images", "-q"), o.run("images", "-q", "--no-trunc")
+	if ls := lines(long.stdout); len(ls) != 1 || !strings.HasPrefix(ls[0], "sha256:") || len(ls[0]) != 71 ||
+		short.stdout != ls[0][7:19]+"\n" {
+		t.Errorf("oak images -q [--no-trunc]: want the one stored image's id, short and whole\n%s\n%s", short, long)
 	}
 	if r := o.run("image", "ls"); !regexp.MustCompile(`(?m)^demo +- +- +.* +\d+ MiB$`).MatchString(r.stdout) {
 		t.Errorf("oak image ls: want a demo row with its size\n%s", r)
