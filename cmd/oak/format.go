@@ -209,3 +209,20 @@ func (f *format) objects(w io.Writer, objs []any) error {
 	}
 	return nil
 }
+
+// sizeText is a size as listings show it: whole units when exact ("16
+// MiB"), else one decimal ("1.9 MiB"); bytes below 1 KiB.
+func sizeText(n int64) string {
+	for _, u := range []struct {
+		shift uint
+		name  string
+	}{{40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+		if n >= 1<<u.shift {
+			if n%(1<<u.shift) == 0 {
+				return fmt.Sprintf("%d %s", n>>u.shift, u.name)
+			}
+			return fmt.Sprintf("%.1f %s", float64(n)/float64(int64(1)<<u.shift), u.name)
+		}
+	}
+	return fmt.Sprintf("%d B", n)
+}

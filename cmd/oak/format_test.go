@@ -113,3 +113,12 @@ func TestFormatObjects(t *testing.T) {
 		t.Errorf("template inspect output %q", b.String())
 	}
 }
+
+func TestSizeText(t *testing.T) {
+	for n, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1024: "1 KiB", 77824: "76 KiB", 2048000: "2.0 MiB", 1992294: "1.9 MiB",
+		16 << 20: "16 MiB", 16781312: "16.0 MiB", 1 << 30: "1 GiB", 3 << 40: "3 TiB"} {
+		if got := sizeText(n); got != want {
+			t.Errorf("sizeText(%d) = %q, want %q", n, got, want)
+		}
+	}
+}

@@ -193,7 +193,7 @@ func imageRows(imgs []*engine.ImageInfo, noTrunc bool) []imageRow {
 	rows := []imageRow{}
 	for _, img := range imgs {
 		r := imageRow{ID: img.Id, CreatedAt: img.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
-			CreatedSince: since(img.Created), Size: humanBytes(img.Size), Layers: len(img.RootFS.Layers), Digest: "<none>"}
+			CreatedSince: since(img.Created), Size: sizeText(img.Size), Layers: len(img.RootFS.Layers), Digest: "<none>"}
 		if !noTrunc {
 			_, hex, _ := strings.Cut(img.Id, ":")
 			r.ID = engine.ShortID(hex)

@@ -100,9 +100,8 @@ type psOptions struct {
 func newPsCmd(stateRoot func() string) *cobra.Command {
 	var o psOptions
 	cmd := &cobra.Command{
-		Use:     "ps",
-		Aliases: []string{"ls", "list"},
-		Short:   "List containers",
+		Use:   "ps",
+		Short: "List containers",
 		Long: `List containers, newest first: the running ones, or with -a all of them.
 
 --filter KEY=VALUE selects, as docker's: id=PREFIX, name=REGEXP, status=

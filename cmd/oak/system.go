@@ -53,7 +53,9 @@ does not ask. Without a terminal to ask on, it needs -f.`,
 	inspect.Flags().Lookup("type").Value.Set(engine.KindContainer)
 	inspect.Flags().Lookup("type").Hidden = true
 	inspect.ValidArgsFunction = completeContainers(stateRoot)
-	cmd.AddCommand(prune, inspect, newPsCmd(stateRoot), newRmCmd(stateRoot), newKillCmd(stateRoot), newLogsCmd(stateRoot))
+	ls := newPsCmd(stateRoot)
+	ls.Use, ls.Aliases = "ls", []string{"ps", "list"}
+	cmd.AddCommand(prune, inspect, ls, newRmCmd(stateRoot), newKillCmd(stateRoot), newLogsCmd(stateRoot))
 	return cmd
 }
 
@@ -94,7 +96,7 @@ memory, charged to its memory limit, and takes no disk.`,
 			}
 			var rows []row
 			for _, u := range us {
-				rows = append(rows, row{u.Type, u.Total, u.Active, humanBytes(u.Size)})
+				rows = append(rows, row{u.Type, u.Total, u.Active, sizeText(u.Size)})
 			}
 			return f.rows(os.Stdout, rows, nil)
 		},

@@ -30,7 +30,7 @@ func volumeRows(vs []*engine.VolumeInfo) []volumeRow {
 		if v.Missing {
 			state = "MISSING IMAGE"
 		}
-		rows = append(rows, volumeRow{Name: v.Name, Size: humanBytes(v.Size), Allocated: humanBytes(v.Allocated),
+		rows = append(rows, volumeRow{Name: v.Name, Size: sizeText(v.Size), Allocated: sizeText(v.Allocated),
 			Sparse: v.Sparse, CreatedAt: since(v.CreatedAt), Attached: state})
 	}
 	return rows

@@ -83,7 +83,7 @@ func TestPsFlags(t *testing.T) {
 		{[]string{"-aq", "--no-trunc"}, []string{web, db, old}},
 		{[]string{"-q", "--filter", "status=exited"}, short(db, old)}, // a status filter looks at all
 		{[]string{"-aq", "--filter", "name=web"}, short(web, old)},
-		{[]string{"-aq", "--filter", "name=^db$", "--filter", "name=old"}, short(db, old)}, // same key: or
+		{[]string{"-aq", "--filter", "name=^db$", "--filter", "name=old"}, short(db, old)},  // same key: or
 		{[]string{"-aq", "--filter", "name=web", "--filter", "status=running"}, short(web)}, // different keys: and
 		{[]string{"-aq", "--filter", "id=" + db[:5]}, short(db)},
 		{[]string{"-aq", "--filter", "ancestor=demo"}, short(db)},
@@ -347,7 +347,7 @@ func TestImageShorthandsSaveLoad(t *testing.T) {
 		short.stdout != ls[0][7:19]+"\n" {
 		t.Errorf("oak images -q [--no-trunc]: want the one stored image's id, short and whole\n%s\n%s", short, long)
 	}
-	if r := o.run("image", "ls"); !regexp.MustCompile(`(?m)^demo +- +- +.* +\d+ MiB$`).MatchString(r.stdout) {
+	if r := o.run("image", "ls"); !regexp.MustCompile(`(?m)^demo +- +- +.* +\d+(\.\d)? MiB$`).MatchString(r.stdout) {
 		t.Errorf("oak image ls: want a demo row with its size\n%s", r)
 	}
 
@@ -449,7 +449,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"rm", ""}, []string{"box-b", "box-a"}},
 		{[]string{"rm", "box-"}, []string{"box-b", "box-a"}},
 		{[]string{"kill", ""}, []string{"box-a"}}, // only running ones
-		{[]string{"logs", "box-a", ""}, nil},       // one container only
+		{[]string{"logs", "box-a", ""}, nil},      // one container only
 		{[]string{"volume", "rm", ""}, []string{"vol-a"}},
 		{[]string{"run", "de"}, []string{"demo"}},
 		{[]string{"rmi", ""}, []string{"demo"}},
