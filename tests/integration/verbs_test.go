@@ -388,6 +388,19 @@ func TestImageShorthandsSaveLoad(t *testing.T) {
 	if r := o.run("save", "nope:1"); r.code == 0 || !strings.Contains(r.stderr, "nope:1") {
 		t.Errorf("oak save of a missing image\n%s", r)
 	}
+	// Without -o the archive goes to standard output, unless that is a terminal.
+	r = o.run("save", tag)
+	piped := filepath.Join(dir, "piped.tar")
+	os.WriteFile(piped, []byte(r.stdout), 0o644)
+	if _, err := tarball.ImageFromPath(piped, mustTag(t, tag)); r.code != 0 || err != nil {
+		t.Errorf("oak save > file: not an archive (%v)\n%s", err, r.stderr)
+	}
+	if script, err := exec.LookPath("script"); err == nil {
+		out, err := exec.Command(script, "-qec", oakBin+" --root "+o.root+" save "+tag, "/dev/null").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "refusing to write an archive to a terminal") {
+			t.Errorf("oak save to a terminal: %v\n%q", err, out)
+		}
+	}
 }
 
 // The progress line is drawn on a terminal, and left out with -q or
