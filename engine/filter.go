@@ -16,7 +16,7 @@ import (
 // every container.
 type Filter struct {
 	values map[string][]string
-	names  []*regexp.Regexp
+	names  map[string]*regexp.Regexp // name= values, compiled
 }
 
 // filterKeys are the keys ParseFilter accepts, with what each value means.
@@ -32,7 +32,7 @@ var filterKeys = map[string]string{
 // unknown key, an empty value, a status Oak does not have and a name that
 // is not a regular expression, naming the argument.
 func ParseFilter(args []string) (Filter, error) {
-	f := Filter{values: map[string][]string{}}
+	f := Filter{values: map[string][]string{}, names: map[string]*regexp.Regexp{}}
 	for _, a := range args {
 		k, v, ok := strings.Cut(a, "=")
 		k = strings.ToLower(strings.TrimSpace(k))
@@ -55,7 +55,7 @@ func ParseFilter(args []string) (Filter, error) {
 			if err != nil {
 				return Filter{}, fmt.Errorf("invalid --filter %q: %w", a, err)
 			}
-			f.names = append(f.names, re)
+			f.names[v] = re
 		}
 		f.values[k] = append(f.values[k], v)
 	}
@@ -81,11 +81,7 @@ func (f Filter) matchOne(k, v string, c *ContainerInfo, sameImage imageMatcher) 
 	case "id":
 		return strings.HasPrefix(c.Id, v)
 	case "name":
-		for _, re := range f.names {
-			if re.String() == v {
-				return re.MatchString(c.Name)
-			}
-		}
+		return f.names[v].MatchString(c.Name)
 	case "status":
 		return c.State.Status == v
 	case "label":
