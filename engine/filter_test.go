@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -64,4 +65,26 @@ func TestFilterMatch(t *testing.T) {
 			t.Errorf("%q matches db: %v, want %v", c.filters, got, c.db)
 		}
 	}
+}
+
+// Whatever the arguments, ParseFilter accepts only known keys with a
+// value, and a filter it accepts can be matched without panicking.
+func FuzzParseFilter(f *testing.F) {
+	for _, s := range []string{"name=web", "status=exited", "label=a=b", "ancestor=alpine:3", "id=ab", "name=(", "x=y", "=", "name"} {
+		f.Add(s, "status=running")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		flt, err := ParseFilter([]string{a, b})
+		if err != nil {
+			return
+		}
+		for k, vs := range flt.values {
+			if _, ok := filterKeys[k]; !ok || len(vs) == 0 || slices.Contains(vs, "") {
+				t.Fatalf("ParseFilter(%q, %q) accepted key %q with values %q", a, b, k, vs)
+			}
+		}
+		c := &ContainerInfo{Id: "abc", Name: "n", State: ContainerState{Status: StatusRunning},
+			Config: ContainerConfig{Labels: map[string]string{"a": "b"}}}
+		flt.Match(c, func(string, string, string) bool { return false })
+	})
 }
