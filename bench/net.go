@@ -567,20 +567,22 @@ func startOakServer(ctx context.Context, cfg NetConfig, env *netEnv) (*netServer
 	}
 	stop := func(ctx context.Context) error { return runCommand(ctx, oak("rm", "-f", id)) }
 	exited := func(ctx context.Context) error {
-		out, err := commandOutput(ctx, oak("ps", "-a", "--format", "json"))
+		out, err := commandOutput(ctx, oak("ps", "--no-trunc", "--filter", "id="+id, "--filter", "status=exited", "--format", "json"))
 		if err != nil {
 			return err
 		}
-		var ps []struct {
-			ID       string `json:"id"`
-			Status   string `json:"status"`
-			ExitCode int    `json:"exit_code"`
-		}
-		if err := json.Unmarshal([]byte(out), &ps); err != nil {
-			return fmt.Errorf("oak ps: %w", err)
-		}
-		for _, c := range ps {
-			if c.ID == id && c.Status == "exited" {
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var c struct {
+				ID       string
+				ExitCode int
+			}
+			if line == "" {
+				continue
+			}
+			if err := json.Unmarshal([]byte(line), &c); err != nil {
+				return fmt.Errorf("oak ps: %w", err)
+			}
+			if c.ID == id {
 				logs, _ := commandCombinedOutput(ctx, oak("logs", id))
 				return fmt.Errorf("container %s exited with status %d: %s", id, c.ExitCode, oneLine(logs))
 			}

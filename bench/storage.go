@@ -552,16 +552,20 @@ func watchLoop(suffix string) (stop func() string) {
 // that runs one of images (as given to oak run): what a cancelled `oak run
 // --rm` can leave behind.
 func removeContainers(ctx context.Context, oak func(string, ...string) []string, root string, images ...string) error {
-	out, err := commandOutput(ctx, oak(root, "ps", "-a", "--format", "json"))
+	out, err := commandOutput(ctx, oak(root, "ps", "-a", "--no-trunc", "--format", "json"))
 	if err != nil {
 		return err
 	}
-	var ps []struct {
-		ID    string `json:"id"`
-		Image string `json:"image"`
-	}
-	if err := json.Unmarshal([]byte(out), &ps); err != nil {
-		return fmt.Errorf("oak ps: %w", err)
+	var ps []struct{ ID, Image string }
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var c struct{ ID, Image string }
+		if line == "" {
+			continue
+		}
+		if err := json.Unmarshal([]byte(line), &c); err != nil {
+			return fmt.Errorf("oak ps: %w", err)
+		}
+		ps = append(ps, c)
 	}
 	var errs []error
 	for _, c := range ps {

@@ -48,7 +48,9 @@ func (e *ErrReported) Error() string { return fmt.Sprintf("exit status %d", e.Co
 
 // ImportImage imports an archive or layout (a path on the host) into the
 // state root's store, in the storage service.
-func (e *Engine) ImportImage(ctx context.Context, path, tag string, progress io.Writer) ([]StoredImage, error) {
+// The storage service writes its progress bar (when progress is a
+// terminal and quiet is not set), warnings and error line to progress.
+func (e *Engine) ImportImage(ctx context.Context, path, tag string, quiet bool, progress io.Writer) ([]StoredImage, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("image import %s: %w", path, err)
@@ -60,7 +62,7 @@ func (e *Engine) ImportImage(ctx context.Context, path, tag string, progress io.
 	if err := importable(abs, fi); err != nil {
 		return nil, fmt.Errorf("image import %s: %w", path, err)
 	}
-	return e.storageService(ctx, abs, progress, "import", "--tag", tag, path)
+	return e.storageService(ctx, abs, progress, "import", "--quiet="+strconv.FormatBool(quiet), "--tag", tag, path)
 }
 
 // importable refuses, before the storage service is started, an input it
@@ -90,9 +92,10 @@ func importable(path string, fi os.FileInfo) error {
 	return fmt.Errorf("is not an archive file or an OCI layout directory (mode %v)", m)
 }
 
-// PullImage pulls ref from its registry into the store, in the storage service.
-func (e *Engine) PullImage(ctx context.Context, ref string, insecure bool, progress io.Writer) ([]StoredImage, error) {
-	return e.storageService(ctx, "", progress, "pull", "--insecure="+strconv.FormatBool(insecure), ref)
+// PullImage pulls ref from its registry into the store, in the storage
+// service; progress is as for ImportImage.
+func (e *Engine) PullImage(ctx context.Context, ref string, insecure, quiet bool, progress io.Writer) ([]StoredImage, error) {
+	return e.storageService(ctx, "", progress, "pull", "--quiet="+strconv.FormatBool(quiet), "--insecure="+strconv.FormatBool(insecure), ref)
 }
 
 func (e *Engine) storageService(ctx context.Context, input string, progress io.Writer, args ...string) ([]StoredImage, error) {
@@ -149,13 +152,18 @@ func pathByte(c byte) bool {
 
 // RunStorageService is the body of `oak image _storage import|pull REF`:
 // it runs confined, with the input (if any) at /input (REF is then its
-// host path, for messages), and prints the stored images as JSON.
-func (e *Engine) RunStorageService(ctx context.Context, op, tag, ref string, insecure bool, progress io.Writer) error {
+// host path, for messages), and prints the stored images as JSON. Its
+// progress bar goes to stderr unless quiet (and only to a terminal).
+func (e *Engine) RunStorageService(ctx context.Context, op, tag, ref string, insecure, quiet bool, stderr io.Writer) error {
 	store, err := e.Images()
 	if err != nil {
 		return err
 	}
-	store.Warnings = progress
+	store.Warnings = stderr
+	var progress io.Writer
+	if !quiet {
+		progress = stderr
+	}
 	var imgs []*image.Image
 	switch op {
 	case "import":
@@ -206,4 +214,33 @@ func (e *Engine) RemoveImage(ref string) error {
 		}
 	}
 	return store.Remove(ref)
+}
+
+// SaveImages writes the images refs name ("demo" included) to w as one
+// docker-save archive, which docker load and oak image import read. The
+// layers are read from the store, which verified them when they came in,
+// so this runs in the engine's own process.
+func (e *Engine) SaveImages(ctx context.Context, w io.Writer, refs []string) error {
+	store, err := e.Images()
+	if err != nil {
+		return err
+	}
+	var xs []*image.Exportable
+	for _, ref := range refs {
+		if ref == DemoImage {
+			info, err := e.demoInfo()
+			if err != nil {
+				return err
+			}
+			xs = append(xs, &image.Exportable{Tags: []string{"oak.local/demo:latest"}, Created: info.Created,
+				Config: image.Config{Cmd: info.Config.Cmd}, LayerDirs: info.RootFS.Layers})
+			continue
+		}
+		x, err := store.Exportable(ref)
+		if err != nil {
+			return err
+		}
+		xs = append(xs, x)
+	}
+	return store.Export(ctx, w, xs)
 }

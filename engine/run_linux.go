@@ -59,6 +59,8 @@ type Spec struct {
 	// writable layer.
 	ReadOnly bool        `json:"read_only,omitempty"`
 	Names    NameOptions `json:"names,omitempty"`
+	// Labels are the container's --label KEY=VALUE pairs.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 // defaultPath is the PATH a container gets unless -e sets one (docker's),

@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"path"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/oak-engine/oak/sandbox"
 	"github.com/oak-engine/oak/storage/volume"
@@ -108,4 +110,83 @@ func (e *Engine) attachVolumes(ms []VolumeMount) ([]sandbox.Volume, error) {
 		out = append(out, sandbox.Volume{Mount: f, Target: m.Target})
 	}
 	return out, nil
+}
+
+// VolumeInfo is a volume as oak volume ls and inspect show it. Its JSON
+// keys are its field names, as in every JSON Oak prints (see README,
+// "Output formats"), so that a --format template names what the JSON shows.
+type VolumeInfo struct {
+	Name      string
+	Size      int64 // bytes: the file system's size, its quota
+	Allocated int64 // bytes it occupies on the host now
+	Sparse    bool  // its host space is not reserved
+	CreatedAt time.Time
+	Device    string // the loop device while attached, else ""
+	Missing   bool   // its image is gone: it can only be removed
+}
+
+func volumeInfo(v *volume.Volume) *VolumeInfo {
+	return &VolumeInfo{Name: v.Name, Size: v.Size, Allocated: v.Allocated, Sparse: v.Sparse,
+		CreatedAt: v.Created, Device: v.Device, Missing: v.Missing}
+}
+
+// CreateVolume creates a volume of size bytes, reserved on the host unless
+// sparse. A volume that does not fit is refused with a hint at sparse.
+func (e *Engine) CreateVolume(name string, size int64, sparse bool) (*VolumeInfo, error) {
+	vs, err := e.Volumes()
+	if err != nil {
+		return nil, err
+	}
+	create := vs.Create
+	if sparse {
+		create = vs.CreateSparse
+	}
+	v, err := create(name, size)
+	if errors.Is(err, volume.ErrNoSpace) {
+		return nil, fmt.Errorf("%w (--sparse overcommits, at a risk: see oak volume create --help)", err)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return volumeInfo(v), nil
+}
+
+// ListVolumes describes every volume, ordered by name.
+func (e *Engine) ListVolumes() ([]*VolumeInfo, error) {
+	vs, err := e.Volumes()
+	if err != nil {
+		return nil, err
+	}
+	list, err := vs.List()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*VolumeInfo, 0, len(list))
+	for _, v := range list {
+		out = append(out, volumeInfo(v))
+	}
+	return out, nil
+}
+
+// InspectVolume describes the volume named name.
+func (e *Engine) InspectVolume(name string) (*VolumeInfo, error) {
+	vs, err := e.Volumes()
+	if err != nil {
+		return nil, err
+	}
+	v, err := vs.Inspect(name)
+	if err != nil {
+		return nil, err
+	}
+	return volumeInfo(v), nil
+}
+
+// RemoveVolume removes the volume named name and its data; the store
+// refuses one that is attached.
+func (e *Engine) RemoveVolume(name string) error {
+	vs, err := e.Volumes()
+	if err != nil {
+		return err
+	}
+	return vs.Remove(name)
 }

@@ -81,6 +81,16 @@ func unifiedHasMemory() bool {
 	return err == nil && bytes.Contains(b, []byte("memory"))
 }
 
+// CgroupMode names the hierarchy that enforces containers' limits: "v2"
+// on a cgroup v2 only host, "v1" where the v1 controllers do (also on a
+// hybrid host).
+func CgroupMode() string {
+	if unifiedHasMemory() {
+		return "v2"
+	}
+	return "v1"
+}
+
 // newCgroup creates the container's groups and writes its limits. On a
 // hybrid host (this project's reference machine) the v1 memory, pids and cpu
 // controllers do the work; on a v2-only host the unified hierarchy does.

@@ -8,9 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
-	"text/tabwriter"
-	"time"
-	"unicode"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -37,7 +34,8 @@ or "demo" for the built-in busybox image. The container starts with nothing
 but a private writable copy of its image (--read-only: the image as it is),
 a private /tmp and its own /proc: no network, no host files, authority only
 over its own files and users, a fixed system-call allowlist.`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeImages(true, stateRoot),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var err error
 			if memory != "" {
@@ -186,110 +184,6 @@ func humanBytes(n int64) string {
 	return fmt.Sprintf("%d bytes", n)
 }
 
-// psEntry is the JSON form of `oak ps --format json`.
-type psEntry struct {
-	ID       string    `json:"id"`
-	Name     string    `json:"name"`
-	Image    string    `json:"image"`
-	Status   string    `json:"status"`
-	ExitCode int       `json:"exit_code"`
-	OOM      bool      `json:"oom_killed"`
-	Pid      int       `json:"pid"`
-	Command  string    `json:"command"`
-	Created  time.Time `json:"created"`
-	Problem  string    `json:"problem,omitempty"` // why a broken record cannot be read
-	Ports    []string  `json:"ports"`             // "0.0.0.0:49153->80/tcp", while running
-}
-
-func newPsCmd(stateRoot func() string) *cobra.Command {
-	var all bool
-	var format string
-	cmd := &cobra.Command{
-		Use:   "ps",
-		Short: "List containers",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if format != "" && format != "table" && format != "json" {
-				return fmt.Errorf("invalid --format %q: use table or json", format)
-			}
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			cs, err := e.List()
-			if err != nil {
-				return err
-			}
-			entries := []psEntry{}
-			for _, c := range cs {
-				if !all && c.Status != engine.StatusRunning {
-					continue
-				}
-				entries = append(entries, psEntry{ID: c.ID, Name: c.Name, Image: c.Image, Status: c.Status,
-					ExitCode: c.ExitCode, OOM: c.OOMKilled, Pid: c.Pid, Command: strings.Join(c.Command, " "), Created: c.Created,
-					Problem: c.Problem, Ports: portStrings(e, c)})
-			}
-			if format == "json" {
-				return printJSON(entries)
-			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(w, "CONTAINER ID\tIMAGE\tCOMMAND\tCREATED\tSTATUS\tPORTS\tNAME")
-			for _, p := range entries {
-				status := "Up"
-				if p.Status == engine.StatusExited {
-					status = "Exited (" + strconv.Itoa(p.ExitCode) + ")"
-					if p.ExitCode < 0 {
-						status = "Exited (unknown)"
-					}
-					if p.OOM {
-						status += " OOM"
-					}
-				} else if p.Status == engine.StatusCreated {
-					status = "Created"
-				} else if p.Status == engine.StatusBroken {
-					status = "Broken: " + p.Problem
-				}
-				fmt.Fprintf(w, "%s\t%s\t%q\t%s ago\t%s\t%s\t%s\n", cell(engine.ShortID(p.ID)), cell(p.Image), truncate(p.Command, 30),
-					time.Since(p.Created).Round(time.Second), cell(status), cell(strings.Join(p.Ports, ", ")), cell(p.Name))
-			}
-			return w.Flush()
-		},
-	}
-	cmd.Flags().BoolVarP(&all, "all", "a", false, "show all containers (default: running ones)")
-	cmd.Flags().StringVar(&format, "format", "", "output format: table or json")
-	return cmd
-}
-
-// cell is s as one cell of a table: quoted when it holds anything but
-// printable characters, so that no value (a name or path from an older
-// record, a problem message) can end a row or forge another.
-func cell(s string) string {
-	for _, r := range s {
-		if !unicode.IsPrint(r) || r == '\t' {
-			return strconv.Quote(s)
-		}
-	}
-	return s
-}
-
-// portStrings is the PORTS column of a container: its published ports while
-// it runs, none otherwise.
-func portStrings(e *engine.Engine, c *engine.Container) []string {
-	out := []string{}
-	ps, _ := e.PortsOf(c) // a record removed meanwhile publishes nothing
-	for _, p := range ps {
-		out = append(out, p.String())
-	}
-	return out
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n-1] + "…"
-}
-
 func newKillCmd(stateRoot func() string) *cobra.Command {
 	var sig string
 	cmd := &cobra.Command{
@@ -308,6 +202,7 @@ func newKillCmd(stateRoot func() string) *cobra.Command {
 			return eachRef(args, func(ref string) error { return e.Kill(ref, s) })
 		},
 	}
+	cmd.ValidArgsFunction = completeRunning(false, stateRoot)
 	cmd.Flags().StringVarP(&sig, "signal", "s", "KILL", "signal name or number")
 	return cmd
 }
@@ -361,6 +256,7 @@ func newRmCmd(stateRoot func() string) *cobra.Command {
 			return eachRef(args, func(ref string) error { return e.Remove(ref, force) })
 		},
 	}
+	cmd.ValidArgsFunction = completeContainers(stateRoot)
 	cmd.Flags().BoolVarP(&force, "force", "f", false, "kill a running container first")
 	return cmd
 }
@@ -377,6 +273,7 @@ func newLogsCmd(stateRoot func() string) *cobra.Command {
 			}
 			return e.Logs(args[0], os.Stdout, os.Stderr)
 		},
+		ValidArgsFunction: completeNames(true, containerNames(false), stateRoot),
 	}
 }
 

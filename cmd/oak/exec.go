@@ -34,7 +34,8 @@ network grants as the container's own processes, the container's
 capabilities for its user and nothing more, and no descriptor of the host's
 but its standard input, output and error (pipes, or with -t a terminal Oak
 makes). It counts against the container's limits.`,
-		Args: cobra.MinimumNArgs(2),
+		Args:              cobra.MinimumNArgs(2),
+		ValidArgsFunction: completeRunning(true, stateRoot),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := engine.New(stateRoot())
 			if err != nil {

@@ -6,15 +6,15 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/oak-engine/oak/engine"
-	"github.com/oak-engine/oak/storage/image"
 )
 
 func newImageCmd(stateRoot func() string) *cobra.Command {
@@ -22,105 +22,21 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 		Use:   "image",
 		Short: "Manage images: import docker-save/OCI archives, pull from registries",
 	}
-	var tag string
-	imp := &cobra.Command{
-		Use:   "import [--tag NAME:TAG] FILE|DIR",
-		Short: "Import a docker-save archive, an OCI image layout directory or an OCI archive (tar, gzip, zstd)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			imgs, err := e.ImportImage(ctx, args[0], tag, os.Stderr)
-			return printStored(imgs, err)
-		},
-	}
-	imp.Flags().StringVar(&tag, "tag", "", "tag the imported image NAME[:TAG]")
-	var insecure bool
-	pull := &cobra.Command{
-		Use:   "pull [--insecure] REF",
-		Short: "Pull an image from an OCI registry (plain HTTP only for loopback, with --insecure)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			imgs, err := e.PullImage(ctx, args[0], insecure, os.Stderr)
-			return printStored(imgs, err)
-		},
-	}
-	pull.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to a loopback registry")
-	ls := &cobra.Command{
-		Use:   "ls",
-		Short: "List images",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			store, err := e.Images()
-			if err != nil {
-				return err
-			}
-			imgs, err := store.List()
-			if err != nil {
-				return err
-			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(w, "REPOSITORY:TAG\tIMAGE ID\tCREATED\tSIZE\tLAYERS")
-			for _, img := range imgs {
-				name := "<none>"
-				if len(img.Tags) > 0 {
-					name = strings.Join(img.Tags, ",")
-				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%d\n", name, img.ShortID(), age(img.Created), humanBytes(img.Size), len(img.DiffIDs))
-			}
-			return w.Flush()
-		},
-	}
-	rm := &cobra.Command{
-		Use:   "rm IMAGE...",
-		Short: "Remove images (refused while a container uses one)",
-		Args:  cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			return eachRef(args, e.RemoveImage)
-		},
-	}
+	imp := newImportCmd(stateRoot, "import [--tag NAME:TAG] FILE|DIR")
+	rm := newRmiCmd(stateRoot, "rm IMAGE...")
+	rm.Aliases = []string{"remove"}
+	var inspectFormat string
 	inspect := &cobra.Command{
 		Use:   "inspect IMAGE...",
 		Short: "Show images as JSON",
+		Long:  "Show images as a JSON array, or each through a Go template (--format '{{.Size}}').",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			store, err := e.Images()
-			if err != nil {
-				return err
-			}
-			var imgs []*image.Image
-			for _, ref := range args {
-				img, err := store.Get(ref)
-				if err != nil {
-					return err
-				}
-				imgs = append(imgs, img)
-			}
-			return printJSON(imgs)
+			return inspectObjects(stateRoot, engine.KindImage, inspectFormat, args)
 		},
+		ValidArgsFunction: completeImages(false, stateRoot),
 	}
+	inspect.Flags().StringVarP(&inspectFormat, "format", "f", "", "json (default) or a Go template such as {{.Id}}")
 	tagCmd := &cobra.Command{
 		Use:   "tag IMAGE NAME[:TAG]",
 		Short: "Give an image another name (taking it from any image that had it)",
@@ -130,12 +46,9 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			store, err := e.Images()
-			if err != nil {
-				return err
-			}
-			return store.Tag(args[0], args[1])
+			return e.TagImage(args[0], args[1])
 		},
+		ValidArgsFunction: completeImages(true, stateRoot),
 	}
 	prune := &cobra.Command{
 		Use:   "prune",
@@ -154,7 +67,7 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 		},
 	}
 	var svcTag string
-	var svcInsecure bool
+	var svcInsecure, svcQuiet bool
 	svc := &cobra.Command{
 		Use:    "_storage import|pull [REF]",
 		Hidden: true,
@@ -170,13 +83,237 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 			if len(args) == 2 {
 				ref = args[1]
 			}
-			return e.RunStorageService(ctx, args[0], svcTag, ref, svcInsecure, os.Stderr)
+			return e.RunStorageService(ctx, args[0], svcTag, ref, svcInsecure, svcQuiet, os.Stderr)
 		},
 	}
 	svc.Flags().StringVar(&svcTag, "tag", "", "")
 	svc.Flags().BoolVar(&svcInsecure, "insecure", false, "")
-	cmd.AddCommand(imp, pull, ls, rm, inspect, tagCmd, prune)
+	svc.Flags().BoolVar(&svcQuiet, "quiet", false, "")
+	cmd.AddCommand(imp, newPullCmd(stateRoot), newImagesCmd(stateRoot, "ls"), rm, inspect, tagCmd, prune,
+		newSaveCmd(stateRoot))
 	cmd.AddCommand(svc)
+	return cmd
+}
+
+// newImportCmd is oak image import, and (with -i) oak load.
+func newImportCmd(stateRoot func() string, use string) *cobra.Command {
+	var tag, input string
+	var quiet bool
+	load := strings.HasPrefix(use, "load")
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: "Import a docker-save archive, an OCI image layout directory or an OCI archive (tar, gzip, zstd)",
+		Long: `Import a docker-save archive, an OCI image layout directory or an OCI archive
+(tar, gzip, zstd). On a terminal, a progress line shows the bytes unpacked of
+the total, the percentage and the rate; -q, or a standard error that is not
+a terminal, leaves it out.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			path := input
+			if !load {
+				path = args[0]
+			}
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			imgs, err := e.ImportImage(ctx, path, tag, quiet, os.Stderr)
+			return printStored(imgs, err)
+		},
+	}
+	if load {
+		cmd.Short = "Load images from a docker-save or OCI archive (oak image import)"
+		cmd.Args = cobra.NoArgs
+		cmd.Flags().StringVarP(&input, "input", "i", "", "the archive or OCI layout to load (required)")
+		cmd.MarkFlagRequired("input")
+	}
+	cmd.Flags().StringVar(&tag, "tag", "", "tag the imported image NAME[:TAG]")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "show no progress")
+	return cmd
+}
+
+// newPullCmd is oak image pull and oak pull.
+func newPullCmd(stateRoot func() string) *cobra.Command {
+	var insecure, quiet bool
+	pull := &cobra.Command{
+		Use:   "pull [--insecure] REF",
+		Short: "Pull an image from an OCI registry (plain HTTP only for loopback, with --insecure)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			imgs, err := e.PullImage(ctx, args[0], insecure, quiet, os.Stderr)
+			return printStored(imgs, err)
+		},
+	}
+	pull.Flags().BoolVar(&insecure, "insecure", false, "allow plain HTTP to a loopback registry")
+	pull.Flags().BoolVarP(&quiet, "quiet", "q", false, "show no progress")
+	return pull
+}
+
+// newRmiCmd is oak image rm and oak rmi.
+func newRmiCmd(stateRoot func() string, use string) *cobra.Command {
+	return &cobra.Command{
+		Use:   use,
+		Short: "Remove images (refused while a container uses one)",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			return eachRef(args, e.RemoveImage)
+		},
+		ValidArgsFunction: completeImages(false, stateRoot),
+	}
+}
+
+// imageRow is one row of oak image ls, one per name, after docker's: its
+// JSON keys and template fields.
+type imageRow struct {
+	ID           string // short unless --no-trunc; "-" for the demo image, which has none
+	Repository   string // "<none>" for an untagged image
+	Tag          string
+	Digest       string
+	CreatedAt    string
+	CreatedSince string
+	Size         string // human, e.g. "5 MiB"
+	Layers       int
+}
+
+const imagesTable = `{{.Repository}}\t{{.Tag}}\t{{.ID}}\t{{.CreatedSince}}\t{{.Size}}`
+
+func imageRows(imgs []*engine.ImageInfo, noTrunc bool) []imageRow {
+	rows := []imageRow{}
+	for _, img := range imgs {
+		r := imageRow{ID: img.Id, CreatedAt: img.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"),
+			CreatedSince: since(img.Created), Size: sizeText(img.Size), Layers: len(img.RootFS.Layers), Digest: "<none>"}
+		if !noTrunc {
+			_, hex, _ := strings.Cut(img.Id, ":")
+			r.ID = engine.ShortID(hex)
+		}
+		if img.Id == "" {
+			r.ID = "-"
+		}
+		if len(img.RepoDigests) > 0 {
+			_, r.Digest, _ = strings.Cut(img.RepoDigests[0], "@")
+		}
+		if len(img.RepoTags) == 0 {
+			r.Repository, r.Tag = "<none>", "<none>"
+			rows = append(rows, r)
+		}
+		for _, t := range img.RepoTags {
+			r.Repository, r.Tag = t, ""
+			if i := strings.LastIndexByte(t, ':'); i > strings.LastIndexByte(t, '/') {
+				r.Repository, r.Tag = t[:i], t[i+1:]
+			}
+			if r.Tag == "" {
+				r.Tag = "-"
+			}
+			rows = append(rows, r)
+		}
+	}
+	return rows
+}
+
+// newImagesCmd is oak image ls and oak images.
+func newImagesCmd(stateRoot func() string, use string) *cobra.Command {
+	var format string
+	var quiet, noTrunc bool
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: "List images, the built-in demo image included",
+		Long: `List images, one row per name, the built-in demo image included.
+
+--format takes table, json (one object a line), a Go template such as
+'{{.Repository}}:{{.Tag}} {{.Size}}', or "table" and a template. The
+fields are the JSON keys.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := parseFormat(format, imagesTable)
+			if err != nil {
+				return err
+			}
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			imgs, err := e.ListImages()
+			if err != nil {
+				return err
+			}
+			if quiet {
+				seen := map[string]bool{}
+				for _, r := range imageRows(imgs, noTrunc) {
+					if r.ID != "-" && !seen[r.ID] {
+						seen[r.ID] = true
+						fmt.Println(r.ID)
+					}
+				}
+				return nil
+			}
+			return f.rows(os.Stdout, imageRows(imgs, noTrunc),
+				map[string]string{"ID": "IMAGE ID", "CreatedSince": "CREATED", "CreatedAt": "CREATED AT"})
+		},
+	}
+	if use == "ls" {
+		cmd.Aliases = []string{"list"}
+	}
+	cmd.Flags().StringVar(&format, "format", "", "table (default), json, or a Go template (table TEMPLATE for a table)")
+	cmd.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only image ids")
+	cmd.Flags().BoolVar(&noTrunc, "no-trunc", false, "print whole image ids")
+	return cmd
+}
+
+// newSaveCmd is oak image save and oak save.
+func newSaveCmd(stateRoot func() string) *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "save [-o FILE] IMAGE...",
+		Short: "Write images to a docker-save archive (docker load and oak load read it)",
+		Long: `Write images to one docker-save archive, on standard output or to -o FILE
+(written beside it and renamed into place when complete). The layers are
+re-made from the stored ones, so their digests and the image id differ from
+the archive they came from; content and configuration are the same.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			if output == "" {
+				if term.IsTerminal(int(os.Stdout.Fd())) {
+					return fmt.Errorf("save: refusing to write an archive to a terminal; use -o FILE or redirect")
+				}
+				return e.SaveImages(ctx, os.Stdout, args)
+			}
+			tmp, err := os.CreateTemp(filepath.Dir(output), ".oak-save-*")
+			if err != nil {
+				return fmt.Errorf("save -o %s: %w", output, err)
+			}
+			err = e.SaveImages(ctx, tmp, args)
+			if cerr := tmp.Close(); err == nil {
+				err = cerr
+			}
+			if err == nil {
+				err = os.Rename(tmp.Name(), output)
+			}
+			if err != nil {
+				os.Remove(tmp.Name())
+			}
+			return err
+		},
+		ValidArgsFunction: completeImages(false, stateRoot),
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write to FILE instead of standard output")
 	return cmd
 }
 

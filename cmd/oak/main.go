@@ -92,6 +92,10 @@ func newRootCmd() *cobra.Command {
 	st := func() string { return stateRoot }
 	root.AddCommand(newRunCmd(st), newPsCmd(st), newKillCmd(st), newRmCmd(st), newLogsCmd(st),
 		newRevokeCmd(st), newGrantsCmd(st), newPortCmd(st), newExecCmd(st), newVolumeCmd(st), newImageCmd(st),
+		newInspectCmd(st), newContainerCmd(st), newSystemCmd(st), newInfoCmd(st),
+		// docker's top-level shorthands for image verbs
+		newImagesCmd(st, "images"), newRmiCmd(st, "rmi IMAGE..."), newPullCmd(st),
+		newImportCmd(st, "load -i FILE|DIR"), newSaveCmd(st),
 		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd(),
 		newVersionCmd())
 	root.AddCommand(newStorageLoadCmd())

@@ -25,6 +25,7 @@ served under the grant; connections the container already holds stay its own.`,
 			}
 			return e.Revoke(args[0], args[1])
 		},
+		ValidArgsFunction: completeRunning(true, stateRoot),
 	}
 }
 
@@ -44,6 +45,7 @@ func newGrantsCmd(stateRoot func() string) *cobra.Command {
 			}
 			return err
 		},
+		ValidArgsFunction: completeRunning(true, stateRoot),
 	}
 }
 
@@ -55,7 +57,8 @@ func newPortCmd(stateRoot func() string) *cobra.Command {
 line each, as docker does: "80/tcp -> 127.0.0.1:49153". With PORT (PROTO
 defaults to tcp) only that port's host addresses are listed, and a port not
 published is an error. A -p without a host IP is listed once per family.`,
-		Args: cobra.RangeArgs(1, 2),
+		Args:              cobra.RangeArgs(1, 2),
+		ValidArgsFunction: completeRunning(true, stateRoot),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := engine.New(stateRoot())
 			if err != nil {

@@ -1,25 +1,39 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/oak-engine/oak/engine"
-	"github.com/oak-engine/oak/storage/volume"
 )
 
-// openVolumes opens the volume store of the state root.
-func openVolumes(stateRoot func() string) (*volume.Store, error) {
-	e, err := engine.New(stateRoot())
-	if err != nil {
-		return nil, err
+// volumeRow is one row of oak volume ls: its JSON keys and template
+// fields.
+type volumeRow struct {
+	Name      string
+	Size      string // human, e.g. "1 GiB"
+	Allocated string
+	Sparse    bool
+	CreatedAt string
+	Attached  string // the loop device, "MISSING IMAGE" for a broken volume, or ""
+}
+
+const volumeTable = "{{.Name}}\t{{.Size}}\t{{.Allocated}}\t{{.CreatedAt}}\t{{.Attached}}"
+
+func volumeRows(vs []*engine.VolumeInfo) []volumeRow {
+	rows := make([]volumeRow, 0, len(vs))
+	for _, v := range vs {
+		state := v.Device
+		if v.Missing {
+			state = "MISSING IMAGE"
+		}
+		rows = append(rows, volumeRow{Name: v.Name, Size: sizeText(v.Size), Allocated: sizeText(v.Allocated),
+			Sparse: v.Sparse, CreatedAt: since(v.CreatedAt), Attached: state})
 	}
-	return e.Volumes()
+	return rows
 }
 
 func newVolumeCmd(stateRoot func() string) *cobra.Command {
@@ -50,18 +64,11 @@ e2fsck, and data not yet synced is lost.`,
 			if err != nil {
 				return err
 			}
-			vs, err := openVolumes(stateRoot)
+			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
 			}
-			create := vs.Create
-			if sparse {
-				create = vs.CreateSparse
-			}
-			v, err := create(args[0], n)
-			if errors.Is(err, volume.ErrNoSpace) {
-				return fmt.Errorf("%w (--sparse overcommits, at a risk: see oak volume create --help)", err)
-			}
+			v, err := e.CreateVolume(args[0], n, sparse)
 			if err != nil {
 				return err
 			}
@@ -71,59 +78,61 @@ e2fsck, and data not yet synced is lost.`,
 	}
 	create.Flags().StringVar(&size, "size", "", "size of the volume's file system, e.g. 1g (its exact quota)")
 	create.Flags().BoolVar(&sparse, "sparse", false, "do not reserve the size on the host (overcommit; the volume breaks if the host fills)")
+	var lsFormat string
+	var quiet bool
 	ls := &cobra.Command{
-		Use:   "ls",
-		Short: "List volumes",
-		Args:  cobra.NoArgs,
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List volumes",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vs, err := openVolumes(stateRoot)
+			f, err := parseFormat(lsFormat, volumeTable)
 			if err != nil {
 				return err
 			}
-			list, err := vs.List()
+			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
 			}
-			w := tabwriter.NewWriter(os.Stdout, 0, 4, 3, ' ', 0)
-			fmt.Fprintln(w, "NAME\tSIZE\tALLOCATED\tCREATED\tATTACHED")
-			for _, v := range list {
-				state := v.Device
-				if v.Missing {
-					state = "MISSING IMAGE"
+			list, err := e.ListVolumes()
+			if err != nil {
+				return err
+			}
+			if quiet {
+				for _, v := range list {
+					fmt.Println(v.Name)
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s ago\t%s\n", v.Name, humanBytes(v.Size), humanBytes(v.Allocated),
-					time.Since(v.Created).Round(time.Second), state)
+				return nil
 			}
-			return w.Flush()
+			return f.rows(os.Stdout, volumeRows(list), map[string]string{"CreatedAt": "CREATED"})
 		},
 	}
+	ls.Flags().StringVar(&lsFormat, "format", "", "table (default), json, or a Go template such as {{.Name}}")
+	ls.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the names")
+	var inspectFormat string
 	inspect := &cobra.Command{
-		Use:   "inspect NAME",
-		Short: "Show a volume as JSON",
-		Args:  cobra.ExactArgs(1),
+		Use:   "inspect NAME...",
+		Short: "Show volumes as JSON",
+		Long:  "Show volumes as a JSON array, or each through a Go template (--format '{{.Size}}').",
+		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vs, err := openVolumes(stateRoot)
-			if err != nil {
-				return err
-			}
-			v, err := vs.Inspect(args[0])
-			if err != nil {
-				return err
-			}
-			return printJSON(v)
+			return inspectObjects(stateRoot, engine.KindVolume, inspectFormat, args)
 		},
+		ValidArgsFunction: completeVolumes(stateRoot),
 	}
+	inspect.Flags().StringVarP(&inspectFormat, "format", "f", "", "json (default) or a Go template such as {{.Allocated}}")
 	rm := &cobra.Command{
 		Use:   "rm NAME...",
 		Short: "Remove volumes (refused while a container uses one)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			vs, err := openVolumes(stateRoot)
+			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
 			}
-			return eachRef(args, vs.Remove)
+			return eachRef(args, e.RemoveVolume)
 		},
+		ValidArgsFunction: completeVolumes(stateRoot),
 	}
 	prune := &cobra.Command{
 		Use:   "prune",
@@ -143,4 +152,47 @@ e2fsck, and data not yet synced is lost.`,
 	}
 	cmd.AddCommand(create, ls, inspect, rm, prune)
 	return cmd
+}
+
+// since is how long ago t was, as docker writes it: "3 minutes ago".
+func since(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return humanDuration(time.Since(t)) + " ago"
+}
+
+// humanDuration is d in docker's words: "Less than a second", "About a
+// minute", "3 hours", "2 weeks".
+func humanDuration(d time.Duration) string {
+	s := int(d.Seconds())
+	switch {
+	case s < 1:
+		return "Less than a second"
+	case s == 1:
+		return "1 second"
+	case s < 60:
+		return fmt.Sprintf("%d seconds", s)
+	}
+	m := int(d.Minutes())
+	switch {
+	case m == 1:
+		return "About a minute"
+	case m < 60:
+		return fmt.Sprintf("%d minutes", m)
+	}
+	h := int(d.Hours() + 0.5)
+	switch {
+	case h == 1:
+		return "About an hour"
+	case h < 48:
+		return fmt.Sprintf("%d hours", h)
+	case h < 24*7*2:
+		return fmt.Sprintf("%d days", h/24)
+	case h < 24*30*2:
+		return fmt.Sprintf("%d weeks", h/24/7)
+	case h < 24*365*2:
+		return fmt.Sprintf("%d months", h/24/30)
+	}
+	return fmt.Sprintf("%d years", h/24/365)
 }

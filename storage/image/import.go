@@ -183,7 +183,7 @@ func (s *Store) readArchive(ctx context.Context, p string) ([]*candidate, func()
 			return nil, cleanup, fmt.Errorf("manifest.json: %w: %d bytes", ErrLimit, size)
 		}
 		opener := func() (io.ReadCloser, error) { return io.NopCloser(io.NewSectionReader(f, 0, st.Size())), nil }
-		cands, err = fromDockerSave(p, opener)
+		cands, err = fromDockerSave(p, opener, ta)
 		if err != nil {
 			return nil, cleanup, err
 		}
@@ -483,8 +483,10 @@ func manifestCandidate(what string, digest v1.Hash, rawManifest []byte, config f
 }
 
 // fromDockerSave reads a docker-save archive's images with
-// go-containerregistry's tarball package.
-func fromDockerSave(archive string, opener tarball.Opener) ([]*candidate, error) {
+// go-containerregistry's tarball package. Each layer is read as the
+// archive stores it (plain, gzip or zstd) from its entry in ta, so that
+// its size, and with it the progress line's total, is known.
+func fromDockerSave(archive string, opener tarball.Opener, ta *tarArchive) ([]*candidate, error) {
 	m, err := tarball.LoadManifest(opener)
 	if err != nil {
 		return nil, fmt.Errorf("manifest.json: %w", err)
@@ -522,6 +524,13 @@ func fromDockerSave(archive string, opener tarball.Opener) ([]*candidate, error)
 		}
 		layers := make([]layerSource, len(cfg.RootFS.DiffIDs))
 		for j, diffID := range cfg.RootFS.DiffIDs {
+			if len(d.Layers) == len(layers) {
+				if entry := path.Clean(strings.TrimPrefix(d.Layers[j], "/")); ta.has(entry) {
+					layers[j] = layerSource{size: ta.files[entry][1], compressed: true,
+						open: func() (io.ReadCloser, error) { return ta.open(entry), nil }}
+					continue
+				}
+			}
 			layers[j] = layerSource{size: -1, open: func() (io.ReadCloser, error) {
 				l, err := img.LayerByDiffID(diffID)
 				if err != nil {

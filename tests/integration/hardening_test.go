@@ -3,7 +3,6 @@
 package integration
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -37,12 +36,9 @@ func TestBrokenRecord(t *testing.T) {
 		!strings.Contains(r.stdout, "Broken") {
 		t.Errorf("ps -a with a broken record: want a row for good and a Broken row for %s\n%s", bad.ID[:12], r)
 	}
-	r = o.run("ps", "-a", "--format", "json")
-	var es []struct {
-		ID, Name, Status, Problem string
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &es); r.code != 0 || err != nil {
-		t.Fatalf("ps -a --format json (%v)\n%s", err, r)
+	es, err := o.psAll()
+	if err != nil {
+		t.Fatal(err)
 	}
 	found := false
 	for _, e := range es {

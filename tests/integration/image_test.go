@@ -259,8 +259,9 @@ func imageDir(t *testing.T) string {
 
 // ---- reading oak's answers ----
 
-// imageNames lists the tags in the REPOSITORY:TAG column of oak image ls
-// (an image with several shows them joined by commas).
+// imageNames lists the stored images' names, REPOSITORY:TAG of each row of
+// oak image ls ("<none>" for an untagged image), leaving out the built-in
+// demo image.
 func (o *oakEnv) imageNames() []string {
 	o.t.Helper()
 	r := o.run("image", "ls")
@@ -273,8 +274,13 @@ func (o *oakEnv) imageNames() []string {
 	}
 	var names []string
 	for _, l := range ls[1:] {
-		if f := strings.Fields(l); len(f) > 0 {
-			names = append(names, strings.Split(f[0], ",")...)
+		f := strings.Fields(l)
+		switch {
+		case len(f) < 2 || f[0] == "demo":
+		case f[0] == "<none>":
+			names = append(names, "<none>")
+		default:
+			names = append(names, f[0]+":"+f[1])
 		}
 	}
 	return names
@@ -460,6 +466,9 @@ func TestImagePull(t *testing.T) {
 	}
 	if names := o.imageNames(); len(names) != 1 || names[0] != ref {
 		t.Errorf("oak image ls lists %q, want [%s]", names, ref)
+	}
+	if r := o.run("pull", "-q", "--insecure", ref); r.code != 0 || !strings.Contains(r.stdout, ref) || r.stderr != "" {
+		t.Errorf("oak pull -q (docker's shorthand) of the same image\n%s", r)
 	}
 	r = o.run("run", ref)
 	if r.code != 0 || r.stdout != greeterOutput {

@@ -357,30 +357,46 @@ func (b *bg) output() (string, string) {
 
 // ---- oak ps ----
 
+// psEntry is one line of oak ps --no-trunc --format json (keys as docker's).
 type psEntry struct {
-	ID       string          `json:"id"`
-	Name     string          `json:"name"`
-	Status   string          `json:"status"`
-	ExitCode int             `json:"exit_code"`
-	Pid      int             `json:"pid"`
-	Command  json.RawMessage `json:"command"`
-	Created  json.RawMessage `json:"created"`
+	ID       string          `json:"ID"`
+	Name     string          `json:"Names"`
+	Status   string          `json:"State"` // created, running, exited, broken
+	ExitCode int             `json:"ExitCode"`
+	Pid      int             `json:"Pid"`
+	Command  json.RawMessage `json:"Command"`
+	Created  json.RawMessage `json:"CreatedAt"`
+	Problem  string          `json:"Problem"`
 }
 
 func (o *oakEnv) ps(all bool) ([]psEntry, error) {
-	args := []string{"ps", "--format", "json"}
+	args := []string{"ps", "--no-trunc", "--format", "json"}
 	if all {
-		args = []string{"ps", "-a", "--format", "json"}
+		args = append(args, "-a")
 	}
 	r := o.run(args...)
 	if r.code != 0 {
 		return nil, fmt.Errorf("%s", r)
 	}
-	var es []psEntry
-	if err := json.Unmarshal([]byte(r.stdout), &es); err != nil {
-		return nil, fmt.Errorf("oak ps: bad json: %v\n%s", err, r.stdout)
+	es, err := jsonLines[psEntry](r.stdout)
+	if err != nil {
+		return nil, fmt.Errorf("oak ps: %v\n%s", err, r.stdout)
 	}
 	return es, nil
+}
+
+// jsonLines parses what --format json of a listing prints: one JSON
+// object a line.
+func jsonLines[T any](out string) ([]T, error) {
+	var vs []T
+	for i, l := range lines(out) {
+		var v T
+		if err := json.Unmarshal([]byte(l), &v); err != nil {
+			return nil, fmt.Errorf("line %d is not JSON: %v: %q", i+1, err, l)
+		}
+		vs = append(vs, v)
+	}
+	return vs, nil
 }
 
 func (o *oakEnv) psAll() ([]psEntry, error) { return o.ps(true) }

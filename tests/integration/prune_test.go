@@ -29,12 +29,12 @@ func TestImageInspectTagPrune(t *testing.T) {
 
 	r := o.run("image", "inspect", "oak.test/used:1")
 	var imgs []struct {
-		ID      string   `json:"id"`
-		Tags    []string `json:"tags"`
-		DiffIDs []string `json:"diff_ids"`
+		Id       string
+		RepoTags []string
+		RootFS   struct{ Layers []string }
 	}
 	if err := json.Unmarshal([]byte(r.stdout), &imgs); r.code != 0 || err != nil || len(imgs) != 1 ||
-		!slices.Contains(imgs[0].Tags, "oak.test/used:1") || len(imgs[0].DiffIDs) == 0 {
+		!slices.Contains(imgs[0].RepoTags, "oak.test/used:1") || len(imgs[0].RootFS.Layers) == 0 {
 		t.Fatalf("image inspect: want one JSON record with its tag and layers (%v)\n%s", err, r)
 	}
 	if r := o.run("image", "inspect", "oak.test/nope:1"); r.code == 0 || !strings.Contains(r.stderr, "oak.test/nope:1") {
@@ -44,7 +44,7 @@ func TestImageInspectTagPrune(t *testing.T) {
 	if r := o.run("image", "tag", "oak.test/used:1", "oak.test/alias:2"); r.code != 0 {
 		t.Fatalf("image tag\n%s", r)
 	}
-	if r := o.run("image", "inspect", "oak.test/alias:2"); r.code != 0 || !strings.Contains(r.stdout, imgs[0].ID) {
+	if r := o.run("image", "inspect", "oak.test/alias:2"); r.code != 0 || !strings.Contains(r.stdout, imgs[0].Id) {
 		t.Errorf("the new tag does not name the image\n%s", r)
 	}
 	if r := o.run("image", "tag", "oak.test/used:1", "Not A Tag"); r.code == 0 || !strings.Contains(r.stderr, "Not A Tag") {

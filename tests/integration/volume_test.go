@@ -34,13 +34,14 @@ func (o *oakEnv) newVolume(name, size string) {
 func (o *oakEnv) inspectVolume(name string) (volumeInfo, result) {
 	o.t.Helper()
 	r := o.run("volume", "inspect", name)
-	var v volumeInfo
+	var vs []volumeInfo
 	if r.code == 0 {
-		if err := json.Unmarshal([]byte(r.stdout), &v); err != nil {
-			o.t.Fatalf("oak volume inspect %s: bad json: %v\n%s", name, err, r)
+		if err := json.Unmarshal([]byte(r.stdout), &vs); err != nil || len(vs) != 1 {
+			o.t.Fatalf("oak volume inspect %s: want a JSON array of one volume (%v)\n%s", name, err, r)
 		}
+		return vs[0], r
 	}
-	return v, r
+	return volumeInfo{}, r
 }
 
 // volumeNames lists the NAME column of oak volume ls.
