@@ -33,6 +33,9 @@ type ContainerInfo struct {
 	Config     ContainerConfig
 	HostConfig HostConfig
 	Mounts     []MountInfo
+	// NetworkSettings.Ports are the host addresses its ports are published
+	// on while it runs, as docker writes them: "0.0.0.0:49153->80/tcp".
+	NetworkSettings struct{ Ports []string }
 }
 
 // ContainerState is a container's life so far.
@@ -134,6 +137,10 @@ func (e *Engine) containerInfo(c *Container) *ContainerInfo {
 	ci.HostConfig.LogConfig = LogConfig{MaxSize: s.Log.MaxSize, MaxFile: s.Log.MaxFile}
 	for _, m := range s.Volumes {
 		ci.Mounts = append(ci.Mounts, MountInfo{Type: "volume", Name: m.Name, Destination: m.Target, RW: !m.ReadOnly})
+	}
+	ps, _ := e.PortsOf(c) // none unless running
+	for _, p := range ps {
+		ci.NetworkSettings.Ports = append(ci.NetworkSettings.Ports, p.String())
 	}
 	return ci
 }

@@ -23,7 +23,7 @@ type psRow struct {
 	Command    string
 	CreatedAt  string
 	RunningFor string
-	Ports      string // the -p grants
+	Ports      string // where its ports are published while it runs
 	Status     string
 	Names      string
 	Labels     string // KEY=VALUE,... (see Label)
@@ -47,7 +47,7 @@ var psHeaders = map[string]string{"ID": "CONTAINER ID", "RunningFor": "CREATED",
 func psRowOf(c *engine.ContainerInfo, noTrunc bool) psRow {
 	r := psRow{ID: c.Id, Image: c.Config.Image, Command: strings.Join(c.Config.Cmd, " "),
 		CreatedAt: c.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"), RunningFor: since(c.Created),
-		Ports: strings.Join(c.HostConfig.Publish, ", "), Names: c.Name, State: c.State.Status,
+		Ports: strings.Join(c.NetworkSettings.Ports, ", "), Names: c.Name, State: c.State.Status,
 		ExitCode: c.State.ExitCode, OOMKilled: c.State.OOMKilled, Pid: c.State.Pid, Problem: c.State.Error,
 		labels: c.Config.Labels}
 	if !noTrunc {

@@ -603,10 +603,13 @@ func TestCrashCreate(t *testing.T) {
 		settleInvariants(t, what, func() []string { return o.containerViolations(marker, seen) })
 		// oak run -d exits 0, printing an id, only once the command is
 		// executing: that container exists and was started.
+		// (ps shows a pid only while running: the record keeps the one it
+		// had.)
 		if printed != "" {
-			if e, ok := o.find(printed); !ok || e.Pid <= 0 {
-				t.Errorf("%s: oak run -d exited 0 and printed %s, but oak ps -a %s", what, printed,
-					map[bool]string{false: "has no such container", true: fmt.Sprintf("shows it never started: %+v", e)}[ok])
+			rec, ok := o.diskRecords()[printed]
+			if !ok || rec.Pid <= 0 {
+				t.Errorf("%s: oak run -d exited 0 and printed %s, but its record %s", what, printed,
+					map[bool]string{false: "is gone", true: fmt.Sprintf("shows it never started: %+v", rec)}[ok])
 			}
 		}
 		// Remove what runs, so that the next kill starts from quiet.
