@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -116,18 +117,37 @@ func (e *Engine) Remove(ref string, force bool) error {
 	return nil
 }
 
-// Logs writes what the container wrote so far, each stream to its own writer.
-func (e *Engine) Logs(ref string, stdout, stderr io.Writer) error {
+// Logs writes what the container wrote, each stream to its own writer,
+// as opts choose. With opts.Follow it goes on writing what the container
+// writes, across rotations of the log and restarts of the container, and
+// returns once the container has ended (or ctx has).
+func (e *Engine) Logs(ctx context.Context, ref string, opts LogsOptions, stdout, stderr io.Writer) error {
 	c, err := e.Get(ref)
 	if err != nil {
 		return err
 	}
-	if err := readLog(filepath.Join(e.dir(c.ID), "log"), stdout, stderr); err != nil {
+	var ended func() bool
+	if opts.Follow {
+		ended = func() bool { return e.ended(c.ID) }
+	}
+	if err := followLog(ctx, filepath.Join(e.dir(c.ID), "log"), opts, stdout, stderr, ended); err != nil {
 		return err
 	}
 	// A log that vanished with its container reads as empty; say why.
-	if _, err := os.Lstat(e.dir(c.ID)); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(e.dir(c.ID)); errors.Is(err, os.ErrNotExist) && !(opts.Follow && c.AutoRemove) {
 		return noSuchContainer(ref)
 	}
 	return nil
+}
+
+// ended reports whether container id will write no more output: its
+// record is gone, or says it exited, or the supervisor that would write
+// is dead. It reads the record without the lock (records are replaced
+// atomically) so that a follower does not hold up other verbs.
+func (e *Engine) ended(id string) bool {
+	c, err := e.load(id)
+	if err != nil {
+		return true
+	}
+	return c.Status == StatusExited || !alive(c.Supervisor, c.SupStart)
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
@@ -323,18 +325,43 @@ func newRmCmd(stateRoot func() string) *cobra.Command {
 }
 
 func newLogsCmd(stateRoot func() string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "logs CONTAINER",
-		Short: "Print a container's output",
+	var opts engine.LogsOptions
+	var tail, since string
+	cmd := &cobra.Command{
+		Use:   "logs [-f] [--tail N] [--since TIME] [-t] CONTAINER",
+		Short: "Print a container's output: its stdout to stdout, its stderr to stderr",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Tail = -1
+			if tail != "all" {
+				n, err := strconv.Atoi(tail)
+				if err != nil || n < 0 {
+					return fmt.Errorf("invalid --tail %q: want a number of lines or all", tail)
+				}
+				opts.Tail = n
+			}
+			if since != "" {
+				t, err := engine.ParseSince(since, time.Now())
+				if err != nil {
+					return err
+				}
+				opts.Since = t
+			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
 			}
-			return e.Logs(args[0], os.Stdout, os.Stderr)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return e.Logs(ctx, args[0], opts, os.Stdout, os.Stderr)
 		},
 	}
+	f := cmd.Flags()
+	f.BoolVarP(&opts.Follow, "follow", "f", false, "go on printing output as it is written, until the container exits")
+	f.StringVarP(&tail, "tail", "n", "all", "print only the last N lines (all: every line)")
+	f.StringVar(&since, "since", "", "print only lines written since a time (2006-01-02T15:04:05Z, Unix seconds) or for a duration back from now (10m)")
+	f.BoolVarP(&opts.Timestamps, "timestamps", "t", false, "start every line with the time it was written (RFC 3339, UTC)")
+	return cmd
 }
 
 func newDemoRootFSCmd() *cobra.Command {
