@@ -239,4 +239,3 @@ func lockDir(dir string, how int) (unlock func(), err error) {
 	}
 	return func() { f.Close() }, nil
 }
-
