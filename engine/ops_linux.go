@@ -38,7 +38,9 @@ func (e *Engine) Get(ref string) (*Container, error) {
 // Kill sends sig to a running container's init, which forwards it to the
 // command; SIGKILL ends every process of the container at once. The signal
 // goes through a pidfd taken after the start time was checked, so it cannot
-// reach a later process that reused the pid.
+// reach a later process that reused the pid. SIGKILL and the container's
+// stop signal stop it for good, as docker's kill does: its restart policy
+// does not start it again.
 func (e *Engine) Kill(ref string, sig syscall.Signal) error {
 	c, err := e.Get(ref)
 	if err != nil {
@@ -47,15 +49,18 @@ func (e *Engine) Kill(ref string, sig syscall.Signal) error {
 	if c.Status != StatusRunning {
 		return fmt.Errorf("container %s: not running (%s)", ref, c.Status)
 	}
-	fd, err := unix.PidfdOpen(c.Pid, 0)
-	if err == nil {
-		defer unix.Close(fd)
-		if !alive(c.Pid, c.PidStart) {
-			err = unix.ESRCH
-		} else {
-			err = unix.PidfdSendSignal(fd, sig, nil, 0)
+	stopSig := syscall.SIGTERM
+	if spec, err := e.readSpec(c.ID); err == nil && spec.StopSignal != "" {
+		if s, err := ParseSignal(spec.StopSignal); err == nil {
+			stopSig = s
 		}
 	}
+	if sig == syscall.SIGKILL || sig == stopSig {
+		if c, err = e.markStopped(c.ID); err != nil {
+			return err
+		}
+	}
+	err = signalInit(c, sig)
 	if err == unix.ESRCH {
 		// It ended (or was removed) since the record was read.
 		return fmt.Errorf("container %s: not running", ref)
@@ -85,7 +90,9 @@ func (e *Engine) Remove(ref string, force bool) error {
 	case !force:
 		return fmt.Errorf("container %s: is %s; stop it first or use rm -f", ref, c.Status)
 	default:
-		e.Kill(c.ID, syscall.SIGKILL)
+		if c, err := e.markStopped(c.ID); err == nil && c.Status != StatusExited {
+			e.stop(c, ref, syscall.SIGKILL, 0)
+		}
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 			now, err := e.Get(c.ID)
 			if errors.Is(err, ErrNoSuchContainer) {

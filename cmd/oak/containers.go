@@ -28,7 +28,7 @@ func newRunCmd(stateRoot func() string) *cobra.Command {
 		pids                int64
 		detach, interactive bool
 	)
-	var logMaxSize, logMaxFile string
+	var logMaxSize, logMaxFile, restart string
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE|ROOTFS-DIR [COMMAND [ARG...]]",
 		Short: "Run a command in a new container",
@@ -74,10 +74,10 @@ over its own files and users, a fixed system-call allowlist.`,
 			if err != nil {
 				return err
 			}
+			if opts.Restart, err = engine.ParseRestartPolicy(restart); err != nil {
+				return err
+			}
 			if detach {
-				if opts.AutoRemove {
-					return fmt.Errorf("run: --rm with -d is not supported yet; use oak rm")
-				}
 				id, err := e.RunDetached(opts)
 				if err != nil {
 					return err
@@ -131,6 +131,7 @@ over its own files and users, a fixed system-call allowlist.`,
 	f.StringArrayVar(&opts.Names.DNSSearch, "dns-search", nil, "search domain for /etc/resolv.conf")
 	f.StringArrayVar(&opts.Names.DNSOptions, "dns-option", nil, "option for /etc/resolv.conf, e.g. ndots:2")
 	f.StringArrayVar(&opts.Names.AddHosts, "add-host", nil, "add NAME:IP to /etc/hosts")
+	f.StringVar(&restart, "restart", "no", "restart the command when it ends: no, on-failure[:N], always, unless-stopped\n(back-off from 100ms, doubling; oak stop ends it for good; without a daemon, unless-stopped is always)")
 	return cmd
 }
 
@@ -169,6 +170,7 @@ type psEntry struct {
 	Command  string    `json:"command"`
 	Created  time.Time `json:"created"`
 	Problem  string    `json:"problem,omitempty"` // why a broken record cannot be read
+	Restarts int       `json:"restart_count"`
 }
 
 func newPsCmd(stateRoot func() string) *cobra.Command {
@@ -192,12 +194,12 @@ func newPsCmd(stateRoot func() string) *cobra.Command {
 			}
 			entries := []psEntry{}
 			for _, c := range cs {
-				if !all && c.Status != engine.StatusRunning {
+				if !all && c.Status != engine.StatusRunning && c.Status != engine.StatusRestarting {
 					continue
 				}
 				entries = append(entries, psEntry{ID: c.ID, Name: c.Name, Image: c.Image, Status: c.Status,
 					ExitCode: c.ExitCode, OOM: c.OOMKilled, Pid: c.Pid, Command: strings.Join(c.Command, " "), Created: c.Created,
-					Problem: c.Problem})
+					Problem: c.Problem, Restarts: c.RestartCount})
 			}
 			if format == "json" {
 				return printJSON(entries)
@@ -214,6 +216,8 @@ func newPsCmd(stateRoot func() string) *cobra.Command {
 					if p.OOM {
 						status += " OOM"
 					}
+				} else if p.Status == engine.StatusRestarting {
+					status = "Restarting (" + strconv.Itoa(p.ExitCode) + ")"
 				} else if p.Status == engine.StatusCreated {
 					status = "Created"
 				} else if p.Status == engine.StatusBroken {

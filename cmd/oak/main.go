@@ -93,7 +93,7 @@ func newRootCmd() *cobra.Command {
 	root.AddCommand(newRunCmd(st), newPsCmd(st), newKillCmd(st), newRmCmd(st), newLogsCmd(st),
 		newRevokeCmd(st), newGrantsCmd(st), newVolumeCmd(st), newImageCmd(st),
 		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd(),
-		newVersionCmd())
+		newVersionCmd(), newStopCmd(st), newStartCmd(st), newRestartCmd(st), newWaitCmd(st))
 	root.AddCommand(newStorageLoadCmd())
 	refuseUnknown(root)
 	return root
