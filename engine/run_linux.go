@@ -38,6 +38,13 @@ type RunOptions struct {
 	Names      NameOptions
 	Restart    RestartPolicy     // --restart
 	Labels     map[string]string // --label K=V, kept in the record
+	// User overrides the image's User: NAME|UID[:GROUP|GID], looked up
+	// in the image's /etc/passwd and /etc/group.
+	User string
+	// Entrypoint, when not nil, replaces the image's entrypoint (empty:
+	// none), and the image's Cmd is not used.
+	Entrypoint []string
+	Ulimits    []Ulimit // --ulimit, set on the container's init
 }
 
 // Spec is the resolved form of RunOptions kept in the record, everything a
@@ -65,7 +72,8 @@ type Spec struct {
 	Restart RestartPolicy `json:"restart,omitzero"`
 	// StopSignal is the image's, what oak stop sends first; empty is
 	// SIGTERM.
-	StopSignal string `json:"stop_signal,omitempty"`
+	StopSignal string   `json:"stop_signal,omitempty"`
+	Ulimits    []Ulimit `json:"ulimits,omitempty"`
 }
 
 // defaultPath is the PATH a container gets unless -e sets one (docker's).
@@ -105,7 +113,10 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		return nil, nil, err
 	}
 	args := opts.Args
-	if img.ID != "" {
+	switch {
+	case opts.Entrypoint != nil:
+		args = append(append([]string(nil), opts.Entrypoint...), opts.Args...)
+	case img.ID != "":
 		args = img.Config.Argv(opts.Args)
 	}
 	if len(args) == 0 {
@@ -125,13 +136,24 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	if err := opts.Names.check(); err != nil {
 		return nil, nil, err
 	}
-	uid, gid, err := lookupUser(img.Layers, img.Config.User)
+	user := img.Config.User
+	if opts.User != "" {
+		user = opts.User
+	}
+	uid, gid, err := lookupUser(img.Layers, user)
+	if err != nil && opts.User != "" {
+		return nil, nil, fmt.Errorf("invalid --user %q: image %s: %w", opts.User, opts.Image, err)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("image %s: %w", opts.Image, err)
 	}
+	if _, err := checkUlimits(opts.Ulimits); err != nil {
+		return nil, nil, err
+	}
 	spec := &Spec{Image: opts.Image, ImageID: img.ID, Publish: opts.Publish, Egress: opts.Egress,
 		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits,
-		ReadOnly: opts.ReadOnly, Names: opts.Names, Restart: opts.Restart, StopSignal: img.Config.StopSignal}
+		ReadOnly: opts.ReadOnly, Names: opts.Names, Restart: opts.Restart, StopSignal: img.Config.StopSignal,
+		Ulimits: opts.Ulimits}
 	if spec.StopSignal != "" {
 		if _, err := ParseSignal(spec.StopSignal); err != nil {
 			return nil, nil, fmt.Errorf("image %s: stop %w", opts.Image, err)
@@ -405,7 +427,13 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		host = ShortID(c.ID)
 	}
 	limits.WritableBytes = spec.Limits.WritableBytes
+	rlimits, err := checkUlimits(spec.Ulimits)
+	if err != nil {
+		closePipes()
+		return sandbox.Exit{}, nil, err
+	}
 	task := &sandbox.Task{
+		Rlimits: rlimits,
 		Volumes: vols,
 		ID:      c.ID, Layers: layers, UID: spec.UID, GID: spec.GID, Scratch: filepath.Join(e.dir(c.ID), "scratch"), Args: spec.Args,
 		Env: append(spec.Env, "HOSTNAME="+host), Cwd: spec.Cwd, Hostname: host,

@@ -29,6 +29,8 @@ func newRunCmd(stateRoot func() string) *cobra.Command {
 		detach, interactive bool
 	)
 	var logMaxSize, logMaxFile, restart string
+	var entrypoint string
+	var envFiles, labels, ulimits []string
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE|ROOTFS-DIR [COMMAND [ARG...]]",
 		Short: "Run a command in a new container",
@@ -74,8 +76,43 @@ over its own files and users, a fixed system-call allowlist.`,
 			if err != nil {
 				return err
 			}
+			if err := checkRefusals(cmd.Flags()); err != nil {
+				return err
+			}
 			if opts.Restart, err = engine.ParseRestartPolicy(restart); err != nil {
 				return err
+			}
+			if cmd.Flags().Changed("entrypoint") {
+				opts.Entrypoint = []string{}
+				if entrypoint != "" {
+					opts.Entrypoint = []string{entrypoint}
+				}
+			}
+			var env []string
+			for _, f := range envFiles {
+				vars, err := engine.ReadEnvFile(f, os.LookupEnv)
+				if err != nil {
+					return err
+				}
+				env = append(env, vars...)
+			}
+			opts.Env = append(env, engine.ResolveEnv(opts.Env, os.LookupEnv)...)
+			for _, l := range labels {
+				k, v, _ := strings.Cut(l, "=")
+				if k == "" {
+					return fmt.Errorf("invalid --label %q: want KEY=VALUE", l)
+				}
+				if opts.Labels == nil {
+					opts.Labels = map[string]string{}
+				}
+				opts.Labels[k] = v
+			}
+			for _, u := range ulimits {
+				ul, err := engine.ParseUlimit(u)
+				if err != nil {
+					return err
+				}
+				opts.Ulimits = append(opts.Ulimits, ul)
 			}
 			if detach {
 				id, err := e.RunDetached(opts)
@@ -109,7 +146,14 @@ over its own files and users, a fixed system-call allowlist.`,
 	f.BoolVarP(&detach, "detach", "d", false, "run in the background and print the container id")
 	f.BoolVarP(&interactive, "interactive", "i", false, "keep stdin open (default: /dev/null)")
 	f.StringVar(&opts.Name, "name", "", "name of the container")
-	f.StringArrayVarP(&opts.Env, "env", "e", nil, "set an environment variable KEY=VALUE")
+	f.StringArrayVarP(&opts.Env, "env", "e", nil, "set an environment variable KEY=VALUE, or KEY to pass oak's own (left out if unset)")
+	f.StringArrayVar(&envFiles, "env-file", nil, "read environment variables from a file: KEY=VALUE or KEY lines, # comments (-e wins)")
+	f.StringVarP(&opts.User, "user", "u", "", "user inside the container: NAME|UID[:GROUP|GID], from the image's /etc/passwd and /etc/group")
+	f.StringVar(&entrypoint, "entrypoint", "", "run this instead of the image's entrypoint (the image's Cmd is not used; \"\" for none)")
+	f.StringArrayVar(&labels, "label", nil, "set a label KEY=VALUE on the container, kept in its record")
+	f.Bool("init", false, "accepted for docker's sake: every Oak container runs an init as pid 1 that forwards signals and reaps")
+	f.StringArrayVar(&ulimits, "ulimit", nil, "set a resource limit NAME=SOFT[:HARD] (e.g. nofile=1024:2048), at most the host's hard limit:\nOak never raises one")
+	addRefusals(f)
 	f.StringVarP(&opts.Workdir, "workdir", "w", "", "working directory inside the container")
 	f.StringVarP(&memory, "memory", "m", sizeArg(engine.DefaultMemoryBytes),
 		fmt.Sprintf("memory limit, /tmp included (e.g. 256m; 0 or -1: none; at least %s). The default is fixed,\nnot a share of the host: enough for common servers, and a runaway is killed before it starves the host", sizeArg(sandbox.MinMemoryBytes)))
