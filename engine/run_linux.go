@@ -313,11 +313,14 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 	var delay time.Duration
 	for {
 		started := time.Now()
-		st, werr, err := e.runOnce(c, spec, auth, lw, out, sigs, ready)
+		st, signalled, werr, err := e.runOnce(c, spec, auth, lw, out, sigs, ready)
 		if err != nil {
 			return fail(err)
 		}
 		ready = nil
+		// A signal to a foreground oak is its user asking the container
+		// to end (Ctrl-C): it ends for good, as after oak stop.
+		c.Stopped = c.Stopped || signalled
 		ran := time.Since(started)
 		c.ExitCode, c.OOMKilled, c.Finished = st.Code, st.OOMKilled, time.Now().UTC()
 		exit := Exit{ID: c.ID, Code: st.Code, OOMKilled: st.OOMKilled, Memory: spec.Limits.MemoryBytes}
@@ -366,7 +369,7 @@ func (e *Engine) markRestarting(c *Container) bool {
 	if err != nil {
 		return false // removed
 	}
-	if old.Stopped {
+	if old.Stopped || c.Stopped {
 		c.Stopped = true
 		return false
 	}
@@ -380,9 +383,9 @@ func (e *Engine) markRestarting(c *Container) bool {
 }
 
 // runOnce starts the container's command once and waits for it to end,
-// returning how it ended and any error waiting for it; err means it did
-// not start.
-func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWriter, out Stdio, sigs <-chan os.Signal, ready func(error)) (st sandbox.Exit, werr, err error) {
+// returning how it ended, whether a signal from sigs was forwarded to it,
+// and any error waiting for it; err means it did not start.
+func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWriter, out Stdio, sigs <-chan os.Signal, ready func(error)) (st sandbox.Exit, signalled bool, werr, err error) {
 	var copiers sync.WaitGroup
 	pipe := func(stream byte, term io.Writer) (*os.File, error) {
 		r, w, err := os.Pipe()
@@ -400,7 +403,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 	stdout, err1 := pipe(streamStdout, out.Stdout)
 	stderr, err2 := pipe(streamStderr, out.Stderr)
 	if err := errors.Join(err1, err2); err != nil {
-		return sandbox.Exit{}, nil, err
+		return sandbox.Exit{}, false, nil, err
 	}
 	closePipes := func() {
 		stdout.Close()
@@ -410,12 +413,12 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 	layers, limits, err := auth.task()
 	if err != nil {
 		closePipes()
-		return sandbox.Exit{}, nil, err
+		return sandbox.Exit{}, false, nil, err
 	}
 	vols, err := e.attachVolumes(auth.volumes())
 	if err != nil {
 		closePipes()
-		return sandbox.Exit{}, nil, err
+		return sandbox.Exit{}, false, nil, err
 	}
 	defer func() {
 		for _, v := range vols {
@@ -430,7 +433,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 	rlimits, err := checkUlimits(spec.Ulimits)
 	if err != nil {
 		closePipes()
-		return sandbox.Exit{}, nil, err
+		return sandbox.Exit{}, false, nil, err
 	}
 	task := &sandbox.Task{
 		Rlimits: rlimits,
@@ -446,7 +449,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 	stderr.Close()
 	if err != nil {
 		copiers.Wait()
-		return sandbox.Exit{}, nil, fmt.Errorf("run %s: %w", c.Image, err)
+		return sandbox.Exit{}, false, nil, fmt.Errorf("run %s: %w", c.Image, err)
 	}
 	c.Status, c.Pid, c.PidStart = StatusRunning, p.Pid(), pidStart(p.Pid())
 	c.Supervisor, c.SupStart = os.Getpid(), pidStart(os.Getpid())
@@ -454,7 +457,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		p.Signal(syscall.SIGKILL)
 		p.Wait()
 		copiers.Wait()
-		return sandbox.Exit{}, nil, err
+		return sandbox.Exit{}, false, nil, err
 	}
 	if c.Stopped {
 		// oak stop came while it was starting; it waits for the end.
@@ -470,12 +473,16 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		ready(nil)
 	}
 	done := make(chan struct{})
+	forwarded := make(chan bool, 1)
 	go func() {
+		any := false
 		for {
 			select {
 			case s := <-sigs:
 				p.Signal(s.(syscall.Signal))
+				any = true
 			case <-done:
+				forwarded <- any
 				return
 			}
 		}
@@ -483,7 +490,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 	st, werr = p.Wait()
 	close(done)
 	copiers.Wait()
-	return st, werr, nil
+	return st, <-forwarded, werr, nil
 }
 
 // update saves c under the lock unless its record was removed meanwhile.

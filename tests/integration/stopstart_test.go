@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -325,5 +326,24 @@ func TestDetachedRm(t *testing.T) {
 		if r := o.run("run", "--restart", bad, rootfsDir, "/bin/true"); r.code != 125 || !strings.Contains(r.stderr, "invalid --restart") {
 			t.Errorf("--restart %s\n%s", bad, r)
 		}
+	}
+}
+
+// A foreground oak run --restart always that its user interrupts (SIGINT
+// forwarded to the command) ends with the command's status instead of
+// restarting it.
+func TestRestartForegroundInterrupted(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	b := o.start("run", "--name", "fg", "--restart", "always", rootfsDir, "/bin/sleep", "1000")
+	e := o.waitRunning("fg")
+	waitChildComm(t, e.Pid, "sleep", 10*time.Second)
+	b.cmd.Process.Signal(syscall.SIGINT)
+	r, ok := b.wait(30 * time.Second)
+	if !ok || r.code != 130 {
+		t.Fatalf("oak run --restart always after SIGINT: want exit 130\n%s", r)
+	}
+	if status, code, n := o.restarts("fg"); status != "exited" || code != 130 || n != 0 {
+		t.Errorf("after SIGINT: %s (%d) after %d restarts; want exited (130), none", status, code, n)
 	}
 }
