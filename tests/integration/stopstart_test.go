@@ -170,15 +170,20 @@ func TestStartAgain(t *testing.T) {
 	if logs := o.run("logs", "again"); logs.stdout != "1 runs\n2 runs\n3 runs\n" {
 		t.Errorf("the log should hold every run's output\n%s", logs)
 	}
-	// restart of a running container: a new init, running.
-	id := o.runD("--name", "rs", rootfsDir, "/bin/sleep", "1000")
+	// restart of a running container: a new init, running, with the
+	// grants it was created with.
+	id := o.runD("--name", "rs", "--egress", "127.0.0.1:9", rootfsDir, "/bin/sleep", "1000")
 	first := o.waitRunning(id)
+	grants := o.run("grants", "rs")
 	if r := o.run("restart", "-t", "1", "rs"); r.code != 0 {
 		t.Fatal(r)
 	}
 	second := o.waitRunning(id)
 	if second.Pid == first.Pid {
 		t.Errorf("restart: still the same init %d", first.Pid)
+	}
+	if again := o.run("grants", "rs"); again.code != 0 || again.stdout != grants.stdout || !strings.Contains(again.stdout, "egress 127.0.0.1:9") {
+		t.Errorf("grants after restart %q, before %q\n%s", again.stdout, grants.stdout, again)
 	}
 	if r := o.run("start", "rs"); r.code != 0 {
 		t.Errorf("start of a running container should do nothing\n%s", r)
