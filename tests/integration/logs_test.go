@@ -195,8 +195,14 @@ func TestLogsOptions(t *testing.T) {
 	if len(stamps) != 4 || !stamps["a"].Before(stamps["c"]) {
 		t.Fatalf("logs -t: stamps %v\n%s", stamps, r)
 	}
-	// Since c's own time: c, and d written after it.
-	check([]string{"--since", stamps["c"].Format(time.RFC3339Nano), "l"}, "c\n", "d\n")
+	// Since the time of the first line after the sleep: c and d, not a
+	// and b. (Which of c and d came first is the scheduler's choice: the
+	// supervisor reads the two streams in two goroutines.)
+	first := stamps["c"]
+	if stamps["d"].Before(first) {
+		first = stamps["d"]
+	}
+	check([]string{"--since", first.Format(time.RFC3339Nano), "l"}, "c\n", "d\n")
 
 	for _, bad := range [][]string{{"--tail", "x", "l"}, {"--tail", "-2", "l"}, {"--since", "yesterday", "l"}} {
 		if r := o.run(append([]string{"logs"}, bad...)...); r.code != 125 || !strings.Contains(r.stderr, "invalid --") {
