@@ -21,12 +21,12 @@ const DefaultStopTimeout = 10 * time.Second
 const exitWait = 10 * time.Second
 
 // Stop stops a container for good: its restart policy no longer applies
-// (until Start). A running container is sent its stop signal (the image's
-// StopSignal, else SIGTERM) and, if it has not ended after timeout,
-// SIGKILL; one waiting to restart is not started again. It returns once
-// the end is recorded, with the container's exit status. Stopping an
-// exited container does nothing.
-func (e *Engine) Stop(ref string, timeout time.Duration) (int, error) {
+// (until Start). A running container is sent sig (0: its stop signal,
+// the image's StopSignal, else SIGTERM) and, if it has not ended after
+// timeout, SIGKILL; one waiting to restart is not started again. It
+// returns once the end is recorded, with the container's exit status.
+// Stopping an exited container does nothing.
+func (e *Engine) Stop(ref string, sig syscall.Signal, timeout time.Duration) (int, error) {
 	c, err := e.markStopped(ref)
 	if err != nil {
 		return 0, err
@@ -34,13 +34,21 @@ func (e *Engine) Stop(ref string, timeout time.Duration) (int, error) {
 	if c.Status == StatusExited {
 		return c.ExitCode, nil
 	}
-	sig := syscall.SIGTERM
-	if spec, err := e.readSpec(c.ID); err == nil && spec.StopSignal != "" {
-		if s, err := ParseSignal(spec.StopSignal); err == nil {
-			sig = s
-		}
+	if sig == 0 {
+		sig = e.stopSignal(c.ID)
 	}
 	return e.stop(c, ref, sig, timeout)
+}
+
+// stopSignal is the signal that stops container id: its image's
+// StopSignal, else SIGTERM.
+func (e *Engine) stopSignal(id string) syscall.Signal {
+	if spec, err := e.readSpec(id); err == nil && spec.StopSignal != "" {
+		if s, err := ParseSignal(spec.StopSignal); err == nil {
+			return s
+		}
+	}
+	return syscall.SIGTERM
 }
 
 // stop ends c, which markStopped returned: sig to its init, SIGKILL after
@@ -265,8 +273,8 @@ func (e *Engine) prepareStart(ref string) (*Container, error) {
 }
 
 // Restart stops a container as Stop does (if it runs) and starts it again.
-func (e *Engine) Restart(ref string, timeout time.Duration) error {
-	if _, err := e.Stop(ref, timeout); err != nil {
+func (e *Engine) Restart(ref string, sig syscall.Signal, timeout time.Duration) error {
+	if _, err := e.Stop(ref, sig, timeout); err != nil {
 		return err
 	}
 	return e.Start(ref)

@@ -49,13 +49,7 @@ func (e *Engine) Kill(ref string, sig syscall.Signal) error {
 	if c.Status != StatusRunning {
 		return fmt.Errorf("container %s: not running (%s)", ref, c.Status)
 	}
-	stopSig := syscall.SIGTERM
-	if spec, err := e.readSpec(c.ID); err == nil && spec.StopSignal != "" {
-		if s, err := ParseSignal(spec.StopSignal); err == nil {
-			stopSig = s
-		}
-	}
-	if sig == syscall.SIGKILL || sig == stopSig {
+	if sig == syscall.SIGKILL || sig == e.stopSignal(c.ID) {
 		if c, err = e.markStopped(c.ID); err != nil {
 			return err
 		}

@@ -21,10 +21,20 @@ func stopTimeout(secs int) (time.Duration, error) {
 	return time.Duration(secs) * time.Second, nil
 }
 
+// stopSignalFlag reads -s/--signal of stop and restart: "" is the
+// container's own stop signal.
+func stopSignalFlag(s string) (syscall.Signal, error) {
+	if s == "" {
+		return 0, nil
+	}
+	return parseSignal(s)
+}
+
 func newStopCmd(stateRoot func() string) *cobra.Command {
 	var secs int
+	var sig string
 	cmd := &cobra.Command{
-		Use:   "stop [-t SECS] CONTAINER...",
+		Use:   "stop [-t SECS] [-s SIGNAL] CONTAINER...",
 		Short: "Stop containers: the stop signal (the image's, else SIGTERM), then SIGKILL after a grace period",
 		Long: `Stop containers. Each is sent its image's stop signal (SIGTERM if the image
 names none) and, if it has not ended after -t seconds, SIGKILL. A stopped
@@ -36,17 +46,22 @@ oak start.`,
 			if err != nil {
 				return err
 			}
+			s, err := stopSignalFlag(sig)
+			if err != nil {
+				return err
+			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
 			}
 			return eachRef(args, func(ref string) error {
-				_, err := e.Stop(ref, timeout)
+				_, err := e.Stop(ref, s, timeout)
 				return err
 			})
 		},
 	}
 	cmd.Flags().IntVarP(&secs, "time", "t", int(engine.DefaultStopTimeout/time.Second), "seconds to wait after the stop signal before SIGKILL")
+	cmd.Flags().StringVarP(&sig, "signal", "s", "", "signal to send first (default: the image's stop signal, else TERM)")
 	return cmd
 }
 
@@ -87,8 +102,9 @@ forwards signals to it, and exits with its status.`,
 
 func newRestartCmd(stateRoot func() string) *cobra.Command {
 	var secs int
+	var sig string
 	cmd := &cobra.Command{
-		Use:   "restart [-t SECS] CONTAINER...",
+		Use:   "restart [-t SECS] [-s SIGNAL] CONTAINER...",
 		Short: "Stop containers (as oak stop) and start them again",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -96,14 +112,19 @@ func newRestartCmd(stateRoot func() string) *cobra.Command {
 			if err != nil {
 				return err
 			}
+			s, err := stopSignalFlag(sig)
+			if err != nil {
+				return err
+			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
 			}
-			return eachRef(args, func(ref string) error { return e.Restart(ref, timeout) })
+			return eachRef(args, func(ref string) error { return e.Restart(ref, s, timeout) })
 		},
 	}
 	cmd.Flags().IntVarP(&secs, "time", "t", int(engine.DefaultStopTimeout/time.Second), "seconds to wait after the stop signal before SIGKILL")
+	cmd.Flags().StringVarP(&sig, "signal", "s", "", "signal to send first (default: the image's stop signal, else TERM)")
 	return cmd
 }
 

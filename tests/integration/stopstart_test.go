@@ -70,6 +70,19 @@ func waitNoSupervisor(t *testing.T, id string) {
 	}
 }
 
+// waitLog waits until the log of ref holds s: for a command that traps
+// a signal, that it has set its trap.
+func (o *oakEnv) waitLog(ref, s string) {
+	o.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(o.run("logs", ref).stdout, s) {
+		if time.Now().After(deadline) {
+			o.t.Fatalf("no %q in the log of %s after 20s", s, ref)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // oak stop sends SIGTERM first and SIGKILL after -t: a command that traps
 // TERM (and says so) and goes on is killed, status 137.
 func TestStopEscalates(t *testing.T) {
@@ -81,9 +94,7 @@ func TestStopEscalates(t *testing.T) {
 	if st, ok := readStat(e.Pid); ok {
 		init.start = st.start
 	}
-	for !strings.Contains(o.run("logs", id).stdout, "up") {
-		time.Sleep(20 * time.Millisecond)
-	}
+	o.waitLog(id, "up")
 	r := o.run("stop", "-t", "1", id)
 	if r.code != 0 || strings.TrimSpace(r.stdout) != id {
 		t.Fatalf("oak stop\n%s", r)
@@ -121,21 +132,29 @@ func TestStopTerm(t *testing.T) {
 	if status, code, _ := o.restarts(id); status != "exited" || code != 143 {
 		t.Errorf("after stop: %s (%d), want exited (143)", status, code)
 	}
+	// -s picks another first signal.
+	id = o.runD(rootfsDir, "/bin/sh", "-c", "trap 'exit 5' USR2; echo up; while :; do sleep 0.1; done")
+	o.waitLog(id, "up")
+	if r := o.run("stop", "-s", "USR2", "-t", "600", id); r.code != 0 {
+		t.Fatalf("oak stop -s USR2\n%s", r)
+	}
+	if status, code, _ := o.restarts(id); status != "exited" || code != 5 {
+		t.Errorf("after stop -s USR2: %s (%d), want exited (5) from the trap", status, code)
+	}
 }
 
 // An image's StopSignal is what oak stop sends first.
 func TestStopSignalOfImage(t *testing.T) {
 	needOak(t, true)
 	o := newOak(t)
-	cfg := v1.Config{Cmd: []string{"/bin/sh", "-c", "trap 'echo got USR1; exit 7' USR1; while :; do sleep 0.1; done"},
+	cfg := v1.Config{Cmd: []string{"/bin/sh", "-c", "trap 'echo got USR1; exit 7' USR1; echo up; while :; do sleep 0.1; done"},
 		Env: []string{"PATH=/bin"}, StopSignal: "SIGUSR1"}
 	archive := writeDockerSave(t, filepath.Join(imageDir(t), "stopper.tar"), "oak.test/stopper:1", imageOf(t, cfg, greeterLayers(t)...))
 	if r := o.run("image", "import", archive); r.code != 0 {
 		t.Fatal(r)
 	}
 	id := o.runD("oak.test/stopper:1")
-	e := o.waitRunning(id)
-	waitChildComm(t, e.Pid, "sh", 10*time.Second)
+	o.waitLog(id, "up")
 	if r := o.run("stop", "-t", "600", id); r.code != 0 {
 		t.Fatal(r)
 	}
@@ -198,8 +217,8 @@ func TestStartAgain(t *testing.T) {
 func TestWait(t *testing.T) {
 	needOak(t, true)
 	o := newOak(t)
-	id := o.runD(rootfsDir, "/bin/sh", "-c", "trap 'exit 9' USR1; while :; do sleep 0.1; done")
-	o.waitRunning(id)
+	id := o.runD(rootfsDir, "/bin/sh", "-c", "trap 'exit 9' USR1; echo up; while :; do sleep 0.1; done")
+	o.waitLog(id, "up")
 	w := o.start("wait", id)
 	if _, done := w.wait(300 * time.Millisecond); done {
 		t.Fatalf("oak wait returned while the container runs\n%s", w.res)
