@@ -61,12 +61,10 @@ func (e *Engine) stop(c *Container, ref string, sig syscall.Signal, timeout time
 		}
 		signalInit(c, syscall.SIGKILL)
 		waitPid(c.Pid, c.PidStart, exitWait)
-	case StatusRestarting:
-		// Its supervisor waits out the back-off: wake it to see the stop.
-		signalPid(c.Supervisor, c.SupStart, syscall.SIGUSR1)
 	}
-	// A created container's supervisor sees the stop once it has started
-	// it, and kills it.
+	// The supervisor of a container waiting to restart sees the stop in
+	// its back-off; that of a created one once it has started it, and
+	// kills it.
 	for deadline := time.Now().Add(exitWait + timeout); ; time.Sleep(20 * time.Millisecond) {
 		now, err := e.Get(c.ID)
 		if errors.Is(err, ErrNoSuchContainer) && c.AutoRemove {
@@ -131,19 +129,15 @@ func (e *Engine) readSpec(id string) (*Spec, error) {
 // signalInit sends sig to c's init through a pidfd taken after its start
 // time was checked, so it cannot reach a later process that reused the pid.
 func signalInit(c *Container, sig syscall.Signal) error {
-	return signalPid(c.Pid, c.PidStart, sig)
-}
-
-func signalPid(pid int, start uint64, sig syscall.Signal) error {
-	if pid <= 0 {
+	if c.Pid <= 0 {
 		return unix.ESRCH
 	}
-	fd, err := unix.PidfdOpen(pid, 0)
+	fd, err := unix.PidfdOpen(c.Pid, 0)
 	if err != nil {
 		return err
 	}
 	defer unix.Close(fd)
-	if !alive(pid, start) {
+	if !alive(c.Pid, c.PidStart) {
 		return unix.ESRCH
 	}
 	return unix.PidfdSendSignal(fd, sig, nil, 0)

@@ -306,10 +306,6 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 	if err != nil {
 		return fail(err)
 	}
-	// oak stop of a container waiting to restart wakes its supervisor.
-	wake := make(chan os.Signal, 1)
-	signal.Notify(wake, syscall.SIGUSR1)
-	defer signal.Stop(wake)
 	var delay time.Duration
 	for {
 		started := time.Now()
@@ -318,22 +314,15 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 			return fail(err)
 		}
 		ready = nil
-		// A signal to a foreground oak is its user asking the container
-		// to end (Ctrl-C): it ends for good, as after oak stop.
+		// Ctrl-C to a foreground oak is its user asking the container to
+		// end: it ends for good, as after oak stop.
 		c.Stopped = c.Stopped || signalled
 		ran := time.Since(started)
 		c.ExitCode, c.OOMKilled, c.Finished = st.Code, st.OOMKilled, time.Now().UTC()
 		exit := Exit{ID: c.ID, Code: st.Code, OOMKilled: st.OOMKilled, Memory: spec.Limits.MemoryBytes}
 		if spec.Restart.restarts(st.Code, c.RestartCount) && e.markRestarting(c) {
 			delay = restartDelay(delay, ran)
-			t := time.NewTimer(delay)
-			select {
-			case <-t.C:
-			case <-wake:
-			case <-sigs: // a signal for a foreground container that is not there: stop
-				c.Stopped = true
-			}
-			t.Stop()
+			e.backOff(c, delay, sigs)
 			if e.markRestarting(c) {
 				c.RestartCount++
 				continue
@@ -342,6 +331,42 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 		c.Status = StatusExited
 		return exit, errors.Join(werr, e.finish(c))
 	}
+}
+
+// restartPoll is how often a supervisor waiting to restart a container
+// looks for a stop in its record: oak stop need not know where the
+// supervisor is, nor share a signal with the ones a foreground run
+// forwards.
+const restartPoll = 50 * time.Millisecond
+
+// backOff waits d before a restart, less if a user stops c meanwhile: a
+// stop in its record, or a signal on sigs that would have ended it.
+func (e *Engine) backOff(c *Container, d time.Duration, sigs <-chan os.Signal) {
+	deadline := time.Now().Add(d)
+	for left := d; left > 0; left = time.Until(deadline) {
+		select {
+		case s := <-sigs:
+			if endsContainer(s) {
+				c.Stopped = true
+				return
+			}
+		case <-time.After(min(left, restartPoll)):
+		}
+		if old, err := e.load(c.ID); err != nil || old.Stopped {
+			return // removed or stopped: markRestarting tells which
+		}
+	}
+}
+
+// endsContainer says whether a signal forwarded from a foreground oak is
+// its user asking the container to end (Ctrl-C, Ctrl-\, a hang-up, a
+// kill), rather than telling it something.
+func endsContainer(s os.Signal) bool {
+	switch s {
+	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT:
+		return true
+	}
+	return false
 }
 
 // startFailureCode is the exit code recorded for a start that failed
@@ -383,8 +408,9 @@ func (e *Engine) markRestarting(c *Container) bool {
 }
 
 // runOnce starts the container's command once and waits for it to end,
-// returning how it ended, whether a signal from sigs was forwarded to it,
-// and any error waiting for it; err means it did not start.
+// returning how it ended, whether a signal that ends it (endsContainer)
+// was forwarded from sigs, and any error waiting for it; err means it did
+// not start.
 func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWriter, out Stdio, sigs <-chan os.Signal, ready func(error)) (st sandbox.Exit, signalled bool, werr, err error) {
 	var copiers sync.WaitGroup
 	pipe := func(stream byte, term io.Writer) (*os.File, error) {
@@ -480,7 +506,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 			select {
 			case s := <-sigs:
 				p.Signal(s.(syscall.Signal))
-				any = true
+				any = any || endsContainer(s)
 			case <-done:
 				forwarded <- any
 				return
