@@ -295,8 +295,13 @@ func followLog(ctx context.Context, path string, opts LogsOptions, stdout, stder
 			return err
 		}
 		if rotated {
-			// Whatever the writer put in cur before it moved on is read
-			// above; cur is complete.
+			// The writer moved on from cur, and may have written to it
+			// since the read above: cur is complete only now.
+			if cur != nil {
+				if err := read(cur); err != nil {
+					return err
+				}
+			}
 			files = append(files, next...)
 			for _, f := range next {
 				cur = &frameReader{f: f}
