@@ -243,9 +243,14 @@ func followLog(ctx context.Context, path string, opts LogsOptions, stdout, stder
 	if err != nil {
 		return err
 	}
+	// Files are closed once read, but for the one being followed, cur.
+	var cur *frameReader
 	defer func() {
 		for _, f := range files {
 			f.Close()
+		}
+		if cur != nil {
+			cur.f.Close()
 		}
 	}()
 	name := filepath.Base(filepath.Dir(path))
@@ -264,13 +269,22 @@ func followLog(ctx context.Context, path string, opts LogsOptions, stdout, stder
 			}
 		}
 	}
-	// What was written so far: every file to its end.
-	var cur *frameReader
-	for _, f := range files {
-		cur = &frameReader{f: f}
-		if err := read(cur); err != nil {
-			return err
+	// readAll reads files to their ends, the last one becoming cur.
+	readAll := func() error {
+		for len(files) > 0 {
+			if cur != nil {
+				cur.f.Close()
+			}
+			cur, files = &frameReader{f: files[0]}, files[1:]
+			if err := read(cur); err != nil {
+				return err
+			}
 		}
+		return nil
+	}
+	// What was written so far: every file to its end.
+	if err := readAll(); err != nil {
+		return err
 	}
 	if ended == nil {
 		if err := sink.flushPartial(); err != nil {
@@ -302,12 +316,9 @@ func followLog(ctx context.Context, path string, opts LogsOptions, stdout, stder
 					return err
 				}
 			}
-			files = append(files, next...)
-			for _, f := range next {
-				cur = &frameReader{f: f}
-				if err := read(cur); err != nil {
-					return err
-				}
+			files = next
+			if err := readAll(); err != nil {
+				return err
 			}
 			continue
 		}
@@ -359,7 +370,9 @@ func successors(path string, cur *frameReader) (next []*os.File, rotated bool, e
 			for _, g := range files[:i+1] {
 				g.Close()
 			}
-			return files[i+1:], true, nil
+			// Nothing after cur (its name gone without a new file):
+			// nothing to move on to yet.
+			return files[i+1:], i+1 < len(files), nil
 		}
 	}
 	// cur was rotated out of the set: every file left came after it.
