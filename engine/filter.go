@@ -46,7 +46,7 @@ func ParseFilter(args []string) (Filter, error) {
 		switch k {
 		case "status":
 			switch v {
-			case StatusCreated, StatusRunning, StatusExited, StatusBroken:
+			case StatusCreated, StatusRunning, StatusRestarting, StatusExited, StatusBroken:
 			default:
 				return Filter{}, fmt.Errorf("invalid --filter %q: status is %s", a, filterKeys[k])
 			}

@@ -22,17 +22,19 @@ import (
 // ContainerInfo is a container as oak inspect shows it, after docker's
 // container inspect where the two have the same thing to say.
 type ContainerInfo struct {
-	Id         string
-	Name       string // docker's has a leading "/"; Oak's names have none
-	Created    time.Time
-	Path       string   // the command
-	Args       []string // its arguments
-	State      ContainerState
-	Image      string // the stored image's id; "" for the demo image or a directory
-	LogPath    string
-	Config     ContainerConfig
-	HostConfig HostConfig
-	Mounts     []MountInfo
+	Id      string
+	Name    string // docker's has a leading "/"; Oak's names have none
+	Created time.Time
+	Path    string   // the command
+	Args    []string // its arguments
+	State   ContainerState
+	Image   string // the stored image's id; "" for the demo image or a directory
+	// RestartCount counts the restarts its restart policy made.
+	RestartCount int
+	LogPath      string
+	Config       ContainerConfig
+	HostConfig   HostConfig
+	Mounts       []MountInfo
 	// NetworkSettings.Ports are the host addresses its ports are published
 	// on while it runs, as docker writes them: "0.0.0.0:49153->80/tcp".
 	NetworkSettings struct{ Ports []string }
@@ -42,6 +44,7 @@ type ContainerInfo struct {
 type ContainerState struct {
 	Status     string // created, running, exited or broken
 	Running    bool
+	Restarting bool
 	OOMKilled  bool
 	Pid        int // host pid of its init while running
 	ExitCode   int
@@ -96,8 +99,8 @@ type MountInfo struct {
 // spec that cannot be read (a broken or half-made record) leaves the
 // parts it would fill empty.
 func (e *Engine) containerInfo(c *Container) *ContainerInfo {
-	ci := &ContainerInfo{Id: c.ID, Name: c.Name, Created: c.Created,
-		State: ContainerState{Status: c.Status, Running: c.Status == StatusRunning, OOMKilled: c.OOMKilled,
+	ci := &ContainerInfo{Id: c.ID, Name: c.Name, Created: c.Created, RestartCount: c.RestartCount,
+		State: ContainerState{Status: c.Status, Running: c.Status == StatusRunning, Restarting: c.Status == StatusRestarting, OOMKilled: c.OOMKilled,
 			ExitCode: c.ExitCode, Error: c.Problem, FinishedAt: c.Finished},
 		LogPath: filepath.Join(e.dir(c.ID), "log")}
 	if c.Status == StatusRunning {

@@ -1,23 +1,25 @@
 package engine
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // A container's log is a sequence of frames: one byte naming the stream, a
-// little-endian uint32 length, then that many bytes of output, exactly as the
-// container wrote them (binary-safe, in the order the supervisor read them).
+// little-endian uint32 length, the time the supervisor read the output (a
+// little-endian int64 of nanoseconds since 1970, UTC), then that many bytes
+// of output, exactly as the container wrote them (binary-safe, in the order
+// the supervisor read them). Logs written before frames carried their time
+// have stream bytes 1 and 2 and no time; readers take both.
 //
 // The log is a set of files in the container's directory: "log" is being
 // written, "log.1" is the one before it, up to "log.N" with N = MaxFile-1,
@@ -30,8 +32,13 @@ import (
 const (
 	streamStdout byte = 1
 	streamStderr byte = 2
-	maxFrame          = 1 << 20
-	frameHeader       = 5
+	// streamTimed marks a frame whose header carries its time.
+	streamTimed byte = 0x10
+	maxFrame         = 1 << 20
+	// untimedHeader is the header of a frame without time, frameHeader
+	// of one with.
+	untimedHeader = 5
+	frameHeader   = untimedHeader + 8
 )
 
 // LogOptions bound a container's log, like docker's json-file max-size and
@@ -176,8 +183,9 @@ func (l *logWriter) write(stream byte, p []byte) {
 			n = min(n, room)
 		}
 		var hdr [frameHeader]byte
-		hdr[0] = stream
+		hdr[0] = stream | streamTimed
 		binary.LittleEndian.PutUint32(hdr[1:], uint32(n))
+		binary.LittleEndian.PutUint64(hdr[untimedHeader:], uint64(time.Now().UnixNano()))
 		if _, err := l.f.Write(append(hdr[:], p[:n]...)); err != nil {
 			l.err = err
 		}
@@ -230,93 +238,4 @@ func lockDir(dir string, how int) (unlock func(), err error) {
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}
 	return func() { f.Close() }, nil
-}
-
-// readLog copies the log at path, its rotated files first, oldest first,
-// to stdout and stderr by stream. The files are all opened under the
-// directory's flock, so a rotation meanwhile neither hides nor repeats
-// one. A frame cut short by a crash ends its file; anything else malformed
-// is an error.
-func readLog(path string, stdout, stderr io.Writer) error {
-	files, err := openLogFiles(path)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		for _, f := range files {
-			f.Close()
-		}
-	}()
-	for _, f := range files {
-		if err := readLogFile(f, stdout, stderr); err != nil {
-			return fmt.Errorf("log %s: %w", filepath.Base(filepath.Dir(path)), err)
-		}
-	}
-	return nil
-}
-
-// openLogFiles opens path.N ... path.1, path, those that exist, in that
-// order.
-func openLogFiles(path string) ([]*os.File, error) {
-	dir, base := filepath.Split(path)
-	unlock, err := lockDir(dir, syscall.LOCK_SH)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var rotated []int
-	for _, e := range ents {
-		if v, ok := strings.CutPrefix(e.Name(), base+"."); ok {
-			if i, err := strconv.Atoi(v); err == nil && i > 0 && strconv.Itoa(i) == v {
-				rotated = append(rotated, i)
-			}
-		}
-	}
-	sort.Sort(sort.Reverse(sort.IntSlice(rotated)))
-	var files []*os.File
-	for _, i := range append(rotated, 0) {
-		f, err := os.Open(logFile(path, i))
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			for _, f := range files {
-				f.Close()
-			}
-			return nil, err
-		}
-		files = append(files, f)
-	}
-	return files, nil
-}
-
-func readLogFile(f *os.File, stdout, stderr io.Writer) error {
-	r := bufio.NewReader(f)
-	for {
-		var hdr [frameHeader]byte
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
-			return nil // end of file, or a frame header torn by a crash
-		}
-		n := binary.LittleEndian.Uint32(hdr[1:])
-		w := stdout
-		switch {
-		case hdr[0] == streamStderr:
-			w = stderr
-		case hdr[0] != streamStdout || n > maxFrame:
-			return fmt.Errorf("%s: corrupt frame (stream %d, %d bytes)", filepath.Base(f.Name()), hdr[0], n)
-		}
-		if _, err := io.CopyN(w, r, int64(n)); err != nil {
-			if errors.Is(err, io.EOF) {
-				return nil
-			}
-			return err
-		}
-	}
 }

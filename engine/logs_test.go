@@ -2,13 +2,17 @@ package engine
 
 import (
 	"bytes"
+	"context"
+	"encoding/binary"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // writeNumbered writes lines "1 000001" ... "1 LINES" to the log, one a
@@ -83,7 +87,8 @@ func TestLogRotation(t *testing.T) {
 			if err := readLog(path, &stdout, &stderr); err != nil {
 				t.Fatal(err)
 			}
-			if int64(stdout.Len()+stderr.Len()) < total-int64(opts.MaxFile)*opts.MaxSize/2 {
+			// Each line is one frame of 9 bytes.
+			if int64(stdout.Len()+stderr.Len())/9*(9+frameHeader) < total-int64(opts.MaxFile)*opts.MaxSize/2 {
 				t.Errorf("read back %d bytes of %d in the files", stdout.Len()+stderr.Len(), total)
 			}
 			for _, c := range []struct {
@@ -187,5 +192,131 @@ func TestParseLogOptions(t *testing.T) {
 	}
 	if err := DefaultLogOptions().Check(); err != nil {
 		t.Errorf("default log options: %v", err)
+	}
+}
+
+// TestFollowLogAcrossRotations: a follower started before the writes sees
+// every line exactly once and in order while the writer rotates the file
+// under it dozens of times, and returns once the writer has ended.
+func TestFollowLogAcrossRotations(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "log")
+	l, err := openLog(path, LogOptions{MaxSize: 4 << 10, MaxFile: MaxLogMaxFile})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var finished atomic.Bool
+	const lines = 5000 // about 27 files of 4 KiB: all kept
+	go func() {
+		for i := 1; i <= lines; i++ {
+			l.write(streamStdout, fmt.Appendf(nil, "1 %06d\n", i))
+		}
+		l.close()
+		finished.Store(true)
+	}()
+	var out, errOut bytes.Buffer
+	err = followLog(context.Background(), path, LogsOptions{Follow: true, Tail: -1}, &out, &errOut, finished.Load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns := numbers(t, out.String())
+	if len(ns) != lines || ns[0] != 1 {
+		t.Fatalf("followed %d lines from %v, want %d from 1", len(ns), ns[:min(len(ns), 1)], lines)
+	}
+	for i := range ns {
+		if ns[i] != i+1 {
+			t.Fatalf("line %d is %d", i+1, ns[i])
+		}
+	}
+	if errOut.Len() != 0 {
+		t.Errorf("stderr got %q", errOut.String())
+	}
+}
+
+// writeFrame appends one frame to f as the writer lays it out, with time
+// at, or without a time when at is zero (as logs written before frames
+// carried one).
+func writeFrame(t *testing.T, f *os.File, stream byte, at time.Time, data string) {
+	t.Helper()
+	var hdr []byte
+	if at.IsZero() {
+		hdr = binary.LittleEndian.AppendUint32([]byte{stream}, uint32(len(data)))
+	} else {
+		hdr = binary.LittleEndian.AppendUint32([]byte{stream | streamTimed}, uint32(len(data)))
+		hdr = binary.LittleEndian.AppendUint64(hdr, uint64(at.UnixNano()))
+	}
+	if _, err := f.Write(append(hdr, data...)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestLogsOptions: --tail counts lines, not frames, across both streams;
+// --since drops lines by the time of their first byte; --timestamps stamps
+// each line; stdout and stderr lines stay on their own writers; frames of
+// the older untimed format still read.
+func TestLogsOptions(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "log")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)
+	writeFrame(t, f, streamStdout, time.Time{}, "old\n")
+	writeFrame(t, f, streamStdout, t0, "a1\na")
+	writeFrame(t, f, streamStderr, t0.Add(time.Second), "e1\n")
+	writeFrame(t, f, streamStdout, t0.Add(2*time.Second), "2\na3\n")
+	writeFrame(t, f, streamStderr, t0.Add(3*time.Second), "e2\ne3")
+	f.Close()
+	for _, c := range []struct {
+		name           string
+		opts           LogsOptions
+		stdout, stderr string
+	}{
+		{"all", LogsOptions{Tail: -1}, "old\na1\na2\na3\n", "e1\ne2\ne3"},
+		{"tail 2", LogsOptions{Tail: 2}, "", "e2\ne3"},
+		{"tail 3", LogsOptions{Tail: 3}, "a3\n", "e2\ne3"},
+		{"tail 0", LogsOptions{Tail: 0}, "", ""},
+		{"since", LogsOptions{Tail: -1, Since: t0.Add(time.Second)}, "a3\n", "e1\ne2\ne3"},
+		{"timestamps", LogsOptions{Tail: 2, Timestamps: true}, "",
+			"2026-01-02T03:04:08.000000006Z e2\n2026-01-02T03:04:08.000000006Z e3"},
+		{"timestamps of a line across frames", LogsOptions{Tail: -1, Since: t0, Timestamps: true},
+			"2026-01-02T03:04:05.000000006Z a1\n2026-01-02T03:04:05.000000006Z a2\n2026-01-02T03:04:07.000000006Z a3\n",
+			"2026-01-02T03:04:06.000000006Z e1\n2026-01-02T03:04:08.000000006Z e2\n2026-01-02T03:04:08.000000006Z e3"},
+	} {
+		var stdout, stderr bytes.Buffer
+		if err := followLog(context.Background(), path, c.opts, &stdout, &stderr, nil); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if stdout.String() != c.stdout || stderr.String() != c.stderr {
+			t.Errorf("%s: stdout %q stderr %q, want %q and %q", c.name, stdout.String(), stderr.String(), c.stdout, c.stderr)
+		}
+	}
+}
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		in   string
+		want time.Time
+		ok   bool
+	}{
+		{"10m", now.Add(-10 * time.Minute), true},
+		{"1h30m", now.Add(-90 * time.Minute), true},
+		{"2026-12-04T11:00:00Z", now.Add(-time.Hour), true},
+		{"2026-12-04T12:00:00+01:00", now.Add(-time.Hour), true},
+		{"2026-12-04T11:00:00.5Z", now.Add(-time.Hour + 500*time.Millisecond), true},
+		{"2026-12-04T11:00:00", now.Add(-time.Hour), true},
+		{"2026-12-04", now.Add(-12 * time.Hour), true},
+		{"1796385600", now, true},
+		{"1796385600.25", now.Add(250 * time.Millisecond), true},
+		{"-5m", time.Time{}, false},
+		{"yesterday", time.Time{}, false},
+		{"", time.Time{}, false},
+		{"12:00", time.Time{}, false},
+	} {
+		got, err := ParseSince(c.in, now)
+		if (err == nil) != c.ok || !got.Equal(c.want) {
+			t.Errorf("ParseSince(%q) = %v, %v; want %v (ok %v)", c.in, got, err, c.want, c.ok)
+		}
 	}
 }

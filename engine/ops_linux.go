@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -37,7 +38,9 @@ func (e *Engine) Get(ref string) (*Container, error) {
 // Kill sends sig to a running container's init, which forwards it to the
 // command; SIGKILL ends every process of the container at once. The signal
 // goes through a pidfd taken after the start time was checked, so it cannot
-// reach a later process that reused the pid.
+// reach a later process that reused the pid. SIGKILL and the container's
+// stop signal stop it for good, as docker's kill does: its restart policy
+// does not start it again.
 func (e *Engine) Kill(ref string, sig syscall.Signal) error {
 	c, err := e.Get(ref)
 	if err != nil {
@@ -46,15 +49,12 @@ func (e *Engine) Kill(ref string, sig syscall.Signal) error {
 	if c.Status != StatusRunning {
 		return fmt.Errorf("container %s: not running (%s)", ref, c.Status)
 	}
-	fd, err := unix.PidfdOpen(c.Pid, 0)
-	if err == nil {
-		defer unix.Close(fd)
-		if !alive(c.Pid, c.PidStart) {
-			err = unix.ESRCH
-		} else {
-			err = unix.PidfdSendSignal(fd, sig, nil, 0)
+	if sig == syscall.SIGKILL || sig == e.stopSignal(c.ID) {
+		if c, err = e.markStopped(c.ID); err != nil {
+			return err
 		}
 	}
+	err = signalInit(c, sig)
 	if err == unix.ESRCH {
 		// It ended (or was removed) since the record was read.
 		return fmt.Errorf("container %s: not running", ref)
@@ -84,7 +84,9 @@ func (e *Engine) Remove(ref string, force bool) error {
 	case !force:
 		return fmt.Errorf("container %s: is %s; stop it first or use rm -f", ref, c.Status)
 	default:
-		e.Kill(c.ID, syscall.SIGKILL)
+		if c, err := e.markStopped(c.ID); err == nil && c.Status != StatusExited {
+			e.stop(c, ref, syscall.SIGKILL, 0)
+		}
 		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
 			now, err := e.Get(c.ID)
 			if errors.Is(err, ErrNoSuchContainer) {
@@ -116,18 +118,37 @@ func (e *Engine) Remove(ref string, force bool) error {
 	return nil
 }
 
-// Logs writes what the container wrote so far, each stream to its own writer.
-func (e *Engine) Logs(ref string, stdout, stderr io.Writer) error {
+// Logs writes what the container wrote, each stream to its own writer,
+// as opts choose. With opts.Follow it goes on writing what the container
+// writes, across rotations of the log and restarts of the container, and
+// returns once the container has ended (or ctx has).
+func (e *Engine) Logs(ctx context.Context, ref string, opts LogsOptions, stdout, stderr io.Writer) error {
 	c, err := e.Get(ref)
 	if err != nil {
 		return err
 	}
-	if err := readLog(filepath.Join(e.dir(c.ID), "log"), stdout, stderr); err != nil {
+	var ended func() bool
+	if opts.Follow {
+		ended = func() bool { return e.ended(c.ID) }
+	}
+	if err := followLog(ctx, filepath.Join(e.dir(c.ID), "log"), opts, stdout, stderr, ended); err != nil {
 		return err
 	}
 	// A log that vanished with its container reads as empty; say why.
-	if _, err := os.Lstat(e.dir(c.ID)); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Lstat(e.dir(c.ID)); errors.Is(err, os.ErrNotExist) && !(opts.Follow && c.AutoRemove) {
 		return noSuchContainer(ref)
 	}
 	return nil
+}
+
+// ended reports whether container id will write no more output: its
+// record is gone, or says it exited, or the supervisor that would write
+// is dead. It reads the record without the lock (records are replaced
+// atomically) so that a follower does not hold up other verbs.
+func (e *Engine) ended(id string) bool {
+	c, err := e.load(id)
+	if err != nil {
+		return true
+	}
+	return c.Status == StatusExited || !alive(c.Supervisor, c.SupStart)
 }

@@ -36,6 +36,15 @@ type RunOptions struct {
 	Egress     []string // --egress PREFIX[:PORT][/PROTO] | any
 	ReadOnly   bool     // --read-only: no writable layer over the image
 	Names      NameOptions
+	Restart    RestartPolicy     // --restart
+	Labels     map[string]string // --label K=V, kept in the record
+	// User overrides the image's User: NAME|UID[:GROUP|GID], looked up
+	// in the image's /etc/passwd and /etc/group.
+	User string
+	// Entrypoint, when not nil, replaces the image's entrypoint (empty:
+	// none), and the image's Cmd is not used.
+	Entrypoint []string
+	Ulimits    []Ulimit // --ulimit, set on the container's init
 }
 
 // Spec is the resolved form of RunOptions kept in the record, everything a
@@ -61,6 +70,12 @@ type Spec struct {
 	Names    NameOptions `json:"names,omitempty"`
 	// Labels are the container's --label KEY=VALUE pairs.
 	Labels map[string]string `json:"labels,omitempty"`
+	// Restart is when the supervisor starts the command again.
+	Restart RestartPolicy `json:"restart,omitzero"`
+	// StopSignal is the image's, what oak stop sends first; empty is
+	// SIGTERM.
+	StopSignal string   `json:"stop_signal,omitempty"`
+	Ulimits    []Ulimit `json:"ulimits,omitempty"`
 }
 
 // defaultPath is the PATH a container gets unless -e sets one (docker's),
@@ -84,6 +99,9 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	if err := errors.Join(opts.Limits.Check(), opts.Log.Check()); err != nil {
 		return nil, nil, fmt.Errorf("run: %w", err)
 	}
+	if opts.AutoRemove && opts.Restart.Name != "" {
+		return nil, nil, fmt.Errorf("run: --rm and --restart %s conflict: a container removed when it exits cannot be restarted", opts.Restart)
+	}
 	if opts.Name != "" {
 		if err := checkName(opts.Name); err != nil {
 			return nil, nil, err
@@ -98,7 +116,10 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		return nil, nil, err
 	}
 	args := opts.Args
-	if img.ID != "" {
+	switch {
+	case opts.Entrypoint != nil:
+		args = append(append([]string(nil), opts.Entrypoint...), opts.Args...)
+	case img.ID != "":
 		args = img.Config.Argv(opts.Args)
 	}
 	if len(args) == 0 {
@@ -118,13 +139,29 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	if err := opts.Names.check(); err != nil {
 		return nil, nil, err
 	}
-	uid, gid, err := lookupUser(img.Layers, img.Config.User)
+	user := img.Config.User
+	if opts.User != "" {
+		user = opts.User
+	}
+	uid, gid, err := lookupUser(img.Layers, user)
+	if err != nil && opts.User != "" {
+		return nil, nil, fmt.Errorf("invalid --user %q: image %s: %w", opts.User, opts.Image, err)
+	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("image %s: %w", opts.Image, err)
 	}
+	if _, err := checkUlimits(opts.Ulimits); err != nil {
+		return nil, nil, err
+	}
 	spec := &Spec{Image: opts.Image, ImageID: img.ID, Publish: opts.Publish, Egress: opts.Egress,
 		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits,
-		ReadOnly: opts.ReadOnly, Names: opts.Names}
+		ReadOnly: opts.ReadOnly, Names: opts.Names, Restart: opts.Restart, StopSignal: img.Config.StopSignal,
+		Ulimits: opts.Ulimits}
+	if spec.StopSignal != "" {
+		if _, err := ParseSignal(spec.StopSignal); err != nil {
+			return nil, nil, fmt.Errorf("image %s: stop %w", opts.Image, err)
+		}
+	}
 	listens, err := parseGrants(opts.Publish, opts.Egress)
 	if err != nil {
 		return nil, nil, err
@@ -145,7 +182,8 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	}
 	id := newID()
 	c := &Container{ID: id, Name: opts.Name, Image: opts.Image, Command: args, Created: time.Now().UTC(),
-		Status: StatusCreated, AutoRemove: opts.AutoRemove, Supervisor: os.Getpid(), SupStart: pidStart(os.Getpid())}
+		Status: StatusCreated, AutoRemove: opts.AutoRemove, Supervisor: os.Getpid(), SupStart: pidStart(os.Getpid()),
+		Labels: opts.Labels}
 	if c.Name == "" {
 		c.Name = "oak-" + ShortID(id)
 	}
@@ -255,16 +293,141 @@ type Exit struct {
 	Memory    int64 // the limit that was hit, for the message
 }
 
-// supervise starts c and waits for it, keeping its record and log. ready,
-// if not nil, is told the outcome of the start.
+// supervise starts c and waits for it, keeping its record and log, and
+// starts it again while its restart policy asks. ready, if not nil, is
+// told the outcome of the first start. A container that never ran leaves
+// no record when that start fails; one started again (oak start) is
+// recorded as exited.
 func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.Signal, ready func(error)) (Exit, error) {
-	lw, err := openLog(filepath.Join(e.dir(c.ID), "log"), spec.Log)
-	if err != nil {
-		err = fmt.Errorf("container %s: log: %w", ShortID(c.ID), unwrapPath(err))
-		e.discard(c)
+	fail := func(err error) (Exit, error) {
+		if c.Finished.IsZero() {
+			e.discard(c)
+		} else {
+			c.Status, c.ExitCode, c.Finished = StatusExited, startFailureCode(err), time.Now().UTC()
+			e.finish(c)
+		}
+		if ready != nil {
+			ready(err)
+		}
 		return Exit{}, err
 	}
+	lw, err := openLog(filepath.Join(e.dir(c.ID), "log"), spec.Log)
+	if err != nil {
+		return fail(fmt.Errorf("container %s: log: %w", ShortID(c.ID), unwrapPath(err)))
+	}
 	defer lw.close()
+	// One authority for every run: a grant revoked stays revoked when the
+	// policy restarts the command.
+	auth, err := grantAuthority(spec)
+	if err != nil {
+		return fail(err)
+	}
+	var delay time.Duration
+	for {
+		started := time.Now()
+		st, signalled, werr, err := e.runOnce(c, spec, auth, lw, out, sigs, ready)
+		if err != nil {
+			return fail(err)
+		}
+		ready = nil
+		// Ctrl-C to a foreground oak is its user asking the container to
+		// end: it ends for good, as after oak stop.
+		c.Stopped = c.Stopped || signalled
+		ran := time.Since(started)
+		c.ExitCode, c.OOMKilled, c.Finished = st.Code, st.OOMKilled, time.Now().UTC()
+		exit := Exit{ID: c.ID, Code: st.Code, OOMKilled: st.OOMKilled, Memory: spec.Limits.MemoryBytes}
+		if spec.Restart.restarts(st.Code, c.RestartCount) && e.markRestarting(c) {
+			delay = restartDelay(delay, ran)
+			e.backOff(c, delay, sigs)
+			if e.markRestarting(c) {
+				c.RestartCount++
+				continue
+			}
+		}
+		c.Status = StatusExited
+		return exit, errors.Join(werr, e.finish(c))
+	}
+}
+
+// restartPoll is how often a supervisor waiting to restart a container
+// looks for a stop in its record: oak stop need not know where the
+// supervisor is, nor share a signal with the ones a foreground run
+// forwards.
+const restartPoll = 50 * time.Millisecond
+
+// backOff waits d before a restart, less if a user stops c meanwhile: a
+// stop in its record, or a signal on sigs that would have ended it.
+func (e *Engine) backOff(c *Container, d time.Duration, sigs <-chan os.Signal) {
+	deadline := time.Now().Add(d)
+	for left := d; left > 0; left = time.Until(deadline) {
+		select {
+		case s := <-sigs:
+			if endsContainer(s) {
+				c.Stopped = true
+				return
+			}
+		case <-time.After(min(left, restartPoll)):
+		}
+		if old, err := e.load(c.ID); err != nil || old.Stopped {
+			return // removed or stopped: markRestarting tells which
+		}
+	}
+}
+
+// endsContainer says whether a signal forwarded from a foreground oak is
+// its user asking the container to end (Ctrl-C, Ctrl-\, a hang-up, a
+// kill), rather than telling it something.
+func endsContainer(s os.Signal) bool {
+	switch s {
+	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT:
+		return true
+	}
+	return false
+}
+
+// startFailureCode is the exit code recorded for a start that failed
+// with err: docker's 127 and 126 for a command missing or not
+// executable, 125 for anything else.
+func startFailureCode(err error) int {
+	switch {
+	case errors.Is(err, ErrCommandNotFound):
+		return 127
+	case errors.Is(err, ErrCommandNotExecutable):
+		return 126
+	}
+	return 125
+}
+
+// markRestarting records c as waiting to restart, unless a user stopped
+// it meanwhile or removed it; it reports whether c is to restart.
+func (e *Engine) markRestarting(c *Container) bool {
+	unlock, err := e.lock()
+	if err != nil {
+		return false
+	}
+	defer unlock()
+	old, err := e.load(c.ID)
+	if err != nil {
+		return false // removed
+	}
+	if old.Stopped || c.Stopped {
+		c.Stopped = true
+		return false
+	}
+	status := c.Status
+	c.Status = StatusRestarting
+	if err := e.save(c); err != nil {
+		c.Status = status
+		return false
+	}
+	return true
+}
+
+// runOnce starts the container's command once and waits for it to end,
+// returning how it ended, whether a signal that ends it (endsContainer)
+// was forwarded from sigs, and any error waiting for it; err means it did
+// not start.
+func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWriter, out Stdio, sigs <-chan os.Signal, ready func(error)) (st sandbox.Exit, signalled bool, werr, err error) {
 	var copiers sync.WaitGroup
 	pipe := func(stream byte, term io.Writer) (*os.File, error) {
 		r, w, err := os.Pipe()
@@ -282,23 +445,22 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 	stdout, err1 := pipe(streamStdout, out.Stdout)
 	stderr, err2 := pipe(streamStderr, out.Stderr)
 	if err := errors.Join(err1, err2); err != nil {
-		e.discard(c)
-		return Exit{}, err
+		return sandbox.Exit{}, false, nil, err
 	}
-	auth, err := grantAuthority(spec)
-	if err != nil {
-		e.discard(c)
-		return Exit{}, err
+	closePipes := func() {
+		stdout.Close()
+		stderr.Close()
+		copiers.Wait()
 	}
 	layers, limits, err := auth.task()
 	if err != nil {
-		e.discard(c)
-		return Exit{}, err
+		closePipes()
+		return sandbox.Exit{}, false, nil, err
 	}
 	vols, err := e.attachVolumes(auth.volumes())
 	if err != nil {
-		e.discard(c)
-		return Exit{}, err
+		closePipes()
+		return sandbox.Exit{}, false, nil, err
 	}
 	defer func() {
 		for _, v := range vols {
@@ -310,7 +472,13 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 		host = ShortID(c.ID)
 	}
 	limits.WritableBytes = spec.Limits.WritableBytes
+	rlimits, err := checkUlimits(spec.Ulimits)
+	if err != nil {
+		closePipes()
+		return sandbox.Exit{}, false, nil, err
+	}
 	task := &sandbox.Task{
+		Rlimits: rlimits,
 		Volumes: vols,
 		ID:      c.ID, Layers: layers, UID: spec.UID, GID: spec.GID, Scratch: filepath.Join(e.dir(c.ID), "scratch"), Args: spec.Args,
 		Env: append(spec.Env, "HOSTNAME="+host), Cwd: spec.Cwd, Hostname: host,
@@ -326,12 +494,7 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 	stderr.Close()
 	if err != nil {
 		copiers.Wait()
-		e.discard(c)
-		err = fmt.Errorf("run %s: %w", c.Image, err)
-		if ready != nil {
-			ready(err)
-		}
-		return Exit{}, err
+		return sandbox.Exit{}, false, nil, fmt.Errorf("run %s: %w", c.Image, err)
 	}
 	c.Status, c.Pid, c.PidStart = StatusRunning, p.Pid(), pidStart(p.Pid())
 	c.Supervisor, c.SupStart = os.Getpid(), pidStart(os.Getpid())
@@ -339,8 +502,11 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 		p.Signal(syscall.SIGKILL)
 		p.Wait()
 		copiers.Wait()
-		e.discard(c)
-		return Exit{}, err
+		return sandbox.Exit{}, false, nil, err
+	}
+	if c.Stopped {
+		// oak stop came while it was starting; it waits for the end.
+		p.Signal(syscall.SIGKILL)
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
@@ -363,29 +529,32 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 		ready(nil)
 	}
 	done := make(chan struct{})
+	forwarded := make(chan bool, 1)
 	go func() {
+		any := false
 		for {
 			select {
 			case s := <-sigs:
 				p.Signal(s.(syscall.Signal))
+				any = any || endsContainer(s)
 			case <-done:
+				forwarded <- any
 				return
 			}
 		}
 	}()
-	st, werr := p.Wait()
+	st, werr = p.Wait()
 	close(done)
 	stop() // ends the network service, which holds netlog too
 	if netlog != nil {
 		netlog.Close()
 	}
 	copiers.Wait()
-	c.Status, c.ExitCode, c.OOMKilled, c.Finished = StatusExited, st.Code, st.OOMKilled, time.Now().UTC()
-	ferr := e.finish(c)
-	return Exit{ID: c.ID, Code: st.Code, OOMKilled: st.OOMKilled, Memory: spec.Limits.MemoryBytes}, errors.Join(werr, ferr)
+	return st, <-forwarded, werr, nil
 }
 
 // update saves c under the lock unless its record was removed meanwhile.
+// A stop that another oak recorded meanwhile is kept, and set in c.
 func (e *Engine) update(c *Container) error {
 	unlock, err := e.lock()
 	if err != nil {
@@ -394,6 +563,9 @@ func (e *Engine) update(c *Container) error {
 	defer unlock()
 	if _, err := os.Stat(e.dir(c.ID)); err != nil {
 		return fmt.Errorf("container %s: removed while starting", ShortID(c.ID))
+	}
+	if old, err := e.load(c.ID); err == nil && old.Stopped {
+		c.Stopped = true
 	}
 	return e.save(c)
 }
@@ -483,15 +655,29 @@ func (e *Engine) RunDetached(opts RunOptions) (string, error) {
 	if err != nil {
 		return "", err
 	}
+	if err := e.spawnSupervisor(c); err != nil {
+		return "", err
+	}
+	return c.ID, nil
+}
+
+// spawnSupervisor starts the background supervisor of c, a record in
+// state created, and returns once c's command is executing. A container
+// that never ran leaves no record when that fails.
+func (e *Engine) spawnSupervisor(c *Container) error {
+	fail := func(err error) error {
+		if c.Finished.IsZero() {
+			e.discard(c)
+		}
+		return err
+	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		e.discard(c)
-		return "", err
+		return fail(err)
 	}
 	self, err := os.Executable()
 	if err != nil {
-		e.discard(c)
-		return "", err
+		return fail(err)
 	}
 	cmd := exec.Command(self, "--root", e.Root, supervisorCmd, c.ID)
 	cmd.ExtraFiles = []*os.File{w}
@@ -500,19 +686,18 @@ func (e *Engine) RunDetached(opts RunOptions) (string, error) {
 	w.Close()
 	if err != nil {
 		r.Close()
-		e.discard(c)
-		return "", fmt.Errorf("run: start supervisor: %w", err)
+		return fail(fmt.Errorf("run: start supervisor: %w", err))
 	}
 	go cmd.Wait()
 	msg, _ := io.ReadAll(r)
 	r.Close()
 	switch string(msg) {
 	case startedReport:
-		return c.ID, nil
+		return nil
 	case "":
-		return "", fmt.Errorf("run: the supervisor of %s ended before the container started", ShortID(c.ID))
+		return fmt.Errorf("run: the supervisor of %s ended before the container started", ShortID(c.ID))
 	}
-	return "", decodeStartFailure(msg)
+	return decodeStartFailure(msg)
 }
 
 // Supervise is the body of a detached container's supervisor process: it
@@ -595,11 +780,16 @@ func (e *Engine) reconcile() ([]*Container, error) {
 			unix.Kill(c.Pid, unix.SIGKILL)
 		}
 		sandbox.RemoveCgroups(c.ID)
-		if c.AutoRemove || c.Status == StatusCreated {
+		// A created container that never ran goes; one being started again
+		// (oak start) keeps its record.
+		if c.AutoRemove || c.Status == StatusCreated && c.Finished.IsZero() {
 			os.RemoveAll(e.dir(c.ID))
 			continue
 		}
-		c.Status, c.ExitCode, c.Finished = StatusExited, -1, time.Now().UTC()
+		if c.Status == StatusRunning {
+			c.ExitCode = -1 // unknown; a restarting one keeps its last
+		}
+		c.Status, c.Finished = StatusExited, time.Now().UTC()
 		if err := e.save(c); err != nil {
 			return nil, err
 		}

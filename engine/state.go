@@ -23,6 +23,9 @@ const (
 	StatusCreated = "created"
 	StatusRunning = "running"
 	StatusExited  = "exited"
+	// StatusRestarting: the command ended and its supervisor waits out
+	// the restart policy's back-off before it starts it again.
+	StatusRestarting = "restarting"
 	// StatusBroken marks a record that cannot be read (see
 	// Container.Problem). It is never saved: such a container is listed
 	// with its problem and can only be removed, with force.
@@ -56,6 +59,14 @@ type Container struct {
 	Finished   time.Time `json:"finished,omitzero"`
 	AutoRemove bool      `json:"auto_remove,omitempty"`
 	Slot       int       `json:"slot"` // index of its uid/gid range
+	// RestartCount counts the restarts its restart policy made since the
+	// container was last started by a user.
+	RestartCount int `json:"restart_count"`
+	// Stopped says a user stopped it (oak stop, or a kill with its stop
+	// signal or SIGKILL): its restart policy no longer applies, until
+	// oak start.
+	Stopped bool              `json:"stopped,omitempty"`
+	Labels  map[string]string `json:"labels,omitempty"` // --label K=V
 
 	// Problem says why the record could not be read when Status is
 	// StatusBroken; only ID (the directory's name) and Created (its
@@ -146,7 +157,7 @@ func (e *Engine) load(id string) (*Container, error) {
 	switch {
 	case c.ID != id:
 		return nil, fmt.Errorf("container %s: corrupt state: record names id %q", ShortID(id), c.ID)
-	case c.Status != StatusCreated && c.Status != StatusRunning && c.Status != StatusExited:
+	case c.Status != StatusCreated && c.Status != StatusRunning && c.Status != StatusExited && c.Status != StatusRestarting:
 		return nil, fmt.Errorf("container %s: corrupt state: unknown status %q", ShortID(id), c.Status)
 	}
 	return &c, nil

@@ -135,6 +135,13 @@ func Start(t *Task) (*Process, error) {
 	if err := cg.add(cmd.Process.Pid); err != nil {
 		return fail(err)
 	}
+	// The host may lower limits or raise a soft one to its hard limit,
+	// never raise a hard one: it holds no CAP_SYS_RESOURCE.
+	for _, l := range t.Rlimits {
+		if err := unix.Prlimit(cmd.Process.Pid, l.Resource, &unix.Rlimit{Cur: l.Soft, Max: l.Hard}, nil); err != nil {
+			return fail(fmt.Errorf("launch %s: ulimit %s=%d:%d: %w", t.ID, l.Name, l.Soft, l.Hard, err))
+		}
+	}
 	if _, err := parent.Write([]byte{1}); err != nil {
 		return fail(fmt.Errorf("launch %s: confirm cgroups: %w", t.ID, err))
 	}

@@ -113,9 +113,20 @@ type Task struct {
 	IDs      IDRange
 	Limits   Limits
 
+	// Rlimits are set on the container's init (and so inherited by its
+	// command) before it runs anything of the image.
+	Rlimits []Rlimit
+
 	Stdin, Stdout, Stderr *os.File // nil means /dev/null
 	// TTY: Stdin is a terminal, to become the command's controlling one.
 	TTY bool
+}
+
+// Rlimit is one resource limit (setrlimit(2)) of a task.
+type Rlimit struct {
+	Name       string // as ulimit names it, for errors: "nofile"
+	Resource   int    // RLIMIT_*
+	Soft, Hard uint64 // RLIM_INFINITY for no limit
 }
 
 // File is a small file the engine places in a container's root.

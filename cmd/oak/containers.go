@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -25,7 +28,9 @@ func newRunCmd(stateRoot func() string) *cobra.Command {
 		detach, interactive bool
 		tty                 bool
 	)
-	var logMaxSize, logMaxFile string
+	var logMaxSize, logMaxFile, restart string
+	var entrypoint string
+	var envFiles, labels, ulimits []string
 	cmd := &cobra.Command{
 		Use:   "run [flags] IMAGE|ROOTFS-DIR [COMMAND [ARG...]]",
 		Short: "Run a command in a new container",
@@ -75,10 +80,45 @@ over its own files and users, a fixed system-call allowlist.`,
 			if detach && tty {
 				return fmt.Errorf("run: -t with -d would need oak attach, which Oak does not have yet; use oak exec -it")
 			}
-			if detach {
-				if opts.AutoRemove {
-					return fmt.Errorf("run: --rm with -d is not supported yet; use oak rm")
+			if err := checkRefusals(cmd.Flags()); err != nil {
+				return err
+			}
+			if opts.Restart, err = engine.ParseRestartPolicy(restart); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("entrypoint") {
+				opts.Entrypoint = []string{}
+				if entrypoint != "" {
+					opts.Entrypoint = []string{entrypoint}
 				}
+			}
+			var env []string
+			for _, f := range envFiles {
+				vars, err := engine.ReadEnvFile(f, os.LookupEnv)
+				if err != nil {
+					return err
+				}
+				env = append(env, vars...)
+			}
+			opts.Env = append(env, engine.ResolveEnv(opts.Env, os.LookupEnv)...)
+			for _, l := range labels {
+				k, v, _ := strings.Cut(l, "=")
+				if k == "" {
+					return fmt.Errorf("invalid --label %q: want KEY=VALUE", l)
+				}
+				if opts.Labels == nil {
+					opts.Labels = map[string]string{}
+				}
+				opts.Labels[k] = v
+			}
+			for _, u := range ulimits {
+				ul, err := engine.ParseUlimit(u)
+				if err != nil {
+					return err
+				}
+				opts.Ulimits = append(opts.Ulimits, ul)
+			}
+			if detach {
 				id, err := e.RunDetached(opts)
 				if err != nil {
 					return err
@@ -136,7 +176,14 @@ over its own files and users, a fixed system-call allowlist.`,
 	f.BoolVarP(&interactive, "interactive", "i", false, "keep stdin open (default: /dev/null)")
 	f.BoolVarP(&tty, "tty", "t", false, "give the command a terminal (Oak's own, copied to and from this one)")
 	f.StringVar(&opts.Name, "name", "", "name of the container")
-	f.StringArrayVarP(&opts.Env, "env", "e", nil, "set an environment variable KEY=VALUE")
+	f.StringArrayVarP(&opts.Env, "env", "e", nil, "set an environment variable KEY=VALUE, or KEY to pass oak's own (left out if unset)")
+	f.StringArrayVar(&envFiles, "env-file", nil, "read environment variables from a file: KEY=VALUE or KEY lines, # comments (-e wins)")
+	f.StringVarP(&opts.User, "user", "u", "", "user inside the container: NAME|UID[:GROUP|GID], from the image's /etc/passwd and /etc/group")
+	f.StringVar(&entrypoint, "entrypoint", "", "run this instead of the image's entrypoint (the image's Cmd is not used; \"\" for none)")
+	f.StringArrayVar(&labels, "label", nil, "set a label KEY=VALUE on the container, kept in its record")
+	f.Bool("init", false, "accepted for docker's sake: every Oak container runs an init as pid 1 that forwards signals and reaps")
+	f.StringArrayVar(&ulimits, "ulimit", nil, "set a resource limit NAME=SOFT[:HARD] (e.g. nofile=1024:2048), at most the host's hard limit:\nOak never raises one")
+	addRefusals(f)
 	f.StringVarP(&opts.Workdir, "workdir", "w", "", "working directory inside the container")
 	f.StringVarP(&memory, "memory", "m", sizeArg(engine.DefaultMemoryBytes),
 		fmt.Sprintf("memory limit, /tmp included (e.g. 256m; 0 or -1: none; at least %s). The default is fixed,\nnot a share of the host: enough for common servers, and a runaway is killed before it starves the host", sizeArg(sandbox.MinMemoryBytes)))
@@ -158,6 +205,7 @@ over its own files and users, a fixed system-call allowlist.`,
 	f.StringArrayVar(&opts.Names.DNSSearch, "dns-search", nil, "search domain for /etc/resolv.conf")
 	f.StringArrayVar(&opts.Names.DNSOptions, "dns-option", nil, "option for /etc/resolv.conf, e.g. ndots:2")
 	f.StringArrayVar(&opts.Names.AddHosts, "add-host", nil, "add NAME:IP to /etc/hosts")
+	f.StringVar(&restart, "restart", "no", "restart the command when it ends: no, on-failure[:N], always, unless-stopped\n(back-off from 100ms, doubling; oak stop ends it for good; without a daemon, unless-stopped is always)")
 	return cmd
 }
 
@@ -262,19 +310,44 @@ func newRmCmd(stateRoot func() string) *cobra.Command {
 }
 
 func newLogsCmd(stateRoot func() string) *cobra.Command {
-	return &cobra.Command{
-		Use:   "logs CONTAINER",
-		Short: "Print a container's output",
+	var opts engine.LogsOptions
+	var tail, since string
+	cmd := &cobra.Command{
+		Use:   "logs [-f] [--tail N] [--since TIME] [-t] CONTAINER",
+		Short: "Print a container's output: its stdout to stdout, its stderr to stderr",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			opts.Tail = -1
+			if tail != "all" {
+				n, err := strconv.Atoi(tail)
+				if err != nil || n < 0 {
+					return fmt.Errorf("invalid --tail %q: want a number of lines or all", tail)
+				}
+				opts.Tail = n
+			}
+			if since != "" {
+				t, err := engine.ParseSince(since, time.Now())
+				if err != nil {
+					return err
+				}
+				opts.Since = t
+			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
 			}
-			return e.Logs(args[0], os.Stdout, os.Stderr)
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return e.Logs(ctx, args[0], opts, os.Stdout, os.Stderr)
 		},
 		ValidArgsFunction: completeNames(true, containerNames(false), stateRoot),
 	}
+	f := cmd.Flags()
+	f.BoolVarP(&opts.Follow, "follow", "f", false, "go on printing output as it is written, until the container exits")
+	f.StringVarP(&tail, "tail", "n", "all", "print only the last N lines (all: every line)")
+	f.StringVar(&since, "since", "", "print only lines written since a time (2006-01-02T15:04:05Z, Unix seconds) or for a duration back from now (10m)")
+	f.BoolVarP(&opts.Timestamps, "timestamps", "t", false, "start every line with the time it was written (RFC 3339, UTC)")
+	return cmd
 }
 
 func newDemoRootFSCmd() *cobra.Command {

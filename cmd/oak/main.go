@@ -97,7 +97,7 @@ func newRootCmd() *cobra.Command {
 		newImagesCmd(st, "images"), newRmiCmd(st, "rmi IMAGE..."), newPullCmd(st),
 		newImportCmd(st, "load -i FILE|DIR"), newSaveCmd(st),
 		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd(),
-		newVersionCmd())
+		newVersionCmd(), newStopCmd(st), newStartCmd(st), newRestartCmd(st), newWaitCmd(st))
 	root.AddCommand(newStorageLoadCmd())
 	refuseUnknown(root)
 	return root

@@ -32,6 +32,7 @@ type psRow struct {
 	ExitCode   int
 	OOMKilled  bool
 	Pid        int    // host pid of its init while running
+	Restarts   int    // how often its restart policy started it again
 	Problem    string `json:",omitempty"` // why a broken record cannot be read
 
 	labels map[string]string
@@ -49,7 +50,8 @@ func psRowOf(c *engine.ContainerInfo, noTrunc bool) psRow {
 		CreatedAt: c.Created.Local().Format("2006-01-02 15:04:05 -0700 MST"), RunningFor: since(c.Created),
 		Ports: strings.Join(c.NetworkSettings.Ports, ", "), Names: c.Name, State: c.State.Status,
 		ExitCode: c.State.ExitCode, OOMKilled: c.State.OOMKilled, Pid: c.State.Pid, Problem: c.State.Error,
-		labels: c.Config.Labels}
+		Restarts: c.RestartCount,
+		labels:   c.Config.Labels}
 	if !noTrunc {
 		r.ID = engine.ShortID(r.ID)
 		r.Command = truncate(r.Command, 20)
@@ -73,6 +75,8 @@ func psRowOf(c *engine.ContainerInfo, noTrunc bool) psRow {
 		r.Status = "Created"
 	case engine.StatusBroken:
 		r.Status = "Broken: " + c.State.Error
+	case engine.StatusRestarting:
+		r.Status = "Restarting (" + strconv.Itoa(c.State.ExitCode) + ") " + since(c.State.FinishedAt)
 	case engine.StatusExited:
 		code := strconv.Itoa(c.State.ExitCode)
 		if c.State.ExitCode < 0 {
@@ -154,7 +158,7 @@ func runPs(stateRoot func() string, o psOptions) error {
 		}
 		// As docker: -n and -l look at every container; a status
 		// filter does too.
-		if !o.all && o.last < 0 && len(filterValues(o.filters, "status")) == 0 && c.State.Status != engine.StatusRunning {
+		if !o.all && o.last < 0 && len(filterValues(o.filters, "status")) == 0 && c.State.Status != engine.StatusRunning && c.State.Status != engine.StatusRestarting {
 			continue
 		}
 		rows = append(rows, psRowOf(c, o.noTrunc))

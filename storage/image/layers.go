@@ -273,6 +273,7 @@ func record(tx *bolt.Tx, c *candidate, sizes map[string]int64) (*Image, error) {
 		Env:        cfg.Config.Env,
 		WorkingDir: cfg.Config.WorkingDir,
 		User:       cfg.Config.User,
+		StopSignal: cfg.Config.StopSignal,
 	}
 	img.OS, img.Architecture = cfg.OS, cfg.Architecture
 	img.Created = cfg.Created.Time.UTC()

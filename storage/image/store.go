@@ -82,6 +82,9 @@ type Config struct {
 	Env        []string `json:"env,omitempty"`
 	WorkingDir string   `json:"working_dir,omitempty"`
 	User       string   `json:"user,omitempty"`
+	// StopSignal is the signal oak stop sends first ("SIGQUIT", "3"); empty
+	// means SIGTERM.
+	StopSignal string `json:"stop_signal,omitempty"`
 }
 
 // Argv is the command a container of this image runs: the entrypoint

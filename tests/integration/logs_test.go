@@ -95,3 +95,118 @@ func TestLogRotation(t *testing.T) {
 		}
 	})
 }
+
+// waitOutput waits up to d for the background oak's stdout to contain s.
+func (b *bg) waitOutput(t *testing.T, s string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		out, errOut := b.output()
+		if strings.Contains(out, s) {
+			return
+		}
+		select {
+		case <-b.done:
+			t.Fatalf("oak %s ended before printing %q\n%s", strings.Join(b.res.args, " "), s, b.res)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q in the output after %v; stdout %q, stderr %q", s, d, out, errOut)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// oak logs -f prints a line while the container is still running, goes
+// on through rotations of the log, and ends when the container exits.
+func TestLogsFollow(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	// On USR1 the container writes 5000 lines, far past --log-max-size,
+	// and exits.
+	id := o.runD("--log-max-size", "4k", "--log-max-file", "100", rootfsDir, "/bin/sh", "-c",
+		"trap 'seq 1 5000; exit 0' USR1; echo ready; while :; do sleep 0.1; done")
+	o.waitRunning(id)
+	f := o.start("logs", "-f", id)
+	f.waitOutput(t, "ready\n", 20*time.Second)
+	if _, ok := f.wait(0); ok {
+		t.Fatalf("oak logs -f ended while the container runs")
+	}
+	if r := o.run("kill", "-s", "USR1", id); r.code != 0 {
+		t.Fatal(r)
+	}
+	r, ok := f.wait(30 * time.Second)
+	if !ok {
+		t.Fatalf("oak logs -f did not end when the container exited")
+	}
+	ls := lines(r.stdout)
+	if r.code != 0 || len(ls) != 5001 || ls[0] != "ready" {
+		t.Fatalf("want ready and 1..5000 (%d lines)\n%.300s", len(ls), r)
+	}
+	for i, l := range ls[1:] {
+		if l != strconv.Itoa(i+1) {
+			t.Fatalf("line %d is %q, want %d", i+2, l, i+1)
+		}
+	}
+	if files := o.logFiles(id); len(files) < 5 {
+		t.Errorf("log files %v: the output should have rotated several times", files)
+	}
+	// The log of an exited container: -f prints it and returns.
+	if r := o.run("logs", "-f", "--tail", "1", id); r.code != 0 || r.stdout != "5000\n" {
+		t.Errorf("logs -f --tail 1 of an exited container\n%s", r)
+	}
+}
+
+// oak logs writes the container's stdout to its stdout and the
+// container's stderr to its stderr; --tail counts lines of both; -t
+// stamps each line with the time it was written; --since leaves out the
+// lines before a time, given as RFC 3339 or as a duration.
+func TestLogsOptions(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	before := time.Now()
+	if r := o.run("run", "--name", "l", rootfsDir, "/bin/sh", "-c", "echo a; echo b >&2; sleep 1; echo c; echo d >&2"); r.code != 0 {
+		t.Fatal(r)
+	}
+	after := time.Now()
+	check := func(args []string, stdout, stderr string) {
+		t.Helper()
+		r := o.run(append([]string{"logs"}, args...)...)
+		if r.code != 0 || r.stdout != stdout || r.stderr != stderr {
+			t.Errorf("want stdout %q, stderr %q\n%s", stdout, stderr, r)
+		}
+	}
+	check([]string{"l"}, "a\nc\n", "b\nd\n")
+	check([]string{"--tail", "2", "l"}, "c\n", "d\n")
+	check([]string{"--tail", "0", "l"}, "", "")
+	check([]string{"--since", "1h", "l"}, "a\nc\n", "b\nd\n")
+	check([]string{"--since", after.Add(time.Minute).UTC().Format(time.RFC3339), "l"}, "", "")
+
+	r := o.run("logs", "-t", "l")
+	stamps := map[string]time.Time{}
+	for _, l := range append(lines(r.stdout), lines(r.stderr)...) {
+		ts, text, _ := strings.Cut(l, " ")
+		at, err := time.Parse(time.RFC3339Nano, ts)
+		if err != nil || at.Before(before) || at.After(after) {
+			t.Errorf("logs -t line %q: want a time between the run's start and end (%v)", l, err)
+		}
+		stamps[text] = at
+	}
+	if len(stamps) != 4 || !stamps["a"].Before(stamps["c"]) {
+		t.Fatalf("logs -t: stamps %v\n%s", stamps, r)
+	}
+	// Since the time of the first line after the sleep: c and d, not a
+	// and b. (Which of c and d came first is the scheduler's choice: the
+	// supervisor reads the two streams in two goroutines.)
+	first := stamps["c"]
+	if stamps["d"].Before(first) {
+		first = stamps["d"]
+	}
+	check([]string{"--since", first.Format(time.RFC3339Nano), "l"}, "c\n", "d\n")
+
+	for _, bad := range [][]string{{"--tail", "x", "l"}, {"--tail", "-2", "l"}, {"--since", "yesterday", "l"}} {
+		if r := o.run(append([]string{"logs"}, bad...)...); r.code != 125 || !strings.Contains(r.stderr, "invalid --") {
+			t.Errorf("want exit 125 and an invalid-flag message\n%s", r)
+		}
+	}
+}
