@@ -333,7 +333,8 @@ run)
 	echo $! >"$2/server.pid"
 	echo 0123abcd ;;
 ps)
-	echo '[{"id":"0123abcd","status":"running"}]' ;;
+	# the bench asks for its container among the exited ones: it runs
+	;;
 rm)
 	[ "$4 $5" = "-f 0123abcd" ] || { echo "bad rm: $*" >&2; exit 2; }
 	kill "$(cat "$2/server.pid")" && rm "$2/server.pid" ;;

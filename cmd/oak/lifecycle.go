@@ -40,7 +40,8 @@ func newStopCmd(stateRoot func() string) *cobra.Command {
 names none) and, if it has not ended after -t seconds, SIGKILL. A stopped
 container stays stopped: its restart policy does not start it again until
 oak start.`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeRunning(false, stateRoot),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			timeout, err := stopTimeout(secs)
 			if err != nil {
@@ -74,7 +75,8 @@ func newStartCmd(stateRoot func() string) *cobra.Command {
 volumes, under a new supervisor; the output goes on in the same log. With
 -a, oak stays attached to one container, prints its stdout and stderr,
 forwards signals to it, and exits with its status.`,
-		Args: cobra.MinimumNArgs(1),
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeContainers(stateRoot),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := engine.New(stateRoot())
 			if err != nil {
@@ -104,9 +106,10 @@ func newRestartCmd(stateRoot func() string) *cobra.Command {
 	var secs int
 	var sig string
 	cmd := &cobra.Command{
-		Use:   "restart [-t SECS] [-s SIGNAL] CONTAINER...",
-		Short: "Stop containers (as oak stop) and start them again",
-		Args:  cobra.MinimumNArgs(1),
+		Use:               "restart [-t SECS] [-s SIGNAL] CONTAINER...",
+		Short:             "Stop containers (as oak stop) and start them again",
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeContainers(stateRoot),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			timeout, err := stopTimeout(secs)
 			if err != nil {
@@ -130,9 +133,10 @@ func newRestartCmd(stateRoot func() string) *cobra.Command {
 
 func newWaitCmd(stateRoot func() string) *cobra.Command {
 	return &cobra.Command{
-		Use:   "wait CONTAINER...",
-		Short: "Wait until containers stop, then print their exit statuses",
-		Args:  cobra.MinimumNArgs(1),
+		Use:               "wait CONTAINER...",
+		Short:             "Wait until containers stop, then print their exit statuses",
+		Args:              cobra.MinimumNArgs(1),
+		ValidArgsFunction: completeContainers(stateRoot),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			e, err := engine.New(stateRoot())
 			if err != nil {

@@ -1022,21 +1022,33 @@ static void reap(pid_t child)
 	for (int i = 0; i < MAX_LOCAL; i++)
 		locals[i].pipe = -1;
 	for (;;) {
-		// A closed channel has fd -1, which poll passes over.
-		struct pollfd pfd[3 + MAX_LOCAL] = {{.fd = sfd, .events = POLLIN},
-						    {.fd = ctl, .events = POLLIN},
-						    {.fd = local, .events = POLLIN}};
-		for (int i = 0; i < MAX_LOCAL; i++)
-			pfd[3 + i] = (struct pollfd){.fd = locals[i].pipe, .events = POLLIN};
-		if (poll(pfd, 3 + MAX_LOCAL, -1) < 0)
-			continue;
-		if (ctl >= 0 && (pfd[1].revents & (POLLIN | POLLHUP | POLLERR)))
-			serve_exec();
-		if (local >= 0 && (pfd[2].revents & (POLLIN | POLLHUP | POLLERR)))
-			serve_local();
+		// Only open descriptors are polled: poll refuses more entries
+		// than RLIMIT_NOFILE, which --ulimit may have made small.
+		struct pollfd pfd[3 + MAX_LOCAL];
+		int slot[3 + MAX_LOCAL]; // which locals[] entry, for pfd[3...]
+		int n = 0;
+		pfd[n++] = (struct pollfd){.fd = sfd, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = ctl, .events = POLLIN};
+		pfd[n++] = (struct pollfd){.fd = local, .events = POLLIN};
 		for (int i = 0; i < MAX_LOCAL; i++) {
-			if (locals[i].pipe >= 0 && (pfd[3 + i].revents & (POLLIN | POLLHUP | POLLERR)))
-				finish_local(i);
+			if (locals[i].pipe >= 0) {
+				slot[n] = i;
+				pfd[n++] = (struct pollfd){.fd = locals[i].pipe, .events = POLLIN};
+			}
+		}
+		if (poll(pfd, n, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			_exit(127); // cannot happen with valid entries; never spin
+		}
+		const short ready = POLLIN | POLLHUP | POLLERR;
+		if (ctl >= 0 && (pfd[1].revents & ready))
+			serve_exec();
+		if (local >= 0 && (pfd[2].revents & ready))
+			serve_local();
+		for (int j = 3; j < n; j++) {
+			if (pfd[j].revents & ready)
+				finish_local(slot[j]);
 		}
 		if (!(pfd[0].revents & POLLIN))
 			continue;
@@ -1121,9 +1133,10 @@ __attribute__((constructor)) static void nsinit(void)
 	// Our copy of fd 3 must go, or the parent would not see the command's
 	// exec close it. Errors after this point are the command's own.
 	close(CFG_FD);
-	// Init keeps CONTAINER_CAPS permitted but not effective, for the
-	// processes oak exec starts (exec_child); it uses none itself.
-	set_caps_pe(CONTAINER_CAPS, 0);
+	// Init keeps CONTAINER_CAPS permitted, for the processes oak exec
+	// starts (exec_child), and uses only CAP_KILL: a signal it forwards
+	// must reach the command after it switched to another user.
+	set_caps_pe(CONTAINER_CAPS, 1ULL << CAP_KILL);
 	// Nothing in the container may inspect or signal-steal from init
 	// through /proc/1 (its fds, memory, environment).
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)

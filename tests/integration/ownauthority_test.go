@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // sh runs script with the test image's shell and returns the result.
@@ -179,5 +180,23 @@ func TestUnixSocketPermissions(t *testing.T) {
 		if got := strings.TrimSpace(r.stdout); got != want {
 			t.Errorf("flags %v: got %q, want %q\n%s", flags, got, want, r)
 		}
+	}
+}
+
+// A signal oak sends reaches the command after it switched to another
+// user (as docker-library entrypoints do with gosu or su): the container's
+// init forwards it with CAP_KILL of the container's own namespace.
+func TestSignalReachesOtherUser(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	id := o.runD(rootfsDir, "/bin/su", "-s", "/bin/sh", "nobody", "-c", "trap 'echo got TERM; exit 9' TERM; while :; do sleep 0.1; done")
+	o.waitRunning(id)
+	time.Sleep(300 * time.Millisecond) // the trap is set
+	if r := o.run("kill", "-s", "TERM", id); r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	e := o.waitExited(id, 10*time.Second)
+	if e.ExitCode != 9 {
+		t.Errorf("command running as nobody: exit %d after SIGTERM, want 9 (its trap)\n%s", e.ExitCode, o.run("logs", id))
 	}
 }

@@ -3,7 +3,7 @@
 package integration
 
 import (
-	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,25 +15,17 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 )
 
-// psRecord is the ps -a entry of ref with its restart count.
+// restarts reads ref's status, exit code and restart count with oak inspect.
 func (o *oakEnv) restarts(ref string) (status string, exitCode, count int) {
 	o.t.Helper()
-	r := o.run("ps", "-a", "--format", "json")
-	var es []struct {
-		ID, Name, Status string
-		ExitCode         int `json:"exit_code"`
-		RestartCount     int `json:"restart_count"`
+	r := o.run("inspect", "--type", "container", "--format", "{{.State.Status}} {{.State.ExitCode}} {{.RestartCount}}", ref)
+	if r.code != 0 {
+		o.t.Fatalf("inspect %s\n%s", ref, r)
 	}
-	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &es) != nil {
-		o.t.Fatalf("ps -a --format json\n%s", r)
+	if _, err := fmt.Sscan(r.stdout, &status, &exitCode, &count); err != nil {
+		o.t.Fatalf("inspect %s: %v\n%s", ref, err, r)
 	}
-	for _, e := range es {
-		if e.ID == ref || e.Name == ref {
-			return e.Status, e.ExitCode, e.RestartCount
-		}
-	}
-	o.t.Fatalf("no container %s in ps -a\n%s", ref, r)
-	return
+	return status, exitCode, count
 }
 
 // supervisors lists the host's live oak supervisors of container id.
