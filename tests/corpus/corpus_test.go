@@ -25,7 +25,9 @@
 // packages) and needs root, mmdebstrap, runc and the clients: it runs only
 // when OAK_CORPUS=1 (as .ci/run and `make corpus` set) and skips otherwise.
 // OAK_CORPUS_STRACE=FILE also records, under runc, the union of the system
-// calls the programs make into FILE (see syscalls.txt).
+// calls the programs make into FILE (see syscalls.txt). OAK_CORPUS_KEEP=1
+// keeps the work directory (binaries, image layout, Oak state root, runc
+// bundles) for a look by hand.
 package corpus
 
 import (
@@ -59,9 +61,11 @@ func TestMain(m *testing.M) {
 		setupErr = setup()
 	}
 	code := m.Run()
-	if workDir != "" {
+	if workDir != "" && os.Getenv("OAK_CORPUS_KEEP") == "" {
 		unmountAll()
 		os.RemoveAll(workDir)
+	} else if workDir != "" {
+		fmt.Fprintf(os.Stderr, "corpus: OAK_CORPUS_KEEP is set: kept %s (oak --root %s/oak-state)\n", workDir, workDir)
 	}
 	os.Exit(code)
 }

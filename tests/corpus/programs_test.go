@@ -255,13 +255,10 @@ var programs = []program{
 			if err != nil {
 				return err
 			}
-			if err := expect(out, "hits=3 "); err != nil {
-				return err
-			}
-			if !strings.Contains(out, "gomaxprocs=1 ") {
-				return fmt.Errorf("under --cpus 1 the Go runtime chose another GOMAXPROCS: %s", out)
-			}
-			return nil
+			// GOMAXPROCS is reported, not checked: the Go runtime never
+			// goes below 2 for a CPU limit, so on a 2-CPU machine --cpus 1
+			// cannot be told from no limit.
+			return expect(out, "hits=3 ")
 		},
 	},
 	{
@@ -270,7 +267,10 @@ var programs = []program{
 		args:  []string{"httpd", "-f", "-p", "8000", "-h", "/www"},
 		ready: func(p int) error { out, err := curl(p, "/"); return errOr(err, expect(out, "busybox-page-kept")) },
 		write: func(p int) error { return nil },
-		check: func(p int) error { out, err := curl(p, "/index.html"); return errOr(err, expect(out, "busybox-page-kept")) },
+		check: func(p int) error {
+			out, err := curl(p, "/index.html")
+			return errOr(err, expect(out, "busybox-page-kept"))
+		},
 	},
 	{
 		name: "musl", image: imgMusl, mount: "/data",
@@ -331,13 +331,13 @@ func exercise(t *testing.T, rt runtime, p program) (string, error) {
 			step = p.check
 		}
 		if err := step(c.HostPort); err != nil {
-			return "", fmt.Errorf("container %d: %w\n--- container log:\n%s", n, err, tail(c.logs(), 3000))
+			return "", fmt.Errorf("container %d: %w\n--- container log:\n%s", n, err, excerpt(c.logs()))
 		}
 		if p.name == "gohttp" {
 			note = firstMatch(c.logs(), `GOMAXPROCS=\d+ NumCPU=\d+`)
 		}
 		if err := c.stop(sig); err != nil {
-			return "", fmt.Errorf("container %d: %w\n--- container log:\n%s", n, err, tail(c.logs(), 3000))
+			return "", fmt.Errorf("container %d: %w\n--- container log:\n%s", n, err, excerpt(c.logs()))
 		}
 	}
 	return note, nil
@@ -359,17 +359,32 @@ func waitReady(c *container, ready func(int) error, d time.Duration) error {
 		}
 		if !c.running() {
 			time.Sleep(200 * time.Millisecond)
-			return fmt.Errorf("the container exited before it answered (client: %v)\n--- container log:\n%s", last, tail(c.logs(), 4000))
+			return fmt.Errorf("the container exited before it answered (client: %v)\n--- container log:\n%s", last, excerpt(c.logs()))
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	return fmt.Errorf("no answer after %v: %v\n--- container log:\n%s", d, last, tail(c.logs(), 4000))
+	return fmt.Errorf("no answer after %v: %v\n--- container log:\n%s", d, last, excerpt(c.logs()))
 }
 
 // knownFailures are the programs that do not yet run unmodified under
 // Oak, each with the exact cause and what it waits on. Remove an entry when
 // that lands; the test then runs it.
-var knownFailures = map[string]string{}
+//
+// Every program here also passes under runc with the same image.
+var knownFailures = map[string]string{
+	"postgres": "postgres: initdb refuses PGDATA on a fresh Oak volume: `directory \"/var/lib/postgresql/data\" exists but is not empty ... It contains a lost+found directory` " +
+		"(oak volume create leaves mkfs's lost+found in the volume's root; a docker volume is empty) — waits on volumes that start empty. " +
+		"With PGDATA in a subdirectory it runs (bind of :: fails, IPv4 serves) but `oak kill -s INT` is not delivered (see redis)",
+	"redis": "redis: `Could not create server TCP listening socket ::*:6379: bind: Invalid argument`, fatal for redis — waits on IPv6 wildcard binds (h3). " +
+		"Behind it: `oak kill -s TERM` never reaches redis (init forwards with kill(2) holding no capability, and redis runs as user redis: EPERM), " +
+		"so redis cannot save on a stop and the data check would fail — waits on init keeping CAP_KILL in the container's user namespace",
+	"nginx": "nginx: `nginx: [emerg] bind() to [::]:80 failed (22: Invalid argument)` (Debian's default site listens on [::]:80) — waits on IPv6 wildcard binds (h3)",
+	"mariadb": "mariadb: `[ERROR] Can't start server : Bind on unix socket: Permission denied` for /run/mysqld/mysqld.sock — with a network grant (-p) the network service " +
+		"refuses an AF_UNIX path bind or connect from a multi-threaded process with EACCES (services/netsvc/local_linux.go, its documented limit); " +
+		"waits on AF_UNIX path names from multi-threaded processes",
+	"openjdk": "openjdk: under --memory 512m the JVM prints maxMemory=6320816128 (6028 MiB, a quarter of the host's memory) where runc gives 129761280: " +
+		"nothing is mounted at /sys/fs/cgroup in an Oak container, so the JVM cannot see its limit — waits on a read-only view of the container's own cgroup",
+}
 
 func TestCorpus(t *testing.T) {
 	needSetup(t)
@@ -392,7 +407,7 @@ func TestCorpus(t *testing.T) {
 						rows = append(rows, fmt.Sprintf("%-9s %-5s FAIL (%v): %s", p.name, rt.Name(), took, oneLine(err.Error())))
 						t.Fatal(err)
 					}
-					rows = append(rows, fmt.Sprintf("%-9s %-5s ok (%v) %s", p.name, rt.Name(), took, note))
+					rows = append(rows, fmt.Sprintf("%-9s %-5s ok (%v) %s", p.name, rt.Name(), took, oneLine(note)))
 				})
 			}
 		})
@@ -406,4 +421,13 @@ func TestCorpus(t *testing.T) {
 func oneLine(s string) string {
 	s = strings.Join(strings.Fields(s), " ")
 	return tail(s, 600)
+}
+
+// excerpt keeps the start of a log (where set-up fails) and its end (where
+// the server gave up).
+func excerpt(log string) string {
+	if len(log) <= 6000 {
+		return log
+	}
+	return log[:3000] + "\n[…]\n" + log[len(log)-3000:]
 }

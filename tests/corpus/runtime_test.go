@@ -62,7 +62,18 @@ func (o *oakRuntime) Volume(t *testing.T, name string) string {
 	if out, err := runOak(o.root, time.Minute, "volume", "create", "--size", "1g", name); err != nil {
 		t.Fatalf("oak volume create %s: %v\n%s", name, err, out)
 	}
-	t.Cleanup(func() { runOak(o.root, time.Minute, "volume", "rm", name) })
+	t.Cleanup(func() {
+		// oak rm -f returns before the container's volume is detached.
+		var out string
+		var err error
+		waitFor(20*time.Second, func() bool {
+			out, err = runOak(o.root, time.Minute, "volume", "rm", name)
+			return err == nil
+		})
+		if err != nil {
+			t.Logf("oak volume rm %s: %v\n%s", name, err, out)
+		}
+	})
 	return name
 }
 
@@ -111,16 +122,16 @@ func (o *oakRuntime) Start(t *testing.T, s spec) (*container, error) {
 			if out, err := runOak(o.root, time.Minute, "kill", "-s", sig, s.Name); err != nil {
 				return fmt.Errorf("oak kill -s %s %s: %v\n%s", sig, s.Name, err, out)
 			}
-			deadline := time.Now().Add(60 * time.Second)
-			for {
+			stopped := func() bool {
 				e, ok := containerStatus(o.root, s.Name)
-				if !ok || e.Status != "running" {
-					break
+				return !ok || e.Status != "running"
+			}
+			if !waitFor(stopGrace, stopped) {
+				// As docker stop: the grace period is over.
+				runOak(o.root, time.Minute, "kill", s.Name)
+				if !waitFor(30*time.Second, stopped) {
+					return fmt.Errorf("%s still running after SIG%s and SIGKILL", s.Name, sig)
 				}
-				if time.Now().After(deadline) {
-					return fmt.Errorf("%s still running 60 s after SIG%s", s.Name, sig)
-				}
-				time.Sleep(200 * time.Millisecond)
 			}
 			if out, err := runOak(o.root, time.Minute, "rm", "-f", s.Name); err != nil {
 				return fmt.Errorf("oak rm -f %s: %v\n%s", s.Name, err, out)
@@ -480,8 +491,12 @@ func (r *runcRuntime) Start(t *testing.T, s spec) (*container, error) {
 			if out, err := r.runc("kill", c.id, sig); err != nil && c.status() == "running" {
 				return fmt.Errorf("runc kill %s %s: %v\n%s", c.id, sig, err, out)
 			}
-			if !c.wait(60 * time.Second) {
-				return fmt.Errorf("%s still running 60 s after SIG%s", c.id, sig)
+			if !c.wait(stopGrace) {
+				// As docker stop: the grace period is over.
+				r.runc("kill", c.id, "KILL")
+				if !c.wait(30 * time.Second) {
+					return fmt.Errorf("%s still running after SIG%s and SIGKILL", c.id, sig)
+				}
 			}
 			c.remove()
 			return nil
@@ -501,4 +516,22 @@ func (r *runcRuntime) Once(t *testing.T, s spec) (string, error) {
 	out := c.output()
 	c.remove()
 	return out, nil
+}
+
+// stopGrace is how long a container has to exit after its stop signal
+// before it is killed, as docker stop's default.
+const stopGrace = 10 * time.Second
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -37,6 +37,10 @@ if [ "$1" = mariadbd ] && [ ! -d /var/lib/mysql/mysql ]; then
 	pw="${MARIADB_ROOT_PASSWORD//\'/\'\'}"
 	{
 		echo "SET @@SESSION.SQL_LOG_BIN=0;"
+		# mariadb-install-db also makes password-less root accounts for
+		# 127.0.0.1, ::1 and the host name; root@'%' replaces them.
+		echo "DELETE FROM mysql.global_priv WHERE User = 'root' AND Host <> 'localhost';"
+		echo "FLUSH PRIVILEGES;"
 		echo "ALTER USER 'root'@'localhost' IDENTIFIED BY '$pw';"
 		echo "CREATE USER 'root'@'%' IDENTIFIED BY '$pw';"
 		echo "GRANT ALL ON *.* TO 'root'@'%' WITH GRANT OPTION;"
