@@ -19,13 +19,15 @@
 // started again on the same volume, and checked to have kept its data.
 // The same image under runc (host network, a host directory as the volume)
 // is the reference. A program that does not yet run under Oak is skipped
-// with the exact cause and the work it waits on (see knownFailures).
+// with the exact cause and the work it waits on (see knownFailures;
+// OAK_CORPUS_ALL=1 runs it anyway).
 //
 // The corpus is slow the first time (it downloads about 300 MB of Debian
 // packages) and needs root, mmdebstrap, runc and the clients: it runs only
 // when OAK_CORPUS=1 (as .ci/run and `make corpus` set) and skips otherwise.
 // OAK_CORPUS_STRACE=FILE also records, under runc, the union of the system
-// calls the programs make into FILE (see syscalls.txt). OAK_CORPUS_KEEP=1
+// calls the programs make into FILE (syscalls.txt is that list, one name a
+// line: the evidence for the system-call allowlist). OAK_CORPUS_KEEP=1
 // keeps the work directory (binaries, image layout, Oak state root, runc
 // bundles) for a look by hand.
 package corpus

@@ -389,7 +389,7 @@ func (r *runcRuntime) create(t *testing.T, s spec) (*runcContainer, error) {
 			return nil, err
 		}
 		c.trace = filepath.Join(b, "strace")
-		c.strace = exec.Command("strace", "-f", "-c", "-o", c.trace, "-p", strings.TrimSpace(string(pid)))
+		c.strace = exec.Command("strace", "-f", "-s", "0", "-o", c.trace, "-p", strings.TrimSpace(string(pid)))
 		var serr bytes.Buffer
 		c.strace.Stderr = &serr
 		if err := c.strace.Start(); err != nil {
@@ -457,23 +457,18 @@ func (c *runcContainer) remove() {
 	c.bundle = ""
 }
 
-// addTrace adds the system call names of a `strace -c` summary.
+// addTrace adds the system calls of a container's trace (strace -f
+// output, one call a line after the thread id) to the union.
 func (r *runcRuntime) addTrace(path string) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return
 	}
+	names := programCalls(string(b))
 	r.straceMu.Lock()
 	defer r.straceMu.Unlock()
-	for _, l := range strings.Split(string(b), "\n") {
-		f := strings.Fields(l)
-		if len(f) < 5 || f[0] == "%" || strings.HasPrefix(f[0], "-") || f[len(f)-1] == "total" {
-			continue
-		}
-		if _, err := strconv.ParseFloat(f[0], 64); err != nil {
-			continue
-		}
-		r.straceOut[f[len(f)-1]] = true
+	for n := range names {
+		r.straceOut[n] = true
 	}
 }
 
