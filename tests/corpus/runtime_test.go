@@ -514,8 +514,10 @@ func (r *runcRuntime) Once(t *testing.T, s spec) (string, error) {
 }
 
 // stopGrace is how long a container has to exit after its stop signal
-// before it is killed, as docker stop's default.
-const stopGrace = 10 * time.Second
+// before it is killed, as docker stop does (after 10 s there; 5 s here,
+// which every server of the corpus needs less than a second of, and which
+// node and busybox httpd, as pid 1 under runc, ignore SIGTERM for).
+const stopGrace = 5 * time.Second
 
 // waitFor polls cond until it holds or d passes.
 func waitFor(d time.Duration, cond func() bool) bool {
