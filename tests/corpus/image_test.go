@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -104,6 +105,11 @@ type baseImage struct {
 // there, else by running mmdebstrap. A failed or interrupted build leaves
 // nothing in the cache: the result is renamed into place last.
 func buildBase(logf func(string, ...any)) (*baseImage, error) {
+	unlock, err := lockCache()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
 	start := time.Now()
 	r := baseRecipe
 	srcPath, src := hostSources()
@@ -119,9 +125,6 @@ func buildBase(logf func(string, ...any)) (*baseImage, error) {
 	}
 	if _, err := exec.LookPath("mmdebstrap"); err != nil {
 		return nil, fmt.Errorf("mmdebstrap not installed (apt-get install mmdebstrap): %w", err)
-	}
-	if err := os.MkdirAll(cacheRoot(), 0o755); err != nil {
-		return nil, err
 	}
 	tmp, err := os.MkdirTemp(cacheRoot(), ".build-")
 	if err != nil {
@@ -163,12 +166,30 @@ func buildBase(logf func(string, ...any)) (*baseImage, error) {
 	if err := os.WriteFile(filepath.Join(tmp, "recipe.json"), mustJSON(r), 0o644); err != nil {
 		return nil, err
 	}
-	os.RemoveAll(dir) // a stale partial result from an older layout
+	os.RemoveAll(dir) // a result without its sha256: unfinished, and nobody uses it (we hold the lock)
 	if err := os.Rename(tmp, dir); err != nil {
 		return nil, err
 	}
 	img.Digest, img.Size, img.Built, img.Took = sum, size, true, time.Since(start)
 	return img, nil
+}
+
+// lockCache takes the cache's lock: runs on one machine (CI jobs of several
+// clones) share the cache, and one builds or extracts while the others
+// wait for its result.
+func lockCache() (func(), error) {
+	if err := os.MkdirAll(cacheRoot(), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(filepath.Join(cacheRoot(), ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return func() { f.Close() }, nil
 }
 
 func sha256File(p string) (string, int64, error) {

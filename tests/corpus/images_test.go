@@ -177,10 +177,8 @@ func makeImages(dir string) (*corpusImages, error) {
 		return nil, err
 	}
 	bb := filepath.Join(base.Dir, "busybox")
-	if _, err := os.Stat(bb); err != nil {
-		if err := extractOne(base.Tar, "usr/bin/busybox", bb); err != nil {
-			return nil, err
-		}
+	if err := cached(bb, func() error { return extractOne(base.Tar, "usr/bin/busybox", bb) }); err != nil {
+		return nil, err
 	}
 	applets, err := exec.Command(bb, "--list").Output()
 	if err != nil {
@@ -226,7 +224,7 @@ func extractOne(tarPath, name, dst string) error {
 		if strings.TrimPrefix(h.Name, "./") != name || h.Typeflag != tar.TypeReg {
 			continue
 		}
-		tmp := dst + ".tmp"
+		tmp := fmt.Sprintf("%s.tmp%d", dst, os.Getpid())
 		out, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o755)
 		if err != nil {
 			return err
@@ -240,4 +238,20 @@ func extractOne(tarPath, name, dst string) error {
 		}
 		return os.Rename(tmp, dst)
 	}
+}
+
+// cached makes path with build unless it is there, under the cache's lock.
+func cached(path string, build func() error) error {
+	if _, err := os.Stat(path); err == nil {
+		return nil
+	}
+	unlock, err := lockCache()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if _, err := os.Stat(path); err == nil {
+		return nil // made while we waited
+	}
+	return build()
 }

@@ -215,20 +215,21 @@ func newRunc() (*runcRuntime, error) {
 	// The base root file system, extracted once per recipe and kept in
 	// the cache beside its tar.
 	r.rootfs = filepath.Join(base.Dir, "rootfs")
-	if _, err := os.Stat(filepath.Join(r.rootfs, "etc", "os-release")); err != nil {
-		tmp := r.rootfs + ".tmp"
-		os.RemoveAll(tmp)
-		if err := os.MkdirAll(tmp, 0o755); err != nil {
-			return nil, err
+	err = cached(r.rootfs, func() error {
+		tmp, err := os.MkdirTemp(base.Dir, ".rootfs-")
+		if err != nil {
+			return err
 		}
+		defer os.RemoveAll(tmp)
 		if out, err := exec.Command("tar", "-xpf", base.Tar, "-C", tmp, "--numeric-owner").CombinedOutput(); err != nil {
-			return nil, fmt.Errorf("extract %s: %v\n%s", base.Tar, err, out)
+			return fmt.Errorf("extract %s: %v\n%s", base.Tar, err, out)
 		}
-		if err := os.Rename(tmp, r.rootfs); err != nil {
-			return nil, err
+		if err := os.Chmod(tmp, 0o755); err != nil {
+			return err
 		}
-	}
-	return r, nil
+		return os.Rename(tmp, r.rootfs)
+	})
+	return r, err
 }
 
 func (r *runcRuntime) Name() string { return "runc" }
