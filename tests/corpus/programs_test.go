@@ -381,7 +381,7 @@ var knownFailures = map[string]string{
 	"nginx": "nginx: `nginx: [emerg] bind() to [::]:80 failed (22: Invalid argument)` (Debian's default site listens on [::]:80) — waits on IPv6 wildcard binds (h3)",
 	"mariadb": "mariadb: `[ERROR] Can't start server : Bind on unix socket: Permission denied` for /run/mysqld/mysqld.sock — with a network grant (-p) the network service " +
 		"refuses an AF_UNIX path bind or connect from a multi-threaded process with EACCES (services/netsvc/local_linux.go, its documented limit); " +
-		"waits on AF_UNIX path names from multi-threaded processes",
+		"waits on AF_UNIX path names from multi-threaded processes. Behind it: mariadbd runs as user mysql, so `oak kill -s TERM` does not reach it either (see redis)",
 	"openjdk": "openjdk: under --memory 512m the JVM prints maxMemory=6320816128 (6028 MiB, a quarter of the host's memory) where runc gives 129761280: " +
 		"nothing is mounted at /sys/fs/cgroup in an Oak container, so the JVM cannot see its limit — waits on a read-only view of the container's own cgroup",
 }
