@@ -39,6 +39,8 @@ type program struct {
 	once func(out string, n int) error
 	// stopSignal is the image's StopSignal (default TERM).
 	stopSignal string
+	// logNote, if set, picks what to report from a server's log.
+	logNote string
 }
 
 // client runs a host client and returns its output; an error carries
@@ -241,7 +243,8 @@ var programs = []program{
 	},
 	{
 		name: "gohttp", image: imgGo, port: 8080, mount: "/data", cpus: 1,
-		ready: func(p int) error { _, err := curl(p, "/"); return err },
+		logNote: `GOMAXPROCS=\d+ NumCPU=\d+`,
+		ready:   func(p int) error { _, err := curl(p, "/"); return err },
 		write: func(p int) error {
 			for i := 0; i < 3; i++ {
 				if _, err := curl(p, "/hit"); err != nil {
@@ -333,18 +336,14 @@ func exercise(t *testing.T, rt runtime, p program) (string, error) {
 		if err := step(c.HostPort); err != nil {
 			return "", fmt.Errorf("container %d: %w\n--- container log:\n%s", n, err, excerpt(c.logs()))
 		}
-		if p.name == "gohttp" {
-			note = firstMatch(c.logs(), `GOMAXPROCS=\d+ NumCPU=\d+`)
+		if p.logNote != "" {
+			note = regexp.MustCompile(p.logNote).FindString(c.logs())
 		}
 		if err := c.stop(sig); err != nil {
 			return "", fmt.Errorf("container %d: %w\n--- container log:\n%s", n, err, excerpt(c.logs()))
 		}
 	}
 	return note, nil
-}
-
-func firstMatch(s, re string) string {
-	return regexp.MustCompile(re).FindString(s)
 }
 
 // waitReady polls ready until it succeeds, the container exits, or d

@@ -272,10 +272,6 @@ func (r *runcRuntime) bundle(s spec) (string, error) {
 		}
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", strings.Join(lowers, ":"), filepath.Join(b, "upper"), filepath.Join(b, "work"))
-	if len(lowers) == 1 {
-		// One layer: a bind of a private copy would do, but an overlay
-		// needs two lower layers or an upper; it has the upper.
-	}
 	if err := syscall.Mount("overlay", filepath.Join(b, "rootfs"), "overlay", 0, opts); err != nil {
 		return "", fmt.Errorf("mount overlay for %s: %w", s.Name, err)
 	}
