@@ -227,7 +227,10 @@ var programs = []program{
 		},
 	},
 	{
-		name: "openjdk", image: imgJava, mount: "/data", mem: 512 << 20,
+		// --cpus 1 too: unlike Go's GOMAXPROCS (never below 2), the JVM's
+		// availableProcessors shows on a 2-CPU machine whether it sees
+		// the CPU limit.
+		name: "openjdk", image: imgJava, mount: "/data", mem: 512 << 20, cpus: 1,
 		args: []string{"java", "/app/MaxMemory.java"},
 		once: func(out string, n int) error {
 			m := regexp.MustCompile(`maxMemory=(\d+)`).FindStringSubmatch(out)
@@ -237,6 +240,9 @@ var programs = []program{
 			v, _ := strconv.ParseInt(m[1], 10, 64)
 			if v > 512<<20 {
 				return fmt.Errorf("the JVM sized its heap from the host, not from --memory 512m: maxMemory=%d (%d MiB):\n%s", v, v>>20, out)
+			}
+			if !strings.Contains(out, "availableProcessors=1\n") {
+				return fmt.Errorf("the JVM does not see --cpus 1:\n%s", out)
 			}
 			return nil
 		},
@@ -381,8 +387,9 @@ var knownFailures = map[string]string{
 	"mariadb": "mariadb: `[ERROR] Can't start server : Bind on unix socket: Permission denied` for /run/mysqld/mysqld.sock — with a network grant (-p) the network service " +
 		"refuses an AF_UNIX path bind or connect from a multi-threaded process with EACCES (services/netsvc/local_linux.go, its documented limit); " +
 		"waits on AF_UNIX path names from multi-threaded processes. Behind it: mariadbd runs as user mysql, so `oak kill -s TERM` does not reach it either (see redis)",
-	"openjdk": "openjdk: under --memory 512m the JVM prints maxMemory=6320816128 (6028 MiB, a quarter of the host's memory) where runc gives 129761280: " +
-		"nothing is mounted at /sys/fs/cgroup in an Oak container, so the JVM cannot see its limit — waits on a read-only view of the container's own cgroup",
+	"openjdk": "openjdk: under --memory 512m --cpus 1 the JVM prints maxMemory=6320816128 (6028 MiB, a quarter of the host's memory) and availableProcessors=2 " +
+		"where runc gives 129761280 and 1: nothing is mounted at /sys/fs/cgroup in an Oak container, so the JVM cannot see its limits " +
+		"(nor can Go, Node or .NET) — waits on a read-only view of the container's own cgroup",
 }
 
 func TestCorpus(t *testing.T) {
