@@ -37,8 +37,8 @@ enum {
 	TAG_SECCOMP = 10, // struct sock_filter[]
 	TAG_USER = 11,    // u32 uid, u32 gid
 	TAG_VOLUME = 12,  // target (relative to the root); its mount is the next passed descriptor
-	TAG_CGROUP = 13,
-	TAG_TTY = 14,     // empty: the command's stdin is a terminal to make its controlling one  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
+	TAG_CGROUP = 13,  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
+	TAG_TTY = 14,     // empty: the command's stdin is a terminal to make its controlling one
 };
 
 // Records nsinit sends back on fd 3, in the same framing.

@@ -3,7 +3,10 @@
 package netsvc
 
 import (
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"unsafe"
 
@@ -125,6 +128,9 @@ func (l *loop) bind(c *call) result {
 	if err == einval {
 		return result{err: err} // the kernel's answer to a mapped address on an IPv6-only socket
 	}
+	if err == eaddrnotavail && sinkable(s.kind, sa, pub) {
+		return l.bindSink(c, s, proto, port)
+	}
 	if err != nil {
 		return result{err: deny(err.(errno), "bind address or family not published")}
 	}
@@ -144,6 +150,68 @@ func (l *loop) bind(c *call) result {
 		return performed(0, err)
 	}
 	l.bound[boundKey{proto, unmapped(target.ap)}] = port
+	return performed(0, nil)
+}
+
+// sinkable reports whether a bind the grant does not publish is one a
+// program makes on a host as a matter of course: the wildcard or loopback
+// address of the family the grant leaves out (nginx's default site listens
+// on 0.0.0.0:80 and [::]:80 and gives up if either fails). On a host that
+// bind works; in a container docker makes the listener unreachable from
+// outside. bindSink does the same.
+func sinkable(k sockKind, sa sockaddr, pub Published) bool {
+	a := sa.ap.Addr()
+	if !a.IsUnspecified() && !a.IsLoopback() {
+		return false
+	}
+	switch {
+	case k.family == afInet:
+		return !pub.V4.IsValid()
+	case k.family == afInet6 && !a.Is4In6():
+		return !pub.V6.IsValid()
+	}
+	return false
+}
+
+// Sink addresses: never local on the host, so nothing is ever delivered to
+// a socket bound to one (with IP_FREEBIND / IPV6_FREEBIND, which need no
+// privilege): RFC 6666's discard-only IPv6 prefix 100::/64, and IPv4's
+// reserved 240.0.0.0/4.
+var (
+	sinkPrefix6 = [8]byte{0x01, 0x00}
+	sinkPrefix4 = byte(0xf0) // 240.0.0.0/4: the top four bits
+)
+
+// bindSink binds the socket to a sink address of its family on the
+// container port, random so that sinks of different binds and containers
+// do not collide, and lets it listen: the program gets the listener it
+// asked for, and nobody can reach it.
+func (l *loop) bindSink(c *call, s sock, proto string, port uint16) result {
+	var target sockaddr
+	var err error
+	if s.kind.family == afInet6 {
+		var a [16]byte
+		copy(a[:], sinkPrefix6[:])
+		binary.BigEndian.PutUint64(a[8:], rand.Uint64())
+		target = sockaddr{family: afInet6, ap: netip.AddrPortFrom(netip.AddrFrom16(a), port)}
+		err = errors.Join(unix.SetsockoptInt(s.fd, unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1),
+			unix.SetsockoptInt(s.fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1))
+	} else {
+		var a [4]byte
+		binary.BigEndian.PutUint32(a[:], uint32(sinkPrefix4)<<24|rand.Uint32()&0x0fffffff)
+		target = inet4(netip.AddrPortFrom(netip.AddrFrom4(a), port))
+		err = unix.SetsockoptInt(s.fd, unix.IPPROTO_IP, unix.IP_FREEBIND, 1)
+	}
+	if err != nil {
+		return result{err: failure{eacces, &opError{"set freebind", err}}}
+	}
+	if !c.valid() {
+		return result{err: errGone}
+	}
+	if err := sysSockaddr(unix.SYS_BIND, s.fd, target.encode()); err != nil {
+		return performed(0, err)
+	}
+	l.sunk[boundKey{proto, target.ap}] = true
 	return performed(0, nil)
 }
 
@@ -183,6 +251,12 @@ func (l *loop) listen(c *call) result {
 		host = netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
 	case *unix.SockaddrInet6:
 		host = netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
+	}
+	if l.sunk[boundKey{ProtoTCP, host}] {
+		if !c.valid() {
+			return result{err: errGone}
+		}
+		return performed(0, unix.Listen(s.fd, int(int32(c.args[1]))))
 	}
 	port, ok := l.bound[boundKey{ProtoTCP, unmapped(host)}]
 	if !ok {

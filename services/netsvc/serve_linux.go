@@ -48,6 +48,7 @@ func (s *Server) Serve(ctx context.Context, listener int) error {
 		report:   newReporter(s.Denials),
 		stats:    s.Stats,
 		bound:    make(map[boundKey]uint16),
+		sunk:     make(map[boundKey]bool),
 	}
 	if l.log == nil {
 		l.log = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -89,7 +90,12 @@ type loop struct {
 	stats    *Stats
 	// bound records, for listen, which container port a host address was
 	// bound for (see Server.listen). Only the serving thread touches it.
-	bound    map[boundKey]uint16
+	bound map[boundKey]uint16
+	// sunk are the sockets bound to a sink address (see bindSink), which
+	// may listen; sinks counts them, and sinkID tells this loop's apart.
+	sunk     map[boundKey]bool
+	sinks    uint32
+	sinkID   uint8
 	stopping atomic.Bool
 	workers  sync.WaitGroup
 }

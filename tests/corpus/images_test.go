@@ -116,6 +116,11 @@ func makeImages(dir string) (*corpusImages, error) {
 	if err := add(imgMariaDB, true, []file{
 		entry("mariadb"),
 		{Path: "etc/mysql/mariadb.conf.d/99-corpus.cnf", Mode: 0o644, Source: src("mariadb/corpus.cnf")},
+		// As docker-library's image: an empty data directory (Debian's
+		// package installs a database there), so that a new volume filled
+		// from the image holds nothing and the entrypoint initialises it.
+		{Path: "var/lib/mysql", IsDir: true, Mode: 0o755},
+		{Path: "var/lib/mysql/.wh..wh..opq", Mode: 0o644, Data: []byte{}},
 	}, imageConfig{
 		Entrypoint:   []string{"entrypoint.sh"},
 		Cmd:          []string{"mariadbd"},

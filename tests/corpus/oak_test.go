@@ -68,23 +68,37 @@ func freePort(t *testing.T) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// psEntry is what the corpus reads of a row of oak ps --format json (one
+// object a line, docker's keys).
 type psEntry struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Status   string `json:"status"`
-	ExitCode int    `json:"exit_code"`
-	OOM      bool   `json:"oom_killed"`
-	Pid      int    `json:"pid"`
+	ID        string
+	Names     string
+	Status    string // "running", "exited"...: the row's State
+	ExitCode  int
+	OOMKilled bool
+	Pid       int
 }
 
 func oakPs(root string) ([]psEntry, error) {
-	out, err := runOak(root, time.Minute, "ps", "-a", "--format", "json")
+	out, err := runOak(root, time.Minute, "ps", "-a", "--no-trunc", "--format", "json")
 	if err != nil {
 		return nil, fmt.Errorf("oak ps: %v: %s", err, out)
 	}
 	var es []psEntry
-	if err := json.Unmarshal([]byte(out), &es); err != nil {
-		return nil, fmt.Errorf("oak ps: %v: %s", err, out)
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if line == "" {
+			continue
+		}
+		var row struct {
+			ID, Names, State string
+			ExitCode         int
+			OOMKilled        bool
+			Pid              int
+		}
+		if err := json.Unmarshal([]byte(line), &row); err != nil {
+			return nil, fmt.Errorf("oak ps: %v: %s", err, out)
+		}
+		es = append(es, psEntry{ID: row.ID, Names: row.Names, Status: row.State, ExitCode: row.ExitCode, OOMKilled: row.OOMKilled, Pid: row.Pid})
 	}
 	return es, nil
 }
@@ -95,7 +109,7 @@ func containerStatus(root, name string) (psEntry, bool) {
 		return psEntry{}, false
 	}
 	for _, e := range es {
-		if e.Name == name || strings.HasPrefix(e.ID, name) {
+		if e.Names == name || strings.HasPrefix(e.ID, name) {
 			return e, true
 		}
 	}

@@ -376,21 +376,7 @@ func waitReady(c *container, ready func(int) error, d time.Duration) error {
 // that lands; the test then runs it.
 //
 // Every program here also passes under runc with the same image.
-var knownFailures = map[string]string{
-	"postgres": "postgres: initdb refuses PGDATA on a fresh Oak volume: `directory \"/var/lib/postgresql/data\" exists but is not empty ... It contains a lost+found directory` " +
-		"(oak volume create leaves mkfs's lost+found in the volume's root; a docker volume is empty) — waits on volumes that start empty. " +
-		"With PGDATA in a subdirectory it runs (bind of :: fails, IPv4 serves) but `oak kill -s INT` is not delivered (see redis)",
-	"redis": "redis: `Could not create server TCP listening socket ::*:6379: bind: Invalid argument`, fatal for redis — waits on IPv6 wildcard binds (h3). " +
-		"Behind it: `oak kill -s TERM` never reaches redis (init forwards with kill(2) holding no capability, and redis runs as user redis: EPERM), " +
-		"so redis cannot save on a stop and the data check would fail — waits on init keeping CAP_KILL in the container's user namespace",
-	"nginx": "nginx: `nginx: [emerg] bind() to [::]:80 failed (22: Invalid argument)` (Debian's default site listens on [::]:80) — waits on IPv6 wildcard binds (h3)",
-	"mariadb": "mariadb: `[ERROR] Can't start server : Bind on unix socket: Permission denied` for /run/mysqld/mysqld.sock — with a network grant (-p) the network service " +
-		"refuses an AF_UNIX path bind or connect from a multi-threaded process with EACCES (services/netsvc/local_linux.go, its documented limit); " +
-		"waits on AF_UNIX path names from multi-threaded processes. Behind it: mariadbd runs as user mysql, so `oak kill -s TERM` does not reach it either (see redis)",
-	"openjdk": "openjdk: under --memory 512m --cpus 1 the JVM prints maxMemory=6320816128 (6028 MiB, a quarter of the host's memory) and availableProcessors=2 " +
-		"where runc gives 129761280 and 1: nothing is mounted at /sys/fs/cgroup in an Oak container, so the JVM cannot see its limits " +
-		"(nor can Go, Node or .NET) — waits on a read-only view of the container's own cgroup",
-}
+var knownFailures = map[string]string{}
 
 func TestCorpus(t *testing.T) {
 	needSetup(t)
