@@ -126,6 +126,11 @@ func Start(t *Task) (*Process, error) {
 	if err := cg.add(cmd.Process.Pid); err != nil {
 		return fail(err)
 	}
+	if t.Hold != nil {
+		if err := t.Hold(cmd.Process.Pid); err != nil {
+			return fail(fmt.Errorf("launch %s: %w", t.ID, err))
+		}
+	}
 	if _, err := parent.Write([]byte{1}); err != nil {
 		return fail(fmt.Errorf("launch %s: confirm cgroups: %w", t.ID, err))
 	}

@@ -114,6 +114,13 @@ type Task struct {
 	Limits   Limits
 
 	Stdin, Stdout, Stderr *os.File // nil means /dev/null
+
+	// Hold, if set, is called with the host pid of the container's init
+	// once the container sits in its groups and before anything of the
+	// image runs; Start goes on when it returns nil and abandons the
+	// launch when it returns an error. The OCI runtime holds a created
+	// container here until its start verb.
+	Hold func(pid int) error
 }
 
 // File is a small file the engine places in a container's root.
