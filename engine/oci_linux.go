@@ -212,6 +212,11 @@ func (r *Runtime) Create(id string, opts CreateOptions) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Refuse a command that is not in the image now, as runc's create
+	// does, rather than at start: callers read the error of create.
+	if err := sandbox.LookPathIn(oc.RootFS, oc.Args[0], oc.Env, oc.Cwd); err != nil {
+		return nil, err
+	}
 	if oc.Terminal {
 		return nil, refuse("process.terminal", "a terminal is not supported yet (run without -t/--tty)")
 	}
@@ -408,9 +413,16 @@ func signalExact(pid int, start uint64, sig syscall.Signal) error {
 }
 
 // Delete removes a stopped container's state; with force it kills a live
-// one first and waits for its supervisor to end.
+// one first and waits for its supervisor to end, and a missing one is no
+// error.
 func (r *Runtime) Delete(id string, force bool) error {
 	rec, err := r.load(id)
+	if force && errors.Is(err, ErrOCINotExist) {
+		// A create that failed leaves nothing to delete; callers clean up
+		// after one with delete --force and expect success (as runc's).
+		os.RemoveAll(r.dir(id))
+		return nil
+	}
 	if err != nil {
 		return err
 	}

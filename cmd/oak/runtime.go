@@ -179,6 +179,15 @@ func runtimeMain(args []string) int {
 		lg.log("warning", "--systemd-cgroup: ignored; Oak places each container in cgroups of its own (linux.cgroupsPath is not used)")
 	}
 	code, err := runtimeVerb(rt, g, rest[0], rest[1:])
+	// Callers tell a missing command (their 127) from one that cannot run
+	// (126) by these words in the runtime's error, as runc writes them.
+	switch {
+	case err == nil || strings.Contains(err.Error(), "executable file not found") || strings.Contains(err.Error(), "permission denied"):
+	case errors.Is(err, engine.ErrCommandNotFound):
+		err = fmt.Errorf("%w: executable file not found in $PATH", err)
+	case errors.Is(err, engine.ErrCommandNotExecutable):
+		err = fmt.Errorf("%w: permission denied", err)
+	}
 	if err != nil {
 		lg.log("error", err.Error())
 		if code == 0 {
