@@ -56,6 +56,7 @@ type OCIContainer struct {
 	// itself (/etc/hosts, …): the file's content is copied into the
 	// container's root at create time; nothing of the host is mounted.
 	CopyFiles   []OCICopyFile     `json:"copy_files,omitempty"`
+	Tmpfs       []string          `json:"tmpfs,omitempty"` // private tmpfs mounts besides /tmp
 	Rlimits     []OCIRlimit       `json:"rlimits,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
 	// Warnings say what was narrowed to Oak's container.
@@ -312,6 +313,15 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 		}
 		if bind {
 			return nil, refuse(field, "bind mount of host path %q on %s: Oak grants no host directories (use an Oak volume)", m.Source, dst)
+		}
+		if m.Type == "tmpfs" && !strings.HasPrefix(dst+"/", "/proc/") && !strings.HasPrefix(dst+"/", "/dev/") &&
+			!strings.HasPrefix(dst+"/", "/sys/") && dst != "/" && !strings.HasPrefix(dst, "/tmp/") {
+			// A tmpfs is memory of the container's own, charged to its
+			// limit: no authority over anything outside it.
+			if !slices.Contains(c.Tmpfs, dst) {
+				c.Tmpfs = append(c.Tmpfs, dst)
+			}
+			continue
 		}
 		return nil, refuse(field, "a %q mount on %s is not one Oak provides", m.Type, dst)
 	}

@@ -634,7 +634,7 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 	var startConn net.Conn
 	task := &sandbox.Task{
 		ID: taskID, Layers: []string{oc.RootFS}, Scratch: filepath.Join(r.dir(id), "scratch"),
-		ReadOnly: oc.ReadOnly, Files: files, Args: oc.Args, Env: oc.Env, Cwd: oc.Cwd,
+		ReadOnly: oc.ReadOnly, Files: files, Tmpfs: oc.Tmpfs, Args: oc.Args, Env: oc.Env, Cwd: oc.Cwd,
 		Hostname: oc.Hostname, UID: oc.UID, GID: oc.GID,
 		IDs:    sandbox.IDRange{Host: uint32(ociIDBase + slot*idSize), Size: idSize},
 		Limits: oc.Limits, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,

@@ -314,6 +314,9 @@ func buildTop(top string, t *Task) error {
 	for _, v := range t.Volumes {
 		dirs = append(dirs, v.Target[1:])
 	}
+	for _, p := range t.Tmpfs {
+		dirs = append(dirs, p[1:])
+	}
 	if t.Cwd != "" && t.Cwd != "/" {
 		dirs = append(dirs, t.Cwd[1:])
 	}

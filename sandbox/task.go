@@ -99,6 +99,9 @@ type Task struct {
 	Layers  []string // host directories, top layer first
 	Scratch string   // an empty directory of the container's own, removed by the caller
 	Volumes []Volume
+	// Tmpfs are absolute paths where the container gets a private tmpfs
+	// of its own, like /tmp: Limits.TmpfsBytes each, charged to its memory.
+	Tmpfs []string
 	// ReadOnly leaves the root as the image is. Otherwise the container
 	// writes to a private layer over it, discarded with the container.
 	ReadOnly bool
@@ -160,6 +163,11 @@ func (t *Task) validate() error {
 	for _, f := range t.Files {
 		if !validTarget(f.Path) {
 			return fmt.Errorf("task %s: file %q: want an absolute path outside /proc, /dev and /tmp", t.ID, f.Path)
+		}
+	}
+	for _, p := range t.Tmpfs {
+		if !validTarget(p) {
+			return fmt.Errorf("task %s: tmpfs %q: want an absolute path outside /proc, /dev and /tmp", t.ID, p)
 		}
 	}
 	for _, v := range t.Volumes {
