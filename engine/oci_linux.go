@@ -135,7 +135,7 @@ func LoadBundle(dir string, opts OCIOptions) (*OCIContainer, error) {
 	}
 	b, err := os.ReadFile(filepath.Join(abs, "config.json"))
 	if err != nil {
-		return nil, fmt.Errorf("bundle %s: %w", abs, unwrapPath(err))
+		return nil, fmt.Errorf("bundle %s: config.json: %w", abs, unwrapPath(err))
 	}
 	s, err := ParseOCIConfig(b)
 	if err != nil {
