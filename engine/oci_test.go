@@ -145,7 +145,9 @@ func TestMapRefusals(t *testing.T) {
 		}), "mounts[10]", "not an absolute path"},
 		{"network namespace path", edit(t, func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/tmp/not-a-namespace" }),
 			"linux.namespaces[1].path", "joining the network namespace"},
-		{"unknown namespace", edit(t, func(s *specs.Spec) { s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "time"}) }),
+		{"unknown namespace", edit(t, func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "time"})
+		}),
 			"linux.namespaces[5]", `"time"`},
 		{"id mappings", edit(t, func(s *specs.Spec) {
 			s.Linux.UIDMappings = []specs.LinuxIDMapping{{ContainerID: 0, HostID: 0, Size: 1}}
