@@ -41,17 +41,20 @@ type OCIOptions struct {
 // OCIContainer is a bundle resolved onto Oak's container: everything the
 // runtime's supervisor needs to start it.
 type OCIContainer struct {
-	Bundle   string         `json:"bundle"`
-	RootFS   string         `json:"rootfs"` // absolute host path
-	ReadOnly bool           `json:"read_only,omitempty"`
-	Args     []string       `json:"args"`
-	Env      []string       `json:"env"`
-	Cwd      string         `json:"cwd"`
-	UID      uint32         `json:"uid"`
-	GID      uint32         `json:"gid"`
-	Hostname string         `json:"hostname,omitempty"`
-	Terminal bool           `json:"terminal,omitempty"`
-	Limits   sandbox.Limits `json:"limits"`
+	Bundle   string   `json:"bundle"`
+	RootFS   string   `json:"rootfs"` // absolute host path
+	ReadOnly bool     `json:"read_only,omitempty"`
+	Args     []string `json:"args"`
+	Env      []string `json:"env"`
+	Cwd      string   `json:"cwd"`
+	UID      uint32   `json:"uid"`
+	GID      uint32   `json:"gid"`
+	Hostname string   `json:"hostname,omitempty"`
+	Terminal bool     `json:"terminal,omitempty"`
+	// ConsoleRows and ConsoleCols are the terminal's first size (0: the kernel's).
+	ConsoleRows uint16         `json:"console_rows,omitempty"`
+	ConsoleCols uint16         `json:"console_cols,omitempty"`
+	Limits      sandbox.Limits `json:"limits"`
 	// CopyFiles are bind mounts of small host files onto paths Oak fills
 	// itself (/etc/hosts, …): the file's content is copied into the
 	// container's root at create time; nothing of the host is mounted.
@@ -232,6 +235,12 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 		}
 	}
 	c.Terminal = p.Terminal
+	if p.ConsoleSize != nil {
+		if p.ConsoleSize.Height > 0xffff || p.ConsoleSize.Width > 0xffff {
+			return nil, refuse("process.consoleSize", "%dx%d is not a terminal size", p.ConsoleSize.Width, p.ConsoleSize.Height)
+		}
+		c.ConsoleRows, c.ConsoleCols = uint16(p.ConsoleSize.Height), uint16(p.ConsoleSize.Width)
+	}
 	if p.Capabilities != nil {
 		sets := []struct {
 			name string

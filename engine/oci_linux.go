@@ -195,6 +195,9 @@ const maxCopiedFile = 64 << 10
 type CreateOptions struct {
 	Bundle  string
 	PidFile string
+	// ConsoleSocket is a unix socket that receives the master end of the
+	// container's terminal (SCM_RIGHTS) when the bundle asks for one.
+	ConsoleSocket string
 	// Supervisor is how to start the supervisor: this binary with the
 	// arguments that reach Runtime.Supervise for ID. Its stdin, stdout and
 	// stderr become the container's.
@@ -217,8 +220,11 @@ func (r *Runtime) Create(id string, opts CreateOptions) (*exec.Cmd, error) {
 	if err := sandbox.LookPathIn(oc.RootFS, oc.Args[0], oc.Env, oc.Cwd); err != nil {
 		return nil, err
 	}
-	if oc.Terminal {
-		return nil, refuse("process.terminal", "a terminal is not supported yet (run without -t/--tty)")
+	switch {
+	case oc.Terminal && opts.ConsoleSocket == "":
+		return nil, refuse("process.terminal", "a terminal needs --console-socket, where the terminal's master end is sent")
+	case !oc.Terminal && opts.ConsoleSocket != "":
+		return nil, fmt.Errorf("--console-socket: the bundle asks for no terminal (process.terminal is false)")
 	}
 	for _, w := range oc.Warnings {
 		r.warn("%s", w)
@@ -246,11 +252,26 @@ func (r *Runtime) Create(id string, opts CreateOptions) (*exec.Cmd, error) {
 	if err := r.save(rec); err != nil {
 		return nil, err
 	}
+	cmd := opts.Supervisor
+	if oc.Terminal {
+		// The container's stdio is a new terminal; its master end goes
+		// to the caller, who copies between it and its user.
+		master, slave, err := openPty(oc.ConsoleRows, oc.ConsoleCols)
+		if err != nil {
+			return nil, fmt.Errorf("create %s: terminal: %w", id, err)
+		}
+		defer slave.Close()
+		err = sendConsole(opts.ConsoleSocket, master)
+		master.Close()
+		if err != nil {
+			return nil, fmt.Errorf("create %s: --console-socket %s: %w", id, opts.ConsoleSocket, err)
+		}
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	}
 	rd, wr, err := os.Pipe()
 	if err != nil {
 		return nil, err
 	}
-	cmd := opts.Supervisor
 	cmd.ExtraFiles = []*os.File{wr}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
@@ -730,4 +751,48 @@ func readSmallFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("%s: more than %d bytes", path, maxCopiedFile)
 	}
 	return b, nil
+}
+
+// openPty makes a terminal pair of the host's devpts, sized rows×cols
+// when both are set. The container gets the slave end as its stdio; the
+// host's devpts is never mounted in it.
+func openPty(rows, cols uint16) (master, slave *os.File, err error) {
+	m, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	master = os.NewFile(uintptr(m), "/dev/ptmx")
+	fail := func(err error) (*os.File, *os.File, error) {
+		master.Close()
+		return nil, nil, err
+	}
+	if err := unix.IoctlSetPointerInt(m, unix.TIOCSPTLCK, 0); err != nil {
+		return fail(fmt.Errorf("unlock: %w", err))
+	}
+	// TIOCGPTPEER opens the slave from the master, with no path lookup
+	// in /dev/pts; its argument is the open flags.
+	r, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(m), unix.TIOCGPTPEER, unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC)
+	if errno != 0 {
+		return fail(fmt.Errorf("open peer: %w", errno))
+	}
+	s := int(r)
+	if rows > 0 && cols > 0 {
+		if err := unix.IoctlSetWinsize(m, unix.TIOCSWINSZ, &unix.Winsize{Row: rows, Col: cols}); err != nil {
+			unix.Close(s)
+			return fail(fmt.Errorf("size: %w", err))
+		}
+	}
+	return master, os.NewFile(uintptr(s), "pty"), nil
+}
+
+// sendConsole hands master to the process listening on the unix socket
+// path, as runc's callers expect: one message with the descriptor.
+func sendConsole(path string, master *os.File) error {
+	c, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_, _, err = c.WriteMsgUnix([]byte(master.Name()), unix.UnixRights(int(master.Fd())), nil)
+	return err
 }

@@ -245,9 +245,6 @@ func runtimeVerb(rt *engine.Runtime, g map[string]string, verb string, args []st
 		if n := vals["preserve-fds"]; n != "" && n != "0" {
 			return 1, fmt.Errorf("%s: --preserve-fds %s: passing extra descriptors into a container is not supported yet", verb, n)
 		}
-		if vals["console-socket"] != "" {
-			return 1, fmt.Errorf("%s: --console-socket: a terminal is not supported yet (run without -t/--tty)", verb)
-		}
 		if vals["pidfd-socket"] != "" {
 			return 1, fmt.Errorf("%s: --pidfd-socket is not supported", verb)
 		}
@@ -257,7 +254,8 @@ func runtimeVerb(rt *engine.Runtime, g map[string]string, verb string, args []st
 		}
 		sup := supervisorCmd(rt, g, id)
 		sup.Stdin, sup.Stdout, sup.Stderr = os.Stdin, os.Stdout, os.Stderr
-		cmd, err := rt.Create(id, engine.CreateOptions{Bundle: bundle, PidFile: vals["pid-file"], Supervisor: sup})
+		cmd, err := rt.Create(id, engine.CreateOptions{Bundle: bundle, PidFile: vals["pid-file"],
+			ConsoleSocket: vals["console-socket"], Supervisor: sup})
 		if err != nil {
 			return 1, err
 		}

@@ -358,7 +358,7 @@ func TestRuntimeBadBundles(t *testing.T) {
 				s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: hard.Max + 1, Soft: 1024}}
 			})
 		}, nil, "process.rlimits[0]"},
-		{"terminal", func() string { return bundle(t, sh, func(s *specs.Spec) { s.Process.Terminal = true }) }, nil, "process.terminal"},
+		{"terminal without a console socket", func() string { return bundle(t, sh, func(s *specs.Spec) { s.Process.Terminal = true }) }, nil, "process.terminal"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -416,6 +416,13 @@ func TestRuntimePodman(t *testing.T) {
 	_, errs, code = runCmd(podmanCmd(t, dir, r.bin, append(run, "no-such-command")...))
 	if code != 127 {
 		t.Errorf("podman run of a missing command: exit %d, want 127\n%s", code, errs)
+	}
+	// A terminal: podman's conmon receives the master end over
+	// --console-socket; the command's stdin and stdout are the slave.
+	out, errs, code = runCmd(podmanCmd(t, dir, r.bin, append(append([]string{"run", "-t"}, run[1:]...),
+		"sh", "-c", "test -t 0 && test -t 1 && echo on a tty; exit 4")...))
+	if code != 4 || !strings.Contains(out, "on a tty\r\n") {
+		t.Errorf("podman run -t: exit %d\nstdout: %q\nstderr:\n%s", code, out, errs)
 	}
 	// Detached, stopped with TERM, removed.
 	out, errs, code = runCmd(podmanCmd(t, dir, r.bin, "run", "-d", "--network", "none", "--ulimit", "nofile=1024:1024",
