@@ -261,10 +261,15 @@ func TestRuntimeRunAndErrors(t *testing.T) {
 	needOak(t, true)
 	r := newRuntime(t)
 	out := tempFile(t)
-	b := bundle(t, []string{"sh", "-c", "echo out; echo $0 >&2; exit 7"}, nil)
+	// The bundle's rlimits and resources are the container's.
+	b := bundle(t, []string{"sh", "-c", "echo out; echo $0 >&2; ulimit -n; ulimit -Hn; " +
+		"cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max; exit 7"}, func(s *specs.Spec) {
+		s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Soft: 333, Hard: 444}}
+		s.Linux.Resources = &specs.LinuxResources{Pids: &specs.LinuxPids{Limit: 50}}
+	})
 	res := r.run(out, "run", "--bundle", b, "run-"+randHex(t))
-	if res.code != 7 || res.stdout != "out\n" || !strings.Contains(res.stderr, "sh") {
-		t.Errorf("run: %s, want exit 7 and out", res)
+	if res.code != 7 || res.stdout != "out\n333\n444\n50\n" || !strings.Contains(res.stderr, "sh") {
+		t.Errorf("run: %s, want exit 7, out, rlimit 333/444 and pids.max 50", res)
 	}
 	id := "nf-" + randHex(t)
 	res = r.run(nil, "create", "--bundle", bundle(t, []string{"no-such-command"}, nil), id)
