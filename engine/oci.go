@@ -41,8 +41,12 @@ type OCIOptions struct {
 // OCIContainer is a bundle resolved onto Oak's container: everything the
 // runtime's supervisor needs to start it.
 type OCIContainer struct {
-	Bundle   string   `json:"bundle"`
-	RootFS   string   `json:"rootfs"` // absolute host path
+	Bundle string `json:"bundle"`
+	RootFS string `json:"rootfs"` // absolute host path
+	// Layers, when the root is an overlay mount (podman's and containerd's
+	// image roots are), are its directories, top first: the container's
+	// root is built from them, since an overlay mount cannot be id-mapped.
+	Layers   []string `json:"layers,omitempty"`
 	ReadOnly bool     `json:"read_only,omitempty"`
 	Args     []string `json:"args"`
 	Env      []string `json:"env"`

@@ -168,6 +168,12 @@ func LoadBundle(dir string, opts OCIOptions) (*OCIContainer, error) {
 	if err := sandbox.CheckRootFS(c.RootFS); err != nil {
 		return nil, refuse("root.path", "%v", err)
 	}
+	if c.Layers, err = overlayLayers(c.RootFS); err != nil {
+		return nil, refuse("root.path", "%v", err)
+	}
+	if c.Layers != nil {
+		c.Warnings = append(c.Warnings, fmt.Sprintf("config.json: root.path: %s is an overlay mount; the container runs on its layers under a private writable layer, so its writes do not reach the overlay's upperdir", c.RootFS))
+	}
 	for _, f := range c.CopyFiles {
 		field := fmt.Sprintf("mounts (%s)", f.Target)
 		for i, m := range s.Mounts {
@@ -653,8 +659,12 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2,
 		unix.SIGWINCH, unix.SIGCONT)
 	var startConn net.Conn
+	layers := oc.Layers
+	if len(layers) == 0 {
+		layers = []string{oc.RootFS}
+	}
 	task := &sandbox.Task{
-		ID: taskID, Layers: []string{oc.RootFS}, Scratch: filepath.Join(r.dir(id), "scratch"),
+		ID: taskID, Layers: layers, TrustedOverlay: len(oc.Layers) > 0, Scratch: filepath.Join(r.dir(id), "scratch"),
 		ReadOnly: oc.ReadOnly, Files: files, Tmpfs: oc.Tmpfs, Args: oc.Args, Env: oc.Env, Cwd: oc.Cwd,
 		Hostname: oc.Hostname, UID: oc.UID, GID: oc.GID,
 		IDs:    sandbox.IDRange{Host: uint32(ociIDBase + slot*idSize), Size: idSize},
@@ -795,4 +805,99 @@ func sendConsole(path string, master *os.File) error {
 	defer c.Close()
 	_, _, err = c.WriteMsgUnix([]byte(master.Name()), unix.UnixRights(int(master.Fd())), nil)
 	return err
+}
+
+// overlayLayers returns the directories of the overlay mounted at dir, top
+// first (upperdir, then lowerdir), or nil if dir is no overlay mount point.
+// Relative lower directories (containers/storage uses them when the
+// options would be too long) are taken from the overlay's home, the parent
+// of the directory that holds the mount point.
+func overlayLayers(dir string) ([]string, error) {
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil, err
+	}
+	var opts string
+	for _, line := range strings.Split(string(b), "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		f, g := strings.Fields(pre), strings.Fields(post)
+		if !ok || len(f) < 5 || len(g) < 3 || unescapeMountinfo(f[4]) != real {
+			continue
+		}
+		opts = "" // the last mount on dir is the one in view
+		if g[0] == "overlay" {
+			opts = g[2]
+		}
+	}
+	if opts == "" {
+		return nil, nil
+	}
+	var upper, lower []string
+	for _, o := range splitEscaped(unescapeMountinfo(opts), ',') {
+		k, v, _ := strings.Cut(o, "=")
+		switch k {
+		case "upperdir":
+			upper = []string{v}
+		case "lowerdir":
+			lower = splitEscaped(v, ':')
+		}
+	}
+	if len(lower) == 0 {
+		return nil, fmt.Errorf("overlay on %s: no lowerdir in %q", real, opts)
+	}
+	home := filepath.Dir(filepath.Dir(real))
+	var layers []string
+	for _, l := range append(upper, lower...) {
+		if l == "" {
+			continue // "::" separates data-only layers
+		}
+		if !filepath.IsAbs(l) {
+			l = filepath.Join(home, l)
+		}
+		r, err := filepath.EvalSymlinks(l)
+		if err != nil {
+			return nil, fmt.Errorf("overlay on %s: layer %s: %w", real, l, unwrapPath(err))
+		}
+		layers = append(layers, r)
+	}
+	return layers, nil
+}
+
+// unescapeMountinfo undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMountinfo(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+3 < len(s) {
+			if n, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// splitEscaped splits s at sep where no backslash escapes it.
+func splitEscaped(s string, sep byte) []string {
+	var out []string
+	var cur strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch {
+		case s[i] == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+		case s[i] == sep:
+			out = append(out, cur.String())
+			cur.Reset()
+		default:
+			cur.WriteByte(s[i])
+		}
+	}
+	return append(out, cur.String())
 }

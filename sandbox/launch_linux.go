@@ -242,7 +242,9 @@ func sendRoot(sock *os.File, pid int, t *Task) error {
 	fds = append(fds, fs)
 	// Opaque directories are marked with user.overlay.opaque (see
 	// storage/image), which an unpacker without CAP_SYS_ADMIN can write.
-	if err := unix.FsconfigSetFlag(fs, "userxattr"); err != nil {
+	if t.TrustedOverlay {
+		// Made by root in the host's namespace, the mount reads trusted.*.
+	} else if err := unix.FsconfigSetFlag(fs, "userxattr"); err != nil {
 		return fmt.Errorf("root: overlay userxattr: %w", err)
 	}
 	for _, l := range append([]string{top}, t.Layers...) {

@@ -102,6 +102,10 @@ type Task struct {
 	// Tmpfs are absolute paths where the container gets a private tmpfs
 	// of its own, like /tmp: Limits.TmpfsBytes each, charged to its memory.
 	Tmpfs []string
+	// TrustedOverlay says the layers mark opaque directories with
+	// trusted.overlay.* attributes, as overlay layers made by root are
+	// (podman's, containerd's); Oak's own layers use user.overlay.*.
+	TrustedOverlay bool
 	// ReadOnly leaves the root as the image is. Otherwise the container
 	// writes to a private layer over it, discarded with the container.
 	ReadOnly bool

@@ -422,6 +422,21 @@ func TestRuntimePodman(t *testing.T) {
 	if code != 127 {
 		t.Errorf("podman run of a missing command: exit %d, want 127\n%s", code, errs)
 	}
+	// From an image: podman's root is an overlay mount, which Oak runs as
+	// its layers (an overlay cannot be id-mapped). A write lands in the
+	// container's private layer.
+	tar := filepath.Join(dir, "rootfs.tar")
+	if out, err := exec.Command("tar", "-C", rootfsDir, "-cf", tar, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	if _, errs, code := runCmd(podmanCmd(t, dir, r.bin, "import", "-q", tar, "oaktest:1")); code != 0 {
+		t.Fatalf("podman import: exit %d\n%s", code, errs)
+	}
+	out, errs, code = runCmd(podmanCmd(t, dir, r.bin, append(append([]string{"run"}, run[1:len(run)-2]...),
+		"localhost/oaktest:1", "sh", "-c", "echo w > /etc/w && cat /etc/w && id -u && exit 9")...))
+	if code != 9 || out != "w\n0\n" {
+		t.Errorf("podman run IMAGE: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
+	}
 	// A terminal: podman's conmon receives the master end over
 	// --console-socket; the command's stdin and stdout are the slave.
 	out, errs, code = runCmd(podmanCmd(t, dir, r.bin, append(append([]string{"run", "-t"}, run[1:]...),
@@ -503,6 +518,26 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		"sh", "-c", "echo hello from ctr; grep CapBnd /proc/self/status; grep -c ' /run tmpfs' /proc/mounts; exit 5"))
 	if code != 5 || out != "hello from ctr\nCapBnd:\t00000000000001fb\n1\n" {
 		t.Errorf("ctr run: exit %d\nstdout:\n%s\nstderr:\n%s\ncontainerd:\n%s", code, out, errs, readAll(log))
+	}
+	// From an imported image: the shim mounts the snapshot (an overlay)
+	// as the bundle's rootfs. The archive is made with podman.
+	pdir := t.TempDir()
+	tar, archive := filepath.Join(pdir, "rootfs.tar"), filepath.Join(pdir, "image.tar")
+	if out, err := exec.Command("tar", "-C", rootfsDir, "-cf", tar, ".").CombinedOutput(); err != nil {
+		t.Fatalf("tar: %v %s", err, out)
+	}
+	for _, args := range [][]string{{"import", "-q", tar, "oaktest:1"}, {"save", "-q", "-o", archive, "localhost/oaktest:1"}} {
+		if _, errs, code := runCmd(podmanCmd(t, pdir, r.bin, args...)); code != 0 {
+			t.Fatalf("podman %v: exit %d\n%s", args, code, errs)
+		}
+	}
+	if _, errs, code := runCmd(ctr("images", "import", archive)); code != 0 {
+		t.Fatalf("ctr images import: exit %d\n%s", code, errs)
+	}
+	out, errs, code = runCmd(ctr("run", "--rm", "--runc-binary", r.bin, "localhost/oaktest:1", "i"+id,
+		"sh", "-c", "echo w > /w && cat /w && exit 6"))
+	if code != 6 || out != "w\n" {
+		t.Errorf("ctr run IMAGE: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)
 	}
 	// A bundle Oak refuses fails ctr run with the field named.
 	_, errs, code = runCmd(ctr("run", "--rm", "--runc-binary", r.bin, "--mount", "type=bind,src=/etc,dst=/host,options=rbind:ro",
