@@ -55,6 +55,9 @@ type OCIContainer struct {
 	GID      uint32   `json:"gid"`
 	Hostname string   `json:"hostname,omitempty"`
 	Terminal bool     `json:"terminal,omitempty"`
+	// DropCaps are the capabilities (bit N: number N) of Oak's eight the
+	// bundle does not give root (sandbox.Task.DropCaps).
+	DropCaps uint64 `json:"drop_caps,omitempty"`
 	// ConsoleRows and ConsoleCols are the terminal's first size (0: the kernel's).
 	ConsoleRows uint16         `json:"console_rows,omitempty"`
 	ConsoleCols uint16         `json:"console_cols,omitempty"`
@@ -99,6 +102,9 @@ func refuse(field, format string, a ...any) error {
 // user namespace (see docs/design.md, "What container root may do").
 var OakCapabilities = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID",
 	"CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP"}
+
+// oakCapNumbers are OakCapabilities' numbers, in the same order.
+var oakCapNumbers = []uint{0, 1, 3, 4, 5, 6, 7, 8}
 
 // rlimitTypes are the RLIMIT_* resources a bundle may name, by number.
 var rlimitTypes = map[string]int{
@@ -264,6 +270,16 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 				}
 				if !slices.Contains(extra, cp) {
 					extra = append(extra, cp)
+				}
+			}
+		}
+		// What the bundle does not give root of Oak's eight, root does
+		// not get: a capability counts only if every set that is listed
+		// holds it (root's execve gets its bounding set).
+		for i, name := range OakCapabilities {
+			for _, set := range sets[:3] {
+				if set.caps != nil && !slices.Contains(set.caps, name) {
+					c.DropCaps |= 1 << oakCapNumbers[i]
 				}
 			}
 		}

@@ -664,7 +664,7 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 		layers = []string{oc.RootFS}
 	}
 	task := &sandbox.Task{
-		ID: taskID, Layers: layers, TrustedOverlay: len(oc.Layers) > 0, Scratch: filepath.Join(r.dir(id), "scratch"),
+		ID: taskID, Layers: layers, TrustedOverlay: len(oc.Layers) > 0, DropCaps: oc.DropCaps, Scratch: filepath.Join(r.dir(id), "scratch"),
 		ReadOnly: oc.ReadOnly, Files: files, Tmpfs: oc.Tmpfs, Args: oc.Args, Env: oc.Env, Cwd: oc.Cwd,
 		Hostname: oc.Hostname, UID: oc.UID, GID: oc.GID,
 		IDs:    sandbox.IDRange{Host: uint32(ociIDBase + slot*idSize), Size: idSize},

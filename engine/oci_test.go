@@ -186,6 +186,27 @@ func TestMapRefusals(t *testing.T) {
 	}
 }
 
+// Root gets of Oak's eight only what every listed set of the bundle gives.
+func TestMapFewerCapabilities(t *testing.T) {
+	c, err := mapJSON(t, edit(t, func(s *specs.Spec) {
+		s.Process.Capabilities = &specs.LinuxCapabilities{
+			Bounding:  []string{"CAP_CHOWN", "CAP_KILL", "CAP_SETUID", "CAP_NET_RAW"},
+			Effective: []string{"CAP_CHOWN", "CAP_KILL"},
+		}
+	}), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Kept: CHOWN (0) and KILL (5); everything else of the eight dropped.
+	if want := uint64(0x1fb &^ (1<<0 | 1<<5)); c.DropCaps != want {
+		t.Errorf("DropCaps %#x, want %#x", c.DropCaps, want)
+	}
+	c, err = mapJSON(t, podmanConfig, false)
+	if err != nil || c.DropCaps != 0 {
+		t.Errorf("podman's set drops %#x (%v), want none of Oak's eight", c.DropCaps, err)
+	}
+}
+
 func TestMapResources(t *testing.T) {
 	i64 := func(v int64) *int64 { return &v }
 	u64 := func(v uint64) *uint64 { return &v }

@@ -545,6 +545,9 @@ func encodeTask(t *Task, filter []byte, views []cgroupView) []byte {
 	binary.LittleEndian.PutUint32(ids[:], t.UID)
 	binary.LittleEndian.PutUint32(ids[4:], t.GID)
 	rec(tagUser, ids[:])
+	if t.DropCaps != 0 {
+		rec(tagDropCaps, binary.LittleEndian.AppendUint64(nil, t.DropCaps))
+	}
 	rec(tagEnd)
 	return b
 }

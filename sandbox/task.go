@@ -102,6 +102,10 @@ type Task struct {
 	// Tmpfs are absolute paths where the container gets a private tmpfs
 	// of its own, like /tmp: Limits.TmpfsBytes each, charged to its memory.
 	Tmpfs []string
+	// DropCaps are capabilities (bit N: capability number N) that the
+	// command's root does not get of the eight Oak gives it; zero keeps
+	// all eight. It can only take away.
+	DropCaps uint64
 	// TrustedOverlay says the layers mark opaque directories with
 	// trusted.overlay.* attributes, as overlay layers made by root are
 	// (podman's, containerd's); Oak's own layers use user.overlay.*.

@@ -57,6 +57,7 @@ enum {
 	TAG_USER = 11,    // u32 uid, u32 gid
 	TAG_VOLUME = 12,  // target (relative to the root); its mount is the next passed descriptor
 	TAG_CGROUP = 13,  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
+	TAG_DROPCAPS = 14, // u64: capabilities (bit N: capability N) root does not get of CONTAINER_CAPS
 };
 
 // Records nsinit sends back on fd 3, in the same framing.
@@ -93,6 +94,7 @@ static struct {
 	int nvolumes;
 	struct op cgroups[MAX_CGROUPS];
 	int ncgroups;
+	uint64_t dropcaps;
 } cfg;
 
 // report_failure sends a failure record and exits. A REPORT_EXEC record
@@ -214,6 +216,11 @@ static void read_config(void)
 			op->c = next_str(&p, end); // fstype
 			op->b = next_str(&p, end); // directory
 			op->d = next_str(&p, end); // options
+			break;
+		case TAG_DROPCAPS:
+			if (len != 8)
+				fail("nsinit: bad capability record");
+			memcpy(&cfg.dropcaps, buf, 8);
 			break;
 		case TAG_USER:
 			if (len != 8)
@@ -588,7 +595,8 @@ static void mount_cgroups(void)
 		fail("remount /sys read-only: %s", strerror(errno));
 }
 
-// drop_bounding removes every capability but CONTAINER_CAPS from the
+// drop_bounding removes every capability but CONTAINER_CAPS (less the
+// task's dropped ones) from the
 // bounding set and clears the ambient set, so no later execve can give any
 // process more than those. Root keeps its usual meaning (an execve as uid 0
 // gets the bounding set, as on a host); no_new_privs keeps setuid and file
@@ -596,7 +604,7 @@ static void mount_cgroups(void)
 static void drop_bounding(void)
 {
 	for (int c = 0; c <= 63; c++) {
-		if (CONTAINER_CAPS & (1ULL << c))
+		if (CONTAINER_CAPS & ~cfg.dropcaps & (1ULL << c))
 			continue;
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
 			fail("drop capability %d from bounding set: %s", c, strerror(errno));
@@ -691,7 +699,7 @@ static void exec_command(const sigset_t *oldmask)
 		fail("setgid %u: %s", cfg.gid, strerror(errno));
 	// Root keeps CONTAINER_CAPS for its execve; any other user loses every
 	// capability with the setresuid, as on a host.
-	set_caps(CONTAINER_CAPS);
+	set_caps(CONTAINER_CAPS & ~cfg.dropcaps);
 	if (setresuid(cfg.uid, cfg.uid, cfg.uid) != 0)
 		fail("setuid %u: %s", cfg.uid, strerror(errno));
 	if (cfg.cwd && chdir(cfg.cwd) != 0)

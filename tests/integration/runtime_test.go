@@ -271,6 +271,16 @@ func TestRuntimeRunAndErrors(t *testing.T) {
 	if res.code != 7 || res.stdout != "out\n333\n444\n50\n" || !strings.Contains(res.stderr, "sh") {
 		t.Errorf("run: %s, want exit 7, out, rlimit 333/444 and pids.max 50", res)
 	}
+	// A bundle that gives root fewer capabilities than Oak's eight is
+	// obeyed: only KILL here, so root cannot chown.
+	b = bundle(t, []string{"sh", "-c", "grep CapBnd /proc/self/status; chown 1 /tmp && echo chowned"}, func(s *specs.Spec) {
+		k := []string{"CAP_KILL"}
+		s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: k, Effective: k, Permitted: k}
+	})
+	res = r.run(nil, "run", "--bundle", b, "caps-"+randHex(t))
+	if res.code != 1 || res.stdout != "CapBnd:\t0000000000000020\n" || !strings.Contains(res.stderr, "Operation not permitted") {
+		t.Errorf("run with only CAP_KILL: %s, want the bounding set 0x20 and a refused chown", res)
+	}
 	id := "nf-" + randHex(t)
 	res = r.run(nil, "create", "--bundle", bundle(t, []string{"no-such-command"}, nil), id)
 	if res.code != 1 || !strings.Contains(res.stderr, "no-such-command") || !strings.Contains(res.stderr, "executable file not found in $PATH") {
