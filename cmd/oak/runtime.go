@@ -167,6 +167,11 @@ func runtimeMain(args []string) int {
 		}
 		return 0
 	}
+	if rest[0] == supervisorVerb && g["log"] == "" {
+		// The supervisor's stderr is the container's: without --log its
+		// warnings go nowhere (its start errors reach create and start).
+		lg.w = io.Discard
+	}
 	root := g["root"]
 	if root == "" {
 		root = defaultRuntimeRoot
