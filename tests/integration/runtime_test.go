@@ -556,3 +556,38 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		t.Errorf("ctr run with a host bind mount: exit %d\n%s", code, errs)
 	}
 }
+
+// TestRuntimeIDBlocksAcrossRoots: containers of runtimes with different
+// state roots (podman's and containerd's are different) never share an id
+// block, nor with the engine's containers.
+func TestRuntimeIDBlocksAcrossRoots(t *testing.T) {
+	needOak(t, true)
+	seen := map[string]string{}
+	for i := 0; i < 3; i++ {
+		r := newRuntime(t) // a state root of its own
+		out := tempFile(t)
+		id := fmt.Sprintf("blk%d-%s", i, randHex(t))
+		b := bundle(t, []string{"sh", "-c", "cat /proc/self/uid_map; exec sleep 1000"}, nil)
+		if res := r.run(out, "create", "--bundle", b, id); res.code != 0 {
+			t.Fatalf("create: %s", res)
+		}
+		if res := r.run(nil, "start", id); res.code != 0 {
+			t.Fatalf("start: %s", res)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for len(strings.Fields(readAll(out))) < 3 && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		f := strings.Fields(readAll(out))
+		if len(f) != 3 {
+			t.Fatalf("uid map %q", f)
+		}
+		if host, _ := strconv.ParseUint(f[1], 10, 64); host < 1<<31 || f[2] != "65536" {
+			t.Errorf("container %s maps onto %s+%s, want a block of 65536 at or above 2^31", id, f[1], f[2])
+		}
+		if other, ok := seen[f[1]]; ok {
+			t.Errorf("containers %s and %s share the id block at %s", other, id, f[1])
+		}
+		seen[f[1]] = id
+	}
+}
