@@ -62,6 +62,7 @@ const (
 	ociCreated  = string(specs.StateCreated)
 	ociRunning  = string(specs.StateRunning)
 	ociStopped  = string(specs.StateStopped)
+	ociPaused   = "paused" // runc's word; the spec leaves it to runtimes
 )
 
 // ociRecord is a container's state.json.
@@ -419,7 +420,45 @@ func (r *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
 	if pid == 0 {
 		pid, start = rec.Supervisor, rec.SupStart // still creating: the supervisor forwards
 	}
-	return signalExact(pid, start, sig)
+	if err := signalExact(pid, start, sig); err != nil {
+		return err
+	}
+	if sig == unix.SIGKILL && rec.Status == ociPaused {
+		// A frozen process dies only once thawed.
+		return sandbox.Freeze(ociTaskID(rec.Slot), false)
+	}
+	return nil
+}
+
+func ociTaskID(slot int) string { return "oci-" + strconv.Itoa(slot) }
+
+// Pause freezes every process of a running container (the cgroup
+// freezer); Resume lets them go on.
+func (r *Runtime) Pause(id string) error { return r.freeze(id, true) }
+
+// Resume lets a paused container's processes go on.
+func (r *Runtime) Resume(id string) error { return r.freeze(id, false) }
+
+func (r *Runtime) freeze(id string, frozen bool) error {
+	rec, err := r.load(id)
+	if err != nil {
+		return err
+	}
+	st := rec.status()
+	switch {
+	case frozen && st != ociRunning:
+		return fmt.Errorf("container not running")
+	case !frozen && st != ociPaused:
+		return fmt.Errorf("container not paused")
+	}
+	if err := sandbox.Freeze(ociTaskID(rec.Slot), frozen); err != nil {
+		return err
+	}
+	rec.Status = ociRunning
+	if frozen {
+		rec.Status = ociPaused
+	}
+	return r.save(rec)
 }
 
 // signalExact signals pid only if it is still the process that started at
@@ -479,6 +518,9 @@ func (r *Runtime) stop(rec *ociRecord) error {
 	}
 	if rec.Init != 0 {
 		signalExact(rec.Init, rec.InitStart, unix.SIGKILL)
+		if rec.Status == ociPaused {
+			sandbox.Freeze(ociTaskID(rec.Slot), false)
+		}
 	} else {
 		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
 	}
@@ -600,8 +642,9 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 	}
 	defer lock.Close()
 	rec.Slot = slot
-	taskID := "oci-" + strconv.Itoa(slot)
+	taskID := ociTaskID(slot)
 	sandbox.RemoveCgroups(taskID) // what a killed supervisor of this block left
+	sandbox.ReleaseFreezer(taskID)
 	if err := r.save(rec); err != nil {
 		return fail(err)
 	}
@@ -744,6 +787,9 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 		r.warn("container %s: %v", id, werr)
 	}
 	os.RemoveAll(task.Scratch)
+	if err := sandbox.ReleaseFreezer(taskID); err != nil {
+		r.warn("container %s: %v", id, err)
+	}
 	return stopped(st.Code)
 }
 

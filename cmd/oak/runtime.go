@@ -387,7 +387,18 @@ func runtimeVerb(rt *engine.Runtime, g map[string]string, verb string, args []st
 	case "exec":
 		return 1, errors.New("exec: running another process in a container is not supported by Oak yet")
 	case "pause", "resume":
-		return 1, fmt.Errorf("%s: freezing a container is not supported by Oak yet", verb)
+		_, pos, err := rtFlags{}.parse(args)
+		if err != nil {
+			return 1, fmt.Errorf("%s: %w", verb, err)
+		}
+		id, err := oneID(verb, pos, 1)
+		if err != nil {
+			return 1, err
+		}
+		if verb == "pause" {
+			return 0, rt.Pause(id)
+		}
+		return 0, rt.Resume(id)
 	case "update", "checkpoint", "restore", "events":
 		return 1, fmt.Errorf("%s: not supported by Oak", verb)
 	case "features":
@@ -481,8 +492,8 @@ const runtimeUsage = `oak-runtime: Oak's OCI runtime (the runc command-line cont
 
 usage: oak-runtime [global flags] VERB [flags] ARGS
 
-verbs: create start state kill delete run list ps features spec
-       (exec, pause, resume: refused, not supported yet)
+verbs: create start state kill delete run list ps pause resume features spec
+       (exec: refused, not supported yet)
 global flags: --root DIR (default /run/oak-runtime), --log FILE,
        --log-format text|json, --strict (refuse what is otherwise narrowed
        to Oak's container), --systemd-cgroup (ignored), --debug, --version

@@ -591,3 +591,61 @@ func TestRuntimeIDBlocksAcrossRoots(t *testing.T) {
 		seen[f[1]] = id
 	}
 }
+
+// TestRuntimePauseResume: a paused container makes no progress at all; a
+// resumed one goes on; a paused one can still be killed.
+func TestRuntimePauseResume(t *testing.T) {
+	needOak(t, true)
+	r := newRuntime(t)
+	out := tempFile(t)
+	id := "pause-" + randHex(t)
+	b := bundle(t, []string{"sh", "-c", "while :; do echo x; sleep 0.01; done"}, nil)
+	if res := r.run(out, "create", "--bundle", b, id); res.code != 0 {
+		t.Fatalf("create: %s", res)
+	}
+	if res := r.run(nil, "start", id); res.code != 0 {
+		t.Fatalf("start: %s", res)
+	}
+	grows := func(from int) bool {
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if len(readAll(out)) > from {
+				return true
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		return false
+	}
+	if !grows(0) {
+		t.Fatal("the container wrote nothing")
+	}
+	if res := r.run(nil, "pause", id); res.code != 0 {
+		t.Fatalf("pause: %s", res)
+	}
+	if st, _ := r.state(id); st.Status != "paused" {
+		t.Errorf("state after pause: %+v", st)
+	}
+	n := len(readAll(out))
+	for i := 0; i < 5; i++ { // a frozen group writes nothing, however long we look
+		time.Sleep(20 * time.Millisecond)
+		if m := len(readAll(out)); m != n {
+			t.Fatalf("paused container wrote %d more bytes", m-n)
+		}
+	}
+	if res := r.run(nil, "resume", id); res.code != 0 {
+		t.Fatalf("resume: %s", res)
+	}
+	if !grows(n) {
+		t.Error("resumed container makes no progress")
+	}
+	if res := r.run(nil, "resume", id); res.code != 1 || !strings.Contains(res.stderr, "not paused") {
+		t.Errorf("resume of a running container: %s", res)
+	}
+	if res := r.run(nil, "pause", id); res.code != 0 {
+		t.Fatalf("pause: %s", res)
+	}
+	if res := r.run(nil, "kill", id, "KILL"); res.code != 0 {
+		t.Fatalf("kill of a paused container: %s", res)
+	}
+	r.waitState(id, specs.StateStopped)
+}
