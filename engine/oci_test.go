@@ -260,6 +260,9 @@ func FuzzOCIConfig(f *testing.F) {
 		if err := c.Limits.Check(); err != nil {
 			t.Fatalf("accepted limits the sandbox refuses: %v", err)
 		}
+		if c.DropCaps&^0x1fb != 0 {
+			t.Fatalf("drops %#x, outside Oak's eight", c.DropCaps)
+		}
 		for _, r := range c.Rlimits {
 			if r.Hard > hostLimit(r.Resource) || r.Soft > r.Hard {
 				t.Fatalf("accepted rlimit %+v", r)
