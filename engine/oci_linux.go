@@ -405,9 +405,8 @@ func (r *Runtime) List() ([]*specs.State, []time.Time, error) {
 }
 
 // Kill sends sig to the container's init, which forwards it to the command
-// (SIGKILL ends the whole container). all is accepted: the init is the
-// only process a signal from outside may reach, and SIGKILL to it ends
-// every process of the container.
+// (SIGKILL ends the whole container); with all, to every process of the
+// container as well.
 func (r *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
 	rec, err := r.load(id)
 	if err != nil {
@@ -422,6 +421,14 @@ func (r *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
 	}
 	if err := signalExact(pid, start, sig); err != nil {
 		return err
+	}
+	if all && rec.Init != 0 {
+		pids, _ := r.Pids(id)
+		for _, p := range pids {
+			if p != rec.Init {
+				signalExact(p, pidStart(p), sig) // one that ended meanwhile is no error
+			}
+		}
 	}
 	if sig == unix.SIGKILL && rec.Status == ociPaused {
 		// A frozen process dies only once thawed.

@@ -649,3 +649,42 @@ func TestRuntimePauseResume(t *testing.T) {
 	}
 	r.waitState(id, specs.StateStopped)
 }
+
+// TestRuntimeKillAll: kill signals the command through the init; kill
+// --all signals every process of the container.
+func TestRuntimeKillAll(t *testing.T) {
+	needOak(t, true)
+	r := newRuntime(t)
+	out := tempFile(t)
+	id := "all-" + randHex(t)
+	b := bundle(t, []string{"sh", "-c", `trap "echo outer got it" USR1; sleep 1000 & P=$!; echo ready; ` +
+		`while kill -0 $P 2>/dev/null; do sleep 0.02; done; echo sleep gone`}, nil)
+	if res := r.run(out, "create", "--bundle", b, id); res.code != 0 {
+		t.Fatalf("create: %s", res)
+	}
+	if res := r.run(nil, "start", id); res.code != 0 {
+		t.Fatalf("start: %s", res)
+	}
+	waitOut := func(want string) {
+		deadline := time.Now().Add(20 * time.Second)
+		for !strings.Contains(readAll(out), want) {
+			if time.Now().After(deadline) {
+				t.Fatalf("output %q never had %q", readAll(out), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitOut("ready")
+	if res := r.run(nil, "kill", id, "USR1"); res.code != 0 {
+		t.Fatalf("kill: %s", res)
+	}
+	waitOut("outer got it")
+	if res := r.run(nil, "ps", "--format", "json", id); res.code != 0 || strings.Count(res.stdout, ",") < 2 {
+		t.Errorf("after kill without --all: %s, want the init, sh and sleep alive", res)
+	}
+	if res := r.run(nil, "kill", "--all", id, "USR1"); res.code != 0 {
+		t.Fatalf("kill --all: %s", res)
+	}
+	waitOut("sleep gone")
+	r.waitState(id, specs.StateStopped)
+}
