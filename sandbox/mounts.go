@@ -38,7 +38,7 @@ const (
 	tagUser     = 11
 	tagVolume   = 12
 	tagCgroup   = 13
-	tagDropCaps = 14
+	tagDropCaps = 15
 )
 
 // devices are the only device nodes a container gets: bind mounts of the

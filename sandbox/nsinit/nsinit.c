@@ -57,7 +57,7 @@ enum {
 	TAG_USER = 11,    // u32 uid, u32 gid
 	TAG_VOLUME = 12,  // target (relative to the root); its mount is the next passed descriptor
 	TAG_CGROUP = 13,  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
-	TAG_DROPCAPS = 14, // u64: capabilities (bit N: capability N) root does not get of CONTAINER_CAPS
+	TAG_DROPCAPS = 15, // u64: capabilities (bit N: capability N) root does not get of CONTAINER_CAPS
 };
 
 // Records nsinit sends back on fd 3, in the same framing.
