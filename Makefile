@@ -5,7 +5,7 @@ export PATH := $(PATH):/usr/local/go/bin
 GO        ?= go
 GOFLAGS   := -tags netgo,osusergo -trimpath
 LDFLAGS   := -linkmode external -extldflags -static -s -w
-DEB_PKGS  := busybox-static runc gcc libc6-dev make e2fsprogs iproute2 iptables \
+DEB_PKGS  := busybox-static runc gcc libc6-dev make e2fsprogs iproute2 iptables podman conmon containerd \
              mmdebstrap musl-tools strace curl postgresql-client redis-tools mariadb-client
 
 .PHONY: all oak deps demo test corpus clean

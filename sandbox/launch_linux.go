@@ -142,6 +142,11 @@ func Start(t *Task) (*Process, error) {
 			return fail(fmt.Errorf("launch %s: ulimit %s=%d:%d: %w", t.ID, l.Name, l.Soft, l.Hard, err))
 		}
 	}
+	if t.Hold != nil {
+		if err := t.Hold(cmd.Process.Pid); err != nil {
+			return fail(fmt.Errorf("launch %s: %w", t.ID, err))
+		}
+	}
 	if _, err := parent.Write([]byte{1}); err != nil {
 		return fail(fmt.Errorf("launch %s: confirm cgroups: %w", t.ID, err))
 	}
@@ -264,7 +269,9 @@ func sendRoot(sock *os.File, pid int, t *Task) error {
 	fds = append(fds, fs)
 	// Opaque directories are marked with user.overlay.opaque (see
 	// storage/image), which an unpacker without CAP_SYS_ADMIN can write.
-	if err := unix.FsconfigSetFlag(fs, "userxattr"); err != nil {
+	if t.TrustedOverlay {
+		// Made by root in the host's namespace, the mount reads trusted.*.
+	} else if err := unix.FsconfigSetFlag(fs, "userxattr"); err != nil {
 		return fmt.Errorf("root: overlay userxattr: %w", err)
 	}
 	for _, l := range append([]string{top}, t.Layers...) {
@@ -335,6 +342,9 @@ func buildTop(top string, t *Task) error {
 	dirs := append([]string(nil), mountPoints...)
 	for _, v := range t.Volumes {
 		dirs = append(dirs, v.Target[1:])
+	}
+	for _, p := range t.Tmpfs {
+		dirs = append(dirs, p[1:])
 	}
 	if t.Cwd != "" && t.Cwd != "/" {
 		dirs = append(dirs, t.Cwd[1:])
@@ -575,6 +585,9 @@ func encodeTask(t *Task, filter []byte, views []cgroupView) []byte {
 	binary.LittleEndian.PutUint32(ids[:], t.UID)
 	binary.LittleEndian.PutUint32(ids[4:], t.GID)
 	rec(nsinit.TagUser, ids[:])
+	if t.DropCaps != 0 {
+		rec(nsinit.TagDropCaps, binary.LittleEndian.AppendUint64(nil, t.DropCaps))
+	}
 	rec(nsinit.TagEnd)
 	return b
 }

@@ -122,5 +122,9 @@ func mountPlan(t *Task) []op {
 		op{kind: opMount, source: "tmpfs", target: "tmp", fstype: "tmpfs",
 			flags: nosuidNodev, data: fmt.Sprintf("mode=1777,size=%d", tmpfs)},
 	)
+	for _, p := range t.Tmpfs {
+		ops = append(ops, op{kind: opMount, source: "tmpfs", target: p[1:], fstype: "tmpfs",
+			flags: nosuidNodev, data: fmt.Sprintf("mode=755,size=%d", tmpfs)})
+	}
 	return ops
 }

@@ -99,6 +99,17 @@ type Task struct {
 	Layers  []string // host directories, top layer first
 	Scratch string   // an empty directory of the container's own, removed by the caller
 	Volumes []Volume
+	// Tmpfs are absolute paths where the container gets a private tmpfs
+	// of its own, like /tmp: Limits.TmpfsBytes each, charged to its memory.
+	Tmpfs []string
+	// DropCaps are capabilities (bit N: capability number N) that the
+	// command's root does not get of the eight Oak gives it; zero keeps
+	// all eight. It can only take away.
+	DropCaps uint64
+	// TrustedOverlay says the layers mark opaque directories with
+	// trusted.overlay.* attributes, as overlay layers made by root are
+	// (podman's, containerd's); Oak's own layers use user.overlay.*.
+	TrustedOverlay bool
 	// ReadOnly leaves the root as the image is. Otherwise the container
 	// writes to a private layer over it, discarded with the container.
 	ReadOnly bool
@@ -120,6 +131,13 @@ type Task struct {
 	Stdin, Stdout, Stderr *os.File // nil means /dev/null
 	// TTY: Stdin is a terminal, to become the command's controlling one.
 	TTY bool
+
+	// Hold, if set, is called with the host pid of the container's init
+	// once the container sits in its groups and before anything of the
+	// image runs; Start goes on when it returns nil and abandons the
+	// launch when it returns an error. The OCI runtime holds a created
+	// container here until its start verb.
+	Hold func(pid int) error
 }
 
 // Rlimit is one resource limit (setrlimit(2)) of a task.
@@ -166,6 +184,11 @@ func (t *Task) validate() error {
 	for _, f := range t.Files {
 		if !validTarget(f.Path) {
 			return fmt.Errorf("task %s: file %q: want an absolute path outside /proc, /dev and /tmp", t.ID, f.Path)
+		}
+	}
+	for _, p := range t.Tmpfs {
+		if !validTarget(p) {
+			return fmt.Errorf("task %s: tmpfs %q: want an absolute path outside /proc, /dev and /tmp", t.ID, p)
 		}
 	}
 	for _, v := range t.Volumes {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -47,6 +48,9 @@ func exitStatus(err error) int {
 }
 
 func main() {
+	if filepath.Base(os.Args[0]) == runtimeName {
+		os.Exit(runtimeMain(os.Args[1:]))
+	}
 	root := newRootCmd()
 	err := root.Execute()
 	if err == nil {
@@ -98,7 +102,7 @@ func newRootCmd() *cobra.Command {
 		newImportCmd(st, "load -i FILE|DIR"), newSaveCmd(st),
 		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd(),
 		newVersionCmd(), newStopCmd(st), newStartCmd(st), newRestartCmd(st), newWaitCmd(st))
-	root.AddCommand(newStorageLoadCmd())
+	root.AddCommand(newStorageLoadCmd(), newRuntimeCmd())
 	refuseUnknown(root)
 	return root
 }

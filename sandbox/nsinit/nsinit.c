@@ -75,6 +75,7 @@ static struct {
 	int tty;
 	struct op cgroups[MAX_CGROUPS];
 	int ncgroups;
+	uint64_t dropcaps;
 } cfg;
 
 // report_failure sends a failure record and exits. A REPORT_EXEC record
@@ -199,6 +200,11 @@ static void read_config(void)
 			op->c = next_str(&p, end); // fstype
 			op->b = next_str(&p, end); // directory
 			op->d = next_str(&p, end); // options
+			break;
+		case TAG_DROP_CAPS:
+			if (len != 8)
+				fail("nsinit: bad capability record");
+			memcpy(&cfg.dropcaps, buf, 8);
 			break;
 		case TAG_USER:
 			if (len != 8)
@@ -575,7 +581,8 @@ static void mount_cgroups(void)
 		fail("remount /sys read-only: %s", strerror(errno));
 }
 
-// drop_bounding removes every capability but CONTAINER_CAPS from the
+// drop_bounding removes every capability but CONTAINER_CAPS (less the
+// task's dropped ones) from the
 // bounding set and clears the ambient set, so no later execve can give any
 // process more than those. Root keeps its usual meaning (an execve as uid 0
 // gets the bounding set, as on a host); no_new_privs keeps setuid and file
@@ -583,7 +590,7 @@ static void mount_cgroups(void)
 static void drop_bounding(void)
 {
 	for (int c = 0; c <= 63; c++) {
-		if (CONTAINER_CAPS & (1ULL << c))
+		if (CONTAINER_CAPS & ~cfg.dropcaps & (1ULL << c))
 			continue;
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
 			fail("drop capability %d from bounding set: %s", c, strerror(errno));
@@ -711,7 +718,7 @@ static void exec_command(const sigset_t *oldmask)
 		fail("setgid %u: %s", cfg.gid, strerror(errno));
 	// Root keeps CONTAINER_CAPS for its execve; any other user loses every
 	// capability with the setresuid, as on a host.
-	set_caps(CONTAINER_CAPS);
+	set_caps(CONTAINER_CAPS & ~cfg.dropcaps);
 	if (setresuid(cfg.uid, cfg.uid, cfg.uid) != 0)
 		fail("setuid %u: %s", cfg.uid, strerror(errno));
 	if (cfg.cwd && chdir(cfg.cwd) != 0)
@@ -775,7 +782,7 @@ static void exec_child(char *p, char *end, uint32_t uid, uint32_t gid, uint32_t 
 	if (err == 0 && (flags & EXEC_FLAG_TTY) && ioctl(0, TIOCSCTTY, 0) != 0)
 		err = errno;
 	if (err == 0) {
-		set_caps(CONTAINER_CAPS);
+		set_caps(CONTAINER_CAPS & ~cfg.dropcaps);
 		if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0)
 			err = errno;
 	}
@@ -948,7 +955,7 @@ static void serve_local(void)
 			if (fchdir(fds[1]) != 0)
 				err = errno;
 			if (err == 0) {
-				set_caps(CONTAINER_CAPS);
+				set_caps(CONTAINER_CAPS & ~cfg.dropcaps);
 				if (setgroups(ngroups, groups) != 0 || setresgid(buf[3], buf[3], buf[3]) != 0 ||
 				    setresuid(buf[2], buf[2], buf[2]) != 0)
 					err = errno;
@@ -1136,7 +1143,7 @@ __attribute__((constructor)) static void nsinit(void)
 	// Init keeps CONTAINER_CAPS permitted, for the processes oak exec
 	// starts (exec_child), and uses only CAP_KILL: a signal it forwards
 	// must reach the command after it switched to another user.
-	set_caps_pe(CONTAINER_CAPS, 1ULL << CAP_KILL);
+	set_caps_pe(CONTAINER_CAPS & ~cfg.dropcaps, (1ULL << CAP_KILL) & ~cfg.dropcaps);
 	// Nothing in the container may inspect or signal-steal from init
 	// through /proc/1 (its fds, memory, environment).
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)

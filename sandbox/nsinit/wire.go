@@ -37,6 +37,7 @@ const (
 	TagVolume   = C.TAG_VOLUME
 	TagCgroup   = C.TAG_CGROUP
 	TagTTY      = C.TAG_TTY
+	TagDropCaps = C.TAG_DROP_CAPS
 )
 
 // Records nsinit sends back on fd 3.

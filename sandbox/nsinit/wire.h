@@ -39,6 +39,7 @@ enum {
 	TAG_VOLUME = 12,  // target (relative to the root); its mount is the next passed descriptor
 	TAG_CGROUP = 13,  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
 	TAG_TTY = 14,     // empty: the command's stdin is a terminal to make its controlling one
+	TAG_DROP_CAPS = 15, // u64: capabilities root gives up of the eight (a bundle's smaller set)
 };
 
 // Records nsinit sends back on fd 3, in the same framing.
