@@ -418,6 +418,12 @@ func (r *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
 	pid, start := rec.Init, rec.InitStart
 	if pid == 0 {
 		pid, start = rec.Supervisor, rec.SupStart // still creating: the supervisor forwards
+	} else if cmd := commandOf(pid); cmd > 0 && sig != unix.SIGKILL && !all {
+		// runc signals the container's process alone; Oak's init would
+		// pass it to the command's whole process group (what a terminal
+		// does, and oak kill), so the command gets it directly. SIGKILL
+		// still goes to the init, which ends the container.
+		pid, start = cmd, pidStart(cmd)
 	}
 	if err := signalExact(pid, start, sig); err != nil {
 		return err
@@ -466,6 +472,21 @@ func (r *Runtime) freeze(id string, frozen bool) error {
 		rec.Status = ociPaused
 	}
 	return r.save(rec)
+}
+
+// commandOf is the host pid of the command of the container whose init is
+// init (the init's first child), or 0.
+func commandOf(init int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", init, init))
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	pid, _ := strconv.Atoi(f[0])
+	return pid
 }
 
 // signalExact signals pid only if it is still the process that started at
