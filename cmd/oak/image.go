@@ -216,6 +216,9 @@ func imageRows(imgs []*engine.ImageInfo, noTrunc bool) []imageRow {
 			if r.Tag == "" {
 				r.Tag = "-"
 			}
+			// As docker lists them: Docker Hub's names without their
+			// registry and library/ parts.
+			r.Repository = strings.TrimPrefix(strings.TrimPrefix(r.Repository, "docker.io/"), "library/")
 			rows = append(rows, r)
 		}
 	}
