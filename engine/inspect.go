@@ -89,8 +89,9 @@ type LogConfig struct {
 
 // MountInfo is one volume the container was granted.
 type MountInfo struct {
-	Type        string // "volume"
-	Name        string
+	Type        string // "volume", or "bind" for a host directory
+	Name        string // the volume's
+	Source      string `json:",omitempty"` // the host directory of a bind
 	Destination string
 	RW          bool
 }
@@ -139,7 +140,11 @@ func (e *Engine) containerInfo(c *Container) *ContainerInfo {
 	ci.HostConfig.ExtraHosts = s.Names.AddHosts
 	ci.HostConfig.LogConfig = LogConfig{MaxSize: s.Log.MaxSize, MaxFile: s.Log.MaxFile}
 	for _, m := range s.Volumes {
-		ci.Mounts = append(ci.Mounts, MountInfo{Type: "volume", Name: m.Name, Destination: m.Target, RW: !m.ReadOnly})
+		mi := MountInfo{Type: "volume", Name: m.Name, Destination: m.Target, RW: !m.ReadOnly}
+		if isBind(m.Name) {
+			mi.Type, mi.Name, mi.Source = "bind", "", m.Name
+		}
+		ci.Mounts = append(ci.Mounts, mi)
 	}
 	ps, _ := e.PortsOf(c) // none unless running
 	for _, p := range ps {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -31,7 +32,8 @@ type RunOptions struct {
 	Limits     sandbox.Limits // as given, zero is no limit: front ends start from DefaultMemoryBytes and DefaultPids
 	Log        LogOptions     // as given, zero is no bound: front ends start from DefaultLogOptions
 	AutoRemove bool
-	Volumes    []string // -v NAME:/PATH[:ro]
+	Volumes    []string // -v NAME:/PATH[:ro], or -v /HOST/DIR:/PATH[:ro]
+	Tmpfs      []string // --tmpfs PATH: a private tmpfs of --tmpfs-size
 	Publish    []string // -p [HOSTIP:]HOSTPORT:PORT[/PROTO]
 	Egress     []string // --egress PREFIX[:PORT][/PROTO] | any
 	ReadOnly   bool     // --read-only: no writable layer over the image
@@ -67,6 +69,7 @@ type Spec struct {
 	// ReadOnly: the root is the image as it is, without a private
 	// writable layer.
 	ReadOnly bool        `json:"read_only,omitempty"`
+	Tmpfs    []string    `json:"tmpfs,omitempty"`
 	Names    NameOptions `json:"names,omitempty"`
 	// Labels are the container's --label KEY=VALUE pairs.
 	Labels map[string]string `json:"labels,omitempty"`
@@ -139,6 +142,12 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	if err := opts.Names.check(); err != nil {
 		return nil, nil, err
 	}
+	for _, p := range opts.Tmpfs {
+		if !path.IsAbs(p) || path.Clean(p) != p || p == "/" || p == "/proc" || strings.HasPrefix(p, "/proc/") ||
+			p == "/dev" || strings.HasPrefix(p, "/dev/") || p == "/sys" || strings.HasPrefix(p, "/sys/") {
+			return nil, nil, fmt.Errorf("invalid --tmpfs %q: want a clean absolute path outside /proc, /dev and /sys", p)
+		}
+	}
 	user := img.Config.User
 	if opts.User != "" {
 		user = opts.User
@@ -155,7 +164,7 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	}
 	spec := &Spec{Image: opts.Image, ImageID: img.ID, Publish: opts.Publish, Egress: opts.Egress,
 		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits,
-		ReadOnly: opts.ReadOnly, Names: opts.Names, Restart: opts.Restart, StopSignal: img.Config.StopSignal,
+		ReadOnly: opts.ReadOnly, Names: opts.Names, Tmpfs: opts.Tmpfs, Restart: opts.Restart, StopSignal: img.Config.StopSignal,
 		Ulimits: opts.Ulimits}
 	if spec.StopSignal != "" {
 		if _, err := ParseSignal(spec.StopSignal); err != nil {
@@ -482,7 +491,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		Volumes: vols,
 		ID:      c.ID, Layers: layers, UID: spec.UID, GID: spec.GID, Scratch: filepath.Join(e.dir(c.ID), "scratch"), Args: spec.Args,
 		Env: append(spec.Env, "HOSTNAME="+host), Cwd: spec.Cwd, Hostname: host,
-		ReadOnly: spec.ReadOnly, Files: spec.Names.etcFiles(host),
+		ReadOnly: spec.ReadOnly, Files: spec.Names.etcFiles(host), Tmpfs: spec.Tmpfs,
 		IDs:    sandbox.IDRange{Host: uint32(idBase + c.Slot*idSize), Size: idSize},
 		Limits: limits, Stdin: out.Stdin, Stdout: stdout, Stderr: stderr,
 	}

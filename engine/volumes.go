@@ -20,8 +20,9 @@ type VolumeMount struct {
 }
 
 // ParseVolumeMount reads the argument of -v: NAME:/PATH or NAME:/PATH:ro
-// (or :rw). The target must be a clean absolute path outside the file
-// systems Oak mounts itself (/proc, /dev, /tmp, /sys).
+// (or :rw), or with an absolute host directory for NAME, a bind of that
+// directory (see binds_linux.go). The target must be a clean absolute path
+// outside the file systems Oak mounts itself (/proc, /dev, /tmp, /sys).
 func ParseVolumeMount(arg string) (VolumeMount, error) {
 	fail := func(format string, a ...any) (VolumeMount, error) {
 		return VolumeMount{}, fmt.Errorf("-v %s: %s", arg, fmt.Sprintf(format, a...))
@@ -31,7 +32,11 @@ func ParseVolumeMount(arg string) (VolumeMount, error) {
 		return fail("want NAME:/PATH[:ro]")
 	}
 	m := VolumeMount{Name: parts[0], Target: parts[1]}
-	if !volume.ValidName(m.Name) {
+	if isBind(m.Name) {
+		if path.Clean(m.Name) != m.Name {
+			return fail("host directory %q must be a clean absolute path", m.Name)
+		}
+	} else if !volume.ValidName(m.Name) {
 		return fail("bad volume name %q", m.Name)
 	}
 	if len(parts) == 3 {
@@ -80,7 +85,13 @@ func (e *Engine) checkVolumes(args []string) ([]VolumeMount, error) {
 			return nil, fmt.Errorf("-v %s: target %s is given twice", a, m.Target)
 		}
 		seen[m.Target] = true
-		if _, err := vs.Inspect(m.Name); err != nil {
+		if isBind(m.Name) {
+			f, _, err := e.openBind(m.Name, m.ReadOnly)
+			if err != nil {
+				return nil, fmt.Errorf("-v %s: %w", a, err)
+			}
+			f.Close()
+		} else if _, err := vs.Inspect(m.Name); err != nil {
 			return nil, fmt.Errorf("-v %s: %w", a, err)
 		}
 		ms = append(ms, m)
@@ -100,14 +111,21 @@ func (e *Engine) attachVolumes(ms []VolumeMount) ([]sandbox.Volume, error) {
 	}
 	var out []sandbox.Volume
 	for _, m := range ms {
-		f, err := vs.Attach(m.Name, m.ReadOnly)
+		v := sandbox.Volume{Target: m.Target}
+		var err error
+		if isBind(m.Name) {
+			v.Bind = true
+			v.Mount, v.Owner, err = e.openBind(m.Name, m.ReadOnly)
+		} else {
+			v.Mount, err = vs.Attach(m.Name, m.ReadOnly)
+		}
 		if err != nil {
 			for _, v := range out {
 				v.Mount.Close()
 			}
 			return nil, err
 		}
-		out = append(out, sandbox.Volume{Mount: f, Target: m.Target})
+		out = append(out, v)
 	}
 	return out, nil
 }
@@ -189,4 +207,45 @@ func (e *Engine) RemoveVolume(name string) error {
 		return err
 	}
 	return vs.Remove(name)
+}
+
+// isBind reports whether a volume name names a host directory.
+func isBind(name string) bool { return strings.HasPrefix(name, "/") }
+
+// ParseMountFlag turns docker's --mount type=volume|bind,source=S,target=T
+// [,readonly] into -v's S:T[:ro]. Other types and options are refused,
+// naming them; tmpfs mounts are --tmpfs.
+func ParseMountFlag(arg string) (string, error) {
+	var typ, src, dst string
+	ro := false
+	for _, kv := range strings.Split(arg, ",") {
+		k, v, _ := strings.Cut(kv, "=")
+		switch k {
+		case "type":
+			typ = v
+		case "source", "src":
+			src = v
+		case "target", "destination", "dst":
+			dst = v
+		case "readonly", "ro":
+			ro = v == "" || v == "true" || v == "1"
+		default:
+			return "", fmt.Errorf("--mount %s: option %q is not supported", arg, k)
+		}
+	}
+	switch {
+	case typ != "volume" && typ != "bind":
+		return "", fmt.Errorf("--mount %s: type %q: Oak mounts volumes and host directories (type=volume|bind); use --tmpfs for a tmpfs", arg, typ)
+	case src == "" || dst == "":
+		return "", fmt.Errorf("--mount %s: want source= and target=", arg)
+	case typ == "bind" && !isBind(src):
+		return "", fmt.Errorf("--mount %s: a bind's source must be an absolute host path", arg)
+	case typ == "volume" && isBind(src):
+		return "", fmt.Errorf("--mount %s: a volume's source is its name", arg)
+	}
+	v := src + ":" + dst
+	if ro {
+		v += ":ro"
+	}
+	return v, nil
 }

@@ -318,7 +318,16 @@ func sendRoot(sock *os.File, pid int, t *Task) error {
 	fds = append(fds, dir)
 	pass := []int{root, dir}
 	for _, v := range t.Volumes {
-		if err := idmap(int(v.Mount.Fd()), userns, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV); err != nil {
+		ns := userns
+		if v.Bind {
+			holder, err := ownerNamespace(v.Owner, t.IDs.Host)
+			if err != nil {
+				return fmt.Errorf("host directory on %s: %w", v.Target, err)
+			}
+			defer holder.Close()
+			ns = int(holder.Fd())
+		}
+		if err := idmap(int(v.Mount.Fd()), ns, unix.MOUNT_ATTR_NOSUID|unix.MOUNT_ATTR_NODEV); err != nil {
 			return fmt.Errorf("volume on %s: id-map: %w", v.Target, err)
 		}
 		pass = append(pass, int(v.Mount.Fd()))
@@ -473,6 +482,38 @@ func writableLayer(root uint32, size int64) ([]int, error) {
 	return fds, nil
 }
 
+// ownerNamespace returns a user namespace in which the host ids of owner
+// are the ids root, the container's root, has on the host (rootHost): an
+// id-mapping of a host directory with it shows owner's files as root's in
+// the container, and root's writes land as owner's; no other id is mapped.
+// A process of the oak binary that only waits (OAK_USERNS_ENV) holds the
+// namespace while its descriptor is taken, and is killed then.
+func ownerNamespace(owner IDPair, rootHost uint32) (*os.File, error) {
+	cmd := &exec.Cmd{
+		Path: "/proc/self/exe",
+		Args: []string{"oak-userns"},
+		Env:  []string{nsinit.UsernsEnvVar + "=1"},
+		SysProcAttr: &syscall.SysProcAttr{
+			Cloneflags:  unix.CLONE_NEWUSER,
+			UidMappings: []syscall.SysProcIDMap{{ContainerID: int(owner.UID), HostID: int(rootHost), Size: 1}},
+			GidMappings: []syscall.SysProcIDMap{{ContainerID: int(owner.GID), HostID: int(rootHost), Size: 1}},
+			Pdeathsig:   syscall.SIGKILL,
+		},
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("user namespace for the owner's ids: %w", err)
+	}
+	defer func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	}()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/user", cmd.Process.Pid))
+	if err != nil {
+		return nil, fmt.Errorf("user namespace for the owner's ids: %w", err)
+	}
+	return f, nil
+}
+
 // idmap makes the detached mount tree show host ids 0..65535 as the same
 // ids of the user namespace userns, and sets attrs on it.
 func idmap(tree, userns int, attrs uint64) error {
@@ -569,7 +610,11 @@ func encodeTask(t *Task, filter []byte, views []cgroupView) []byte {
 		rec(nsinit.TagCwd, []byte(t.Cwd))
 	}
 	for _, v := range t.Volumes {
-		rec(nsinit.TagVolume, []byte(v.Target[1:]))
+		tag := nsinit.TagVolume
+		if v.Bind {
+			tag = nsinit.TagBind
+		}
+		rec(uint32(tag), []byte(v.Target[1:]))
 	}
 	for _, v := range views {
 		rec(nsinit.TagCgroup, str(v.fstype), str(v.dir), []byte(v.opts))

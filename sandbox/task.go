@@ -84,9 +84,18 @@ type IDRange struct {
 
 // Volume is a file system a container was granted, attached at Target.
 type Volume struct {
-	Mount  *os.File // a detached mount (fsmount), not yet id-mapped
+	Mount  *os.File // a detached mount (fsmount, open_tree), not yet id-mapped
 	Target string   // absolute path inside the container
+	// Bind: Mount is a host directory, attached as it is (never filled
+	// from the image), with the container's root standing for its owner
+	// (Owner) and nobody else's ids mapped: what root creates there is
+	// Owner's on the host.
+	Bind  bool
+	Owner IDPair
 }
+
+// IDPair is a host uid and gid.
+type IDPair struct{ UID, GID uint32 }
 
 // Task describes one container process. Its root is an overlay of Layers,
 // each a directory on the host (a plain root file system that passed

@@ -27,6 +27,7 @@ func newRunCmd(stateRoot func() string) *cobra.Command {
 		pids                int64
 		detach, interactive bool
 		tty                 bool
+		mounts              []string
 	)
 	var logMaxSize, logMaxFile, restart string
 	var entrypoint string
@@ -73,6 +74,13 @@ over its own files and users, a fixed system-call allowlist.`,
 				return err
 			}
 			opts.Image, opts.Args = args[0], args[1:]
+			for _, m := range mounts {
+				v, err := engine.ParseMountFlag(m)
+				if err != nil {
+					return err
+				}
+				opts.Volumes = append(opts.Volumes, v)
+			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
@@ -195,7 +203,9 @@ over its own files and users, a fixed system-call allowlist.`,
 		fmt.Sprintf("size at which the log (oak logs) rotates; 0 or -1: never; at least %s", sizeArg(engine.MinLogMaxSize)))
 	f.StringVar(&logMaxFile, "log-max-file", strconv.Itoa(engine.DefaultLogMaxFile),
 		"log files kept, the current one included: the oldest output goes first")
-	f.StringArrayVarP(&opts.Volumes, "volume", "v", nil, "grant a volume: NAME:/PATH[:ro] (see oak volume create)")
+	f.StringArrayVarP(&opts.Volumes, "volume", "v", nil, "grant a volume NAME:/PATH[:ro] (see oak volume create), or a host directory /DIR:/PATH[:ro]")
+	f.StringArrayVar(&mounts, "mount", nil, "type=volume|bind,source=SRC,target=/PATH[,readonly], as -v")
+	f.StringArrayVar(&opts.Tmpfs, "tmpfs", nil, "a private tmpfs at PATH, of --tmpfs-size, charged to the memory limit")
 	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [[HOSTIP:][HOSTPORT]:]PORT[/tcp|udp] (no HOSTPORT: a free one, see oak port)")
 	f.StringArrayVar(&opts.Egress, "egress", nil, "grant connecting: PREFIX[:PORT][/tcp|udp], or any")
 	f.BoolVar(&opts.ReadOnly, "read-only", false, "run on the image as it is, without a private writable layer")

@@ -71,6 +71,7 @@ static struct {
 	unsigned short filter_len;
 	uint32_t uid, gid;
 	char *volumes[MAX_VOLUMES];
+	int bind[MAX_VOLUMES]; // a host directory: never filled
 	int nvolumes;
 	int tty;
 	struct op cgroups[MAX_CGROUPS];
@@ -186,8 +187,10 @@ static void read_config(void)
 			cfg.filter_len = len / sizeof(struct sock_filter);
 			break;
 		case TAG_VOLUME:
+		case TAG_BIND:
 			if (cfg.nvolumes >= MAX_VOLUMES)
 				fail("nsinit: too many volumes");
+			cfg.bind[cfg.nvolumes] = tag == TAG_BIND;
 			cfg.volumes[cfg.nvolumes++] = buf;
 			break;
 		case TAG_TTY:
@@ -518,7 +521,8 @@ static void build_root(void)
 		int target = resolve(cfg.volumes[i], O_DIRECTORY);
 		if (target < 0)
 			fail("volume on /%s: resolve target: %s", cfg.volumes[i], strerror(errno));
-		fill_volume(cfg.volumes[i], target, volumefds[i]);
+		if (!cfg.bind[i])
+			fill_volume(cfg.volumes[i], target, volumefds[i]);
 		if (move_mount(volumefds[i], "", target, "", MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) != 0)
 			fail("volume on /%s: attach: %s", cfg.volumes[i], strerror(errno));
 		close(target);

@@ -240,6 +240,12 @@ static void keep_caps(unsigned long long keep)
 
 __attribute__((constructor)) static void service(void)
 {
+	if (getenv(OAK_USERNS_ENV) != NULL) {
+		// Only the user namespace we were started in is wanted, for its
+		// id maps; nothing else runs.
+		for (;;)
+			pause();
+	}
 	const char *kind = getenv(OAK_SERVICE_ENV);
 	if (kind == NULL)
 		return;

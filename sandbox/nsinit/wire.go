@@ -38,7 +38,11 @@ const (
 	TagCgroup   = C.TAG_CGROUP
 	TagTTY      = C.TAG_TTY
 	TagDropCaps = C.TAG_DROP_CAPS
+	TagBind     = C.TAG_BIND
 )
+
+// UsernsEnvVar makes an oak process only hold its user namespace.
+const UsernsEnvVar = C.OAK_USERNS_ENV
 
 // Records nsinit sends back on fd 3.
 const (

@@ -17,6 +17,12 @@
 // binary as that user-level service before the Go runtime starts (service.c).
 #define OAK_SERVICE_ENV "_OAK_SERVICE"
 
+// OAK_USERNS_ENV, present in the environment, makes the oak binary do
+// nothing but wait to be killed (service.c): the engine starts it in a new
+// user namespace only to hold that namespace's id maps for an id-mapped
+// mount (a host directory granted to a container).
+#define OAK_USERNS_ENV "_OAK_USERNS_HOLDER"
+
 // OAK_DEFAULT_PATH is searched for the command when the container's
 // environment sets no PATH; the engine gives every container this PATH
 // unless told otherwise (docker's).
@@ -40,6 +46,7 @@ enum {
 	TAG_CGROUP = 13,  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
 	TAG_TTY = 14,     // empty: the command's stdin is a terminal to make its controlling one
 	TAG_DROP_CAPS = 15, // u64: capabilities root gives up of the eight (a bundle's smaller set)
+	TAG_BIND = 16,    // as TAG_VOLUME, for a host directory: attached as it is, never filled from the image
 };
 
 // Records nsinit sends back on fd 3, in the same framing.
