@@ -86,25 +86,39 @@ func (e *Engine) stop(c *Container, ref string, sig syscall.Signal, timeout time
 	}
 }
 
+// lockedRecord takes the state lock, reconciles the records and returns
+// ref's (refusing a broken one) and all of them; the caller releases the
+// lock with unlock.
+func (e *Engine) lockedRecord(ref string) (c *Container, cs []*Container, unlock func(), err error) {
+	unlock, err = e.lock()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	fail := func(err error) (*Container, []*Container, func(), error) {
+		unlock()
+		return nil, nil, nil, err
+	}
+	if cs, err = e.reconcile(); err != nil {
+		return fail(err)
+	}
+	if c, err = find(cs, ref); err != nil {
+		return fail(err)
+	}
+	if c.Status == StatusBroken {
+		return fail(fmt.Errorf("container %s: broken record (%s); remove it with rm -f", ref, c.Problem))
+	}
+	return c, cs, unlock, nil
+}
+
 // markStopped records that a user stopped ref, so that no supervisor
 // starts it again, and returns its record as it was.
 func (e *Engine) markStopped(ref string) (*Container, error) {
-	unlock, err := e.lock()
+	c, _, unlock, err := e.lockedRecord(ref)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	cs, err := e.reconcile()
-	if err != nil {
-		return nil, err
-	}
-	c, err := find(cs, ref)
-	if err != nil {
-		return nil, err
-	}
 	switch c.Status {
-	case StatusBroken:
-		return nil, fmt.Errorf("container %s: broken record (%s); remove it with rm -f", ref, c.Problem)
 	case StatusExited:
 		return c, nil
 	}
@@ -213,22 +227,12 @@ func (e *Engine) StartAttached(ref string, out Stdio) (Exit, error) {
 // supervised by this process, with an id range and ports no live
 // container holds; nil if it is running already.
 func (e *Engine) prepareStart(ref string) (*Container, error) {
-	unlock, err := e.lock()
+	c, cs, unlock, err := e.lockedRecord(ref)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	cs, err := e.reconcile()
-	if err != nil {
-		return nil, err
-	}
-	c, err := find(cs, ref)
-	if err != nil {
-		return nil, err
-	}
 	switch c.Status {
-	case StatusBroken:
-		return nil, fmt.Errorf("container %s: broken record (%s); remove it with rm -f", ref, c.Problem)
 	case StatusRunning:
 		return nil, nil
 	case StatusCreated, StatusRestarting:

@@ -1,6 +1,10 @@
 package engine
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/oak-engine/oak/storage/volume"
+)
 
 // MaxNameLen is the longest container name accepted.
 const MaxNameLen = 128
@@ -9,21 +13,7 @@ const MaxNameLen = 128
 // [a-zA-Z0-9][a-zA-Z0-9_.-]*, at most MaxNameLen bytes. Such a name is one
 // path component that is never "." or "..", never starts like a flag, and
 // holds nothing a terminal or a table would interpret.
-func ValidName(name string) bool {
-	if name == "" || len(name) > MaxNameLen {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		c := name[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		case i > 0 && (c == '_' || c == '.' || c == '-'):
-		default:
-			return false
-		}
-	}
-	return true
-}
+func ValidName(name string) bool { return volume.DockerName(name, MaxNameLen) }
 
 // checkName returns nil for a valid container name and otherwise an error
 // that names the input (quoted: it may hold anything) and the rule.

@@ -118,8 +118,14 @@ func (e *Error) Unwrap() error { return e.Err }
 // ValidName reports whether name is a valid volume name:
 // [a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}. A valid name is a single path component
 // that is never "." or "..", so it can name a directory of the store.
-func ValidName(name string) bool {
-	if len(name) == 0 || len(name) > 64 {
+func ValidName(name string) bool { return DockerName(name, 64) }
+
+// DockerName reports whether name follows docker's rule for object names,
+// [a-zA-Z0-9][a-zA-Z0-9_.-]*, in at most max bytes: one path component,
+// never "." or "..", never starting like a flag, holding nothing a terminal
+// or a table would interpret.
+func DockerName(name string, max int) bool {
+	if len(name) == 0 || len(name) > max {
 		return false
 	}
 	for i := 0; i < len(name); i++ {
