@@ -34,6 +34,7 @@ type RunOptions struct {
 	AutoRemove bool
 	Volumes    []string // -v NAME:/PATH[:ro], or -v /HOST/DIR:/PATH[:ro]
 	Tmpfs      []string // --tmpfs PATH: a private tmpfs of --tmpfs-size
+	PublishAll bool     // -P: publish every port the image exposes on a host port picked at start
 	Publish    []string // -p [HOSTIP:]HOSTPORT:PORT[/PROTO]
 	Egress     []string // --egress PREFIX[:PORT][/PROTO] | any
 	ReadOnly   bool     // --read-only: no writable layer over the image
@@ -162,7 +163,16 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	if _, err := checkUlimits(opts.Ulimits); err != nil {
 		return nil, nil, err
 	}
-	spec := &Spec{Image: opts.Image, ImageID: img.ID, Publish: opts.Publish, Egress: opts.Egress,
+	publish := opts.Publish
+	if opts.PublishAll {
+		if len(img.Config.ExposedPorts) == 0 {
+			return nil, nil, fmt.Errorf("run -P: image %s exposes no port", opts.Image)
+		}
+		// Each exposed port on a host port picked at start (see
+		// pickHostPorts), as -p PORT does.
+		publish = append(append([]string(nil), publish...), img.Config.ExposedPorts...)
+	}
+	spec := &Spec{Image: opts.Image, ImageID: img.ID, Publish: publish, Egress: opts.Egress,
 		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits,
 		ReadOnly: opts.ReadOnly, Names: opts.Names, Tmpfs: opts.Tmpfs, Restart: opts.Restart, StopSignal: img.Config.StopSignal,
 		Ulimits: opts.Ulimits}
@@ -171,7 +181,7 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 			return nil, nil, fmt.Errorf("image %s: stop %w", opts.Image, err)
 		}
 	}
-	listens, err := parseGrants(opts.Publish, opts.Egress)
+	listens, err := parseGrants(publish, opts.Egress)
 	if err != nil {
 		return nil, nil, err
 	}

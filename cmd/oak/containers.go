@@ -205,6 +205,7 @@ over its own files and users, a fixed system-call allowlist.`,
 		"log files kept, the current one included: the oldest output goes first")
 	f.StringArrayVarP(&opts.Volumes, "volume", "v", nil, "grant a volume NAME:/PATH[:ro] (see oak volume create), or a host directory /DIR:/PATH[:ro]")
 	f.StringArrayVar(&mounts, "mount", nil, "type=volume|bind,source=SRC,target=/PATH[,readonly], as -v")
+	f.BoolVarP(&opts.PublishAll, "publish-all", "P", false, "publish every port the image exposes, each on a host port picked at start (see oak port)")
 	f.StringArrayVar(&opts.Tmpfs, "tmpfs", nil, "a private tmpfs at PATH, of --tmpfs-size, charged to the memory limit")
 	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [[HOSTIP:][HOSTPORT]:]PORT[/tcp|udp] (no HOSTPORT: a free one, see oak port)")
 	f.StringArrayVar(&opts.Egress, "egress", nil, "grant connecting: PREFIX[:PORT][/tcp|udp], or any")

@@ -12,6 +12,7 @@ import (
 	"hash"
 	"io"
 	"os"
+	"slices"
 	"sync"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -275,6 +276,10 @@ func record(tx *bolt.Tx, c *candidate, sizes map[string]int64) (*Image, error) {
 		User:       cfg.Config.User,
 		StopSignal: cfg.Config.StopSignal,
 	}
+	for p := range cfg.Config.ExposedPorts {
+		img.Config.ExposedPorts = append(img.Config.ExposedPorts, p)
+	}
+	slices.Sort(img.Config.ExposedPorts)
 	img.OS, img.Architecture = cfg.OS, cfg.Architecture
 	img.Created = cfg.Created.Time.UTC()
 	if c.digest != "" {

@@ -85,6 +85,9 @@ type Config struct {
 	// StopSignal is the signal oak stop sends first ("SIGQUIT", "3"); empty
 	// means SIGTERM.
 	StopSignal string `json:"stop_signal,omitempty"`
+	// ExposedPorts are the ports the image says it serves ("80/tcp"),
+	// which oak run -P publishes.
+	ExposedPorts []string `json:"exposed_ports,omitempty"`
 }
 
 // Argv is the command a container of this image runs: the entrypoint

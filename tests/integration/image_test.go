@@ -8,10 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"log"
+	"net"
 	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 	"syscall"
@@ -633,5 +635,46 @@ func TestImageImportLeavesOutDevices(t *testing.T) {
 	r = o.run("run", "--rm", "oak.test/devices:1", "/bin/sh", "-c", "ls /dev; ls -l /dev/console /dev/sda 2>&1")
 	if r.code == 0 || strings.Contains(r.stdout, "console") && !strings.Contains(r.stdout, "No such file") {
 		t.Errorf("a device node of the image is in the container:\n%s", r)
+	}
+}
+
+// -P publishes every port the image exposes, each on a host port picked at
+// start, as docker does; oak port tells where.
+func TestPublishAll(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	l := gzLayerOf(t, layerTar(t, rootfsDir))
+	archive := writeDockerSave(t, filepath.Join(imageDir(t), "exposed.tar"), "oak.test/exposed:1",
+		imageOf(t, v1.Config{Cmd: []string{"/bin/probe", "serve", "80", "1", "exposed"},
+			ExposedPorts: map[string]struct{}{"80/tcp": {}}}, l))
+	if r := o.run("image", "import", archive); r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if r := o.run("run", "--rm", "-P", "demo", "true"); r.code == 0 || !strings.Contains(r.stderr, "exposes no port") {
+		t.Errorf("-P of an image exposing nothing: want a clear refusal\n%s", r)
+	}
+	id := o.runD("-P", "oak.test/exposed:1")
+	o.waitRunning(id)
+	r := o.run("port", id, "80")
+	m := regexp.MustCompile(`(?m)^0\.0\.0\.0:(\d+)$`).FindStringSubmatch(r.stdout)
+	if r.code != 0 || m == nil {
+		t.Fatalf("oak port %s 80 after -P: want a picked IPv4 host port\n%s", id, r)
+	}
+	var c net.Conn
+	var err error
+	for i := 0; i < 100; i++ {
+		if c, err = net.Dial("tcp", "127.0.0.1:"+m[1]); err == nil {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("connect to the picked port %s: %v", m[1], err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	got, _ := io.ReadAll(c)
+	if string(got) != "exposed 1\n" {
+		t.Errorf("the server answered %q, want %q", got, "exposed 1\n")
 	}
 }
