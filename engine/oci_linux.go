@@ -437,8 +437,11 @@ func (r *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
 		}
 	}
 	if sig == unix.SIGKILL && rec.Status == ociPaused {
-		// A frozen process dies only once thawed.
-		return sandbox.Freeze(ociTaskID(rec.Slot), false)
+		// A frozen process may die only once thawed. If it died anyway,
+		// its groups may be gone already: that is the kill done.
+		if err := sandbox.Freeze(ociTaskID(rec.Slot), false); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
 	}
 	return nil
 }
