@@ -159,9 +159,13 @@ func (l *loop) bind(c *call) result {
 // on 0.0.0.0:80 and [::]:80 and gives up if either fails). On a host that
 // bind works; in a container docker makes the listener unreachable from
 // outside. bindSink does the same.
+//
+// Only TCP: a listener on a sink takes nothing, while a UDP or connecting
+// socket bound to one would send from an address that is not the host's.
+// connect refuses a socket bound to a sink for the same reason.
 func sinkable(k sockKind, sa sockaddr, pub Published) bool {
 	a := sa.ap.Addr()
-	if !a.IsUnspecified() && !a.IsLoopback() {
+	if k.typ != sockStream || !a.IsUnspecified() && !a.IsLoopback() {
 		return false
 	}
 	switch {
@@ -213,6 +217,24 @@ func (l *loop) bindSink(c *call, s sock, proto string, port uint16) result {
 	}
 	l.sunk[boundKey{proto, target.ap}] = true
 	return performed(0, nil)
+}
+
+// isSunk reports whether s is bound to a sink address.
+func isSunk(s sock) bool {
+	if !s.kind.inet() {
+		return false
+	}
+	sa, err := unix.Getsockname(s.fd)
+	if err != nil {
+		return false
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return a.Addr[0]&0xf0 == sinkPrefix4
+	case *unix.SockaddrInet6:
+		return [8]byte(a.Addr[:8]) == sinkPrefix6
+	}
+	return false
 }
 
 // ipv6Only is the socket's IPV6_V6ONLY; false for an AF_INET socket.
@@ -280,6 +302,9 @@ func (l *loop) connect(c *call) result {
 	s, err := c.sock(0)
 	if err != nil {
 		return result{err: err}
+	}
+	if isSunk(s) {
+		return result{err: deny(einval, "connect on a socket bound to a sink address (see bindSink)")}
 	}
 	n := int32(c.args[2])
 	sa, err := c.sockaddr(c.args[1], n)
