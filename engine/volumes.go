@@ -117,6 +117,11 @@ func (e *Engine) attachVolumes(ms []VolumeMount) ([]sandbox.Volume, error) {
 			v.Bind = true
 			v.Mount, v.Owner, err = e.openBind(m.Name, m.ReadOnly)
 		} else {
+			// A volume given an owner at creation is not filled from the
+			// image (the image's directory would set another owner).
+			if info, ierr := vs.Inspect(m.Name); ierr == nil && info.Owner != nil {
+				v.NoFill = true
+			}
 			v.Mount, err = vs.Attach(m.Name, m.ReadOnly)
 		}
 		if err != nil {
@@ -141,25 +146,37 @@ type VolumeInfo struct {
 	CreatedAt time.Time
 	Device    string // the loop device while attached, else ""
 	Missing   bool   // its image is gone: it can only be removed
+	Owner     string `json:",omitempty"` // "UID:GID" given at creation for its root
 }
 
 func volumeInfo(v *volume.Volume) *VolumeInfo {
 	return &VolumeInfo{Name: v.Name, Size: v.Size, Allocated: v.Allocated, Sparse: v.Sparse,
-		CreatedAt: v.Created, Device: v.Device, Missing: v.Missing}
+		CreatedAt: v.Created, Device: v.Device, Missing: v.Missing, Owner: ownerText(v.Owner)}
 }
 
+func ownerText(o *volume.Owner) string {
+	if o == nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d", o.UID, o.GID)
+}
+
+// VolumeOptions and VolumeOwner are what oak volume create may ask for
+// besides a name and a size (see storage/volume).
+type (
+	VolumeOptions = volume.Options
+	VolumeOwner   = volume.Owner
+)
+
 // CreateVolume creates a volume of size bytes, reserved on the host unless
-// sparse. A volume that does not fit is refused with a hint at sparse.
-func (e *Engine) CreateVolume(name string, size int64, sparse bool) (*VolumeInfo, error) {
+// o.Sparse, its root owned by o.Owner if set. A volume that does not fit is
+// refused with a hint at sparse.
+func (e *Engine) CreateVolume(name string, size int64, o VolumeOptions) (*VolumeInfo, error) {
 	vs, err := e.Volumes()
 	if err != nil {
 		return nil, err
 	}
-	create := vs.Create
-	if sparse {
-		create = vs.CreateSparse
-	}
-	v, err := create(name, size)
+	v, err := vs.CreateWith(name, size, o)
 	if errors.Is(err, volume.ErrNoSpace) {
 		return nil, fmt.Errorf("%w (--sparse overcommits, at a risk: see oak volume create --help)", err)
 	}

@@ -611,8 +611,8 @@ func encodeTask(t *Task, filter []byte, views []cgroupView) []byte {
 	}
 	for _, v := range t.Volumes {
 		tag := nsinit.TagVolume
-		if v.Bind {
-			tag = nsinit.TagBind
+		if v.Bind || v.NoFill {
+			tag = nsinit.TagBind // attached as it is, never filled
 		}
 		rec(uint32(tag), []byte(v.Target[1:]))
 	}

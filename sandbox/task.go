@@ -92,6 +92,9 @@ type Volume struct {
 	// Owner's on the host.
 	Bind  bool
 	Owner IDPair
+	// NoFill: never fill it from the image's directory at Target (a volume
+	// given its owner at creation). A host directory is never filled.
+	NoFill bool
 }
 
 // IDPair is a host uid and gid.

@@ -41,10 +41,10 @@ func newVolumeCmd(stateRoot func() string) *cobra.Command {
 		Use:   "volume",
 		Short: "Manage volumes: file systems with an exact size, granted to containers with -v",
 	}
-	var size string
+	var size, owner string
 	var sparse bool
 	create := &cobra.Command{
-		Use:   "create --size SIZE [--sparse] NAME",
+		Use:   "create --size SIZE [--sparse] [--owner UID:GID] NAME",
 		Short: "Create a volume",
 		Long: `Create a volume: an ext4 file system of exactly --size bytes, the most
 a container can store in it. All of it is reserved on the host at once, so
@@ -54,7 +54,12 @@ the volume never finds the host full; creation is refused if it does not fit.
 written, so volumes can promise more than the host has. The risk: if the
 host file system fills, writes inside the volume fail below its file system,
 ext4 aborts its journal and the volume turns read-only until repaired with
-e2fsck, and data not yet synced is lost.`,
+e2fsck, and data not yet synced is lost.
+
+A new volume is filled, the first time a container mounts it, from what the
+container's image has at that path (owner, mode, contents), as docker does.
+--owner UID:GID gives its root directory to those ids (a container's, 0 to
+65535) instead, and such a volume is never filled from an image.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if size == "" {
@@ -68,7 +73,15 @@ e2fsck, and data not yet synced is lost.`,
 			if err != nil {
 				return err
 			}
-			v, err := e.CreateVolume(args[0], n, sparse)
+			o := engine.VolumeOptions{Sparse: sparse}
+			if owner != "" {
+				var uid, gid uint32
+				if _, err := fmt.Sscanf(owner, "%d:%d", &uid, &gid); err != nil || fmt.Sprintf("%d:%d", uid, gid) != owner {
+					return fmt.Errorf("invalid --owner %q: want UID:GID, numbers of the container's ids", owner)
+				}
+				o.Owner = &engine.VolumeOwner{UID: uid, GID: gid}
+			}
+			v, err := e.CreateVolume(args[0], n, o)
 			if err != nil {
 				return err
 			}
@@ -77,6 +90,7 @@ e2fsck, and data not yet synced is lost.`,
 		},
 	}
 	create.Flags().StringVar(&size, "size", "", "size of the volume's file system, e.g. 1g (its exact quota)")
+	create.Flags().StringVar(&owner, "owner", "", "give the volume's root directory to UID:GID (container ids) instead of filling it from an image")
 	create.Flags().BoolVar(&sparse, "sparse", false, "do not reserve the size on the host (overcommit; the volume breaks if the host fills)")
 	var lsFormat string
 	var quiet bool

@@ -46,7 +46,7 @@ enum {
 	TAG_CGROUP = 13,  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
 	TAG_TTY = 14,     // empty: the command's stdin is a terminal to make its controlling one
 	TAG_DROP_CAPS = 15, // u64: capabilities root gives up of the eight (a bundle's smaller set)
-	TAG_BIND = 16,    // as TAG_VOLUME, for a host directory: attached as it is, never filled from the image
+	TAG_BIND = 16,    // as TAG_VOLUME, attached as it is, never filled from the image (a host directory, an owned volume)
 };
 
 // Records nsinit sends back on fd 3, in the same framing.

@@ -17,6 +17,7 @@ type record struct {
 	Size    int64     `json:"size"`
 	Sparse  bool      `json:"sparse,omitempty"` // made by CreateSparse; absent in records of Oaks that made only sparse images
 	Created time.Time `json:"created"`
+	Owner   *Owner    `json:"owner,omitempty"` // its root directory's owner, if given at creation
 }
 
 func (r *record) encode() ([]byte, error) {

@@ -60,6 +60,11 @@ type Volume struct {
 	// reserved.
 	Sparse bool
 
+	// Owner, if not nil, was given at creation: the ids (as the container
+	// sees them) that own the volume's root directory. Such a volume is
+	// not filled from an image.
+	Owner *Owner
+
 	// Allocated is the number of bytes the image occupies on the host right
 	// now: at least Size for a reserved volume; for a sparse one, the file
 	// system metadata and the blocks written so far (blocks freed inside the
@@ -114,6 +119,20 @@ func (e *Error) Error() string {
 }
 
 func (e *Error) Unwrap() error { return e.Err }
+
+// Owner is a uid and gid as a container sees them, 0..65535.
+type Owner struct {
+	UID uint32 `json:"uid"`
+	GID uint32 `json:"gid"`
+}
+
+// Options are what Create may be told besides a volume's name and size.
+type Options struct {
+	// Sparse leaves the host space unreserved (see CreateSparse).
+	Sparse bool
+	// Owner owns the root directory instead of 0:0.
+	Owner *Owner
+}
 
 // ValidName reports whether name is a valid volume name:
 // [a-zA-Z0-9][a-zA-Z0-9_.-]{0,63}. A valid name is a single path component

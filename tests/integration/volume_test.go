@@ -365,3 +365,28 @@ func TestVolumeFilledFromImage(t *testing.T) {
 		t.Errorf("second container: the volume was filled again or lost the write: %q\n%s", r.stdout, r)
 	}
 }
+
+// oak volume create --owner gives the volume's root to the container ids
+// named, starts it empty (no lost+found), and never fills it from an image
+// (whose directory would set another owner).
+func TestVolumeOwner(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	if r := o.run("volume", "create", "--size", "32m", "--owner", "65534:65534", "vo"); r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	// Over /usr, which the image fills: an owned volume stays empty.
+	r := o.run("run", "--rm", "-v", "vo:/usr", rootfsDir, "/bin/sh", "-c",
+		"stat -c %u:%g /usr; ls -A /usr | wc -l; su -s /bin/sh nobody -c 'echo x > /usr/made && echo written'")
+	if r.code != 0 || r.stdout != "65534:65534\n0\nwritten\n" {
+		t.Errorf("owned volume over /usr: want it nobody's, empty, and writable by nobody\n%s", r)
+	}
+	for _, bad := range []string{"70000:1", "1", "a:b", "-1:0"} {
+		if r := o.run("volume", "create", "--size", "32m", "--owner", bad, "vbad"); r.code == 0 {
+			t.Errorf("--owner %s accepted:\n%s", bad, r)
+		}
+	}
+	if names, _ := o.volumeNames(); len(names) != 1 {
+		t.Errorf("volumes after refused creates: %v, want only vo", names)
+	}
+}
