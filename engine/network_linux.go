@@ -293,10 +293,12 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // unix socket only root can reach, for requests that change a running
 // container's authority: one JSON line in, one JSON line out.
 type controlRequest struct {
-	Revoke string       `json:"revoke,omitempty"` // withdraw this grant
-	Grants bool         `json:"grants,omitempty"` // list the grants held
-	Exec   *execRequest `json:"exec,omitempty"`   // start a process (stdin, stdout, stderr sent along)
-	Signal int          `json:"signal,omitempty"` // on an exec connection: signal the process
+	Revoke string         `json:"revoke,omitempty"` // withdraw this grant
+	Grants bool           `json:"grants,omitempty"` // list the grants held
+	Exec   *execRequest   `json:"exec,omitempty"`   // start a process (stdin, stdout, stderr sent along)
+	Signal int            `json:"signal,omitempty"` // on an exec connection: signal the process
+	Attach *attachRequest `json:"attach,omitempty"` // the terminal of a -dt container: raw bytes follow the answer
+	Resize *attachRequest `json:"resize,omitempty"` // its window size
 }
 
 type controlReply struct {
@@ -325,7 +327,7 @@ func (e *Engine) controlAddr(id string) (addr string, close func(), err error) {
 // serveControl answers control requests for container id until ctx ends.
 // An exec request holds its connection until the process it started ends
 // (see serveExec); every other request is one line in, one line out.
-func (e *Engine) serveControl(ctx context.Context, id string, ns *netService, p *sandbox.Process) error {
+func (e *Engine) serveControl(ctx context.Context, id string, ns *netService, p *sandbox.Process, term *termHub) error {
 	path, closeDir, err := e.controlAddr(id)
 	if err != nil {
 		return fmt.Errorf("container %s: control socket: %w", ShortID(id), err)
@@ -360,6 +362,13 @@ func (e *Engine) serveControl(ctx context.Context, id string, ns *netService, p 
 			case req.Exec != nil:
 				go serveExec(c, p, req.Exec, files)
 				continue
+			case req.Attach != nil && term != nil:
+				go term.attach(c, req.Attach.Rows, req.Attach.Cols)
+				continue
+			case req.Attach != nil:
+				rep.Error = ErrNoTerminal.Error()
+			case req.Resize != nil && term != nil:
+				term.resize(req.Resize.Rows, req.Resize.Cols)
 			case req.Revoke != "":
 				if err := ns.revoke(req.Revoke); err != nil {
 					rep.Error = oneLine(err.Error())

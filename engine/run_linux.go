@@ -35,6 +35,7 @@ type RunOptions struct {
 	Volumes    []string // -v NAME:/PATH[:ro], or -v /HOST/DIR:/PATH[:ro]
 	Tmpfs      []string // --tmpfs PATH: a private tmpfs of --tmpfs-size
 	PublishAll bool     // -P: publish every port the image exposes on a host port picked at start
+	TTY        bool     // -t with -d: a terminal held by the supervisor, for oak attach
 	Publish    []string // -p [HOSTIP:]HOSTPORT:PORT[/PROTO]
 	Egress     []string // --egress PREFIX[:PORT][/PROTO] | any
 	ReadOnly   bool     // --read-only: no writable layer over the image
@@ -69,9 +70,12 @@ type Spec struct {
 	Limits  sandbox.Limits `json:"limits"`
 	// ReadOnly: the root is the image as it is, without a private
 	// writable layer.
-	ReadOnly bool        `json:"read_only,omitempty"`
-	Tmpfs    []string    `json:"tmpfs,omitempty"`
-	Names    NameOptions `json:"names,omitempty"`
+	ReadOnly bool     `json:"read_only,omitempty"`
+	Tmpfs    []string `json:"tmpfs,omitempty"`
+	// TTY: a detached run's command gets a terminal of its supervisor's
+	// (oak attach).
+	TTY   bool        `json:"tty,omitempty"`
+	Names NameOptions `json:"names,omitempty"`
 	// Labels are the container's --label KEY=VALUE pairs.
 	Labels map[string]string `json:"labels,omitempty"`
 	// Restart is when the supervisor starts the command again.
@@ -174,7 +178,7 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	}
 	spec := &Spec{Image: opts.Image, ImageID: img.ID, Publish: publish, Egress: opts.Egress,
 		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits,
-		ReadOnly: opts.ReadOnly, Names: opts.Names, Tmpfs: opts.Tmpfs, Restart: opts.Restart, StopSignal: img.Config.StopSignal,
+		ReadOnly: opts.ReadOnly, Names: opts.Names, Tmpfs: opts.Tmpfs, TTY: opts.TTY, Restart: opts.Restart, StopSignal: img.Config.StopSignal,
 		Ulimits: opts.Ulimits}
 	if spec.StopSignal != "" {
 		if _, err := ParseSignal(spec.StopSignal); err != nil {
@@ -508,7 +512,24 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 	if out.TTY != nil {
 		task.Stdin, task.Stdout, task.Stderr, task.TTY = out.TTY, out.TTY, out.TTY, true
 	}
+	// A detached container with a terminal gets one of the supervisor's:
+	// oak attach reaches it through the control socket.
+	var term *termHub
+	if spec.TTY && out.TTY == nil {
+		master, slave, err := OpenPTY()
+		if err != nil {
+			closePipes()
+			return sandbox.Exit{}, false, nil, err
+		}
+		defer master.Close()
+		defer slave.Close()
+		term = newTermHub(master, lw)
+		task.Stdin, task.Stdout, task.Stderr, task.TTY = slave, slave, slave, true
+	}
 	p, err := sandbox.Start(task)
+	if term != nil {
+		task.Stdin.Close() // the container holds the slave now
+	}
 	stdout.Close()
 	stderr.Close()
 	if err != nil {
@@ -541,7 +562,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		nsLog = netlog
 	}
 	ns := serveNetwork(ctx, p, auth, nsLog)
-	if err := e.serveControl(ctx, c.ID, ns, p); err != nil {
+	if err := e.serveControl(ctx, c.ID, ns, p, term); err != nil {
 		fmt.Fprintln(out.Stderr, "oak:", err)
 	}
 	if ready != nil {

@@ -85,9 +85,7 @@ over its own files and users, a fixed system-call allowlist.`,
 			if err != nil {
 				return err
 			}
-			if detach && tty {
-				return fmt.Errorf("run: -t with -d would need oak attach, which Oak does not have yet; use oak exec -it")
-			}
+			opts.TTY = detach && tty // a foreground -t gets this process's own pty below
 			if err := checkRefusals(cmd.Flags()); err != nil {
 				return err
 			}

@@ -222,3 +222,72 @@ func sortedLines(s string) []string {
 	slices.Sort(ls)
 	return ls
 }
+
+// oak run -dit keeps a terminal in the supervisor; oak attach types into it
+// and sees its output, the detach keys leave it running, and attach ends
+// with the container's exit status when it ends.
+func TestAttach(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	// A read loop rather than an interactive ash, whose line editor asks
+	// the terminal for the cursor position and waits for an answer.
+	id := o.runD("-it", rootfsDir, "/bin/sh", "-c", `while read -r l; do eval "$l"; done`)
+	o.waitRunning(id)
+	attach := func(input ...string) (string, int) {
+		t.Helper()
+		master, slave := openTestPTY(t)
+		defer master.Close()
+		cmd := exec.Command(oakBin, "--root", o.root, "attach", id)
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		slave.Close()
+		out := make(chan string)
+		go func() {
+			var b strings.Builder
+			buf := make([]byte, 4096)
+			for {
+				n, err := master.Read(buf)
+				b.Write(buf[:n])
+				if err != nil {
+					break
+				}
+			}
+			out <- b.String()
+		}()
+		for _, in := range input {
+			time.Sleep(300 * time.Millisecond)
+			master.Write([]byte(in))
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			<-done
+			master.Close()
+			t.Fatalf("oak attach did not end; it showed %q", <-out)
+		}
+		master.Close()
+		return <-out, cmd.ProcessState.ExitCode()
+	}
+	got, code := attach("echo hi-$((40+2))\r", "\x10\x11")
+	if code != 0 || !strings.Contains(got, "hi-42") || !strings.Contains(got, "detached") {
+		t.Fatalf("attach, type, detach: exit %d, output %q", code, got)
+	}
+	if e, _ := o.find(id); e.Status != "running" {
+		t.Fatalf("after detaching the container is %q, want running", e.Status)
+	}
+	got, code = attach("exit 3\r")
+	if code != 3 {
+		t.Errorf("attach when the shell exits 3: exit %d, output %q", code, got)
+	}
+	if r := o.run("logs", id); !strings.Contains(r.stdout, "hi-42") {
+		t.Errorf("the terminal's output is not in the log:\n%s", r)
+	}
+	if r := o.run("attach", o.runD(rootfsDir, "/bin/sleep", "30")); r.code == 0 || !strings.Contains(r.stderr, "no terminal") {
+		t.Errorf("attach to a container without a terminal: want a clear refusal\n%s", r)
+	}
+}
