@@ -39,6 +39,15 @@ A container without a terminal has none to attach to: use oak logs -f.`,
 			if term.IsTerminal(in) {
 				if st, err := term.MakeRaw(in); err == nil {
 					defer term.Restore(in, st)
+					// Ended by a signal, attach still gives the terminal
+					// its mode back (the container runs on).
+					ends := make(chan os.Signal, 1)
+					signal.Notify(ends, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT)
+					go func() {
+						s := <-ends
+						term.Restore(in, st)
+						os.Exit(128 + int(s.(syscall.Signal)))
+					}()
 				}
 			}
 			size := func() (uint16, uint16) {
