@@ -53,8 +53,8 @@ func (e *Engine) Exec(ref string, opts ExecOptions, stdin, stdout, stderr *os.Fi
 	if c.Status != StatusRunning {
 		return 0, fmt.Errorf("exec %s: container is %s, not running", ref, c.Status)
 	}
-	var spec Spec
-	if err := readJSON(filepath.Join(e.dir(c.ID), "spec.json"), &spec); err != nil {
+	spec, err := e.readSpec(c.ID)
+	if err != nil {
 		return 0, fmt.Errorf("exec %s: %w", ref, err)
 	}
 	req := execRequest{Args: opts.Args, Cwd: spec.Cwd, UID: spec.UID, GID: spec.GID, TTY: opts.TTY}

@@ -288,22 +288,25 @@ type Stdio struct {
 	TTY *os.File
 }
 
-// Run runs a container in the foreground: it returns when the container has
-// ended, with the command's exit status. The signals a user sends a
-// foreground program — SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2,
-// SIGWINCH, SIGCONT and SIGALRM — are forwarded to the container instead of
-// ending or stopping oak. Not forwarded: SIGKILL and SIGSTOP (they cannot be
-// caught), SIGTSTP, SIGTTIN and SIGTTOU (Ctrl-Z stops oak, so the shell gets
-// its prompt back), SIGCHLD, SIGPIPE and SIGURG (about oak's own children,
+// ForwardedSignals are the signals a user sends a foreground program, which
+// a foreground oak (run, exec) passes on to the container instead of ending
+// or stopping. Not forwarded: SIGKILL and SIGSTOP (they cannot be caught),
+// SIGTSTP, SIGTTIN and SIGTTOU (Ctrl-Z stops oak, so the shell gets its
+// prompt back), SIGCHLD, SIGPIPE and SIGURG (about oak's own children,
 // pipes and Go's scheduler), and the fault signals.
+var ForwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGALRM}
+
+// Run runs a container in the foreground: it returns when the container has
+// ended, with the command's exit status. ForwardedSignals sent to this
+// process go to the container.
 func (e *Engine) Run(opts RunOptions, io Stdio) (Exit, error) {
 	c, spec, err := e.create(opts)
 	if err != nil {
 		return Exit{}, err
 	}
 	sigs := make(chan os.Signal, 16)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
-		syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGALRM)
+	signal.Notify(sigs, ForwardedSignals...)
 	defer signal.Stop(sigs)
 	return e.supervise(c, spec, io, sigs, nil)
 }

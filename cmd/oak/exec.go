@@ -7,18 +7,11 @@ import (
 	"os"
 	"os/signal"
 	"sync"
-	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/oak-engine/oak/engine"
 )
-
-// forwardedSignals are passed on to a container process that Oak runs in
-// the foreground. SIGTSTP, SIGTTIN and SIGTTOU are not: Ctrl-Z stops oak
-// itself and gives the shell back.
-var forwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
-	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGWINCH, syscall.SIGCONT, syscall.SIGALRM}
 
 func newExecCmd(stateRoot func() string) *cobra.Command {
 	var (
@@ -43,7 +36,7 @@ makes). It counts against the container's limits.`,
 			}
 			opts.Args = args[1:]
 			sigs := make(chan os.Signal, 8)
-			signal.Notify(sigs, forwardedSignals...)
+			signal.Notify(sigs, engine.ForwardedSignals...)
 			defer signal.Stop(sigs)
 			code, err := execStdio(opts.TTY, interactive, func(in, out, errw *os.File) (int, error) {
 				return e.Exec(args[0], opts, in, out, errw, sigs)

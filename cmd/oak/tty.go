@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -9,6 +8,8 @@ import (
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
+
+	"github.com/oak-engine/oak/engine"
 )
 
 // ptyPair is a pseudo-terminal Oak makes for a container process (-t): the
@@ -27,23 +28,11 @@ type ptyPair struct {
 // Ctrl-\ reach the container's line discipline as bytes and become signals
 // for its foreground process group there. close restores the mode.
 func newPTY() (*ptyPair, error) {
-	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	master, slave, err := engine.OpenPTY()
 	if err != nil {
-		return nil, fmt.Errorf("terminal: %w", err)
+		return nil, err
 	}
-	master := os.NewFile(uintptr(mfd), "ptmx")
-	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
-		master.Close()
-		return nil, fmt.Errorf("terminal: unlock: %w", err)
-	}
-	// TIOCGPTPEER opens the slave that belongs to this master, with the
-	// open flags as its argument.
-	sfd, _, errno := unix.Syscall(unix.SYS_IOCTL, uintptr(mfd), unix.TIOCGPTPEER, uintptr(unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC))
-	if errno != 0 {
-		master.Close()
-		return nil, fmt.Errorf("terminal: open slave: %w", errno)
-	}
-	p := &ptyPair{master: master, slave: os.NewFile(uintptr(sfd), "pts"), restore: func() {}, stop: make(chan struct{})}
+	p := &ptyPair{master: master, slave: slave, restore: func() {}, stop: make(chan struct{})}
 	in := int(os.Stdin.Fd())
 	if term.IsTerminal(in) {
 		p.resize()
