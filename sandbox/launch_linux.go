@@ -159,6 +159,19 @@ func Start(t *Task) (*Process, error) {
 }
 
 func (p *Process) readReports(r io.Reader) error {
+	// take copies a descriptor init hands the host (its number in body)
+	// and acknowledges, after which init closes its own copy.
+	take := func(what string, body []byte) (*os.File, error) {
+		f, err := p.takeFD(int(binary.LittleEndian.Uint32(body)))
+		if err != nil {
+			return nil, fmt.Errorf("launch: take %s: %w", what, err)
+		}
+		if _, err := r.(io.Writer).Write([]byte{1}); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("launch: acknowledge %s: %w", what, err)
+		}
+		return f, nil
+	}
 	for {
 		var hdr [8]byte
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
@@ -183,33 +196,24 @@ func (p *Process) readReports(r io.Reader) error {
 			return errors.New(string(body))
 		case tag == nsinit.ReportExec && n >= 4:
 			return &ExecError{Errno: syscall.Errno(binary.LittleEndian.Uint32(body)), Msg: string(body[4:])}
-		case tag == nsinit.ReportControl && n == 4 && p.execs == nil:
-			f, err := p.takeFD(int(binary.LittleEndian.Uint32(body)))
-			if err != nil {
-				return fmt.Errorf("launch: take exec channel: %w", err)
-			}
-			p.execs = newExecChannel(f)
-			if _, err := r.(io.Writer).Write([]byte{1}); err != nil {
-				return fmt.Errorf("launch: acknowledge exec channel: %w", err)
-			}
-		case tag == nsinit.ReportLocal && n == 4 && p.Local == nil:
-			f, err := p.takeFD(int(binary.LittleEndian.Uint32(body)))
-			if err != nil {
-				return fmt.Errorf("launch: take local-socket channel: %w", err)
-			}
-			p.Local = f
-			if _, err := r.(io.Writer).Write([]byte{1}); err != nil {
-				return fmt.Errorf("launch: acknowledge local-socket channel: %w", err)
-			}
 		case tag == nsinit.ReportListener && n == 4 && p.Listener == nil:
-			l, err := p.takeFD(int(binary.LittleEndian.Uint32(body)))
+			l, err := take("seccomp listener", body)
 			if err != nil {
-				return fmt.Errorf("launch: take seccomp listener: %w", err)
+				return err
 			}
 			p.Listener = l
-			if _, err := r.(io.Writer).Write([]byte{1}); err != nil {
-				return fmt.Errorf("launch: acknowledge seccomp listener: %w", err)
+		case tag == nsinit.ReportControl && n == 4 && p.execs == nil:
+			f, err := take("exec channel", body)
+			if err != nil {
+				return err
 			}
+			p.execs = newExecChannel(f)
+		case tag == nsinit.ReportLocal && n == 4 && p.Local == nil:
+			f, err := take("local-socket channel", body)
+			if err != nil {
+				return err
+			}
+			p.Local = f
 		default:
 			return fmt.Errorf("launch: unexpected nsinit report %d (%d bytes)", tag, n)
 		}
