@@ -624,6 +624,19 @@ static void set_caps(uint64_t keep)
 	set_caps_pe(keep, keep);
 }
 
+// become makes a process forked from init (exec_child, a local-socket
+// helper) a user of the container: groups, gid, then uid, with the
+// capabilities init holds permitted. Root keeps them for its execve; any
+// other user loses every capability with the setresuid, as on a host.
+// Returns 0 or the errno of the step that failed.
+static int become(uid_t uid, gid_t gid, const gid_t *groups, size_t ngroups)
+{
+	set_caps(CONTAINER_CAPS & ~cfg.dropcaps);
+	if (setgroups(ngroups, groups) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0)
+		return errno;
+	return 0;
+}
+
 // report sends one record to the parent over fd 3.
 static void report(uint32_t tag, const void *p, uint32_t len)
 {
@@ -785,11 +798,8 @@ static void exec_child(char *p, char *end, uint32_t uid, uint32_t gid, uint32_t 
 		err = errno;
 	if (err == 0 && (flags & EXEC_FLAG_TTY) && ioctl(0, TIOCSCTTY, 0) != 0)
 		err = errno;
-	if (err == 0) {
-		set_caps(CONTAINER_CAPS & ~cfg.dropcaps);
-		if (setgroups(0, NULL) != 0 || setresgid(gid, gid, gid) != 0 || setresuid(uid, uid, uid) != 0)
-			err = errno;
-	}
+	if (err == 0)
+		err = become(uid, gid, NULL, 0);
 	if (err == 0 && cwd[0] && chdir(cwd) != 0)
 		err = errno;
 	sigset_t none;
@@ -958,12 +968,8 @@ static void serve_local(void)
 			int err = 0;
 			if (fchdir(fds[1]) != 0)
 				err = errno;
-			if (err == 0) {
-				set_caps(CONTAINER_CAPS & ~cfg.dropcaps);
-				if (setgroups(ngroups, groups) != 0 || setresgid(buf[3], buf[3], buf[3]) != 0 ||
-				    setresuid(buf[2], buf[2], buf[2]) != 0)
-					err = errno;
-			}
+			if (err == 0)
+				err = become(buf[2], buf[3], groups, ngroups);
 			if (err == 0) {
 				int r = type == LOCAL_BIND ? bind(fds[0], (struct sockaddr *)&sa, alen)
 							   : connect(fds[0], (struct sockaddr *)&sa, alen);
