@@ -370,13 +370,21 @@ func buildTop(top string, t *Task) error {
 			return fmt.Errorf("mount points: %w", err)
 		}
 	}
+	usable := map[string]bool{} // by parent directory: the files share /etc
 	for _, f := range t.Files {
 		parent := filepath.Dir(f.Path)[1:]
-		if free, _ := lookupLayers(t.Layers, parent); !free {
-			continue // the image made /etc something else; leave it be
+		ok, seen := usable[parent]
+		if !seen {
+			ok, _ = lookupLayers(t.Layers, parent)
+			usable[parent] = ok
+			if ok {
+				if err := os.MkdirAll(filepath.Join(top, parent), 0o755); err != nil {
+					return fmt.Errorf("file %s: %w", f.Path, err)
+				}
+			}
 		}
-		if err := os.MkdirAll(filepath.Join(top, parent), 0o755); err != nil {
-			return fmt.Errorf("file %s: %w", f.Path, err)
+		if !ok {
+			continue // the image made /etc something else; leave it be
 		}
 		if err := os.WriteFile(filepath.Join(top, f.Path), f.Data, f.Mode.Perm()); err != nil {
 			return fmt.Errorf("file %s: %w", f.Path, err)
