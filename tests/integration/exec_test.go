@@ -142,43 +142,8 @@ func TestRunTerminal(t *testing.T) {
 func terminalChecks(t *testing.T, argv func(args ...string) []string) {
 	run := func(input string, args ...string) (string, *unix.Termios, *unix.Termios) {
 		t.Helper()
-		master, slave := openTestPTY(t)
-		defer master.Close()
-		unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101})
-		before, _ := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
-		cmd := exec.Command(oakBin, argv(args...)...)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		out := make(chan string)
-		go func() {
-			var b strings.Builder
-			buf := make([]byte, 4096)
-			for {
-				n, err := master.Read(buf)
-				b.Write(buf[:n])
-				if err != nil {
-					break
-				}
-			}
-			out <- b.String()
-		}()
-		if input != "" {
-			time.Sleep(500 * time.Millisecond)
-			master.Write([]byte(input))
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			t.Fatalf("oak %v did not end", argv(args...))
-		}
-		after, _ := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
-		slave.Close()
-		return <-out, before, after
+		r := onTestTerminal(t, argv(args...), 500*time.Millisecond, input)
+		return r.out, r.before, r.after
 	}
 
 	got, before, after := run("", "/bin/stty", "size")
@@ -193,6 +158,64 @@ func terminalChecks(t *testing.T, argv func(args ...string) []string) {
 	if time.Since(start) > 15*time.Second || strings.Contains(got, "after") {
 		t.Errorf("Ctrl-C did not end the foreground sleep at once (%v): %q", time.Since(start), got)
 	}
+}
+
+// terminalRun is what onTestTerminal saw: the terminal's output, oak's exit
+// status, and the terminal's modes before and after.
+type terminalRun struct {
+	out           string
+	code          int
+	before, after *unix.Termios
+}
+
+// onTestTerminal runs oak with args on a terminal the test plays the user
+// of (33 rows, 101 columns), typing each of inputs after a pause, and
+// returns once oak has ended.
+func onTestTerminal(t *testing.T, args []string, pause time.Duration, inputs ...string) terminalRun {
+	t.Helper()
+	master, slave := openTestPTY(t)
+	defer master.Close()
+	unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101})
+	var r terminalRun
+	r.before, _ = unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	cmd := exec.Command(oakBin, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan string)
+	go func() {
+		var b strings.Builder
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		out <- b.String()
+	}()
+	for _, in := range inputs {
+		if in != "" {
+			time.Sleep(pause)
+			master.Write([]byte(in))
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		<-done
+		slave.Close()
+		t.Fatalf("oak %v did not end; the terminal showed %q", args, <-out)
+	}
+	r.after, _ = unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	slave.Close()
+	r.out, r.code = <-out, cmd.ProcessState.ExitCode()
+	return r
 }
 
 // openTestPTY opens a pseudo-terminal for the test to play the user's.
@@ -235,43 +258,8 @@ func TestAttach(t *testing.T) {
 	o.waitRunning(id)
 	attach := func(input ...string) (string, int) {
 		t.Helper()
-		master, slave := openTestPTY(t)
-		defer master.Close()
-		cmd := exec.Command(oakBin, "--root", o.root, "attach", id)
-		cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		slave.Close()
-		out := make(chan string)
-		go func() {
-			var b strings.Builder
-			buf := make([]byte, 4096)
-			for {
-				n, err := master.Read(buf)
-				b.Write(buf[:n])
-				if err != nil {
-					break
-				}
-			}
-			out <- b.String()
-		}()
-		for _, in := range input {
-			time.Sleep(300 * time.Millisecond)
-			master.Write([]byte(in))
-		}
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-			master.Close()
-			t.Fatalf("oak attach did not end; it showed %q", <-out)
-		}
-		master.Close()
-		return <-out, cmd.ProcessState.ExitCode()
+		r := onTestTerminal(t, []string{"--root", o.root, "attach", id}, 300*time.Millisecond, input...)
+		return r.out, r.code
 	}
 	got, code := attach("echo hi-$((40+2))\r", "\x10\x11")
 	if code != 0 || !strings.Contains(got, "hi-42") || !strings.Contains(got, "detached") {
