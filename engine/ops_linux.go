@@ -67,7 +67,8 @@ func (e *Engine) Kill(ref string, sig syscall.Signal) error {
 
 // Remove deletes a container's record and log. A running container is
 // refused unless force is set; then it is killed first and its supervisor
-// given up to ten seconds to record the end. A broken record (one that
+// given up to ten seconds to record the end and exit, so that its volumes
+// are free when Remove returns. A broken record (one that
 // cannot be read) is refused unless force is set; then whatever is left in
 // its control groups is killed and the record removed. Of several Removes
 // of one container, exactly one succeeds; the others find no such
@@ -95,7 +96,10 @@ func (e *Engine) Remove(ref string, force bool) error {
 				}
 				return noSuchContainer(ref) // another rm was quicker
 			}
-			if err != nil || now.Status == StatusExited {
+			// Done when the end is recorded and the supervisor has gone:
+			// until it exits, descriptors it holds may keep the
+			// container's mounts (and so its volumes) busy.
+			if err != nil || now.Status == StatusExited && !alive(now.Supervisor, now.SupStart) {
 				break
 			}
 		}
