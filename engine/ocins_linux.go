@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -56,6 +57,7 @@ func (j *ociJoined) close() {
 func (r *Runtime) openJoins(oc *OCIContainer) (*ociJoined, error) {
 	j := &ociJoined{}
 	for _, want := range oc.Join {
+		want.Path = r.supervisedPath(want.Path)
 		f, err := openNamespace(want)
 		if err != nil {
 			j.close()
@@ -63,6 +65,10 @@ func (r *Runtime) openJoins(oc *OCIContainer) (*ociJoined, error) {
 		}
 		switch want.Type {
 		case specs.NetworkNamespace:
+			if err := notHostNetwork(f, want); err != nil {
+				j.close()
+				return nil, err
+			}
 			j.net = f
 			continue
 		case specs.IPCNamespace:
@@ -84,6 +90,49 @@ func (r *Runtime) openJoins(oc *OCIContainer) (*ociJoined, error) {
 		j.owner = owner
 	}
 	return j, nil
+}
+
+// procNSPath matches /proc/PID/ns/TYPE.
+var procNSPath = regexp.MustCompile(`^/proc/([0-9]+)/ns/(net|ipc|uts)$`)
+
+// supervisedPath maps /proc/PID/ns/TYPE, where PID is the supervisor of a
+// live container under r.Root, to its init's namespace: the supervisor's
+// pid is the container's for callers (containerd names the pod sandbox's
+// namespaces through it), but the supervisor itself stays in the host's
+// namespaces. Any other path is returned as it is.
+func (r *Runtime) supervisedPath(path string) string {
+	m := procNSPath.FindStringSubmatch(path)
+	if m == nil {
+		return path
+	}
+	pid, err := strconv.Atoi(m[1])
+	if err != nil {
+		return path
+	}
+	ents, _ := os.ReadDir(r.Root)
+	for _, e := range ents {
+		rec, err := r.load(e.Name())
+		if err == nil && rec.Supervisor == pid && rec.Init != 0 && alive(rec.Supervisor, rec.SupStart) && alive(rec.Init, rec.InitStart) {
+			return "/proc/" + strconv.Itoa(rec.Init) + "/ns/" + m[2]
+		}
+	}
+	return path
+}
+
+// notHostNetwork refuses the host's own network namespace (this process's):
+// an Oak container never shares it; its network is granted by Oak.
+func notHostNetwork(f *os.File, j OCIJoin) error {
+	var got, host unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &got); err != nil {
+		return refuse(j.Field, "%s: %v", j.Path, err)
+	}
+	if err := unix.Stat("/proc/self/ns/net", &host); err != nil {
+		return refuse(j.Field, "the host's network namespace: %v", err)
+	}
+	if got.Dev == host.Dev && got.Ino == host.Ino {
+		return refuse(j.Field, "%s is the host's network namespace, which an Oak container never shares (its network is granted by Oak)", j.Path)
+	}
+	return nil
 }
 
 // nsfsMagic is NSFS_MAGIC, the file system type of namespace files.

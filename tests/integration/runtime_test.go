@@ -384,6 +384,9 @@ func TestRuntimeBadBundles(t *testing.T) {
 		{"nonexistent network namespace path", func() string {
 			return bundle(t, sh, func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/nonexistent/netns" })
 		}, nil, "linux.namespaces[1].path: /nonexistent/netns: no such file"},
+		{"the host's network namespace", func() string {
+			return bundle(t, sh, func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/self/ns/net" })
+		}, nil, "linux.namespaces[1].path: /proc/self/ns/net is the host's network namespace"},
 		{"mount namespace path", func() string {
 			return bundle(t, sh, func(s *specs.Spec) { s.Linux.Namespaces[4].Path = "/proc/self/ns/mnt" })
 		}, nil, "linux.namespaces[4].path: joining the mount namespace"},
