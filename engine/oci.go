@@ -146,6 +146,10 @@ var ownMounts = map[string][]string{
 // the container manager (podman's /run/.containerenv).
 var copiedFiles = []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run/.containerenv"}
 
+// terminationLog is where the kubelet binds a host file of its own for the
+// container's termination message (a pod's terminationMessagePath).
+const terminationLog = "/dev/termination-log"
+
 // ownDevices are the device nodes an Oak container has.
 var ownDevices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}
 
@@ -380,6 +384,12 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 				return nil, refuse(field, "bind mount on %s: source %q is not an absolute path", dst, m.Source)
 			}
 			c.CopyFiles = append(c.CopyFiles, OCICopyFile{Source: filepath.Clean(m.Source), Target: dst})
+			continue
+		}
+		if bind && dst == terminationLog {
+			if err := narrow(field, "%s not mounted: the kubelet's termination-message file is a host file, which Oak does not grant; the message stays in the container (terminationMessagePolicy FallbackToLogsOnError reports the log's tail instead)", dst); err != nil {
+				return nil, err
+			}
 			continue
 		}
 		if bind {

@@ -135,6 +135,20 @@ func TestMapPodNamespaces(t *testing.T) {
 	if c.Hostname != "" || !slices.ContainsFunc(c.Warnings, func(w string) bool { return strings.Contains(w, "joined uts namespace") }) {
 		t.Errorf("host name %q, warnings %q: want it dropped with a warning", c.Hostname, c.Warnings)
 	}
+
+	// The kubelet's termination-message file is a host file: left out
+	// with a warning, refused in strict mode.
+	withLog := edit(t, func(s *specs.Spec) {
+		s.Process.Capabilities, s.Linux.Seccomp, s.Linux.Sysctl = nil, nil, nil // what strict mode would refuse first
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/dev/termination-log", Type: "bind", Source: "/var/lib/kubelet/pods/x/c", Options: []string{"rbind"}})
+	})
+	c, err = mapJSON(t, withLog, false)
+	if err != nil || slices.ContainsFunc(c.CopyFiles, func(f OCICopyFile) bool { return f.Target == "/dev/termination-log" }) || !slices.ContainsFunc(c.Warnings, func(w string) bool { return strings.Contains(w, "mounts[10]: /dev/termination-log not mounted") }) {
+		t.Errorf("termination log: %v, copies %v, warnings %q: want it left out with a warning", err, c.CopyFiles, c.Warnings)
+	}
+	if _, err := mapJSON(t, withLog, true); err == nil || !strings.Contains(err.Error(), "mounts[10]: /dev/termination-log not mounted") {
+		t.Errorf("termination log, strict: %v, want a refusal of mounts[10]", err)
+	}
 }
 
 func TestMapRefusals(t *testing.T) {

@@ -456,6 +456,11 @@ func (c *criEnv) waitLog(path, want string) string {
 // container creates and starts a container of the app image in the pod.
 func (c *criEnv) container(pod string, podConfig *runtimeapi.PodSandboxConfig, name string, args ...string) string {
 	c.t.Helper()
+	// The kubelet gives every container a termination-message file.
+	termLog := filepath.Join(c.t.TempDir(), "termination-log")
+	if err := os.WriteFile(termLog, nil, 0o644); err != nil {
+		c.t.Fatal(err)
+	}
 	ctx, cancel := c.ctx()
 	defer cancel()
 	cr, err := c.cri.CreateContainer(ctx, &runtimeapi.CreateContainerRequest{
@@ -465,6 +470,7 @@ func (c *criEnv) container(pod string, podConfig *runtimeapi.PodSandboxConfig, n
 			Image:    &runtimeapi.ImageSpec{Image: criAppImage},
 			Command:  args,
 			LogPath:  name + ".log",
+			Mounts:   []*runtimeapi.Mount{{ContainerPath: "/dev/termination-log", HostPath: termLog}},
 			// The kubelet's default: a process namespace of its own.
 			Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
 				NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD,
