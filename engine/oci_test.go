@@ -293,6 +293,7 @@ func FuzzOCIConfig(f *testing.F) {
 	f.Add([]byte(podmanConfig))
 	f.Add([]byte(`{"ociVersion":"1.0.0","process":{"args":["sh"],"cwd":"/"},"root":{"path":"rootfs"},"linux":{}}`))
 	f.Add([]byte(`{"ociVersion":"1.2.0","process":{"args":["a"],"cwd":"/x/../.."},"root":{"path":"a/../../b"},"linux":{"namespaces":[{"type":"network","path":"/proc/1/ns/net"}]}}`))
+	f.Add([]byte(`{"ociVersion":"1.0.2","hostname":"h","process":{"args":["a"],"cwd":"/"},"root":{"path":"r"},"linux":{"namespaces":[{"type":"ipc","path":"/proc/9/ns/ipc"},{"type":"uts","path":"/proc/9/ns/uts"},{"type":"network","path":"/var/run/netns/cni-1"},{"type":"pid","path":"/proc/9/ns/pid"}]}}`))
 	f.Add([]byte(`{"ociVersion":"1","process":{"args":["a"],"cwd":"/","rlimits":[{"type":"RLIMIT_NOFILE","hard":99999999999,"soft":1}]},"root":{"path":"/"},"linux":{"resources":{"cpu":{"quota":1,"period":1}}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := ParseOCIConfig(b)
