@@ -490,7 +490,6 @@ func (c *criEnv) container(pod string, podConfig *runtimeapi.PodSandboxConfig, n
 // pod container, and the whole pod's removal leaving nothing behind.
 func TestCRIPod(t *testing.T) {
 	needOak(t, false)
-	netnsBefore := dirNames("/var/run/netns")
 	c := newCRI(t)
 	logDir := t.TempDir()
 	podConfig := &runtimeapi.PodSandboxConfig{
@@ -501,7 +500,9 @@ func TestCRIPod(t *testing.T) {
 			NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_POD,
 				Pid: runtimeapi.NamespaceMode_CONTAINER, Ipc: runtimeapi.NamespaceMode_POD}}},
 	}
-	ctx, cancel := c.ctx()
+	// One bound for the whole pod's life on a loaded machine; each wait
+	// below has its own.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	run, err := c.cri.RunPodSandbox(ctx, &runtimeapi.RunPodSandboxRequest{Config: podConfig, RuntimeHandler: "oak"})
 	c.must("RunPodSandbox", err)
@@ -511,6 +512,25 @@ func TestCRIPod(t *testing.T) {
 	ip := st.GetStatus().GetNetwork().GetIp()
 	if st.GetStatus().GetState() != runtimeapi.PodSandboxState_SANDBOX_READY || !strings.HasPrefix(ip, "10.231.") {
 		t.Fatalf("pod sandbox %s: state %v, address %q; want ready with an address of the test's CNI network", pod, st.GetStatus().GetState(), ip)
+	}
+	// The pod's network namespace, as containerd made it for CNI: it must
+	// be gone with the pod.
+	vst, err := c.cri.PodSandboxStatus(ctx, &runtimeapi.PodSandboxStatusRequest{PodSandboxId: pod, Verbose: true})
+	c.must("PodSandboxStatus", err)
+	var info struct {
+		RuntimeSpec specs.Spec `json:"runtimeSpec"`
+	}
+	json.Unmarshal([]byte(vst.GetInfo()["info"]), &info)
+	var podNetns string
+	if info.RuntimeSpec.Linux != nil {
+		for _, n := range info.RuntimeSpec.Linux.Namespaces {
+			if n.Type == specs.NetworkNamespace {
+				podNetns = n.Path
+			}
+		}
+	}
+	if _, err := os.Stat(podNetns); podNetns == "" || err != nil {
+		t.Errorf("the pod's network namespace %q: %v", podNetns, err)
 	}
 
 	// Two containers of the pod: a server, and a client that reaches it
@@ -644,8 +664,8 @@ func TestCRIPod(t *testing.T) {
 	if left := podGroups(); len(left) > 0 {
 		t.Errorf("groups of the pod left: %v", left)
 	}
-	if after := dirNames("/var/run/netns"); len(after) > len(netnsBefore) {
-		t.Errorf("network namespaces left in /var/run/netns: %v (before: %v)", after, netnsBefore)
+	if _, err := os.Lstat(podNetns); podNetns != "" && !os.IsNotExist(err) {
+		t.Errorf("the pod's network namespace %s is left: %v", podNetns, err)
 	}
 	if links, _ := exec.Command("ip", "-o", "link", "show", "master", c.bridge).Output(); len(strings.TrimSpace(string(links))) > 0 {
 		t.Errorf("interfaces left on the pod bridge: %s", links)
