@@ -134,7 +134,7 @@ func TestRuntimePodNamespaces(t *testing.T) {
 	appOut := tempFile(t)
 	ns := func(typ string) string { return "/proc/" + strconv.Itoa(podInit) + "/ns/" + typ }
 	ab := bundle(t, []string{"sh", "-c", "probe connect 127.0.0.1:8080; probe uid-map; hostname; probe sethostname other; " +
-		"probe socket 16 3; probe mount; probe unshare net; echo ready; exec sleep 1000"}, func(s *specs.Spec) {
+		"probe socket 16 3; probe socket 2 3 1; probe socket 17 3; probe mount; probe unshare net; echo ready; exec sleep 1000"}, func(s *specs.Spec) {
 		s.Hostname = "ignored"
 		s.Linux.Namespaces = []specs.LinuxNamespace{{Type: "pid"}, {Type: "mount"},
 			{Type: "network", Path: ns("net")}, {Type: "ipc", Path: ns("ipc")}, {Type: "uts", Path: ns("uts")}}
@@ -145,9 +145,9 @@ func TestRuntimePodNamespaces(t *testing.T) {
 	out := waitFile(t, appOut.Name(), "ready")
 	podText := waitFile(t, podOut.Name(), "listening 8080\nok\n")
 	podMap := strings.Fields(strings.SplitN(podText, "\n", 2)[0])
-	want := "ok\n" + strings.SplitN(podText, "\n", 2)[0] + "\npodhost\nerr EPERM\nerr EACCES\nerr EPERM\nerr EPERM\nready\n"
+	want := "ok\n" + strings.SplitN(podText, "\n", 2)[0] + "\npodhost\nerr EPERM\nerr EACCES\nerr EPERM\nerr EACCES\nerr EPERM\nerr EPERM\nready\n"
 	if out != want {
-		t.Errorf("member says:\n%s\nwant (connect over the pod's loopback; the sandbox's id block; its host name, which it may not change; no netlink, mount or new namespace):\n%s", out, want)
+		t.Errorf("member says:\n%s\nwant (connect over the pod's loopback; the sandbox's id block; its host name, which it may not change; no netlink socket, no raw socket (no capability over the pod's namespace), no packet socket, no mount or new namespace):\n%s", out, want)
 	}
 	appInit, member := r.ociInit(app)
 	appProc, _ := readStat(appInit)
