@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +21,8 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/oak-engine/oak/sandbox/policy"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -162,6 +165,18 @@ func TestRuntimePodNamespaces(t *testing.T) {
 	for _, n := range []string{"user", "mnt", "pid", "cgroup"} {
 		if a, p := nsOf(t, appInit, n), nsOf(t, podInit, n); a == p {
 			t.Errorf("%s namespace %s shared with the sandbox; want one of its own", n, a)
+		}
+	}
+	// A container in a joined network namespace runs under the
+	// pod-network filter, read back from the kernel; others under the table's.
+	podFilter, err := policy.PodNetworkProgram()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, pid := range []int{podInit, appInit} {
+		filters, err := policy.InstalledFilters(pid)
+		if err != nil || len(filters) != 1 || !slices.Equal(filters[0], podFilter) {
+			t.Errorf("pid %d: installed filters (%d, %v) are not exactly policy.PodNetworkProgram()", pid, len(filters), err)
 		}
 	}
 
