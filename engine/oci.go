@@ -69,6 +69,12 @@ type OCIContainer struct {
 	Tmpfs       []string          `json:"tmpfs,omitempty"` // private tmpfs mounts besides /tmp
 	Rlimits     []OCIRlimit       `json:"rlimits,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
+	// Join are the namespaces the bundle names by path, which the
+	// container enters instead of new ones: a network namespace its caller
+	// made (CNI's, for a pod), and the ipc and uts namespaces of another
+	// Oak container of the same runtime root (a pod's sandbox), whose id
+	// block it then shares. The runtime checks them on the host.
+	Join []OCIJoin `json:"join,omitempty"`
 	// Warnings say what was narrowed to Oak's container.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -84,6 +90,13 @@ type OCIRlimit struct {
 	Resource int    `json:"resource"` // RLIMIT_*
 	Soft     uint64 `json:"soft"`
 	Hard     uint64 `json:"hard"`
+}
+
+// OCIJoin is one namespace a bundle names by path.
+type OCIJoin struct {
+	Type  specs.LinuxNamespaceType `json:"type"` // network, ipc or uts
+	Path  string                   `json:"path"`
+	Field string                   `json:"field"` // linux.namespaces[i].path, for errors
 }
 
 // FieldError is a refusal of one config.json field.
@@ -133,8 +146,41 @@ var ownMounts = map[string][]string{
 // the container manager (podman's /run/.containerenv).
 var copiedFiles = []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/run/.containerenv"}
 
+// terminationLog is where the kubelet binds a host file of its own for the
+// container's termination message (a pod's terminationMessagePath).
+const terminationLog = "/dev/termination-log"
+
 // ownDevices are the device nodes an Oak container has.
 var ownDevices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}
+
+// mapNamespacePath takes namespace ns, named by path in field, into c.Join,
+// or refuses it. Only namespaces that leave the container its own root,
+// ids and groups may be joined: a network namespace (a pod's, made by its
+// CNI plugin: the caller decides what it reaches), and ipc and uts
+// namespaces, which LoadBundle's caller accepts only from another Oak
+// container of its root. A pid namespace path is refused too: a member of
+// a pod that shares one process namespace would see and signal the
+// others' processes, and Oak's init is the pid 1 of its own.
+func mapNamespacePath(c *OCIContainer, field string, ns specs.LinuxNamespace) error {
+	switch ns.Type {
+	case specs.MountNamespace:
+		return refuse(field, "joining the mount namespace at %q is not supported: an Oak container's root and mounts are its own", ns.Path)
+	case specs.UserNamespace:
+		return refuse(field, "joining the user namespace at %q is not supported: Oak maps every container onto an id block itself (a pod's containers share one by joining the sandbox's ipc and uts namespaces)", ns.Path)
+	case specs.CgroupNamespace:
+		return refuse(field, "joining the cgroup namespace at %q is not supported: an Oak container's groups are its own", ns.Path)
+	case specs.PIDNamespace:
+		return refuse(field, "joining the pid namespace at %q is not supported: an Oak container's processes are its own (a pod sharing one process namespace)", ns.Path)
+	}
+	if !filepath.IsAbs(ns.Path) || strings.ContainsRune(ns.Path, 0) {
+		return refuse(field, "%q is not an absolute path", ns.Path)
+	}
+	if slices.ContainsFunc(c.Join, func(j OCIJoin) bool { return j.Type == ns.Type }) {
+		return refuse(field, "a second path for the %s namespace", ns.Type)
+	}
+	c.Join = append(c.Join, OCIJoin{Type: ns.Type, Path: filepath.Clean(ns.Path), Field: field})
+	return nil
+}
 
 // ParseOCIConfig decodes config.json and checks its version: a major
 // version other than 1 is refused.
@@ -340,6 +386,12 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 			c.CopyFiles = append(c.CopyFiles, OCICopyFile{Source: filepath.Clean(m.Source), Target: dst})
 			continue
 		}
+		if bind && dst == terminationLog {
+			if err := narrow(field, "%s not mounted: the kubelet's termination-message file is a host file, which Oak does not grant; the message stays in the container (terminationMessagePolicy FallbackToLogsOnError reports the log's tail instead)", dst); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		if bind {
 			return nil, refuse(field, "bind mount of host path %q on %s: Oak grants no host directories (use an Oak volume)", m.Source, dst)
 		}
@@ -381,7 +433,9 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 			return nil, refuse(field, "namespace type %q is not supported", ns.Type)
 		}
 		if ns.Path != "" {
-			return nil, refuse(field+".path", "joining the %s namespace at %q is not supported: every Oak container gets new namespaces", ns.Type, ns.Path)
+			if err := mapNamespacePath(c, field+".path", ns); err != nil {
+				return nil, err
+			}
 		}
 		seen[ns.Type] = true
 	}
@@ -394,6 +448,10 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 	}
 	if len(shared) > 0 {
 		warn("config.json: linux.namespaces: %s not listed (the host's would be shared); the container gets new ones", strings.Join(shared, ", "))
+	}
+	if c.Hostname != "" && slices.ContainsFunc(c.Join, func(j OCIJoin) bool { return j.Type == specs.UTSNamespace }) {
+		warn("config.json: hostname: %q not set; the joined uts namespace keeps its own", c.Hostname)
+		c.Hostname = ""
 	}
 	if r := l.Resources; r != nil {
 		if r.Memory != nil && r.Memory.Limit != nil {

@@ -67,14 +67,18 @@ const (
 
 // ociRecord is a container's state.json.
 type ociRecord struct {
-	ID          string            `json:"id"`
-	Bundle      string            `json:"bundle"`
-	Status      string            `json:"status"`
-	Supervisor  int               `json:"supervisor"`
-	SupStart    uint64            `json:"supervisor_start"`
-	Init        int               `json:"init,omitempty"` // host pid of the container's init
-	InitStart   uint64            `json:"init_start,omitempty"`
-	Slot        int               `json:"slot"`
+	ID         string `json:"id"`
+	Bundle     string `json:"bundle"`
+	Status     string `json:"status"`
+	Supervisor int    `json:"supervisor"`
+	SupStart   uint64 `json:"supervisor_start"`
+	Init       int    `json:"init,omitempty"` // host pid of the container's init
+	InitStart  uint64 `json:"init_start,omitempty"`
+	Slot       int    `json:"slot"`
+	// Member, when not 0, says the container shares the id block of
+	// another (a pod's sandbox) whose namespaces it joined; it names its
+	// groups apart from the block owner's.
+	Member      int               `json:"member,omitempty"`
 	Created     time.Time         `json:"created"`
 	ExitCode    *int              `json:"exit_code,omitempty"`
 	Annotations map[string]string `json:"annotations,omitempty"`
@@ -222,6 +226,12 @@ func (r *Runtime) Create(id string, opts CreateOptions) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Checked here for create's error; the supervisor opens them again.
+	joined, err := r.openJoins(oc)
+	if err != nil {
+		return nil, err
+	}
+	joined.close()
 	// Refuse a command that is not in the image now, as runc's create
 	// does, rather than at start: callers read the error of create.
 	if err := sandbox.LookPathIn(oc.RootFS, oc.Args[0], oc.Env, oc.Cwd); err != nil {
@@ -439,7 +449,7 @@ func (r *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
 	if sig == unix.SIGKILL && rec.Status == ociPaused {
 		// A frozen process may die only once thawed. If it died anyway,
 		// its groups may be gone already: that is the kill done.
-		if err := sandbox.Freeze(ociTaskID(rec.Slot), false); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := sandbox.Freeze(rec.taskID(), false); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
 		}
 	}
@@ -447,6 +457,14 @@ func (r *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
 }
 
 func ociTaskID(slot int) string { return "oci-" + strconv.Itoa(slot) }
+
+// taskID names the container's groups: its block's, or a member's of it.
+func (rec *ociRecord) taskID() string {
+	if rec.Member != 0 {
+		return ociTaskID(rec.Slot) + "-" + strconv.Itoa(rec.Member)
+	}
+	return ociTaskID(rec.Slot)
+}
 
 // Pause freezes every process of a running container (the cgroup
 // freezer); Resume lets them go on.
@@ -467,7 +485,7 @@ func (r *Runtime) freeze(id string, frozen bool) error {
 	case !frozen && st != ociPaused:
 		return fmt.Errorf("container not paused")
 	}
-	if err := sandbox.Freeze(ociTaskID(rec.Slot), frozen); err != nil {
+	if err := sandbox.Freeze(rec.taskID(), frozen); err != nil {
 		return err
 	}
 	rec.Status = ociRunning
@@ -550,7 +568,7 @@ func (r *Runtime) stop(rec *ociRecord) error {
 	if rec.Init != 0 {
 		signalExact(rec.Init, rec.InitStart, unix.SIGKILL)
 		if rec.Status == ociPaused {
-			sandbox.Freeze(ociTaskID(rec.Slot), false)
+			sandbox.Freeze(rec.taskID(), false)
 		}
 	} else {
 		unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0)
@@ -626,7 +644,9 @@ func acquireSlot() (int, *os.File, error) {
 			return 0, nil, fmt.Errorf("id blocks: %w", unwrapPath(err))
 		}
 		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-			return n, f, nil
+			if !blockHasMembers(n) {
+				return n, f, nil
+			}
 		}
 		f.Close()
 	}
@@ -667,13 +687,25 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 		tell(encodeStartFailure(err))
 		return stopped(1)
 	}
-	slot, lock, err := acquireSlot()
+	joined, err := r.openJoins(&oc)
+	if err != nil {
+		return fail(err)
+	}
+	defer joined.close()
+	var slot int
+	var lock *os.File
+	if joined.owner != nil {
+		slot = joined.owner.Slot
+		rec.Member, lock, err = acquireMemberSlot(joined.owner)
+	} else {
+		slot, lock, err = acquireSlot()
+	}
 	if err != nil {
 		return fail(err)
 	}
 	defer lock.Close()
 	rec.Slot = slot
-	taskID := ociTaskID(slot)
+	taskID := rec.taskID()
 	sandbox.RemoveCgroups(taskID) // what a killed supervisor of this block left
 	sandbox.ReleaseFreezer(taskID)
 	if err := r.save(rec); err != nil {
@@ -743,6 +775,7 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 		Hostname: oc.Hostname, UID: oc.UID, GID: oc.GID,
 		IDs:    sandbox.IDRange{Host: uint32(ociIDBase + slot*idSize), Size: idSize},
 		Limits: oc.Limits, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		JoinNet: joined.net, JoinIPC: joined.ipc, JoinUTS: joined.uts,
 		Hold: func(pid int) error {
 			rec.Init, rec.InitStart, rec.Status = pid, pidStart(pid), ociCreated
 			if err := r.save(rec); err != nil {

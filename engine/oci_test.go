@@ -110,6 +110,47 @@ func edit(t *testing.T, f func(s *specs.Spec)) string {
 	return string(b)
 }
 
+// TestMapPodNamespaces: a pod's sandbox names a network namespace path,
+// its containers the sandbox's network, ipc and uts namespaces; the
+// mapping keeps them for the runtime to check, and drops a host name the
+// joined uts namespace has already.
+func TestMapPodNamespaces(t *testing.T) {
+	s, err := ParseOCIConfig([]byte(edit(t, func(s *specs.Spec) {
+		s.Hostname = "pod"
+		s.Linux.Namespaces = []specs.LinuxNamespace{{Type: "pid"}, {Type: "mount"},
+			{Type: "network", Path: "/proc/42/ns/net"}, {Type: "ipc", Path: "/proc/42/ns/ipc"}, {Type: "uts", Path: "/proc/42/ns/uts/"}}
+	})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := MapOCISpec("/bundle", s, OCIOptions{HostHardLimit: hostLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []OCIJoin{{"network", "/proc/42/ns/net", "linux.namespaces[2].path"}, {"ipc", "/proc/42/ns/ipc", "linux.namespaces[3].path"},
+		{"uts", "/proc/42/ns/uts", "linux.namespaces[4].path"}}
+	if !slices.Equal(c.Join, want) {
+		t.Errorf("joins %+v, want %+v", c.Join, want)
+	}
+	if c.Hostname != "" || !slices.ContainsFunc(c.Warnings, func(w string) bool { return strings.Contains(w, "joined uts namespace") }) {
+		t.Errorf("host name %q, warnings %q: want it dropped with a warning", c.Hostname, c.Warnings)
+	}
+
+	// The kubelet's termination-message file is a host file: left out
+	// with a warning, refused in strict mode.
+	withLog := edit(t, func(s *specs.Spec) {
+		s.Process.Capabilities, s.Linux.Seccomp, s.Linux.Sysctl = nil, nil, nil // what strict mode would refuse first
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/dev/termination-log", Type: "bind", Source: "/var/lib/kubelet/pods/x/c", Options: []string{"rbind"}})
+	})
+	c, err = mapJSON(t, withLog, false)
+	if err != nil || slices.ContainsFunc(c.CopyFiles, func(f OCICopyFile) bool { return f.Target == "/dev/termination-log" }) || !slices.ContainsFunc(c.Warnings, func(w string) bool { return strings.Contains(w, "mounts[10]: /dev/termination-log not mounted") }) {
+		t.Errorf("termination log: %v, copies %v, warnings %q: want it left out with a warning", err, c.CopyFiles, c.Warnings)
+	}
+	if _, err := mapJSON(t, withLog, true); err == nil || !strings.Contains(err.Error(), "mounts[10]: /dev/termination-log not mounted") {
+		t.Errorf("termination log, strict: %v, want a refusal of mounts[10]", err)
+	}
+}
+
 func TestMapRefusals(t *testing.T) {
 	i64 := func(v int64) *int64 { return &v }
 	cases := []struct {
@@ -143,8 +184,22 @@ func TestMapRefusals(t *testing.T) {
 		{"relative destination", edit(t, func(s *specs.Spec) {
 			s.Mounts = append(s.Mounts, specs.Mount{Destination: "mnt", Type: "tmpfs", Source: "tmpfs"})
 		}), "mounts[10]", "not an absolute path"},
-		{"network namespace path", edit(t, func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/tmp/not-a-namespace" }),
-			"linux.namespaces[1].path", "joining the network namespace"},
+		{"relative network namespace path", edit(t, func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "netns/pod" }),
+			"linux.namespaces[1].path", "not an absolute path"},
+		{"mount namespace path", edit(t, func(s *specs.Spec) { s.Linux.Namespaces[4].Path = "/proc/1/ns/mnt" }),
+			"linux.namespaces[4].path", "joining the mount namespace"},
+		{"pid namespace path", edit(t, func(s *specs.Spec) { s.Linux.Namespaces[0].Path = "/proc/1/ns/pid" }),
+			"linux.namespaces[0].path", "joining the pid namespace"},
+		{"user namespace path", edit(t, func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "user", Path: "/proc/1/ns/user"})
+		}), "linux.namespaces[5].path", "joining the user namespace"},
+		{"cgroup namespace path", edit(t, func(s *specs.Spec) {
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "cgroup", Path: "/proc/1/ns/cgroup"})
+		}), "linux.namespaces[5].path", "joining the cgroup namespace"},
+		{"two network namespace paths", edit(t, func(s *specs.Spec) {
+			s.Linux.Namespaces[1].Path = "/run/netns/a"
+			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "network", Path: "/run/netns/b"})
+		}), "linux.namespaces[5].path", "a second path"},
 		{"unknown namespace", edit(t, func(s *specs.Spec) {
 			s.Linux.Namespaces = append(s.Linux.Namespaces, specs.LinuxNamespace{Type: "time"})
 		}),
@@ -238,6 +293,7 @@ func FuzzOCIConfig(f *testing.F) {
 	f.Add([]byte(podmanConfig))
 	f.Add([]byte(`{"ociVersion":"1.0.0","process":{"args":["sh"],"cwd":"/"},"root":{"path":"rootfs"},"linux":{}}`))
 	f.Add([]byte(`{"ociVersion":"1.2.0","process":{"args":["a"],"cwd":"/x/../.."},"root":{"path":"a/../../b"},"linux":{"namespaces":[{"type":"network","path":"/proc/1/ns/net"}]}}`))
+	f.Add([]byte(`{"ociVersion":"1.0.2","hostname":"h","process":{"args":["a"],"cwd":"/"},"root":{"path":"r"},"linux":{"namespaces":[{"type":"ipc","path":"/proc/9/ns/ipc"},{"type":"uts","path":"/proc/9/ns/uts"},{"type":"network","path":"/var/run/netns/cni-1"},{"type":"pid","path":"/proc/9/ns/pid"}]}}`))
 	f.Add([]byte(`{"ociVersion":"1","process":{"args":["a"],"cwd":"/","rlimits":[{"type":"RLIMIT_NOFILE","hard":99999999999,"soft":1}]},"root":{"path":"/"},"linux":{"resources":{"cpu":{"quota":1,"period":1}}}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		s, err := ParseOCIConfig(b)
@@ -278,9 +334,15 @@ func FuzzOCIConfig(f *testing.F) {
 		if err := task.Validate(); err != nil {
 			t.Fatalf("accepted a bundle the sandbox refuses: %v", err)
 		}
-		for _, ns := range s.Linux.Namespaces {
-			if ns.Path != "" {
-				t.Fatalf("accepted a namespace path %q", ns.Path)
+		for _, j := range c.Join {
+			if j.Type != specs.NetworkNamespace && j.Type != specs.IPCNamespace && j.Type != specs.UTSNamespace {
+				t.Fatalf("accepted joining a %s namespace (%s)", j.Type, j.Path)
+			}
+			if !filepath.IsAbs(j.Path) || !strings.HasPrefix(j.Field, "linux.namespaces[") {
+				t.Fatalf("accepted namespace path %q (%s)", j.Path, j.Field)
+			}
+			if j.Type == specs.UTSNamespace && c.Hostname != "" {
+				t.Fatalf("sets host name %q in a joined uts namespace", c.Hostname)
 			}
 		}
 	})

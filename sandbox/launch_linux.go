@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -53,13 +54,18 @@ type Exit struct {
 	OOMKilled bool // the memory limit's OOM killer ended a process in it
 }
 
-var filter = sync.OnceValues(func() ([]byte, error) {
-	prog, err := policy.Program()
+var (
+	filter           = sync.OnceValues(func() ([]byte, error) { return filterBytes(policy.Program) })
+	podNetworkFilter = sync.OnceValues(func() ([]byte, error) { return filterBytes(policy.PodNetworkProgram) })
+)
+
+func filterBytes(program func() ([]unix.SockFilter, error)) ([]byte, error) {
+	prog, err := program()
 	if err != nil {
 		return nil, err
 	}
 	return unsafe.Slice((*byte)(unsafe.Pointer(&prog[0])), len(prog)*int(unsafe.Sizeof(prog[0]))), nil
-})
+}
 
 // Start launches t and returns once its command is executing, or with an
 // error naming the step that failed (nothing of the container is left then).
@@ -67,7 +73,14 @@ func Start(t *Task) (*Process, error) {
 	if err := t.validate(); err != nil {
 		return nil, err
 	}
+	flags, join := uintptr(namespaces), t.joins()
+	for _, j := range join {
+		flags &^= uintptr(j.flag)
+	}
 	prog, err := filter()
+	if t.JoinNet != nil {
+		prog, err = podNetworkFilter()
+	}
 	if err != nil {
 		return nil, fmt.Errorf("seccomp policy: %w", err)
 	}
@@ -91,7 +104,7 @@ func Start(t *Task) (*Process, error) {
 		Env:        []string{nsinit.EnvVar + "=1"},
 		ExtraFiles: []*os.File{child},
 		SysProcAttr: &syscall.SysProcAttr{
-			Cloneflags:  namespaces,
+			Cloneflags:  flags,
 			UidMappings: idmap,
 			GidMappings: idmap,
 			// nsinit drops the host's supplementary groups with it.
@@ -112,7 +125,7 @@ func Start(t *Task) (*Process, error) {
 	if t.Stderr != nil {
 		cmd.Stderr = t.Stderr
 	}
-	err = cmd.Start()
+	err = startJoined(cmd, join)
 	child.Close()
 	if err != nil {
 		cg.destroy()
@@ -156,6 +169,79 @@ func Start(t *Task) (*Process, error) {
 		return fail(err)
 	}
 	return p, nil
+}
+
+// nsJoin is a namespace a task joins: its file and its CLONE_NEW* type.
+type nsJoin struct {
+	name string // as /proc/PID/ns/ names it
+	file *os.File
+	flag int
+}
+
+func (t *Task) joins() []nsJoin {
+	var js []nsJoin
+	for _, j := range []nsJoin{{"net", t.JoinNet, unix.CLONE_NEWNET}, {"ipc", t.JoinIPC, unix.CLONE_NEWIPC},
+		{"uts", t.JoinUTS, unix.CLONE_NEWUTS}} {
+		if j.file != nil {
+			js = append(js, j)
+		}
+	}
+	return js
+}
+
+// startJoined starts cmd from an OS thread of its own that has entered
+// the namespaces of join, so that the child is created in them (these
+// namespaces belong to a thread, not to the process). The thread still
+// holds the host's privilege there, which joining needs and the child
+// does not keep: its new user namespace owns none of them. The thread
+// then goes back to this process's own namespaces; if it cannot, it stays
+// locked and ends with its goroutine rather than run other Go code in a
+// container's namespaces.
+func startJoined(cmd *exec.Cmd, join []nsJoin) error {
+	if len(join) == 0 {
+		return cmd.Start()
+	}
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		var own []int
+		defer func() {
+			for _, fd := range own {
+				unix.Close(fd)
+			}
+		}()
+		for _, j := range join {
+			fd, err := unix.Open("/proc/thread-self/ns/"+j.name, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+			if err != nil {
+				errc <- fmt.Errorf("own %s namespace: %w", j.name, err)
+				return
+			}
+			own = append(own, fd)
+		}
+		entered := 0
+		err := func() error {
+			for _, j := range join {
+				if err := unix.Setns(int(j.file.Fd()), j.flag); err != nil {
+					return fmt.Errorf("join %s namespace %s: %w", j.name, j.file.Name(), err)
+				}
+				entered++
+			}
+			return cmd.Start()
+		}()
+		for i := entered - 1; i >= 0; i-- {
+			if e := unix.Setns(own[i], join[i].flag); e != nil {
+				if err == nil {
+					cmd.Process.Kill()
+					cmd.Wait()
+				}
+				errc <- fmt.Errorf("return to own %s namespace: %w", join[i].name, e)
+				return // the thread stays locked and ends with this goroutine
+			}
+		}
+		runtime.UnlockOSThread()
+		errc <- err
+	}()
+	return <-errc
 }
 
 func (p *Process) readReports(r io.Reader) error {

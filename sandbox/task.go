@@ -144,6 +144,17 @@ type Task struct {
 	// TTY: Stdin is a terminal, to become the command's controlling one.
 	TTY bool
 
+	// JoinNet, JoinIPC and JoinUTS, when set, are existing namespaces
+	// (an opened /proc/PID/ns/… or a CNI plugin's netns file) the
+	// container enters instead of making its own. The host enters them on
+	// the launching thread before the container's clone, so the container's
+	// new user namespace does not own them and its root holds no
+	// capability over them. A joined network namespace is the container's
+	// network: its sockets are made and used there natively (the filter is
+	// policy.PodNetworkProgram) instead of by Oak's network service. With
+	// JoinUTS, Hostname must be empty: the namespace keeps its owner's.
+	JoinNet, JoinIPC, JoinUTS *os.File
+
 	// Hold, if set, is called with the host pid of the container's init
 	// once the container sits in its groups and before anything of the
 	// image runs; Start goes on when it returns nil and abandons the
@@ -187,6 +198,9 @@ func (t *Task) validate() error {
 	}
 	if err := t.Limits.Check(); err != nil {
 		return fmt.Errorf("task %s: %w", t.ID, err)
+	}
+	if t.JoinUTS != nil && t.Hostname != "" {
+		return fmt.Errorf("task %s: host name %q: a joined uts namespace keeps its own", t.ID, t.Hostname)
 	}
 	for _, l := range t.Layers {
 		if l == "" || l[0] != '/' {

@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -29,5 +30,23 @@ func TestLimitsCheck(t *testing.T) {
 		if c.err == "" && err != nil || c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)) {
 			t.Errorf("%+v.Check() = %v, want %q", c.l, err, c.err)
 		}
+	}
+}
+
+// TestValidateJoinedUTS: a task that joins a uts namespace may not set a
+// host name; the namespace keeps its owner's.
+func TestValidateJoinedUTS(t *testing.T) {
+	uts, err := os.Open(os.DevNull) // validate only looks at whether it is set
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uts.Close()
+	task := Task{ID: "x", Layers: []string{"/l"}, Scratch: "/s", Args: []string{"sh"}, IDs: IDRange{Host: 1 << 31, Size: 65536}, JoinUTS: uts}
+	if err := task.validate(); err != nil {
+		t.Errorf("joined uts namespace, no host name: %v", err)
+	}
+	task.Hostname = "pod"
+	if err := task.validate(); err == nil || !strings.Contains(err.Error(), "joined uts namespace") {
+		t.Errorf("joined uts namespace with host name: %v, want a refusal", err)
 	}
 }

@@ -51,6 +51,11 @@ func Compile() ([]bpf.Instruction, error) {
 	return compileRules(table)
 }
 
+// CompilePodNetwork is Compile for the pod-network policy (PodNetworkTable).
+func CompilePodNetwork() ([]bpf.Instruction, error) {
+	return compileRules(podNetworkTable)
+}
+
 func compileRules(rules []Rule) ([]bpf.Instruction, error) {
 	if err := validate(rules); err != nil {
 		return nil, err

@@ -360,3 +360,43 @@ func TestCompileRefusesOversizedProgram(t *testing.T) {
 		t.Fatalf("compiled %d instructions without complaint", len(prog))
 	}
 }
+
+// TestPodNetworkFilterAgreesWithTable: the pod-network filter does what its
+// table says, and differs from the default only in the network rows.
+func TestPodNetworkFilterAgreesWithTable(t *testing.T) {
+	prog, err := CompilePodNetwork()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range disagreements(t, prog, podNetworkTable, DecidePodNetwork) {
+		t.Error(d)
+	}
+	var changed []string
+	for _, r := range PodNetworkTable() {
+		if !slices.ContainsFunc(Table(), func(o Rule) bool { return o.Nr == r.Nr && o.Why == r.Why }) {
+			changed = append(changed, r.Name)
+		}
+	}
+	slices.Sort(changed)
+	want := []string{"bind", "connect", "listen", "sendmmsg", "sendmsg", "sendto", "socket"}
+	if !slices.Equal(changed, want) {
+		t.Errorf("pod-network rows differ from the table in %v, want %v", changed, want)
+	}
+	for _, c := range []struct {
+		name string
+		args [6]uint64
+		want Kind
+	}{
+		{"socket", [6]uint64{afInet}, KindAllow},
+		{"socket", [6]uint64{afUnix}, KindAllow},
+		{"socket", [6]uint64{16 /* AF_NETLINK */}, KindErrno},
+		{"connect", [6]uint64{}, KindAllow},
+		{"io_uring_setup", [6]uint64{}, KindErrno},
+		{"mount", [6]uint64{}, KindErrno},
+	} {
+		nr, _ := SyscallNumber(c.name)
+		if got := DecidePodNetwork(nr, c.args).Kind(); got != c.want {
+			t.Errorf("pod network: %s%v: %v, want %v", c.name, c.args[:1], got, c.want)
+		}
+	}
+}

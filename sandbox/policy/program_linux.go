@@ -12,11 +12,18 @@ import (
 // seccomp(SECCOMP_SET_MODE_FILTER) takes: point a unix.SockFprog at it.
 // It is the same for every container. It fails on hosts other than x86_64,
 // where the filter would kill every process at its first system call.
-func Program() ([]unix.SockFilter, error) {
+func Program() ([]unix.SockFilter, error) { return program(Compile) }
+
+// PodNetworkProgram is Program for the pod-network policy
+// (PodNetworkTable), the filter of a container that joined a network
+// namespace its caller made for it.
+func PodNetworkProgram() ([]unix.SockFilter, error) { return program(CompilePodNetwork) }
+
+func program(compile func() ([]bpf.Instruction, error)) ([]unix.SockFilter, error) {
 	if runtime.GOARCH != "amd64" {
 		return nil, fmt.Errorf("seccomp policy: written for x86_64 system calls, not %s", runtime.GOARCH)
 	}
-	prog, err := Compile()
+	prog, err := compile()
 	if err != nil {
 		return nil, err
 	}

@@ -331,6 +331,10 @@ func TestRuntimeBadBundles(t *testing.T) {
 	var hard syscall.Rlimit
 	syscall.Getrlimit(syscall.RLIMIT_NOFILE, &hard)
 	outside := t.TempDir()
+	regular := filepath.Join(t.TempDir(), "netns")
+	if err := os.WriteFile(regular, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		name   string
 		bundle func() string
@@ -367,7 +371,28 @@ func TestRuntimeBadBundles(t *testing.T) {
 		}, []string{"--strict"}, "process.capabilities.bounding[1]: CAP_SYS_ADMIN"},
 		{"namespace path that is no namespace", func() string {
 			return bundle(t, sh, func(s *specs.Spec) { s.Linux.Namespaces[1].Path = outside })
-		}, nil, "linux.namespaces[1].path"},
+		}, nil, "linux.namespaces[1].path: " + outside + " is not a namespace"},
+		{"network namespace path that is a regular file", func() string {
+			return bundle(t, sh, func(s *specs.Spec) { s.Linux.Namespaces[1].Path = regular })
+		}, nil, "linux.namespaces[1].path: " + regular + " is not a namespace"},
+		{"network namespace path that is /dev/null", func() string {
+			return bundle(t, sh, func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/dev/null" })
+		}, nil, "linux.namespaces[1].path: /dev/null is not a namespace"},
+		{"network namespace path to a mount namespace", func() string {
+			return bundle(t, sh, func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/self/ns/mnt" })
+		}, nil, "linux.namespaces[1].path: /proc/self/ns/mnt is a mount namespace, not a network namespace"},
+		{"nonexistent network namespace path", func() string {
+			return bundle(t, sh, func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/nonexistent/netns" })
+		}, nil, "linux.namespaces[1].path: /nonexistent/netns: no such file"},
+		{"the host's network namespace", func() string {
+			return bundle(t, sh, func(s *specs.Spec) { s.Linux.Namespaces[1].Path = "/proc/self/ns/net" })
+		}, nil, "linux.namespaces[1].path: /proc/self/ns/net is the host's network namespace"},
+		{"mount namespace path", func() string {
+			return bundle(t, sh, func(s *specs.Spec) { s.Linux.Namespaces[4].Path = "/proc/self/ns/mnt" })
+		}, nil, "linux.namespaces[4].path: joining the mount namespace"},
+		{"ipc namespace of no Oak container", func() string {
+			return bundle(t, sh, func(s *specs.Spec) { s.Linux.Namespaces[2].Path = "/proc/self/ns/ipc" })
+		}, nil, "linux.namespaces[2].path: the ipc namespace at /proc/self/ns/ipc belongs to no container of this runtime"},
 		{"rlimit above the host's", func() string {
 			return bundle(t, sh, func(s *specs.Spec) {
 				s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_NOFILE", Hard: hard.Max + 1, Soft: 1024}}
