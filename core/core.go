@@ -282,7 +282,8 @@ func (k *Core) Delete(s Space, h Handle) error {
 // back when the sub-factory is destroyed. The new capability is a child of h,
 // so revoking h destroys the sub-factory. NewFactory refuses unless h holds
 // RightCreate, and refuses a q larger than what remains in any resource
-// (ErrQuotaExceeded, naming the resource).
+// (ErrQuotaExceeded, naming the resource); a q [Unlimited] in a resource
+// only from a factory unlimited in it.
 func (k *Core) NewFactory(s Space, h Handle, q Quota, into Space, name string) (Handle, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -296,7 +297,11 @@ func (k *Core) NewFactory(s Space, h Handle, q Quota, into Space, name string) (
 		return 0, fmt.Errorf("%s: %w", op, err)
 	}
 	parent := src.obj
-	if err := q.exceeds(parent.limit.minus(parent.used)); err != nil {
+	err = q.exceeds(parent.limit.minus(parent.used))
+	if err == nil {
+		err = q.overflows(parent.used)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("%s: %w", op, err)
 	}
 	f := newFactory(q, parent)
