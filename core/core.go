@@ -359,6 +359,25 @@ func (k *Core) FactoryQuota(s Space, h Handle) (limit, remaining Quota, err erro
 	return c.obj.limit, c.obj.limit.minus(c.obj.used), nil
 }
 
+// FactoryUsage returns what the factory that capability h of space s
+// refers to has given out: its sub-factories' limits (an unlimited field
+// counting nothing) plus one capability per capability its spaces hold.
+// Unlike what [Core.FactoryQuota] says remains, it is known for an
+// unlimited resource too. It needs no right, and refuses what
+// FactoryQuota refuses.
+func (k *Core) FactoryUsage(s Space, h Handle) (Quota, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c, err := k.lookup(s, h, 0)
+	if err == nil && c.obj.desc.Kind() != KindFactory {
+		err = fmt.Errorf("%w: a %v, not a factory", ErrInvalid, c.obj.desc.Kind())
+	}
+	if err != nil {
+		return Quota{}, fmt.Errorf("usage of space %d handle %d: %w", s, h, err)
+	}
+	return c.obj.used, nil
+}
+
 // SpaceQuota returns the limit of the factory space s is charged to: what
 // the host must enforce on the container that owns s. Spaces charged to the
 // same factory share one limit. It refuses a missing space.

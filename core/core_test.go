@@ -524,6 +524,10 @@ func TestUnlimitedQuota(t *testing.T) {
 	if err := k.check(root); err != nil {
 		t.Error(err)
 	}
+	// a's limited memory, and the capabilities of a and its sub-factory.
+	if u, err := k.FactoryUsage(s, f); err != nil || u != (Quota{MemoryBytes: 1 << 30, Tasks: 4, DiskBytes: 1 << 40, Caps: 3}) {
+		t.Errorf("root usage: %v, %v", u, err)
+	}
 	if err := k.Delete(s, a); err != nil {
 		t.Fatal(err)
 	}

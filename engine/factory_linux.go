@@ -1,0 +1,519 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/oak-engine/oak/sandbox"
+	"github.com/oak-engine/oak/storage/volume"
+)
+
+// FactoryInfo describes one factory for oak factory ls and inspect.
+type FactoryInfo struct {
+	Name    string       `json:"Name"`
+	Parent  string       `json:"Parent"`
+	Created time.Time    `json:"Created"`
+	Limit   FactoryQuota `json:"Limit"`
+	// Given is what the factory has given out of each limited resource:
+	// its sub-factories' limits plus, for disk, its reservations.
+	Given FactoryQuota `json:"Given"`
+	// Reserved lists the disk reservations, by holder ("volume data",
+	// "container 1a2b3c4d5e6f"), in bytes.
+	Reserved map[string]int64 `json:"Reserved,omitempty"`
+	// Usage is what the kernel charges the factory's group now, its
+	// sub-factories' and containers' included.
+	Usage      sandbox.GroupUsage `json:"Usage"`
+	Group      string             `json:"Group"` // its control group, under Oak's in each hierarchy
+	Containers []string           `json:"Containers"`
+	Children   []string           `json:"Children"`
+	Volumes    []string           `json:"Volumes"`
+	Removing   bool               `json:"Removing,omitempty"`
+}
+
+// loadFactories reads the factory records and loads them, with every disk
+// reservation derived from the container records cs and the volume store,
+// into a core. Must be called with the lock held.
+func (e *Engine) loadFactories(cs []*Container) (*factoryTree, error) {
+	fs, err := e.factories()
+	if err != nil {
+		return nil, err
+	}
+	charges, err := e.diskCharges(fs, cs)
+	if err != nil {
+		return nil, err
+	}
+	return newFactoryTree(fs, charges)
+}
+
+// diskCharges derives every reservation of a factory's disk from the
+// records: each container made from a factory holds the size of its
+// writable layer (its --storage-size, by default
+// sandbox.DefaultWritableBytes; none with --read-only) for as long as its
+// record exists, and each volume made for a factory holds its size for as
+// long as the volume exists.
+func (e *Engine) diskCharges(fs []*Factory, cs []*Container) ([]diskCharge, error) {
+	var out []diskCharge
+	for _, c := range cs {
+		if c.Factory == "" || c.Status == StatusBroken {
+			continue
+		}
+		spec, err := e.readSpec(c.ID)
+		if err != nil {
+			return nil, fmt.Errorf("factory %s: container %s: %w", c.Factory, ShortID(c.ID), err)
+		}
+		if n := writableCharge(spec); n > 0 {
+			out = append(out, diskCharge{factory: c.Factory, holder: "container " + ShortID(c.ID), bytes: n})
+		}
+	}
+	var vs *volume.Store
+	for _, f := range fs {
+		for _, name := range f.Volumes {
+			if vs == nil {
+				var err error
+				if vs, err = e.Volumes(); err != nil {
+					return nil, err
+				}
+			}
+			v, err := vs.Inspect(name)
+			if errors.Is(err, volume.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, fmt.Errorf("factory %s: %w", f.Name, err)
+			}
+			out = append(out, diskCharge{factory: f.Name, holder: "volume " + name, bytes: v.Size})
+		}
+	}
+	return out, nil
+}
+
+// writableCharge is what a container's writable layer holds of its
+// factory's disk.
+func writableCharge(spec *Spec) int64 {
+	switch {
+	case spec.ReadOnly:
+		return 0
+	case spec.Limits.WritableBytes > 0:
+		return spec.Limits.WritableBytes
+	}
+	return sandbox.DefaultWritableBytes
+}
+
+// CreateFactory makes a factory and its control groups. It refuses an
+// invalid or taken name, a missing parent or one being removed, and a
+// quota that does not fit in what the parent has left (naming the
+// resource); under a parent that limits a resource, the new factory must
+// limit it too.
+func (e *Engine) CreateFactory(o FactoryOptions) (*FactoryInfo, error) {
+	unlock, err := e.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	cs, err := e.reconcile()
+	if err != nil {
+		return nil, err
+	}
+	t, err := e.loadFactories(cs)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.add(o); err != nil {
+		return nil, err
+	}
+	f := &Factory{Name: o.Name, ID: newFactoryID(), Parent: o.Parent, Quota: o.Quota, Created: time.Now().UTC()}
+	t.byName[f.Name] = f
+	if err := e.makeGroups(t, f.Name); err != nil {
+		sandbox.RemoveGroup(t.group(f.Name))
+		return nil, fmt.Errorf("factory create %s: %w", f.Name, err)
+	}
+	if err := e.saveFactory(f); err != nil {
+		sandbox.RemoveGroup(t.group(f.Name))
+		return nil, err
+	}
+	t2, err := e.loadFactories(cs)
+	if err != nil {
+		return nil, err
+	}
+	return t2.info(f.Name, cs), nil
+}
+
+// makeGroups makes (or brings up to date) the control groups of name and
+// of its ancestors, top first: after a reboot, none exist until a factory's
+// first container.
+func (e *Engine) makeGroups(t *factoryTree, name string) error {
+	for _, f := range t.chain(name) {
+		if err := sandbox.MakeGroup(t.group(f.Name), f.Quota.limits()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// info describes factory name. Must be called with the lock held, cs the
+// reconciled containers.
+func (t *factoryTree) info(name string, cs []*Container) *FactoryInfo {
+	f := t.byName[name]
+	fi := &FactoryInfo{Name: f.Name, Parent: f.Parent, Created: f.Created, Limit: f.Quota,
+		Group: t.group(name), Removing: f.Removing, Reserved: t.reserved[name],
+		Containers: []string{}, Children: []string{}, Volumes: []string{}}
+	given := t.given(name)
+	fi.Given = FactoryQuota{MemoryBytes: int64(given.MemoryBytes), Pids: int64(given.Tasks),
+		CPUMilli: int64(given.CPUMilli), DiskBytes: int64(given.DiskBytes)}
+	fi.Usage, _ = sandbox.ReadGroup(fi.Group)
+	for _, c := range cs {
+		if c.Factory == name {
+			fi.Containers = append(fi.Containers, c.Name)
+		}
+	}
+	for _, o := range t.byName {
+		if o.Parent == name {
+			fi.Children = append(fi.Children, o.Name)
+		}
+	}
+	sort.Strings(fi.Children)
+	for _, v := range f.Volumes {
+		if _, ok := t.reserved[name]["volume "+v]; ok {
+			fi.Volumes = append(fi.Volumes, v)
+		}
+	}
+	return fi
+}
+
+// ListFactories describes every factory, by name.
+func (e *Engine) ListFactories() ([]*FactoryInfo, error) {
+	unlock, err := e.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	cs, err := e.reconcile()
+	if err != nil {
+		return nil, err
+	}
+	t, err := e.loadFactories(cs)
+	if err != nil {
+		return nil, err
+	}
+	var out []*FactoryInfo
+	for name := range t.byName {
+		out = append(out, t.info(name, cs))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out, nil
+}
+
+// InspectFactory describes factory name.
+func (e *Engine) InspectFactory(name string) (*FactoryInfo, error) {
+	unlock, err := e.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	cs, err := e.reconcile()
+	if err != nil {
+		return nil, err
+	}
+	t, err := e.loadFactories(cs)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := t.byName[name]; !ok {
+		return nil, fmt.Errorf("factory %s: %w", name, ErrNoSuchFactory)
+	}
+	return t.info(name, cs), nil
+}
+
+// RemoveFactory removes factory name and its control groups. Without
+// force it refuses a factory that still has containers, sub-factories or
+// volumes, listing them. With force it withdraws everything made from the
+// factory, recursively: it marks the factory and every sub-factory as
+// being removed (so nothing new is made from them), kills and removes
+// their containers, removes their volumes, then their records (deepest
+// first) and groups. A crash part-way leaves the marks, and the next
+// oak factory rm -f finishes the job.
+func (e *Engine) RemoveFactory(name string, force bool) error {
+	op := "factory rm " + name
+	unlock, err := e.lock()
+	if err != nil {
+		return err
+	}
+	cs, err := e.reconcile()
+	if err == nil {
+		var t *factoryTree
+		if t, err = e.loadFactories(cs); err == nil {
+			err = e.markRemoving(t, name, cs, force)
+		}
+	}
+	unlock()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if !force {
+		return nil // removed under the lock already
+	}
+	// Withdraw, outside the lock (stopping a container takes it).
+	unlock, err = e.lock()
+	if err != nil {
+		return err
+	}
+	cs, err = e.reconcile()
+	var t *factoryTree
+	if err == nil {
+		t, err = e.loadFactories(cs)
+	}
+	unlock()
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	sub := t.subtree(name)
+	var errs []error
+	for _, c := range cs {
+		if containsName(sub, c.Factory) {
+			if err := e.Remove(c.ID, true); err != nil && !errors.Is(err, ErrNoSuchContainer) {
+				errs = append(errs, fmt.Errorf("container %s: %w", c.Name, err))
+			}
+		}
+	}
+	for _, fname := range sub {
+		for _, v := range t.byName[fname].Volumes {
+			if err := e.RemoveVolume(v); err != nil && !errors.Is(err, volume.ErrNotFound) {
+				errs = append(errs, fmt.Errorf("volume %s: %w", v, err))
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	unlock, err = e.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	if cs, err = e.reconcile(); err != nil {
+		return err
+	}
+	for _, c := range cs {
+		if containsName(sub, c.Factory) { // made before the mark
+			return fmt.Errorf("%s: container %s appeared meanwhile; run it again", op, c.Name)
+		}
+	}
+	group := t.group(name)
+	for i := len(sub) - 1; i >= 0; i-- {
+		if err := os.Remove(e.factoryPath(sub[i])); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	if err := sandbox.RemoveGroup(group); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	return nil
+}
+
+// markRemoving, without force, removes factory name if nothing was made
+// from it; with force, marks it and its sub-factories as being removed.
+func (e *Engine) markRemoving(t *factoryTree, name string, cs []*Container, force bool) error {
+	f, ok := t.byName[name]
+	if !ok {
+		return ErrNoSuchFactory
+	}
+	fi := t.info(name, cs)
+	if !force {
+		var held []string
+		if len(fi.Containers) > 0 {
+			held = append(held, "containers "+strings.Join(fi.Containers, ", "))
+		}
+		if len(fi.Children) > 0 {
+			held = append(held, "sub-factories "+strings.Join(fi.Children, ", "))
+		}
+		if len(fi.Volumes) > 0 {
+			held = append(held, "volumes "+strings.Join(fi.Volumes, ", "))
+		}
+		if len(held) > 0 {
+			return fmt.Errorf("has %s; remove them first, or use rm -f to remove it with everything made from it", strings.Join(held, "; "))
+		}
+		if err := os.Remove(e.factoryPath(f.Name)); err != nil {
+			return err
+		}
+		return sandbox.RemoveGroup(t.group(name))
+	}
+	for _, n := range t.subtree(name) {
+		g := t.byName[n]
+		if !g.Removing {
+			g.Removing = true
+			if err := e.saveFactory(g); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// admit makes container c (record and spec not yet written) one of
+// factory name's: its limits default to the factory's and may not exceed
+// them, its writable layer is reserved of the factory's disk, and its
+// groups go in the factory's. Must be called with the lock held, cs the
+// reconciled containers.
+func (e *Engine) admit(name string, c *Container, spec *Spec, cs []*Container) error {
+	t, err := e.loadFactories(cs)
+	if err != nil {
+		return err
+	}
+	f, ok := t.byName[name]
+	switch {
+	case !ok:
+		return fmt.Errorf("invalid --factory %s: %w", name, ErrNoSuchFactory)
+	case f.Removing:
+		return fmt.Errorf("invalid --factory %s: the factory is being removed", name)
+	}
+	l := &spec.Limits
+	for _, r := range []struct {
+		flag  string
+		v     *int64
+		limit int64
+		text  func(int64) string
+	}{{"--memory", &l.MemoryBytes, f.Quota.MemoryBytes, bytesText},
+		{"--pids", &l.Pids, f.Quota.Pids, func(n int64) string { return fmt.Sprint(n) }},
+		{"--cpus", &l.CPUMilli, f.Quota.CPUMilli, func(n int64) string { return fmt.Sprintf("%.2f CPUs", float64(n)/1000) }}} {
+		switch {
+		case *r.v == 0:
+			*r.v = r.limit
+		case r.limit > 0 && *r.v > r.limit:
+			return fmt.Errorf("invalid %s %s: above the limit of factory %s (%s); a container's limits may only narrow its factory's",
+				r.flag, r.text(*r.v), name, r.text(r.limit))
+		}
+	}
+	if err := t.reserve(diskCharge{factory: name, holder: "container " + ShortID(c.ID), bytes: writableCharge(spec)}); err != nil {
+		return fmt.Errorf("run --factory %s: %w (a container's writable layer, --storage-size, is charged to its factory's --disk; --read-only needs none)", name, err)
+	}
+	if err := e.makeGroups(t, name); err != nil {
+		return fmt.Errorf("run --factory %s: %w", name, err)
+	}
+	if err := pidsLeft(t, name); err != nil {
+		return err
+	}
+	c.Factory, c.CgroupParent = name, t.group(name)
+	return nil
+}
+
+// pidsLeft refuses a launch into a factory whose tasks are used up (the
+// container's init and its command need two), naming the factory whose
+// quota is exhausted: the factory's own or an ancestor's.
+func pidsLeft(t *factoryTree, name string) error {
+	chain := t.chain(name)
+	for i := len(chain) - 1; i >= 0; i-- {
+		g := t.group(chain[i].Name)
+		u, err := sandbox.ReadGroup(g)
+		if err == nil && u.PidsMax > 0 && u.Pids+sandbox.MinPids > u.PidsMax {
+			return fmt.Errorf("factory %s: pids quota exhausted: %d of %d tasks in use, a container needs %d",
+				chain[i].Name, u.Pids, u.PidsMax, sandbox.MinPids)
+		}
+	}
+	return nil
+}
+
+// explainLaunch turns a failed launch into a container of a factory whose
+// tasks ran out meanwhile into an error that says so.
+func (e *Engine) explainLaunch(c *Container, err error) error {
+	if c.Factory == "" {
+		return err
+	}
+	fs, ferr := e.factories()
+	if ferr != nil {
+		return err
+	}
+	t, ferr := newFactoryTree(fs, nil)
+	if ferr != nil {
+		return err
+	}
+	if perr := pidsLeft(t, c.Factory); perr != nil {
+		return fmt.Errorf("%v: %w", perr, err)
+	}
+	return err
+}
+
+// ensureGroups brings the groups of container c's factory up to date
+// before a launch (after a reboot they are gone). A factory removed
+// meanwhile is refused.
+func (e *Engine) ensureGroups(c *Container) error {
+	if c.Factory == "" {
+		return nil
+	}
+	fs, err := e.factories()
+	if err != nil {
+		return err
+	}
+	t, err := newFactoryTree(fs, nil)
+	if err != nil {
+		return err
+	}
+	f, ok := t.byName[c.Factory]
+	switch {
+	case !ok:
+		return fmt.Errorf("factory %s: %w", c.Factory, ErrNoSuchFactory)
+	case f.Removing:
+		return fmt.Errorf("factory %s: is being removed", c.Factory)
+	case t.group(c.Factory) != c.CgroupParent:
+		return fmt.Errorf("factory %s: its group %s is not the container's %s", c.Factory, t.group(c.Factory), c.CgroupParent)
+	}
+	return e.makeGroups(t, c.Factory)
+}
+
+// CreateFactoryVolume creates a volume as CreateVolume does, reserving its
+// size of factory's disk quota first; the volume is the factory's, and
+// oak factory rm -f removes it.
+func (e *Engine) CreateFactoryVolume(factory, name string, size int64, o VolumeOptions) (*VolumeInfo, error) {
+	op := fmt.Sprintf("volume create %s --factory %s", name, factory)
+	unlock, err := e.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	cs, err := e.reconcile()
+	if err != nil {
+		return nil, err
+	}
+	t, err := e.loadFactories(cs)
+	if err != nil {
+		return nil, err
+	}
+	f, ok := t.byName[factory]
+	switch {
+	case !ok:
+		return nil, fmt.Errorf("%s: %w", op, ErrNoSuchFactory)
+	case f.Removing:
+		return nil, fmt.Errorf("%s: the factory is being removed", op)
+	}
+	for _, g := range t.byName {
+		if containsName(g.Volumes, name) {
+			if _, held := t.reserved[g.Name]["volume "+name]; held {
+				return nil, fmt.Errorf("%s: volume %s exists, in factory %s", op, name, g.Name)
+			}
+		}
+	}
+	if err := t.reserve(diskCharge{factory: factory, holder: "volume " + name, bytes: size}); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	// The record first: a crash before the volume exists leaves a name
+	// that holds nothing.
+	listed := containsName(f.Volumes, name)
+	if !listed {
+		f.Volumes = append(f.Volumes, name)
+		if err := e.saveFactory(f); err != nil {
+			return nil, err
+		}
+	}
+	v, err := e.CreateVolume(name, size, o)
+	if err != nil {
+		if !listed {
+			f.Volumes = f.Volumes[:len(f.Volumes)-1]
+			e.saveFactory(f)
+		}
+		return nil, err
+	}
+	return v, nil
+}
