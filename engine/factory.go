@@ -155,6 +155,9 @@ func newFactoryTree(fs []*Factory, charges []diskCharge) (*factoryTree, error) {
 	t := &factoryTree{k: k, space: rs, handles: map[string]core.Handle{"": rh}, byName: map[string]*Factory{},
 		reserved: map[string]map[string]int64{}}
 	for _, f := range fs {
+		if _, ok := t.byName[f.Name]; ok || f.Name == "" {
+			return nil, fmt.Errorf("factory %q: corrupt records: the name is empty or taken twice", f.Name)
+		}
 		t.byName[f.Name] = f
 	}
 	for _, f := range fs {

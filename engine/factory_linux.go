@@ -14,13 +14,13 @@ import (
 
 // FactoryInfo describes one factory for oak factory ls and inspect.
 type FactoryInfo struct {
-	Name    string       `json:"Name"`
-	Parent  string       `json:"Parent"`
-	Created time.Time    `json:"Created"`
-	Limit   FactoryQuota `json:"Limit"`
-	// Given is what the factory has given out of each limited resource:
-	// its sub-factories' limits plus, for disk, its reservations.
-	Given FactoryQuota `json:"Given"`
+	Name    string    `json:"Name"`
+	Parent  string    `json:"Parent"`
+	Created time.Time `json:"Created"`
+	Limit   QuotaInfo `json:"Limit"` // 0: no limit of its own
+	// Given is what the factory has given out of each resource: its
+	// sub-factories' limits plus, for disk, its reservations.
+	Given QuotaInfo `json:"Given"`
 	// Reserved lists the disk reservations, by holder ("volume data",
 	// "container 1a2b3c4d5e6f"), in bytes.
 	Reserved map[string]int64 `json:"Reserved,omitempty"`
@@ -32,6 +32,14 @@ type FactoryInfo struct {
 	Children   []string           `json:"Children"`
 	Volumes    []string           `json:"Volumes"`
 	Removing   bool               `json:"Removing,omitempty"`
+}
+
+// QuotaInfo is a FactoryQuota as oak factory inspect shows it.
+type QuotaInfo struct {
+	MemoryBytes int64
+	Pids        int64
+	CPUMilli    int64
+	DiskBytes   int64
 }
 
 // loadFactories reads the factory records and loads them, with every disk
@@ -158,11 +166,11 @@ func (e *Engine) makeGroups(t *factoryTree, name string) error {
 // reconciled containers.
 func (t *factoryTree) info(name string, cs []*Container) *FactoryInfo {
 	f := t.byName[name]
-	fi := &FactoryInfo{Name: f.Name, Parent: f.Parent, Created: f.Created, Limit: f.Quota,
+	fi := &FactoryInfo{Name: f.Name, Parent: f.Parent, Created: f.Created, Limit: QuotaInfo(f.Quota),
 		Group: t.group(name), Removing: f.Removing, Reserved: t.reserved[name],
 		Containers: []string{}, Children: []string{}, Volumes: []string{}}
 	given := t.given(name)
-	fi.Given = FactoryQuota{MemoryBytes: int64(given.MemoryBytes), Pids: int64(given.Tasks),
+	fi.Given = QuotaInfo{MemoryBytes: int64(given.MemoryBytes), Pids: int64(given.Tasks),
 		CPUMilli: int64(given.CPUMilli), DiskBytes: int64(given.DiskBytes)}
 	fi.Usage, _ = sandbox.ReadGroup(fi.Group)
 	for _, c := range cs {
