@@ -398,9 +398,8 @@ func (e *Engine) admit(name string, c *Container, spec *Spec, cs []*Container) e
 	if err := t.reserve(diskCharge{factory: name, holder: "container " + ShortID(c.ID), bytes: writableCharge(spec)}); err != nil {
 		return fmt.Errorf("run --factory %s: %w (a container's writable layer, --storage-size, is charged to its factory's --disk; --read-only needs none)", name, err)
 	}
-	if err := e.makeGroups(t, name); err != nil {
-		return fmt.Errorf("run --factory %s: %w", name, err)
-	}
+	// Its groups are made (or brought up to date) at each launch, by
+	// ensureGroups.
 	if err := pidsLeft(t, name); err != nil {
 		return err
 	}

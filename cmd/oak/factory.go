@@ -56,6 +56,23 @@ func useOf(use, limit int64, text func(int64) string) string {
 
 func cpuText(milli int64) string { return strconv.FormatFloat(float64(milli)/1000, 'f', -1, 64) }
 
+// factoryNames lists the names of factories, for completion.
+func factoryNames(e *engine.Engine) []string {
+	fs, err := e.ListFactories()
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(fs))
+	for _, f := range fs {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+func completeFactories(stateRoot func() string) completeFunc {
+	return completeNames(false, factoryNames, stateRoot)
+}
+
 func newFactoryCmd(stateRoot func() string) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "factory",
@@ -94,12 +111,14 @@ factory's own (allowed only where the parent sets none).`,
 			return nil
 		},
 	}
+	create.ValidArgsFunction = cobra.NoFileCompletions // a new name
 	cf := create.Flags()
 	cf.StringVar(&parent, "parent", "", "make it out of factory P's quota (default: the host's)")
 	cf.StringVarP(&memory, "memory", "m", "", "memory of all its containers together, e.g. 1g")
 	cf.StringVar(&pids, "pids", "", "processes and threads of all its containers together")
 	cf.StringVar(&cpus, "cpus", "", "CPU time of all its containers together, in cores, e.g. 1.5")
 	cf.StringVar(&disk, "disk", "", "bytes of its volumes and its containers' writable layers together, e.g. 10g")
+	create.RegisterFlagCompletionFunc("parent", completeFactories(stateRoot))
 	var lsFormat string
 	var quiet bool
 	ls := &cobra.Command{
@@ -173,6 +192,7 @@ volumes and writable layers. "-" is no limit of its own.`,
 			return nil
 		},
 	}
+	inspect.ValidArgsFunction = completeFactories(stateRoot)
 	inspect.Flags().StringVarP(&inspectFormat, "format", "f", "", "json (default) or a Go template such as {{.Limit.Pids}}")
 	var force bool
 	rm := &cobra.Command{
@@ -191,6 +211,7 @@ their volumes removed (with their data), their control groups removed.`,
 			return eachRef(args, func(name string) error { return e.RemoveFactory(name, force) })
 		},
 	}
+	rm.ValidArgsFunction = completeFactories(stateRoot)
 	rm.Flags().BoolVarP(&force, "force", "f", false, "also kill and remove its containers, sub-factories and volumes")
 	cmd.AddCommand(create, ls, inspect, rm)
 	return cmd
