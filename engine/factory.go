@@ -39,14 +39,23 @@ type Factory struct {
 	Quota   FactoryQuota `json:"quota"`
 	Created time.Time    `json:"created"`
 	// Volumes are the volumes made for it (oak volume create --factory),
-	// whose sizes its disk quota holds. A name whose volume is gone
-	// (removed, or never made: a crash between the record and the
-	// volume) holds nothing.
-	Volumes []string `json:"volumes,omitempty"`
+	// whose sizes its disk quota holds.
+	Volumes []FactoryVolume `json:"volumes,omitempty"`
 	// Removing is set by oak factory rm -f before it withdraws what was
 	// made from the factory: no container or sub-factory is made from it
 	// any more, and a removal a crash interrupted is finished by the next.
 	Removing bool `json:"removing,omitempty"`
+}
+
+// FactoryVolume names a volume made for a factory. A volume that is gone
+// (removed, or never made: a crash between the record and the volume)
+// holds nothing of the factory's disk, and a volume of the same name made
+// later is not the factory's: Created, the volume's creation time as the
+// volume store keeps it, tells them apart. Created is zero only between
+// the record and the volume's creation.
+type FactoryVolume struct {
+	Name    string    `json:"name"`
+	Created time.Time `json:"created,omitzero"`
 }
 
 // FactoryQuota is a factory's limit. A zero field is no limit of the

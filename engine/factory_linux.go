@@ -79,21 +79,24 @@ func (e *Engine) diskCharges(fs []*Factory, cs []*Container) ([]diskCharge, erro
 	}
 	var vs *volume.Store
 	for _, f := range fs {
-		for _, name := range f.Volumes {
+		for _, fv := range f.Volumes {
 			if vs == nil {
 				var err error
 				if vs, err = e.Volumes(); err != nil {
 					return nil, err
 				}
 			}
-			v, err := vs.Inspect(name)
+			v, err := vs.Inspect(fv.Name)
 			if errors.Is(err, volume.ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return nil, fmt.Errorf("factory %s: %w", f.Name, err)
 			}
-			out = append(out, diskCharge{factory: f.Name, holder: "volume " + name, bytes: v.Size})
+			if !fv.Created.IsZero() && !fv.Created.Equal(v.Created) {
+				continue // another volume of that name, made since
+			}
+			out = append(out, diskCharge{factory: f.Name, holder: "volume " + fv.Name, bytes: v.Size})
 		}
 	}
 	return out, nil
@@ -184,12 +187,20 @@ func (t *factoryTree) info(name string, cs []*Container) *FactoryInfo {
 		}
 	}
 	sort.Strings(fi.Children)
-	for _, v := range f.Volumes {
-		if _, ok := t.reserved[name]["volume "+v]; ok {
-			fi.Volumes = append(fi.Volumes, v)
+	fi.Volumes = t.volumes(name)
+	return fi
+}
+
+// volumes lists the volumes of factory name that exist: those whose size
+// it holds.
+func (t *factoryTree) volumes(name string) []string {
+	out := []string{}
+	for _, v := range t.byName[name].Volumes {
+		if _, ok := t.reserved[name]["volume "+v.Name]; ok {
+			out = append(out, v.Name)
 		}
 	}
-	return fi
+	return out
 }
 
 // ListFactories describes every factory, by name.
@@ -288,7 +299,7 @@ func (e *Engine) RemoveFactory(name string, force bool) error {
 		}
 	}
 	for _, fname := range sub {
-		for _, v := range t.byName[fname].Volumes {
+		for _, v := range t.volumes(fname) {
 			if err := e.RemoveVolume(v); err != nil && !errors.Is(err, volume.ErrNotFound) {
 				errs = append(errs, fmt.Errorf("volume %s: %w", v, err))
 			}
@@ -496,10 +507,8 @@ func (e *Engine) CreateFactoryVolume(factory, name string, size int64, o VolumeO
 		return nil, fmt.Errorf("%s: the factory is being removed", op)
 	}
 	for _, g := range t.byName {
-		if containsName(g.Volumes, name) {
-			if _, held := t.reserved[g.Name]["volume "+name]; held {
-				return nil, fmt.Errorf("%s: volume %s exists, in factory %s", op, name, g.Name)
-			}
+		if containsName(t.volumes(g.Name), name) {
+			return nil, fmt.Errorf("%s: volume %s exists, in factory %s", op, name, g.Name)
 		}
 	}
 	if err := t.reserve(diskCharge{factory: factory, holder: "volume " + name, bytes: size}); err != nil {
@@ -507,19 +516,24 @@ func (e *Engine) CreateFactoryVolume(factory, name string, size int64, o VolumeO
 	}
 	// The record first: a crash before the volume exists leaves a name
 	// that holds nothing.
-	listed := containsName(f.Volumes, name)
-	if !listed {
-		f.Volumes = append(f.Volumes, name)
-		if err := e.saveFactory(f); err != nil {
-			return nil, err
+	keep := f.Volumes[:0] // entries of volumes of this name that are gone
+	for _, fv := range f.Volumes {
+		if fv.Name != name {
+			keep = append(keep, fv)
 		}
+	}
+	f.Volumes = append(keep, FactoryVolume{Name: name})
+	if err := e.saveFactory(f); err != nil {
+		return nil, err
 	}
 	v, err := e.CreateVolume(name, size, o)
 	if err != nil {
-		if !listed {
-			f.Volumes = f.Volumes[:len(f.Volumes)-1]
-			e.saveFactory(f)
-		}
+		f.Volumes = f.Volumes[:len(f.Volumes)-1]
+		e.saveFactory(f)
+		return nil, err
+	}
+	f.Volumes[len(f.Volumes)-1].Created = v.CreatedAt
+	if err := e.saveFactory(f); err != nil {
 		return nil, err
 	}
 	return v, nil

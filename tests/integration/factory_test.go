@@ -245,6 +245,14 @@ func TestFactoryTreeAndRemove(t *testing.T) {
 	if r := o.run("volume", "create", "--factory", "sub", "--size", "16m", "vol"); r.code != 0 {
 		t.Fatalf("oak volume create --factory sub\n%s", r)
 	}
+	// A volume of the factory's that was removed, and one of the same name
+	// made since without --factory: that one is not the factory's.
+	for _, args := range [][]string{{"volume", "create", "--factory", "sub", "--size", "16m", "other"},
+		{"volume", "rm", "other"}, {"volume", "create", "--size", "16m", "other"}} {
+		if r := o.run(args...); r.code != 0 {
+			t.Fatalf("%s", r)
+		}
+	}
 	sub := o.inspectFactory("sub")
 	if sub.Reserved["volume vol"] != 16<<20 || sub.Given.DiskBytes != 16<<20+64<<20 {
 		t.Errorf("sub reserves %v (%d in all), want the volume's 16 MiB and b's 64 MiB", sub.Reserved, sub.Given.DiskBytes)
@@ -273,8 +281,8 @@ func TestFactoryTreeAndRemove(t *testing.T) {
 	if es, _ := o.psAll(); len(es) != 0 {
 		t.Errorf("containers left after factory rm -f: %+v", es)
 	}
-	if r := o.run("volume", "ls", "-q"); strings.TrimSpace(r.stdout) != "" {
-		t.Errorf("volumes left after factory rm -f: %q", r.stdout)
+	if r := o.run("volume", "ls", "-q"); strings.TrimSpace(r.stdout) != "other" {
+		t.Errorf("volumes after factory rm -f: %q, want only the one made without --factory", r.stdout)
 	}
 	if r := o.run("factory", "ls", "-q"); r.code != 0 || strings.TrimSpace(r.stdout) != "" {
 		t.Errorf("factories left after factory rm -f top\n%s", r)
