@@ -293,3 +293,44 @@ func TestFactoryTreeAndRemove(t *testing.T) {
 		}
 	}
 }
+
+// A factory's --cpus bounds the CPU time of its containers together: two
+// containers spinning in a factory of 0.5 CPU, with no CPU limit of their
+// own, use at most half a CPU between them (CFS throttles the factory's
+// group; one period of 100 ms is allowed as slack).
+//
+// Not parallel: it spins the CPUs.
+func TestFactoryCPU(t *testing.T) {
+	needOak(t, false)
+	o := newOak(t)
+	o.factory("--cpus", "0.5", "half")
+	f := o.inspectFactory("half")
+	if q := readFirst(factoryFile(f, "cpu", "cpu.cfs_quota_us")); q != "50000" {
+		t.Fatalf("factory group cpu.cfs_quota_us %q, want 50000", q)
+	}
+	start := time.Now()
+	o.runD("--name", "s1", "--factory", "half", rootfsDir, "/bin/probe", "spin", "2000")
+	o.runD("--name", "s2", "--factory", "half", rootfsDir, "/bin/probe", "spin", "2000")
+	o.waitExited("s1", time.Minute)
+	o.waitExited("s2", time.Minute)
+	wall := time.Since(start)
+	ns, err := strconv.ParseInt(readFirst(factoryFile(f, "cpuacct", "cpuacct.usage")), 10, 64)
+	if err != nil {
+		t.Fatalf("factory cpuacct.usage: %v", err)
+	}
+	used := time.Duration(ns)
+	t.Logf("two spinners in a 0.5 CPU factory used %v of CPU in %v; factory cpu.stat: %s", used.Round(time.Millisecond),
+		wall.Round(time.Millisecond), strings.Join(lines(readFirstAll(factoryFile(f, "cpu", "cpu.stat"))), ", "))
+	if limit := wall/2 + 100*time.Millisecond; used > limit {
+		t.Errorf("the factory's containers used %v of CPU in %v, more than its 0.5 CPU allows (%v)", used, wall, limit)
+	}
+	if used < 100*time.Millisecond {
+		t.Errorf("the factory's group counted %v of CPU: the spinners did not run in it", used)
+	}
+}
+
+// readFirstAll is the whole content of a file, "" if it cannot be read.
+func readFirstAll(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
