@@ -132,7 +132,13 @@ const groupPrefix = "f-"
 func (f *Factory) groupName() string { return groupPrefix + f.Name + "-" + f.ID }
 
 // factoryTree is the factory records loaded into a core: the arithmetic of
-// what each factory has given out is the core's.
+// what each factory has given out is the core's, and so is the answer to
+// what was made from a factory (see revoke). In the core's root space,
+// each factory is a capability named "factory NAME", made from its
+// parent's; each container made from a factory is a sub-factory of it
+// named "container ID", holding its writable layer's disk (none with
+// --read-only); each volume of a factory one named "volume NAME",
+// holding the volume's size.
 type factoryTree struct {
 	k       *core.Core
 	space   core.Space
@@ -144,11 +150,21 @@ type factoryTree struct {
 	reserved map[string]map[string]int64
 }
 
-// diskCharge is one reservation of a factory's disk quota.
+// diskCharge is one container or volume made from a factory, and what it
+// holds of the factory's disk.
 type diskCharge struct {
 	factory string
-	holder  string // "volume NAME", "container SHORTID"
+	kind    string // "container" or "volume"
+	id      string // the container's id, the volume's name
 	bytes   int64
+}
+
+// holder names c for people: "volume data", "container 1a2b3c4d5e6f".
+func (c diskCharge) holder() string {
+	if c.kind == "container" {
+		return c.kind + " " + ShortID(c.id)
+	}
+	return c.kind + " " + c.id
 }
 
 // newFactoryTree loads fs into a fresh core, parents first, and charges
@@ -216,24 +232,79 @@ func containsName(names []string, n string) bool {
 	return false
 }
 
-// reserve gives c.bytes of c.factory's disk to c.holder, as a sub-factory
-// of that much disk and nothing else: the core refuses it if the factory
-// has too little left.
+// reserve records c in the core as a sub-factory of c.factory with c.bytes
+// of disk and nothing else: the core refuses it if the factory has too
+// little left.
 func (t *factoryTree) reserve(c diskCharge) error {
 	h, ok := t.handles[c.factory]
 	if !ok || c.factory == "" {
 		return fmt.Errorf("factory %s: %w", c.factory, ErrNoSuchFactory)
 	}
-	if _, err := t.k.NewFactory(t.space, h, core.Quota{DiskBytes: uint64(c.bytes)}, t.space, "disk "+c.holder); err != nil {
+	if _, err := t.k.NewFactory(t.space, h, core.Quota{DiskBytes: uint64(c.bytes)}, t.space, c.kind+" "+c.id); err != nil {
+		if errors.Is(err, core.ErrExists) {
+			return fmt.Errorf("factory %s: corrupt records: %s is made from two factories", c.factory, c.holder())
+		}
 		_, rem, _ := t.k.FactoryQuota(t.space, h)
-		return fmt.Errorf("factory %s: disk quota exhausted: %s needs %s, %s of %s left: %w", c.factory, c.holder,
+		return fmt.Errorf("factory %s: disk quota exhausted: %s needs %s, %s of %s left: %w", c.factory, c.holder(),
 			bytesText(c.bytes), bytesText(int64(rem.DiskBytes)), bytesText(t.byName[c.factory].Quota.DiskBytes), quotaCause(err))
 	}
-	if t.reserved[c.factory] == nil {
-		t.reserved[c.factory] = map[string]int64{}
+	if c.bytes > 0 {
+		if t.reserved[c.factory] == nil {
+			t.reserved[c.factory] = map[string]int64{}
+		}
+		t.reserved[c.factory][c.holder()] += c.bytes
 	}
-	t.reserved[c.factory][c.holder] += c.bytes
 	return nil
+}
+
+// withdrawal is what removing a factory takes with it.
+type withdrawal struct {
+	factories  []string // the factory and every sub-factory, parents first
+	containers []string // ids
+	volumes    []string
+}
+
+// revoke deletes factory name's capability from the core, and with it,
+// recursively, everything derived from it, and returns what went: the
+// core's derivation tree, not a walk of the records, says what was made
+// from the factory. The tree is not usable for name afterwards.
+func (t *factoryTree) revoke(name string) (withdrawal, error) {
+	var w withdrawal
+	h, ok := t.handles[name]
+	if !ok || name == "" {
+		return w, fmt.Errorf("factory %s: %w", name, ErrNoSuchFactory)
+	}
+	before, err := t.k.Caps(t.space)
+	if err != nil {
+		return w, err
+	}
+	if err := t.k.Delete(t.space, h); err != nil {
+		return w, err
+	}
+	after, err := t.k.Caps(t.space)
+	if err != nil {
+		return w, err
+	}
+	live := map[string]bool{}
+	for _, c := range after {
+		live[c.Name] = true
+	}
+	for _, c := range before { // in handle order: parents first
+		kind, id, _ := strings.Cut(c.Name, " ")
+		if live[c.Name] || id == "" {
+			continue
+		}
+		switch kind {
+		case "factory":
+			w.factories = append(w.factories, id)
+			delete(t.handles, id)
+		case "container":
+			w.containers = append(w.containers, id)
+		case "volume":
+			w.volumes = append(w.volumes, id)
+		}
+	}
+	return w, nil
 }
 
 // bytesText writes n for people: "1 GiB", "1.5 GiB", "512 MiB", "100 B".
@@ -300,23 +371,6 @@ func checkFactoryName(name string) error {
 		return nil
 	}
 	return fmt.Errorf("invalid factory name %q: must match [a-zA-Z0-9][a-zA-Z0-9_.-]* and be at most %d characters", name, MaxNameLen)
-}
-
-// subtree returns name and every factory under it, parents before their
-// children.
-func (t *factoryTree) subtree(name string) []string {
-	out := []string{name}
-	for i := 0; i < len(out); i++ {
-		var kids []string
-		for _, f := range t.byName {
-			if f.Parent == out[i] {
-				kids = append(kids, f.Name)
-			}
-		}
-		sort.Strings(kids)
-		out = append(out, kids...)
-	}
-	return out
 }
 
 // group is the control group of factory name, relative to Oak's: its

@@ -73,9 +73,7 @@ func (e *Engine) diskCharges(fs []*Factory, cs []*Container) ([]diskCharge, erro
 		if err != nil {
 			return nil, fmt.Errorf("factory %s: container %s: %w", c.Factory, ShortID(c.ID), err)
 		}
-		if n := writableCharge(spec); n > 0 {
-			out = append(out, diskCharge{factory: c.Factory, holder: "container " + ShortID(c.ID), bytes: n})
-		}
+		out = append(out, diskCharge{factory: c.Factory, kind: "container", id: c.ID, bytes: writableCharge(spec)})
 	}
 	var vs *volume.Store
 	for _, f := range fs {
@@ -96,7 +94,7 @@ func (e *Engine) diskCharges(fs []*Factory, cs []*Container) ([]diskCharge, erro
 			if !fv.Created.IsZero() && !fv.Created.Equal(v.Created) {
 				continue // another volume of that name, made since
 			}
-			out = append(out, diskCharge{factory: f.Name, holder: "volume " + fv.Name, bytes: v.Size})
+			out = append(out, diskCharge{factory: f.Name, kind: "volume", id: fv.Name, bytes: v.Size})
 		}
 	}
 	return out, nil
@@ -247,83 +245,60 @@ func (e *Engine) InspectFactory(name string) (*FactoryInfo, error) {
 	return t.info(name, cs), nil
 }
 
-// RemoveFactory removes factory name and its control groups. Without
-// force it refuses a factory that still has containers, sub-factories or
-// volumes, listing them. With force it withdraws everything made from the
-// factory, recursively: it marks the factory and every sub-factory as
-// being removed (so nothing new is made from them), kills and removes
-// their containers, removes their volumes, then their records (deepest
-// first) and groups. A crash part-way leaves the marks, and the next
+// RemoveFactory removes factory name and its control groups. What was
+// made from the factory is what the core's revoke of its capability takes
+// with it: its sub-factories, recursively, and the containers and volumes
+// made from any of them. Without force a factory that has any is refused,
+// listing them. With force all of it is withdrawn: the factories are
+// marked as being removed (nothing new is made from them), the containers
+// killed and removed, the volumes removed, then the records (deepest
+// first) and the groups. A crash part-way leaves the marks, and the next
 // oak factory rm -f finishes the job.
 func (e *Engine) RemoveFactory(name string, force bool) error {
 	op := "factory rm " + name
-	unlock, err := e.lock()
-	if err != nil {
-		return err
-	}
-	cs, err := e.reconcile()
-	if err == nil {
-		var t *factoryTree
-		if t, err = e.loadFactories(cs); err == nil {
-			err = e.markRemoving(t, name, cs, force)
-		}
-	}
-	unlock()
+	w, group, err := e.withdrawFactory(name, force)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	if !force {
 		return nil // removed under the lock already
 	}
-	// Withdraw, outside the lock (stopping a container takes it).
-	unlock, err = e.lock()
-	if err != nil {
-		return err
-	}
-	cs, err = e.reconcile()
-	var t *factoryTree
-	if err == nil {
-		t, err = e.loadFactories(cs)
-	}
-	unlock()
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
-	}
-	sub := t.subtree(name)
+	// Outside the lock: stopping a container takes it.
 	var errs []error
-	for _, c := range cs {
-		if containsName(sub, c.Factory) {
-			if err := e.Remove(c.ID, true); err != nil && !errors.Is(err, ErrNoSuchContainer) {
-				errs = append(errs, fmt.Errorf("container %s: %w", c.Name, err))
-			}
+	for _, id := range w.containers {
+		if err := e.Remove(id, true); err != nil && !errors.Is(err, ErrNoSuchContainer) {
+			errs = append(errs, fmt.Errorf("container %s: %w", ShortID(id), err))
 		}
 	}
-	for _, fname := range sub {
-		for _, v := range t.volumes(fname) {
-			if err := e.RemoveVolume(v); err != nil && !errors.Is(err, volume.ErrNotFound) {
-				errs = append(errs, fmt.Errorf("volume %s: %w", v, err))
-			}
+	for _, v := range w.volumes {
+		if err := e.RemoveVolume(v); err != nil && !errors.Is(err, volume.ErrNotFound) {
+			errs = append(errs, fmt.Errorf("volume %s: %w", v, err))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	unlock, err = e.lock()
+	unlock, err := e.lock()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if cs, err = e.reconcile(); err != nil {
+	cs, err := e.reconcile()
+	if err != nil {
 		return err
 	}
-	for _, c := range cs {
-		if containsName(sub, c.Factory) { // made before the mark
-			return fmt.Errorf("%s: container %s appeared meanwhile; run it again", op, c.Name)
-		}
+	t, err := e.loadFactories(cs)
+	if err != nil {
+		return err
 	}
-	group := t.group(name)
-	for i := len(sub) - 1; i >= 0; i-- {
-		if err := os.Remove(e.factoryPath(sub[i])); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if w, err = t.revoke(name); err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if len(w.containers) > 0 || len(w.volumes) > 0 { // made before the mark
+		return fmt.Errorf("%s: containers or volumes were made from it meanwhile; run it again", op)
+	}
+	for i := len(w.factories) - 1; i >= 0; i-- {
+		if err := os.Remove(e.factoryPath(w.factories[i])); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%s: %w", op, err)
 		}
 	}
@@ -333,43 +308,65 @@ func (e *Engine) RemoveFactory(name string, force bool) error {
 	return nil
 }
 
-// markRemoving, without force, removes factory name if nothing was made
-// from it; with force, marks it and its sub-factories as being removed.
-func (e *Engine) markRemoving(t *factoryTree, name string, cs []*Container, force bool) error {
-	f, ok := t.byName[name]
-	if !ok {
-		return ErrNoSuchFactory
+// withdrawFactory, under the lock, finds what was made from factory name.
+// Without force it removes the factory if nothing was, and refuses
+// otherwise; with force it marks the factory and its sub-factories as
+// being removed, and returns what is to be withdrawn.
+func (e *Engine) withdrawFactory(name string, force bool) (w withdrawal, group string, err error) {
+	unlock, err := e.lock()
+	if err != nil {
+		return w, "", err
 	}
-	fi := t.info(name, cs)
+	defer unlock()
+	cs, err := e.reconcile()
+	if err != nil {
+		return w, "", err
+	}
+	t, err := e.loadFactories(cs)
+	if err != nil {
+		return w, "", err
+	}
+	if _, ok := t.byName[name]; !ok {
+		return w, "", ErrNoSuchFactory
+	}
+	group = t.group(name)
+	if w, err = t.revoke(name); err != nil {
+		return w, "", err
+	}
 	if !force {
 		var held []string
-		if len(fi.Containers) > 0 {
-			held = append(held, "containers "+strings.Join(fi.Containers, ", "))
+		if len(w.containers) > 0 {
+			var names []string
+			for _, c := range cs {
+				if containsName(w.containers, c.ID) {
+					names = append(names, c.Name)
+				}
+			}
+			held = append(held, "containers "+strings.Join(names, ", "))
 		}
-		if len(fi.Children) > 0 {
-			held = append(held, "sub-factories "+strings.Join(fi.Children, ", "))
+		if len(w.factories) > 1 {
+			held = append(held, "sub-factories "+strings.Join(w.factories[1:], ", "))
 		}
-		if len(fi.Volumes) > 0 {
-			held = append(held, "volumes "+strings.Join(fi.Volumes, ", "))
+		if len(w.volumes) > 0 {
+			held = append(held, "volumes "+strings.Join(w.volumes, ", "))
 		}
 		if len(held) > 0 {
-			return fmt.Errorf("has %s; remove them first, or use rm -f to remove it with everything made from it", strings.Join(held, "; "))
+			return w, "", fmt.Errorf("has %s; remove them first, or use rm -f to remove it with everything made from it", strings.Join(held, "; "))
 		}
-		if err := os.Remove(e.factoryPath(f.Name)); err != nil {
-			return err
+		if err := os.Remove(e.factoryPath(name)); err != nil {
+			return w, "", err
 		}
-		return sandbox.RemoveGroup(t.group(name))
+		return w, group, sandbox.RemoveGroup(group)
 	}
-	for _, n := range t.subtree(name) {
-		g := t.byName[n]
-		if !g.Removing {
-			g.Removing = true
-			if err := e.saveFactory(g); err != nil {
-				return err
+	for _, n := range w.factories {
+		if f := t.byName[n]; !f.Removing {
+			f.Removing = true
+			if err := e.saveFactory(f); err != nil {
+				return w, "", err
 			}
 		}
 	}
-	return nil
+	return w, group, nil
 }
 
 // admit makes container c (record and spec not yet written) one of
@@ -406,7 +403,7 @@ func (e *Engine) admit(name string, c *Container, spec *Spec, cs []*Container) e
 				r.flag, r.text(*r.v), name, r.text(r.limit))
 		}
 	}
-	if err := t.reserve(diskCharge{factory: name, holder: "container " + ShortID(c.ID), bytes: writableCharge(spec)}); err != nil {
+	if err := t.reserve(diskCharge{factory: name, kind: "container", id: c.ID, bytes: writableCharge(spec)}); err != nil {
 		return fmt.Errorf("run --factory %s: %w (a container's writable layer, --storage-size, is charged to its factory's --disk; --read-only needs none)", name, err)
 	}
 	// Its groups are made (or brought up to date) at each launch, by
@@ -511,7 +508,7 @@ func (e *Engine) CreateFactoryVolume(factory, name string, size int64, o VolumeO
 			return nil, fmt.Errorf("%s: volume %s exists, in factory %s", op, name, g.Name)
 		}
 	}
-	if err := t.reserve(diskCharge{factory: factory, holder: "volume " + name, bytes: size}); err != nil {
+	if err := t.reserve(diskCharge{factory: factory, kind: "volume", id: name, bytes: size}); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	// The record first: a crash before the volume exists leaves a name

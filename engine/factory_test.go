@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -84,9 +85,6 @@ func TestFactoryTreeAdd(t *testing.T) {
 	if g := tr.group("ci"); g != team.groupName()+"/"+ci.groupName() {
 		t.Errorf("group of ci = %q", g)
 	}
-	if s := tr.subtree("team"); strings.Join(s, ",") != "team,ci" {
-		t.Errorf("subtree of team = %v", s)
-	}
 	if u := tr.given("team"); u.MemoryBytes != 512<<20 || u.Tasks != 200 || u.DiskBytes != 4<<30 {
 		t.Errorf("team has given %v, want ci's limits", u)
 	}
@@ -111,16 +109,16 @@ func TestFactoryTreeAdd(t *testing.T) {
 func TestFactoryDiskReservations(t *testing.T) {
 	f := factory("f", "", FactoryQuota{DiskBytes: 3 << 30})
 	sub := factory("sub", "f", FactoryQuota{DiskBytes: 1 << 30})
-	charges := []diskCharge{{"f", "container 1", 1 << 30}, {"f", "volume data", 512 << 20}}
+	charges := []diskCharge{{"f", "container", "c1", 1 << 30}, {"f", "volume", "data", 512 << 20}}
 	tr, err := newFactoryTree([]*Factory{f, sub}, charges)
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = tr.reserve(diskCharge{"f", "container 2", 1 << 30})
-	if !errors.Is(err, core.ErrQuotaExceeded) || !strings.Contains(err.Error(), "disk quota exhausted: container 2 needs 1 GiB, 512 MiB of 3 GiB left") {
+	err = tr.reserve(diskCharge{"f", "container", "c2", 1 << 30})
+	if !errors.Is(err, core.ErrQuotaExceeded) || !strings.Contains(err.Error(), "disk quota exhausted: container c2 needs 1 GiB, 512 MiB of 3 GiB left") {
 		t.Errorf("reservation past the quota: %v", err)
 	}
-	if err := tr.reserve(diskCharge{"f", "container 3", 512 << 20}); err != nil {
+	if err := tr.reserve(diskCharge{"f", "container", "c3", 512 << 20}); err != nil {
 		t.Errorf("reservation that fits exactly: %v", err)
 	}
 	if tr.reserved["f"]["volume data"] != 512<<20 || len(tr.reserved["f"]) != 3 {
@@ -128,12 +126,12 @@ func TestFactoryDiskReservations(t *testing.T) {
 	}
 	// Records that reserve more than the factory has (edited by hand) are
 	// refused as a whole.
-	if _, err := newFactoryTree([]*Factory{f, sub}, append(charges, diskCharge{"f", "volume x", 1 << 30})); err == nil {
+	if _, err := newFactoryTree([]*Factory{f, sub}, append(charges, diskCharge{"f", "volume", "x", 1 << 30})); err == nil {
 		t.Error("over-reserved records were accepted")
 	}
 	// Under an unlimited disk, reservations are free.
 	free := factory("free", "", FactoryQuota{})
-	if _, err := newFactoryTree([]*Factory{free}, []diskCharge{{"free", "container 1", 1 << 40}}); err != nil {
+	if _, err := newFactoryTree([]*Factory{free}, []diskCharge{{"free", "container", "c1", 1 << 40}}); err != nil {
 		t.Errorf("reservation in an unlimited factory: %v", err)
 	}
 }
@@ -153,7 +151,7 @@ func FuzzFactoryTree(f *testing.F) {
 			n, p, m, d := data[0]%5, data[1]%5, int64(data[2]%16), int64(data[3]%16)
 			data = data[4:]
 			if n == 0 { // a reservation rather than a factory
-				charges = append(charges, diskCharge{factory: names[p], holder: "x", bytes: d})
+				charges = append(charges, diskCharge{factory: names[p], kind: "volume", id: strconv.Itoa(len(charges)), bytes: d})
 				continue
 			}
 			fs = append(fs, &Factory{Name: names[n], ID: "0123456789ab", Parent: names[p],
@@ -170,4 +168,47 @@ func FuzzFactoryTree(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Removing a factory takes with it what the core's revoke of its
+// capability takes: its sub-factories, recursively, and every container
+// and volume made from any of them; nothing of a sibling's.
+func TestFactoryRevoke(t *testing.T) {
+	fs := []*Factory{
+		factory("top", "", FactoryQuota{DiskBytes: 10 << 30}),
+		factory("mid", "top", FactoryQuota{DiskBytes: 5 << 30}),
+		factory("leaf", "mid", FactoryQuota{DiskBytes: 2 << 30}),
+		factory("side", "top", FactoryQuota{DiskBytes: 1 << 30}),
+		factory("other", "", FactoryQuota{}),
+	}
+	charges := []diskCharge{
+		{"top", "container", "c-top", 1 << 20}, {"mid", "container", "c-mid", 0}, {"leaf", "volume", "v-leaf", 1 << 20},
+		{"leaf", "container", "c-leaf", 1 << 20}, {"side", "container", "c-side", 1 << 20}, {"other", "volume", "v-other", 1 << 20},
+	}
+	cases := []struct {
+		name                           string
+		factories, containers, volumes string
+	}{
+		{"top", "top mid leaf side", "c-top c-mid c-leaf c-side", "v-leaf"},
+		{"mid", "mid leaf", "c-mid c-leaf", "v-leaf"},
+		{"side", "side", "c-side", ""},
+		{"other", "other", "", "v-other"},
+	}
+	for _, c := range cases {
+		tr, err := newFactoryTree(fs, charges)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := tr.revoke(c.name)
+		if err != nil {
+			t.Fatalf("revoke %s: %v", c.name, err)
+		}
+		got := [3]string{strings.Join(w.factories, " "), strings.Join(w.containers, " "), strings.Join(w.volumes, " ")}
+		if want := [3]string{c.factories, c.containers, c.volumes}; got != want {
+			t.Errorf("revoke %s took %q, want %q", c.name, got, want)
+		}
+		if _, err := tr.revoke(c.name); !errors.Is(err, ErrNoSuchFactory) {
+			t.Errorf("revoke %s twice: %v", c.name, err)
+		}
+	}
 }

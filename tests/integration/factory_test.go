@@ -206,8 +206,12 @@ func TestFactoryMemory(t *testing.T) {
 		}
 	}
 	f := o.inspectFactory("one")
-	if n, _ := strconv.ParseInt(readFirst(factoryFile(f, "memory", "memory.max_usage_in_bytes")), 10, 64); n > 64<<20 || n < 40<<20 {
-		t.Errorf("factory one's group peaked at %d bytes, want between 40 MiB and its 64 MiB", n)
+	// The kernel lets a task it OOM-killed charge past the limit while it
+	// exits (forced charges): a peak of 64 MiB and a page has been seen.
+	n, _ := strconv.ParseInt(readFirst(factoryFile(f, "memory", "memory.max_usage_in_bytes")), 10, 64)
+	t.Logf("factory one's group peaked at %d bytes (limit %d)", n, 64<<20)
+	if n > 65<<20 || n < 40<<20 {
+		t.Errorf("factory one's group peaked at %d bytes, want between 40 MiB and its 64 MiB (and a little for the dying victim)", n)
 	}
 	if r := o.run("factory", "rm", "-f", "one", "other"); r.code != 0 {
 		t.Errorf("oak factory rm -f\n%s", r)
