@@ -299,9 +299,10 @@ func TestFactoryTreeAndRemove(t *testing.T) {
 }
 
 // A factory's --cpus bounds the CPU time of its containers together: two
-// containers spinning in a factory of 0.5 CPU, with no CPU limit of their
-// own, use at most half a CPU between them (CFS throttles the factory's
-// group; one period of 100 ms is allowed as slack).
+// containers spinning in a factory of 0.5 CPU, each with the factory's 0.5
+// as its own limit (the default), use at most half a CPU between them, not
+// one (CFS throttles the factory's group; one period of 100 ms is allowed
+// as slack).
 //
 // Not parallel: it spins the CPUs.
 func TestFactoryCPU(t *testing.T) {
@@ -337,4 +338,36 @@ func TestFactoryCPU(t *testing.T) {
 func readFirstAll(path string) string {
 	b, _ := os.ReadFile(path)
 	return string(b)
+}
+
+// A factory's groups are not persistent (a reboot clears them): the launch
+// of one of its containers makes them again, with the factory's limits,
+// before the container's groups go in.
+func TestFactoryGroupsRemade(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	o.factory("--pids", "12", "--memory", "96m", "outer")
+	o.factory("--parent", "outer", "--pids", "8", "--memory", "64m", "inner")
+	inner, outer := o.inspectFactory("inner"), o.inspectFactory("outer")
+	for _, ctrl := range []string{"memory", "pids", "cpu", "cpuacct", "cpuset"} {
+		for _, f := range []factoryInfo{inner, outer} { // deepest first
+			if err := os.Remove(factoryFile(f, ctrl, "")); err != nil {
+				t.Fatalf("remove %s group of %s: %v", ctrl, f.Name, err)
+			}
+		}
+	}
+	r := o.run("run", "--rm", "--factory", "inner", rootfsDir, "/bin/cat", "/sys/fs/cgroup/pids/pids.max")
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "8" {
+		t.Errorf("a container of inner after its groups were removed: want pids.max 8 inside\n%s", r)
+	}
+	for _, c := range []struct {
+		f          factoryInfo
+		ctrl, file string
+		want       string
+	}{{inner, "pids", "pids.max", "8"}, {outer, "pids", "pids.max", "12"},
+		{inner, "memory", "memory.limit_in_bytes", strconv.Itoa(64 << 20)}, {outer, "memory", "memory.limit_in_bytes", strconv.Itoa(96 << 20)}} {
+		if got := readFirst(factoryFile(c.f, c.ctrl, c.file)); got != c.want {
+			t.Errorf("%s's %s after the launch: %q, want %q", c.f.Name, c.file, got, c.want)
+		}
+	}
 }
