@@ -261,6 +261,9 @@ func TestFactoryTreeAndRemove(t *testing.T) {
 	if sub.Reserved["volume vol"] != 16<<20 || sub.Given.DiskBytes != 16<<20+64<<20 {
 		t.Errorf("sub reserves %v (%d in all), want the volume's 16 MiB and b's 64 MiB", sub.Reserved, sub.Given.DiskBytes)
 	}
+	if r := o.run("inspect", "--format", "{{.HostConfig.Factory}}", "b"); strings.TrimSpace(r.stdout) != "sub" {
+		t.Errorf("oak inspect b: factory %q, want sub\n%s", r.stdout, r)
+	}
 	// The kernel sees b inside sub inside top.
 	if got := readFirst(cgroupFile(be.Pid, "pids", "pids.max", "pids.max")); got != "32" {
 		t.Errorf("b's own pids.max %q, want its factory's 32", got)
