@@ -282,7 +282,8 @@ func (k *Core) Delete(s Space, h Handle) error {
 // back when the sub-factory is destroyed. The new capability is a child of h,
 // so revoking h destroys the sub-factory. NewFactory refuses unless h holds
 // RightCreate, and refuses a q larger than what remains in any resource
-// (ErrQuotaExceeded, naming the resource).
+// (ErrQuotaExceeded, naming the resource); a q [Unlimited] in a resource
+// only from a factory unlimited in it.
 func (k *Core) NewFactory(s Space, h Handle, q Quota, into Space, name string) (Handle, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
@@ -296,7 +297,11 @@ func (k *Core) NewFactory(s Space, h Handle, q Quota, into Space, name string) (
 		return 0, fmt.Errorf("%s: %w", op, err)
 	}
 	parent := src.obj
-	if err := q.exceeds(parent.limit.minus(parent.used)); err != nil {
+	err = q.exceeds(parent.limit.minus(parent.used))
+	if err == nil {
+		err = q.overflows(parent.used)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("%s: %w", op, err)
 	}
 	f := newFactory(q, parent)
@@ -352,6 +357,25 @@ func (k *Core) FactoryQuota(s Space, h Handle) (limit, remaining Quota, err erro
 		return Quota{}, Quota{}, fmt.Errorf("quota of space %d handle %d: %w", s, h, err)
 	}
 	return c.obj.limit, c.obj.limit.minus(c.obj.used), nil
+}
+
+// FactoryUsage returns what the factory that capability h of space s
+// refers to has given out: its sub-factories' limits (an unlimited field
+// counting nothing) plus one capability per capability its spaces hold.
+// Unlike what [Core.FactoryQuota] says remains, it is known for an
+// unlimited resource too. It needs no right, and refuses what
+// FactoryQuota refuses.
+func (k *Core) FactoryUsage(s Space, h Handle) (Quota, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	c, err := k.lookup(s, h, 0)
+	if err == nil && c.obj.desc.Kind() != KindFactory {
+		err = fmt.Errorf("%w: a %v, not a factory", ErrInvalid, c.obj.desc.Kind())
+	}
+	if err != nil {
+		return Quota{}, fmt.Errorf("usage of space %d handle %d: %w", s, h, err)
+	}
+	return c.obj.used, nil
 }
 
 // SpaceQuota returns the limit of the factory space s is charged to: what

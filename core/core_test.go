@@ -491,3 +491,50 @@ func TestConcurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUnlimitedQuota pins what Unlimited means: a limited sub-factory of an
+// unlimited factory is carved out of nothing and costs it nothing in that
+// resource, an unlimited one is refused under a limited factory, and the
+// sum under an unlimited factory cannot wrap around.
+func TestUnlimitedQuota(t *testing.T) {
+	root := Quota{MemoryBytes: Unlimited, Tasks: 10, CPUMilli: Unlimited, DiskBytes: Unlimited, Caps: 20}
+	k, s, f := newCore(t, root)
+	a, err := k.NewFactory(s, f, Quota{MemoryBytes: 1 << 30, Tasks: 4, CPUMilli: Unlimited, DiskBytes: 1 << 40}, s, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, rem, _ := k.FactoryQuota(s, f); rem != (Quota{MemoryBytes: Unlimited, Tasks: 6, CPUMilli: Unlimited, DiskBytes: Unlimited, Caps: 18}) {
+		t.Errorf("root remaining after a limited and an unlimited part: %v", rem)
+	}
+	_, err = k.NewFactory(s, f, Quota{MemoryBytes: Unlimited, Tasks: Unlimited}, s, "")
+	if !errors.Is(err, ErrQuotaExceeded) || !strings.Contains(err.Error(), "unlimited tasks requested, 6 remaining") {
+		t.Errorf("unlimited tasks from limited tasks: %v", err)
+	}
+	_, err = k.NewFactory(s, a, Quota{MemoryBytes: Unlimited}, s, "")
+	if !errors.Is(err, ErrQuotaExceeded) || !strings.Contains(err.Error(), "unlimited memory bytes requested") {
+		t.Errorf("unlimited memory from a limited sub-factory: %v", err)
+	}
+	if _, err := k.NewFactory(s, a, Quota{CPUMilli: Unlimited, MemoryBytes: 1 << 29}, s, ""); err != nil {
+		t.Errorf("unlimited CPU from a factory unlimited in CPU: %v", err)
+	}
+	_, err = k.NewFactory(s, f, Quota{DiskBytes: Unlimited - 1}, s, "")
+	if !errors.Is(err, ErrQuotaExceeded) || !strings.Contains(err.Error(), "overflow") {
+		t.Errorf("disk summing past Unlimited: %v", err)
+	}
+	if err := k.check(root); err != nil {
+		t.Error(err)
+	}
+	// a's limited memory, and the capabilities of a and its sub-factory.
+	if u, err := k.FactoryUsage(s, f); err != nil || u != (Quota{MemoryBytes: 1 << 30, Tasks: 4, DiskBytes: 1 << 40, Caps: 3}) {
+		t.Errorf("root usage: %v, %v", u, err)
+	}
+	if err := k.Delete(s, a); err != nil {
+		t.Fatal(err)
+	}
+	if _, rem, _ := k.FactoryQuota(s, f); rem.Tasks != 10 || rem.MemoryBytes != Unlimited {
+		t.Errorf("after deleting the part: %v", rem)
+	}
+	if err := k.check(root); err != nil {
+		t.Error(err)
+	}
+}

@@ -154,36 +154,73 @@ type Quota struct {
 	Caps        uint64 // capabilities held in spaces, plus those given to sub-factories
 }
 
+// Unlimited, as a field of a [Quota], bounds nothing of its own: a factory
+// unlimited in a resource is held only by its parent's bound of it (the
+// root factory's, by the host's). Only a factory unlimited in a resource
+// can make a sub-factory unlimited in it, and such a sub-factory reserves
+// none of its parent's: a limited part of a whole is carved out of what
+// remains, an unlimited one shares the whole.
+const Unlimited = ^uint64(0)
+
 var quotaNames = [...]string{"memory bytes", "tasks", "CPU millicores", "disk bytes", "capabilities"}
 
 func (q *Quota) fields() [5]*uint64 {
 	return [5]*uint64{&q.MemoryBytes, &q.Tasks, &q.CPUMilli, &q.DiskBytes, &q.Caps}
 }
 
-// String returns the quota as "memory=… tasks=… cpu=…m disk=… caps=…".
+// String returns the quota as "memory=… tasks=… cpu=…m disk=… caps=…",
+// each field a number or "unlimited".
 func (q Quota) String() string {
-	return fmt.Sprintf("memory=%d tasks=%d cpu=%dm disk=%d caps=%d",
-		q.MemoryBytes, q.Tasks, q.CPUMilli, q.DiskBytes, q.Caps)
+	v := func(n uint64) string {
+		if n == Unlimited {
+			return "unlimited"
+		}
+		return fmt.Sprint(n)
+	}
+	return fmt.Sprintf("memory=%s tasks=%s cpu=%sm disk=%s caps=%s",
+		v(q.MemoryBytes), v(q.Tasks), v(q.CPUMilli), v(q.DiskBytes), v(q.Caps))
 }
 
 // exceeds returns an error naming the first resource in which q is larger
-// than remaining, or nil if q fits.
+// than remaining, or nil if q fits. An unlimited remaining holds anything;
+// an unlimited request fits only there.
 func (q Quota) exceeds(remaining Quota) error {
 	a, b := q.fields(), remaining.fields()
 	for i := range a {
 		if *a[i] > *b[i] {
+			if *a[i] == Unlimited {
+				return fmt.Errorf("%w: unlimited %s requested, %d remaining", ErrQuotaExceeded, quotaNames[i], *b[i])
+			}
 			return fmt.Errorf("%w: %d %s requested, %d remaining", ErrQuotaExceeded, *a[i], quotaNames[i], *b[i])
 		}
 	}
 	return nil
 }
 
-// plus returns q+r field by field; minus returns q-r. Callers guarantee that
-// neither overflows: sums stay within a limit, and r ≤ q.
+// overflows returns an error naming the first resource in which adding q
+// to used would reach Unlimited: the bound on the sum under an unlimited
+// factory, which is otherwise only the host's.
+func (q Quota) overflows(used Quota) error {
+	a, b := q.fields(), used.fields()
+	for i := range a {
+		if *a[i] != Unlimited && *a[i] >= Unlimited-*b[i] {
+			return fmt.Errorf("%w: %d %s requested, %d given out already: the sum would overflow", ErrQuotaExceeded, *a[i], quotaNames[i], *b[i])
+		}
+	}
+	return nil
+}
+
+// plus returns q+r field by field; minus returns q-r. An Unlimited field
+// of q stays Unlimited, and an Unlimited field of r counts as nothing (an
+// unlimited sub-factory reserves nothing). Callers guarantee that neither
+// overflows: sums stay within a limit (or below Unlimited, see overflows),
+// and r ≤ q.
 func (q Quota) plus(r Quota) Quota {
 	a, b := q.fields(), r.fields()
 	for i := range a {
-		*a[i] += *b[i]
+		if *a[i] != Unlimited && *b[i] != Unlimited {
+			*a[i] += *b[i]
+		}
 	}
 	return q
 }
@@ -191,7 +228,9 @@ func (q Quota) plus(r Quota) Quota {
 func (q Quota) minus(r Quota) Quota {
 	a, b := q.fields(), r.fields()
 	for i := range a {
-		*a[i] -= *b[i]
+		if *a[i] != Unlimited && *b[i] != Unlimited {
+			*a[i] -= *b[i]
+		}
 	}
 	return q
 }

@@ -197,11 +197,22 @@ func (x *harness) mint(kind byte) Object {
 }
 
 func (x *harness) quota() Quota {
-	return Quota{MemoryBytes: uint64(x.byte() % 40), Tasks: uint64(x.byte() % 20),
-		CPUMilli: uint64(x.byte() % 40), DiskBytes: uint64(x.byte() % 40), Caps: uint64(x.byte() % 16)}
+	field := func(mod byte) uint64 {
+		if b := x.byte(); b != 0xff {
+			return uint64(b % mod)
+		}
+		return Unlimited
+	}
+	return Quota{MemoryBytes: field(40), Tasks: field(20), CPUMilli: field(40), DiskBytes: field(40), Caps: uint64(x.byte() % 16)}
 }
 
-func runOps(t testing.TB, data []byte) {
+// unlimitedRoot is a root factory unlimited in every resource but
+// capabilities, as the engine's factory tree has.
+var unlimitedRoot = Quota{MemoryBytes: Unlimited, Tasks: Unlimited, CPUMilli: 100, DiskBytes: Unlimited, Caps: 40}
+
+func runOps(t testing.TB, data []byte) { runOpsFrom(t, testRoot, data) }
+
+func runOpsFrom(t testing.TB, testRoot Quota, data []byte) {
 	k, err := New(testRoot)
 	if err != nil {
 		t.Fatal(err)
@@ -304,11 +315,18 @@ func (x *harness) step() {
 			x.fatalf("sub-factory %v made from remaining %v (%v)", q, before, qerr)
 		}
 		_, after, _ := k.FactoryQuota(c.s, c.h)
-		spent := before.minus(after)
+		spent, want := before.minus(after), q
+		for i, p := range before.fields() {
+			if *p == Unlimited { // an unlimited parent stays so
+				*want.fields()[i] = Unlimited
+			} else if *want.fields()[i] == Unlimited {
+				x.fatalf("unlimited sub-factory %v made from limited remaining %v", q, before)
+			}
+		}
 		if spent.Caps == q.Caps+1 { // the new capability was charged to the parent too
 			spent.Caps--
 		}
-		if spent != q {
+		if spent != want {
 			x.fatalf("sub-factory %v cost its parent %v", q, before.minus(after))
 		}
 		if limit, rem, err := k.FactoryQuota(into, h); err != nil || limit != q || rem != q {
@@ -372,6 +390,7 @@ func TestOpsProperty(t *testing.T) {
 			data[i] = byte(rng.Uint32())
 		}
 		runOps(t, data)
+		runOpsFrom(t, unlimitedRoot, data)
 	}
 }
 
@@ -429,5 +448,6 @@ func FuzzOps(f *testing.F) {
 			data = data[:256]
 		}
 		runOps(t, data)
+		runOpsFrom(t, unlimitedRoot, data)
 	})
 }

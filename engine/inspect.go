@@ -72,6 +72,7 @@ type HostConfig struct {
 	StorageSize    int64 // bytes of the private writable layer; 0 with ReadonlyRootfs
 	ReadonlyRootfs bool
 	AutoRemove     bool
+	Factory        string   `json:",omitempty"` // the factory it was made from (run --factory)
 	Publish        []string // -p grants as given
 	Egress         []string // --egress grants as given
 	Dns            []string
@@ -113,6 +114,7 @@ func (e *Engine) containerInfo(c *Container) *ContainerInfo {
 	ci.Config.Image = c.Image
 	ci.Config.Cmd = c.Command
 	ci.HostConfig.AutoRemove = c.AutoRemove
+	ci.HostConfig.Factory = c.Factory
 	var s Spec
 	if c.Status == StatusBroken || readJSON(e.specPath(c.ID), &s) != nil {
 		return ci

@@ -49,6 +49,10 @@ type RunOptions struct {
 	// none), and the image's Cmd is not used.
 	Entrypoint []string
 	Ulimits    []Ulimit // --ulimit, set on the container's init
+	// Factory is the factory to make the container from (--factory): its
+	// quota bounds the container's and its siblings' sum, and zero
+	// Limits fields default to the factory's (see Engine.admit).
+	Factory string
 }
 
 // Spec is the resolved form of RunOptions kept in the record, everything a
@@ -233,6 +237,11 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	}
 	if c.Slot >= maxSlots {
 		return nil, nil, fmt.Errorf("run: %d containers are live; no id range left", maxSlots)
+	}
+	if opts.Factory != "" {
+		if err := e.admit(opts.Factory, c, spec, cs); err != nil {
+			return nil, nil, err
+		}
 	}
 	if err := os.Mkdir(e.dir(id), 0o700); err != nil {
 		return nil, nil, fmt.Errorf("container %s: %w", ShortID(id), unwrapPath(err))
@@ -529,6 +538,11 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		term = newTermHub(master, lw)
 		task.Stdin, task.Stdout, task.Stderr, task.TTY = slave, slave, slave, true
 	}
+	task.CgroupParent = c.CgroupParent
+	if err := e.ensureGroups(c); err != nil {
+		closePipes()
+		return sandbox.Exit{}, false, nil, fmt.Errorf("run %s: %w", c.Image, err)
+	}
 	p, err := sandbox.Start(task)
 	if term != nil {
 		task.Stdin.Close() // the container holds the slave now
@@ -537,7 +551,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 	stderr.Close()
 	if err != nil {
 		copiers.Wait()
-		return sandbox.Exit{}, false, nil, fmt.Errorf("run %s: %w", c.Image, err)
+		return sandbox.Exit{}, false, nil, fmt.Errorf("run %s: %w", c.Image, e.explainLaunch(c, err))
 	}
 	c.Status, c.Pid, c.PidStart = StatusRunning, p.Pid(), pidStart(p.Pid())
 	c.Supervisor, c.SupStart = os.Getpid(), pidStart(os.Getpid())
@@ -822,7 +836,7 @@ func (e *Engine) reconcile() ([]*Container, error) {
 		if alive(c.Pid, c.PidStart) {
 			unix.Kill(c.Pid, unix.SIGKILL)
 		}
-		sandbox.RemoveCgroups(c.ID)
+		sandbox.RemoveCgroups(path.Join(c.CgroupParent, c.ID))
 		// A created container that never ran goes; one being started again
 		// (oak start) keeps its record.
 		if c.AutoRemove || c.Status == StatusCreated && c.Finished.IsZero() {

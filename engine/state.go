@@ -67,6 +67,11 @@ type Container struct {
 	// oak start.
 	Stopped bool              `json:"stopped,omitempty"`
 	Labels  map[string]string `json:"labels,omitempty"` // --label K=V
+	// Factory is the factory it was made from (run --factory), and
+	// CgroupParent that factory's control group, which holds the
+	// container's (see factory.go).
+	Factory      string `json:"factory,omitempty"`
+	CgroupParent string `json:"cgroup_parent,omitempty"`
 
 	// Problem says why the record could not be read when Status is
 	// StatusBroken; only ID (the directory's name) and Created (its

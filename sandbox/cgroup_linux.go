@@ -91,7 +91,8 @@ func CgroupMode() string {
 	return "v1"
 }
 
-// newCgroup creates the container's groups and writes its limits. On a
+// newCgroup creates the container's groups, at id (its task id, under a
+// Task.CgroupParent if any) under Oak's group, and writes its limits. On a
 // hybrid host (this project's reference machine) the v1 memory, pids and cpu
 // controllers do the work; on a v2-only host the unified hierarchy does.
 func newCgroup(id string, l Limits) (*cgroup, error) {

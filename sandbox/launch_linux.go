@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -92,7 +93,11 @@ func Start(t *Task) (*Process, error) {
 	child := os.NewFile(uintptr(fds[1]), "nsinit-child")
 	defer parent.Close()
 
-	cg, err := newCgroup(t.ID, t.Limits)
+	if err := checkParentGroup(t.CgroupParent); err != nil {
+		child.Close()
+		return nil, fmt.Errorf("launch %s: %w", t.ID, err)
+	}
+	cg, err := newCgroup(path.Join(t.CgroupParent, t.ID), t.Limits)
 	if err != nil {
 		child.Close()
 		return nil, err

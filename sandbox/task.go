@@ -135,6 +135,11 @@ type Task struct {
 	UID, GID uint32 // the command's ids inside the user namespace
 	IDs      IDRange
 	Limits   Limits
+	// CgroupParent is the group, relative to Oak's own under each
+	// controller, that the container's groups are made in: a factory's
+	// (see MakeGroup), whose limits bound the sum of its containers. It
+	// must exist; "" is Oak's group itself.
+	CgroupParent string
 
 	// Rlimits are set on the container's init (and so inherited by its
 	// command) before it runs anything of the image.
@@ -202,6 +207,9 @@ func (t *Task) validate() error {
 	if t.JoinUTS != nil && t.Hostname != "" {
 		return fmt.Errorf("task %s: host name %q: a joined uts namespace keeps its own", t.ID, t.Hostname)
 	}
+	if err := checkGroupPath(t.CgroupParent); err != nil {
+		return fmt.Errorf("task %s: cgroup parent: %w", t.ID, err)
+	}
 	for _, l := range t.Layers {
 		if l == "" || l[0] != '/' {
 			return fmt.Errorf("task %s: layer %q is not an absolute path", t.ID, l)
@@ -237,4 +245,21 @@ func validTarget(p string) bool {
 		}
 	}
 	return true
+}
+
+// checkGroupPath accepts "" and a clean relative path of plain names: one
+// that stays inside Oak's group.
+func checkGroupPath(rel string) error {
+	if rel == "" {
+		return nil
+	}
+	if path.IsAbs(rel) || path.Clean(rel) != rel {
+		return fmt.Errorf("%q is not a clean relative path", rel)
+	}
+	for _, c := range strings.Split(rel, "/") {
+		if c == "." || c == ".." || c == "" {
+			return fmt.Errorf("%q has a %q component", rel, c)
+		}
+	}
+	return nil
 }

@@ -67,6 +67,15 @@ over its own files and users, a fixed system-call allowlist.`,
 			if opts.Limits.Pids, err = engine.ParsePids(pids); err != nil {
 				return err
 			}
+			if opts.Factory != "" {
+				// A limit not given is the factory's.
+				if !cmd.Flags().Changed("memory") {
+					opts.Limits.MemoryBytes = 0
+				}
+				if !cmd.Flags().Changed("pids") {
+					opts.Limits.Pids = 0
+				}
+			}
 			if opts.Log.MaxSize, err = engine.ParseLogMaxSize(logMaxSize); err != nil {
 				return err
 			}
@@ -208,6 +217,7 @@ over its own files and users, a fixed system-call allowlist.`,
 	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [[HOSTIP:][HOSTPORT]:]PORT[/tcp|udp] (no HOSTPORT: a free one, see oak port)")
 	f.StringArrayVar(&opts.Egress, "egress", nil, "grant connecting: PREFIX[:PORT][/tcp|udp], or any")
 	f.BoolVar(&opts.ReadOnly, "read-only", false, "run on the image as it is, without a private writable layer")
+	f.StringVar(&opts.Factory, "factory", "", "make the container from this factory (oak factory create): its quota bounds the\ncontainer and its siblings together; --memory, --pids and --cpus default to its limits")
 	f.StringVar(&storage, "storage-size", "", "size of the private writable layer over the image, in memory (default 1g)")
 	f.StringVar(&opts.Names.Hostname, "hostname", "", "host name inside the container (default: its short id)")
 	f.StringArrayVar(&opts.Names.DNS, "dns", nil, "resolver address for /etc/resolv.conf (default: the host's); needs an egress grant to it")

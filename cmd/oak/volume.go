@@ -41,7 +41,7 @@ func newVolumeCmd(stateRoot func() string) *cobra.Command {
 		Use:   "volume",
 		Short: "Manage volumes: file systems with an exact size, granted to containers with -v",
 	}
-	var size, owner string
+	var size, owner, factory string
 	var sparse bool
 	create := &cobra.Command{
 		Use:   "create --size SIZE [--sparse] [--owner UID:GID] NAME",
@@ -81,7 +81,13 @@ container's image has at that path (owner, mode, contents), as docker does.
 				}
 				o.Owner = &engine.VolumeOwner{UID: uid, GID: gid}
 			}
-			v, err := e.CreateVolume(args[0], n, o)
+			create := e.CreateVolume
+			if factory != "" {
+				create = func(name string, n int64, o engine.VolumeOptions) (*engine.VolumeInfo, error) {
+					return e.CreateFactoryVolume(factory, name, n, o)
+				}
+			}
+			v, err := create(args[0], n, o)
 			if err != nil {
 				return err
 			}
@@ -91,6 +97,7 @@ container's image has at that path (owner, mode, contents), as docker does.
 	}
 	create.Flags().StringVar(&size, "size", "", "size of the volume's file system, e.g. 1g (its exact quota)")
 	create.Flags().StringVar(&owner, "owner", "", "give the volume's root directory to UID:GID (container ids) instead of filling it from an image")
+	create.Flags().StringVar(&factory, "factory", "", "reserve its size of this factory's --disk quota; oak factory rm -f removes it")
 	create.Flags().BoolVar(&sparse, "sparse", false, "do not reserve the size on the host (overcommit; the volume breaks if the host fills)")
 	var lsFormat string
 	var quiet bool

@@ -1,0 +1,218 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oak-engine/oak/engine"
+)
+
+// factoryRow is one row of oak factory ls: its JSON keys and template
+// fields. Each resource reads "USE / LIMIT": memory and pids as the kernel
+// charges the factory's group now, CPUs and disk as given out to
+// sub-factories and (disk) reserved for volumes and writable layers; "-"
+// is no limit of the factory's own.
+type factoryRow struct {
+	Name       string
+	Parent     string
+	Memory     string
+	Pids       string
+	CPUs       string
+	Disk       string
+	Containers int
+	CreatedAt  string
+}
+
+const factoryTable = "{{.Name}}\t{{.Parent}}\t{{.Memory}}\t{{.Pids}}\t{{.CPUs}}\t{{.Disk}}\t{{.Containers}}\t{{.CreatedAt}}"
+
+func factoryRows(fs []*engine.FactoryInfo) []factoryRow {
+	rows := make([]factoryRow, 0, len(fs))
+	for _, f := range fs {
+		name := f.Name
+		if f.Removing {
+			name += " (removing)"
+		}
+		rows = append(rows, factoryRow{Name: name, Parent: f.Parent,
+			Memory:     useOf(f.Usage.MemoryBytes, f.Limit.MemoryBytes, sizeText),
+			Pids:       useOf(f.Usage.Pids, f.Limit.Pids, func(n int64) string { return strconv.FormatInt(n, 10) }),
+			CPUs:       useOf(f.Given.CPUMilli, f.Limit.CPUMilli, cpuText),
+			Disk:       useOf(f.Given.DiskBytes, f.Limit.DiskBytes, sizeText),
+			Containers: len(f.Containers), CreatedAt: since(f.Created)})
+	}
+	return rows
+}
+
+func useOf(use, limit int64, text func(int64) string) string {
+	l := "-"
+	if limit > 0 {
+		l = text(limit)
+	}
+	return text(use) + " / " + l
+}
+
+func cpuText(milli int64) string { return strconv.FormatFloat(float64(milli)/1000, 'f', -1, 64) }
+
+// factoryNames lists the names of factories, for completion.
+func factoryNames(e *engine.Engine) []string {
+	fs, err := e.ListFactories()
+	if err != nil {
+		return nil
+	}
+	names := make([]string, 0, len(fs))
+	for _, f := range fs {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+func completeFactories(stateRoot func() string) completeFunc {
+	return completeNames(false, factoryNames, stateRoot)
+}
+
+func newFactoryCmd(stateRoot func() string) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "factory",
+		Short: "Manage factories: quotas that bind the sum of the containers made from them",
+	}
+	var memory, pids, cpus, disk, parent string
+	create := &cobra.Command{
+		Use:   "create [--parent P] [--memory SIZE] [--pids N] [--cpus N] [--disk SIZE] NAME",
+		Short: "Create a factory",
+		Long: `Create a factory: a quota that every container made from it (oak run
+--factory NAME) shares. The kernel bounds the sum of its containers'
+memory, tasks and CPU time by it, because their control groups sit inside
+the factory's; its --disk holds its volumes (oak volume create --factory)
+and its containers' writable layers (--storage-size, 1g by default),
+reserved when each is made.
+
+With --parent, the factory is made out of P's quota: the sum of P's
+sub-factories' limits never exceeds P's, per resource, and a resource P
+limits must be limited here too. A flag left out is no limit of the
+factory's own (allowed only where the parent sets none).`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			q, err := engine.ParseFactoryQuota(memory, pids, cpus, disk, runtime.NumCPU())
+			if err != nil {
+				return err
+			}
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			f, err := e.CreateFactory(engine.FactoryOptions{Name: args[0], Parent: parent, Quota: q})
+			if err != nil {
+				return err
+			}
+			fmt.Println(f.Name)
+			return nil
+		},
+	}
+	create.ValidArgsFunction = cobra.NoFileCompletions // a new name
+	cf := create.Flags()
+	cf.StringVar(&parent, "parent", "", "make it out of factory P's quota (default: the host's)")
+	cf.StringVarP(&memory, "memory", "m", "", "memory of all its containers together, e.g. 1g")
+	cf.StringVar(&pids, "pids", "", "processes and threads of all its containers together")
+	cf.StringVar(&cpus, "cpus", "", "CPU time of all its containers together, in cores, e.g. 1.5")
+	cf.StringVar(&disk, "disk", "", "bytes of its volumes and its containers' writable layers together, e.g. 10g")
+	create.RegisterFlagCompletionFunc("parent", completeFactories(stateRoot))
+	var lsFormat string
+	var quiet bool
+	ls := &cobra.Command{
+		Use:     "ls",
+		Aliases: []string{"list"},
+		Short:   "List factories with what each uses of its limits",
+		Long: `List factories. MEMORY and PIDS show what the kernel charges the factory's
+group now (its containers and sub-factories together) against its limit;
+CPUS and DISK what it has given to sub-factories and (disk) reserved for
+volumes and writable layers. "-" is no limit of its own.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f, err := parseFormat(lsFormat, factoryTable)
+			if err != nil {
+				return err
+			}
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			list, err := e.ListFactories()
+			if err != nil {
+				return err
+			}
+			if quiet {
+				for _, f := range list {
+					fmt.Println(f.Name)
+				}
+				return nil
+			}
+			return f.rows(os.Stdout, factoryRows(list), map[string]string{"CreatedAt": "CREATED", "CPUs": "CPUS"})
+		},
+	}
+	ls.Flags().StringVar(&lsFormat, "format", "", "table (default), json, or a Go template such as {{.Name}}")
+	ls.Flags().BoolVarP(&quiet, "quiet", "q", false, "print only the names")
+	var inspectFormat string
+	inspect := &cobra.Command{
+		Use:   "inspect NAME...",
+		Short: "Show factories as JSON: limits, what is given out and reserved, kernel usage, members",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var f *format
+			if inspectFormat != "" {
+				var err error
+				if f, err = parseFormat(inspectFormat, ""); err != nil {
+					return err
+				}
+				f.table = false
+			}
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			objs := []any{}
+			failed := false
+			for _, name := range args {
+				fi, err := e.InspectFactory(name)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "oak: "+oneLine(err.Error()))
+					failed = true
+					continue
+				}
+				objs = append(objs, fi)
+			}
+			if err := f.objects(os.Stdout, objs); err != nil {
+				return err
+			}
+			if failed {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	inspect.ValidArgsFunction = completeFactories(stateRoot)
+	inspect.Flags().StringVarP(&inspectFormat, "format", "f", "", "json (default) or a Go template such as {{.Limit.Pids}}")
+	var force bool
+	rm := &cobra.Command{
+		Use:   "rm [-f] NAME...",
+		Short: "Remove factories",
+		Long: `Remove factories. A factory that still has containers, sub-factories or
+volumes is refused; with -f everything made from it goes with it,
+recursively: its containers and its sub-factories' are killed and removed,
+their volumes removed (with their data), their control groups removed.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			return eachRef(args, func(name string) error { return e.RemoveFactory(name, force) })
+		},
+	}
+	rm.ValidArgsFunction = completeFactories(stateRoot)
+	rm.Flags().BoolVarP(&force, "force", "f", false, "also kill and remove its containers, sub-factories and volumes")
+	cmd.AddCommand(create, ls, inspect, rm)
+	return cmd
+}
