@@ -215,7 +215,7 @@ func TestEditRuncSpec(t *testing.T) {
 	if err := os.WriteFile(p, []byte(in), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := editRuncSpec(p, "/abs/rootfs"); err != nil {
+	if err := editRuncSpec(p, "/abs/rootfs", []string{"true"}, true); err != nil {
 		t.Fatal(err)
 	}
 	out, err := os.ReadFile(p)
@@ -235,7 +235,7 @@ func TestEditRuncSpec(t *testing.T) {
 	if err := os.WriteFile(p, []byte(`{"root":{}}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := editRuncSpec(p, "/abs/rootfs"); err == nil {
+	if err := editRuncSpec(p, "/abs/rootfs", []string{"true"}, true); err == nil {
 		t.Error("editRuncSpec accepted a spec without process")
 	}
 }

@@ -6,8 +6,10 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,49 +22,8 @@ func newBenchCmd(stateRoot func() string) *cobra.Command {
 		Use:   "bench",
 		Short: "Measure Oak against plain processes and other runtimes",
 	}
-	var (
-		runs, warmup int
-		variants     string
-		asJSON       bool
-		image        string
-	)
-	startup := &cobra.Command{
-		Use:   "startup",
-		Short: "Time start → exit of `true`: plain process, runc run, oak run (interleaved)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			img, err := e.ResolveImage(image)
-			if err != nil {
-				return err
-			}
-			if len(img.Layers) != 1 {
-				return fmt.Errorf("bench startup --image %s: need a root file system directory (runc and the plain process use it as is)", image)
-			}
-			rootfs := img.Layers[0]
-			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			cfg := bench.StartupConfig{RootFS: rootfs, Runs: runs, Warmup: warmup}
-			if variants != "" {
-				cfg.Variants = strings.Split(variants, ",")
-			}
-			rep, err := bench.Startup(ctx, cfg)
-			if err != nil {
-				return err
-			}
-			return printReport(rep, asJSON)
-		},
-	}
-	f := startup.Flags()
-	f.IntVar(&runs, "runs", 0, "timed runs per variant (default 50)")
-	f.IntVar(&warmup, "warmup", 0, "untimed runs per variant first (default 3)")
-	f.StringVar(&variants, "variants", "", "comma-separated subset of plain,runc,oak")
-	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
-	f.StringVar(&image, "image", engine.DemoImage, "root file system to start (default: the demo image)")
-	cmd.AddCommand(startup, newBenchNetCmd(), newBenchStorageCmd(stateRoot))
+	startup := newBenchStartupCmd(stateRoot)
+	cmd.AddCommand(startup, newBenchDensityCmd(stateRoot), newBenchNetCmd(), newBenchStorageCmd(stateRoot))
 	return cmd
 }
 
@@ -191,4 +152,209 @@ func printReport(rep interface{ Print(io.Writer) error }, asJSON bool) error {
 		return printJSON(rep)
 	}
 	return rep.Print(os.Stdout)
+}
+
+// startupFlags are the flags of `oak bench startup`.
+type startupFlags struct {
+	runs, warmup, coldRuns, rounds, responseRuns int
+	variants                                     string
+	single, cold, firstResponse                  bool
+	parallel                                     []int
+	asJSON, asCSV, quiet                         bool
+	plot, image                                  string
+}
+
+// cases returns the cases the flags select: those named by --single,
+// --cold, --parallel and --first-response, or all if none is.
+func (f *startupFlags) cases(changed func(string) bool) []string {
+	var cases []string
+	if f.single {
+		cases = append(cases, bench.CaseWarm)
+	}
+	if f.cold {
+		cases = append(cases, bench.CaseCold)
+	}
+	if changed("parallel") {
+		cases = append(cases, bench.CaseParallel)
+	}
+	if f.firstResponse {
+		cases = append(cases, bench.CaseFirstResponse)
+	}
+	return cases
+}
+
+// check refuses flags that contradict each other.
+func (f *startupFlags) check() error {
+	if f.asJSON && f.asCSV {
+		return fmt.Errorf("bench startup: --json and --csv: choose one")
+	}
+	if f.plot != "" {
+		if ext := strings.ToLower(filepath.Ext(f.plot)); ext != ".svg" && ext != ".png" {
+			return fmt.Errorf("bench startup --plot %s: want a file name ending in .svg or .png", f.plot)
+		}
+	}
+	return nil
+}
+
+func newBenchStartupCmd(stateRoot func() string) *cobra.Command {
+	var fl startupFlags
+	cmd := &cobra.Command{
+		Use:   "startup",
+		Short: "Launch speed: plain process, runc run, oak run (interleaved): warm, cold, N at once, first HTTP response",
+		Long: `Measure how fast a container starts against a plain process and runc, all
+run interleaved in this one invocation, and report medians and ratios (with
+the targets of the fast-start work where there are some):
+
+  warm            start → exit of 'true', one launch at a time, state
+                  prepared (--runs, default 50)
+  cold            the same, each launch in a fresh, empty state root
+                  (--cold-runs, default 10)
+  parallel        N launches of 'true' at once, for each N of --parallel
+                  (default 1,8,32,64): time until all exited, launches/s
+                  and per-launch p50/p95 (--rounds per N, default 5)
+  first-response  start → first HTTP 200 of busybox httpd on a published
+                  port (--response-runs, default 20)
+
+With none of --single, --cold, --parallel or --first-response, all four
+run; with some, only those. --json and --csv print every figure
+(--csv one table); --plot draws latency and rate against N (.svg or .png).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := fl.check(); err != nil {
+				return err
+			}
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			img, err := e.ResolveImage(fl.image)
+			if err != nil {
+				return err
+			}
+			if len(img.Layers) != 1 {
+				return fmt.Errorf("bench startup --image %s: need a root file system directory (runc and the plain process use it as is)", fl.image)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cfg := bench.StartupConfig{
+				RootFS:       img.Layers[0],
+				Cases:        fl.cases(cmd.Flags().Changed),
+				Runs:         fl.runs,
+				Warmup:       fl.warmup,
+				ColdRuns:     fl.coldRuns,
+				Parallel:     fl.parallel,
+				Rounds:       fl.rounds,
+				ResponseRuns: fl.responseRuns,
+			}
+			if fl.image == engine.DemoImage {
+				cfg.OakImage = engine.DemoImage // a cold run makes the image too
+			}
+			if fl.variants != "" {
+				cfg.Variants = strings.Split(fl.variants, ",")
+			}
+			if !fl.quiet {
+				cfg.Log = os.Stderr
+			}
+			reps, err := bench.StartupSuite(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			if fl.plot != "" {
+				if err := bench.PlotParallel(reps, fl.plot); err != nil {
+					return err
+				}
+			}
+			switch {
+			case fl.asCSV:
+				return reps.WriteCSV(os.Stdout)
+			case fl.asJSON:
+				return printJSON(reps)
+			}
+			return reps.Print(os.Stdout)
+		},
+	}
+	f := cmd.Flags()
+	f.BoolVar(&fl.single, "single", false, "run the warm single-launch case")
+	f.BoolVar(&fl.cold, "cold", false, "run the cold single-launch case")
+	f.IntSliceVar(&fl.parallel, "parallel", bench.DefaultParallel, "run the parallel case with these numbers of launches at once")
+	f.BoolVar(&fl.firstResponse, "first-response", false, "run the first-HTTP-response case")
+	f.IntVar(&fl.runs, "runs", 0, "timed runs per variant, warm case (default 50)")
+	f.IntVar(&fl.warmup, "warmup", 0, "untimed runs per variant first, warm and cold cases (default 3)")
+	f.IntVar(&fl.coldRuns, "cold-runs", 0, "timed runs per variant, cold case (default 10)")
+	f.IntVar(&fl.rounds, "rounds", 0, "timed rounds per variant and N, parallel case (default 5)")
+	f.IntVar(&fl.responseRuns, "response-runs", 0, "timed runs per variant, first-response case (default 20)")
+	f.StringVar(&fl.variants, "variants", "", "comma-separated subset of plain,runc,oak")
+	f.BoolVar(&fl.asJSON, "json", false, "print the reports as JSON")
+	f.BoolVar(&fl.asCSV, "csv", false, "print the reports as one CSV table")
+	f.StringVar(&fl.plot, "plot", "", "draw latency and rate against N of the parallel case into FILE.svg or FILE.png")
+	f.StringVar(&fl.image, "image", engine.DemoImage, "root file system to start (default: the demo image)")
+	f.BoolVarP(&fl.quiet, "quiet", "q", false, "no progress lines on stderr")
+	return cmd
+}
+
+func newBenchDensityCmd(stateRoot func() string) *cobra.Command {
+	var (
+		cfg      bench.DensityConfig
+		variants string
+		image    string
+		asJSON   bool
+		quiet    bool
+	)
+	cmd := &cobra.Command{
+		Use:   "density",
+		Short: "Start and hold many idle containers; measure the memory each costs: plain sleep, runc run -d, oak run -d",
+		Long: `Start --count idle 'sleep' processes for each variant in turn (plain
+processes, runc run -d containers, oak run -d containers), --jobs at a time,
+hold them, and measure memory: the PSS of every process by role
+(application, the runtime's init in the container, its supervisor on the
+host, any service) and the change of the host's kernel memory (Slab,
+KernelStack, PageTables, Shmem) from before the first start to after the
+last. The runtime's own memory per container is its processes' PSS plus the
+kernel memory beyond what a plain process costs. Then everything is
+removed, and the time it took reported.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			img, err := e.ResolveImage(image)
+			if err != nil {
+				return err
+			}
+			if len(img.Layers) != 1 {
+				return fmt.Errorf("bench density --image %s: need a root file system directory (runc and the plain process use it as is)", image)
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			cfg.RootFS = img.Layers[0]
+			if image == engine.DemoImage {
+				cfg.OakImage = engine.DemoImage
+			}
+			if variants != "" {
+				cfg.Variants = strings.Split(variants, ",")
+			}
+			if !quiet {
+				cfg.Log = os.Stderr
+			}
+			rep, err := bench.Density(ctx, cfg)
+			if err != nil && rep == nil {
+				return err
+			}
+			if perr := printReport(rep, asJSON); perr != nil {
+				return perr
+			}
+			return err
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.Count, "count", bench.DefaultDensityCount, "idle containers per variant")
+	f.IntVar(&cfg.Jobs, "jobs", bench.DefaultDensityJobs, "starts and removals in flight at once")
+	f.DurationVar(&cfg.Settle, "settle", 2*time.Second, "wait after the last start before measuring")
+	f.StringVar(&variants, "variants", "", "comma-separated subset of plain,runc,oak")
+	f.StringVar(&image, "image", engine.DemoImage, "root file system to start (default: the demo image)")
+	f.StringVar(&cfg.RuncPath, "runc", "", "runc binary (default: runc in $PATH)")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
+	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr")
+	return cmd
 }
