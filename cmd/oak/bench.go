@@ -23,7 +23,7 @@ func newBenchCmd(stateRoot func() string) *cobra.Command {
 		Short: "Measure Oak against plain processes and other runtimes",
 	}
 	startup := newBenchStartupCmd(stateRoot)
-	cmd.AddCommand(startup, newBenchDensityCmd(stateRoot), newBenchNetCmd(), newBenchStorageCmd(stateRoot))
+	cmd.AddCommand(startup, newBenchDensityCmd(stateRoot), newBenchTraceCmd(), newBenchNetCmd(), newBenchStorageCmd(stateRoot))
 	return cmd
 }
 
@@ -356,5 +356,42 @@ removed, and the time it took reported.`,
 	f.StringVar(&cfg.RuncPath, "runc", "", "runc binary (default: runc in $PATH)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr")
+	return cmd
+}
+
+func newBenchTraceCmd() *cobra.Command {
+	var (
+		cfg    bench.TraceConfig
+		asJSON bool
+	)
+	cmd := &cobra.Command{
+		Use:   "trace [IMAGE [COMMAND [ARG...]]]",
+		Short: "Where the time of one launch goes: oak run --rm with OAK_TRACE=1, phase by phase",
+		Long: `Run 'oak run --rm IMAGE COMMAND' (default: demo true) --runs times with
+OAK_TRACE=1, which makes the CLI, the engine, the sandbox and the
+container's init (nsinit) mark their phases with monotonic timestamps on
+stderr, and as many times with GODEBUG=inittrace=1; print the median time
+from the start of the command to each mark, the median step from the mark
+before, and the costliest Go package initialisers. A fresh state root is
+used unless --root-dir is given.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				cfg.Image = args[0]
+				cfg.Args = args[1:]
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			rep, err := bench.Trace(ctx, cfg)
+			if err != nil {
+				return err
+			}
+			return printReport(rep, asJSON)
+		},
+	}
+	f := cmd.Flags()
+	f.SetInterspersed(false)
+	f.IntVar(&cfg.Runs, "runs", bench.DefaultTraceRuns, "traced runs (and as many init-trace runs)")
+	f.StringVar(&cfg.OakRoot, "root-dir", "", "state root for the traced runs (default: a fresh one)")
+	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
 }
