@@ -37,6 +37,10 @@ type DensityConfig struct {
 	// Settle is how long to wait after the last start before measuring,
 	// so that what the starts left behind is freed; 0 means 2 s.
 	Settle time.Duration
+	// KeepCaches leaves the host's reclaimable slab alone; by default it
+	// is dropped before each reading (needs root), which makes the kernel
+	// figures less noisy.
+	KeepCaches bool
 
 	// OakPath, OakRoot, OakImage, RuncPath and WorkDir are as in
 	// StartupConfig.
@@ -175,7 +179,7 @@ func (d *densityRun) run(ctx context.Context, name string) *DensityResult {
 	}
 	env.logf("density: %s: starting %d, %d at a time", name, d.cfg.Count, d.cfg.Jobs)
 
-	dropSlabCaches()
+	d.dropSlabCaches()
 	before, err := readMeminfo()
 	if err != nil {
 		res.Error = err.Error()
@@ -201,7 +205,7 @@ func (d *densityRun) run(ctx context.Context, name string) *DensityResult {
 			res.Error = errors.Join(errorOrNil(res.Error), err).Error()
 		}
 		res.Roles = summarizeRoles(procs)
-		dropSlabCaches()
+		d.dropSlabCaches()
 		after, err := readMeminfo()
 		if err == nil {
 			res.Kernel = after.sub(before)
@@ -641,7 +645,10 @@ func readMeminfo() (Meminfo, error) {
 // what is held. It needs root; without it the readings are noisier.
 // Objects freed by the first drop go through RCU and may still be on
 // their way back when it returns, hence a pause and a second drop.
-func dropSlabCaches() {
+func (d *densityRun) dropSlabCaches() {
+	if d.cfg.KeepCaches {
+		return
+	}
 	syscall.Sync()
 	os.WriteFile("/proc/sys/vm/drop_caches", []byte("2"), 0)
 	time.Sleep(500 * time.Millisecond)

@@ -571,7 +571,7 @@ func (env *startupEnv) parallel(ctx context.Context, n int) (*Report, error) {
 	rep.Benchmark = "startup"
 	rep.Case = CaseParallel
 	rep.Parallel = n
-	rep.Description = fmt.Sprintf("%d launches of `true` started at once; a run lasts until the last has exited", n)
+	rep.Description = fmt.Sprintf("%d launch(es) of `true` started at once; a run lasts until the last has exited", n)
 	for i := range rep.Results {
 		res := &rep.Results[i]
 		lat, ok := launches[res.Name]

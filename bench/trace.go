@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -278,10 +279,15 @@ func parseInitTrace(out string) (map[string]time.Duration, time.Duration) {
 		if err1 != nil || err2 != nil {
 			continue
 		}
-		m[f[1]] += time.Duration(clock * float64(time.Millisecond))
-		end = max(end, time.Duration((at+clock)*float64(time.Millisecond)))
+		m[f[1]] += msDuration(clock)
+		end = max(end, msDuration(at)+msDuration(clock))
 	}
 	return m, end
+}
+
+// msDuration is x milliseconds, to the nanosecond.
+func msDuration(x float64) time.Duration {
+	return time.Duration(math.Round(x * float64(time.Millisecond)))
 }
 
 // initSummary returns the median over runs of the total init clock time,

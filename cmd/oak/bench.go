@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/oak-engine/oak/bench"
 	"github.com/oak-engine/oak/engine"
@@ -236,22 +237,8 @@ run; with some, only those. --json and --csv print every figure
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			cfg := bench.StartupConfig{
-				RootFS:       img.Layers[0],
-				Cases:        fl.cases(cmd.Flags().Changed),
-				Runs:         fl.runs,
-				Warmup:       fl.warmup,
-				ColdRuns:     fl.coldRuns,
-				Parallel:     fl.parallel,
-				Rounds:       fl.rounds,
-				ResponseRuns: fl.responseRuns,
-			}
-			if fl.image == engine.DemoImage {
-				cfg.OakImage = engine.DemoImage // a cold run makes the image too
-			}
-			if fl.variants != "" {
-				cfg.Variants = strings.Split(fl.variants, ",")
-			}
+			cfg := fl.config(cmd.Flags().Changed)
+			cfg.RootFS = img.Layers[0]
 			if !fl.quiet {
 				cfg.Log = os.Stderr
 			}
@@ -273,7 +260,32 @@ run; with some, only those. --json and --csv print every figure
 			return reps.Print(os.Stdout)
 		},
 	}
-	f := cmd.Flags()
+	fl.register(cmd.Flags())
+	return cmd
+}
+
+// config is the benchmark's configuration as the flags give it, without
+// the root file system; changed tells which flags were given.
+func (fl *startupFlags) config(changed func(string) bool) bench.StartupConfig {
+	cfg := bench.StartupConfig{
+		Cases:        fl.cases(changed),
+		Runs:         fl.runs,
+		Warmup:       fl.warmup,
+		ColdRuns:     fl.coldRuns,
+		Parallel:     fl.parallel,
+		Rounds:       fl.rounds,
+		ResponseRuns: fl.responseRuns,
+	}
+	if fl.image == engine.DemoImage {
+		cfg.OakImage = engine.DemoImage // a cold run makes the image too
+	}
+	if fl.variants != "" {
+		cfg.Variants = strings.Split(fl.variants, ",")
+	}
+	return cfg
+}
+
+func (fl *startupFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&fl.single, "single", false, "run the warm single-launch case")
 	f.BoolVar(&fl.cold, "cold", false, "run the cold single-launch case")
 	f.IntSliceVar(&fl.parallel, "parallel", bench.DefaultParallel, "run the parallel case with these numbers of launches at once")
@@ -289,7 +301,6 @@ run; with some, only those. --json and --csv print every figure
 	f.StringVar(&fl.plot, "plot", "", "draw latency and rate against N of the parallel case into FILE.svg or FILE.png")
 	f.StringVar(&fl.image, "image", engine.DemoImage, "root file system to start (default: the demo image)")
 	f.BoolVarP(&fl.quiet, "quiet", "q", false, "no progress lines on stderr")
-	return cmd
 }
 
 func newBenchDensityCmd(stateRoot func() string) *cobra.Command {
@@ -351,6 +362,7 @@ removed, and the time it took reported.`,
 	f.IntVar(&cfg.Count, "count", bench.DefaultDensityCount, "idle containers per variant")
 	f.IntVar(&cfg.Jobs, "jobs", bench.DefaultDensityJobs, "starts and removals in flight at once")
 	f.DurationVar(&cfg.Settle, "settle", 2*time.Second, "wait after the last start before measuring")
+	f.BoolVar(&cfg.KeepCaches, "keep-caches", false, "do not drop reclaimable slab before each reading")
 	f.StringVar(&variants, "variants", "", "comma-separated subset of plain,runc,oak")
 	f.StringVar(&image, "image", engine.DemoImage, "root file system to start (default: the demo image)")
 	f.StringVar(&cfg.RuncPath, "runc", "", "runc binary (default: runc in $PATH)")
