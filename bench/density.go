@@ -153,10 +153,12 @@ type densityRun struct {
 	cfg      DensityConfig
 	sleepBin string
 
-	mu      sync.Mutex
-	handles []string       // container ids, or plain pids
-	plain   []*exec.Cmd    // the plain processes, to kill and wait for
-	oakIDs  map[string]int // oak container id → index
+	mu         sync.Mutex
+	t0         time.Time
+	milestones []time.Duration // when each tenth of the count had started
+	handles    []string        // container ids, or plain pids
+	plain      []*exec.Cmd     // the plain processes, to kill and wait for
+	oakIDs     map[string]int  // oak container id → index
 }
 
 func (d *densityRun) run(ctx context.Context, name string) *DensityResult {
@@ -185,10 +187,11 @@ func (d *densityRun) run(ctx context.Context, name string) *DensityResult {
 		res.Error = err.Error()
 		return res
 	}
-	t0 := time.Now()
+	d.t0 = time.Now()
 	startErr := d.startAll(ctx, name)
-	res.StartTime = time.Since(t0)
+	res.StartTime = time.Since(d.t0)
 	res.Started = len(d.handles)
+	res.Milestones = d.milestones
 	if startErr != nil {
 		res.Error = fmt.Sprintf("after %d started: %v", res.Started, startErr)
 		env.logf("density: %s: %s", name, res.Error)
@@ -262,6 +265,17 @@ feed:
 	return ctx.Err()
 }
 
+// started records handle, and the time if it completes a tenth of the
+// count.
+func (d *densityRun) started(handle string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.handles = append(d.handles, handle)
+	if step := max(d.cfg.Count/10, 1); len(d.handles)%step == 0 {
+		d.milestones = append(d.milestones, time.Since(d.t0))
+	}
+}
+
 // start starts one idle process of variant name and records its handle.
 func (d *densityRun) start(ctx context.Context, name string, i int) error {
 	env := d.env
@@ -274,15 +288,14 @@ func (d *densityRun) start(ctx context.Context, name string, i int) error {
 		}
 		d.mu.Lock()
 		d.plain = append(d.plain, cmd)
-		d.handles = append(d.handles, strconv.Itoa(cmd.Process.Pid))
 		d.mu.Unlock()
+		d.started(strconv.Itoa(cmd.Process.Pid))
 		return nil
 	case VariantRunc:
 		id := env.runcID()
-		d.mu.Lock()
-		d.handles = append(d.handles, id) // removed at the end even if the start fails half-way
-		d.mu.Unlock()
-		return runDetached(ctx, []string{env.runc, "--root", env.runcState, "run", "-d", "--bundle", env.bundle, id})
+		err := runDetached(ctx, []string{env.runc, "--root", env.runcState, "run", "-d", "--bundle", env.bundle, id})
+		d.started(id) // removed at the end even if the start failed half-way
+		return err
 	case VariantOak:
 		out, err := detachedOutput(ctx, []string{env.oak, "--root", env.oakRoot, "run", "-d", env.oakImage, "sleep", sleepSeconds})
 		if err != nil {
@@ -292,9 +305,7 @@ func (d *densityRun) start(ctx context.Context, name string, i int) error {
 		if id == "" || strings.ContainsAny(id, " \n") {
 			return fmt.Errorf("oak run -d printed %q, not a container id", out)
 		}
-		d.mu.Lock()
-		d.handles = append(d.handles, id)
-		d.mu.Unlock()
+		d.started(id)
 		return nil
 	}
 	return fmt.Errorf("bench density: unknown variant %q", name)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -218,6 +219,10 @@ func TestDensityPlain(t *testing.T) {
 	}
 	if p.AppKiB <= 0 || p.RuntimeProcKiB != 0 || p.StartRate <= 0 {
 		t.Errorf("per container: %+v", p)
+	}
+	// Fewer than ten: a milestone per start, in order.
+	if len(p.Milestones) != 5 || !slices.IsSorted(p.Milestones) || p.Milestones[4] > p.StartTime {
+		t.Errorf("milestones %v of start time %v", p.Milestones, p.StartTime)
 	}
 	if rep.Limits.PidMax <= 0 || rep.Limits.MemTotalKiB <= 0 {
 		t.Errorf("limits %+v", rep.Limits)

@@ -42,6 +42,10 @@ type DensityResult struct {
 	StartTime  time.Duration
 	StartRate  float64
 	RemoveTime time.Duration
+	// Milestones are the times from the first start at which each tenth
+	// of the count had started: how the start rate changes with the
+	// number of containers held.
+	Milestones []time.Duration
 	// Roles sums the processes found, per role (RoleApp, RoleInit,
 	// RoleSupervisor, RoleService), in that order.
 	Roles []RoleSummary
@@ -159,6 +163,7 @@ func (r DensityReport) MarshalJSON() ([]byte, error) {
 		StartS           float64       `json:"start_s"`
 		StartRate        float64       `json:"start_per_s"`
 		RemoveS          float64       `json:"remove_s"`
+		MilestonesS      []float64     `json:"tenths_started_s"`
 		Roles            []RoleSummary `json:"roles"`
 		Kernel           Meminfo       `json:"kernel_delta"`
 		AppKiB           float64       `json:"app_kib_per_container"`
@@ -185,12 +190,21 @@ func (r DensityReport) MarshalJSON() ([]byte, error) {
 		out.Variants = append(out.Variants, variant{
 			Name: v.Name, Detail: v.Detail, Skipped: v.Skipped, Error: v.Error,
 			Started: v.Started, StartS: round(v.StartTime.Seconds(), 3), StartRate: round(v.StartRate, 2),
-			RemoveS: round(v.RemoveTime.Seconds(), 3), Roles: roles, Kernel: v.Kernel,
+			RemoveS: round(v.RemoveTime.Seconds(), 3), MilestonesS: seconds(v.Milestones), Roles: roles, Kernel: v.Kernel,
 			AppKiB: v.AppKiB, RuntimeProcKiB: v.RuntimeProcKiB, KernelKiB: v.KernelKiB,
 			RuntimeKernelKiB: v.RuntimeKernelKiB, RuntimeKiB: v.RuntimeKiB, Threads: v.Threads,
 		})
 	}
 	return json.Marshal(out)
+}
+
+// seconds converts ds to seconds, to the millisecond; never nil.
+func seconds(ds []time.Duration) []float64 {
+	out := make([]float64, len(ds))
+	for i, d := range ds {
+		out[i] = round(d.Seconds(), 3)
+	}
+	return out
 }
 
 // Print writes r as tables: starting and removing, memory per container,
@@ -224,6 +238,22 @@ func (r *DensityReport) Print(w io.Writer) error {
 			verdict = "met"
 		}
 		fmt.Fprintf(&b, "oak runtime memory per container: %.0f KiB, target <= %d KiB: %s\n", oak.RuntimeKiB, DensityTargetKiB, verdict)
+	}
+
+	rows = [][]string{{"variant", "started by (s): 10%", "20%", "30%", "40%", "50%", "60%", "70%", "80%", "90%", "100%"}}
+	for _, v := range r.Variants {
+		if len(v.Milestones) == 0 {
+			continue
+		}
+		row := []string{v.Name}
+		for _, m := range v.Milestones {
+			row = append(row, fmt.Sprintf("%.2f", m.Seconds()))
+		}
+		rows = append(rows, row)
+	}
+	if len(rows) > 1 {
+		b.WriteString("\nhow the starts went (each tenth of the count)\n")
+		writeTable(&b, rows, 1)
 	}
 
 	rows = [][]string{{"variant", "role", "processes", "threads", "PSS KiB", "RSS KiB", "PSS KiB/container"}}
