@@ -66,8 +66,13 @@ type TracePhase struct {
 	N int `json:"n"`
 	// At is the median time from the start of the command to the mark.
 	At time.Duration `json:"-"`
+	// Delta is At less the previous phase's At: the deltas add up to the
+	// median total.
+	Delta time.Duration `json:"-"`
 	// Step is the median of the time from the previous phase (in this
-	// order) to this one, over the runs that had both.
+	// order) to this one, over the runs that had both: less swayed than
+	// Delta by runs that were slow elsewhere, but the steps need not add
+	// up to anything.
 	Step time.Duration `json:"-"`
 }
 
@@ -257,6 +262,10 @@ func tracePhases(runs [][]traceMark, totals []time.Duration) []TracePhase {
 			steps = append(steps, cur-prev)
 		}
 		phases[k].Step = Summarize(steps).Median
+		phases[k].Delta = phases[k].At
+		if k > 0 {
+			phases[k].Delta -= phases[k-1].At
+		}
 	}
 	return phases
 }
@@ -322,10 +331,11 @@ func initSummary(runs []map[string]time.Duration, top int) (time.Duration, []Ini
 // MarshalJSON writes r with times in milliseconds.
 func (r TraceReport) MarshalJSON() ([]byte, error) {
 	type phase struct {
-		Name   string  `json:"name"`
-		N      int     `json:"n"`
-		AtMS   float64 `json:"at_ms"`
-		StepMS float64 `json:"step_ms"`
+		Name    string  `json:"name"`
+		N       int     `json:"n"`
+		AtMS    float64 `json:"at_ms"`
+		DeltaMS float64 `json:"delta_ms"`
+		StepMS  float64 `json:"step_ms"`
 	}
 	type pkg struct {
 		Package string  `json:"package"`
@@ -342,7 +352,7 @@ func (r TraceReport) MarshalJSON() ([]byte, error) {
 		InitPackages  []pkg   `json:"init_packages"`
 	}{r.Benchmark, r.Command, r.Runs, ms(r.Total.Median), ms(r.InitClock), ms(r.InitEnd), []phase{}, []pkg{}}
 	for _, p := range r.Phases {
-		out.Phases = append(out.Phases, phase{p.Name, p.N, ms(p.At), ms(p.Step)})
+		out.Phases = append(out.Phases, phase{p.Name, p.N, ms(p.At), ms(p.Delta), ms(p.Step)})
 	}
 	for _, p := range r.InitPackages {
 		out.InitPackages = append(out.InitPackages, pkg{p.Package, ms(p.Clock)})
@@ -355,9 +365,12 @@ func (r *TraceReport) Print(w io.Writer) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "trace: %s=1 %s\n%d runs after 2 warm-up; medians; start → exit %.2f ms (p95 %.2f)\n\n",
 		trace.EnvVar, r.Command, r.Runs, msf(r.Total.Median), msf(r.Total.P95))
-	rows := [][]string{{"phase (mark)", "at ms", "step ms", "runs"}}
+	b.WriteString("at: median time from the start to the mark; Δ: from the row above's median;\n" +
+		"step: median over the runs of the time from the row above's mark (rows may interleave host and container marks)\n\n")
+	rows := [][]string{{"phase (mark)", "at ms", "Δ ms", "step ms", "runs"}}
 	for _, p := range r.Phases {
-		rows = append(rows, []string{p.Name, fmt.Sprintf("%.2f", msf(p.At)), fmt.Sprintf("%.2f", msf(p.Step)), fmt.Sprint(p.N)})
+		rows = append(rows, []string{p.Name, fmt.Sprintf("%.2f", msf(p.At)), fmt.Sprintf("%.2f", msf(p.Delta)),
+			fmt.Sprintf("%.2f", msf(p.Step)), fmt.Sprint(p.N)})
 	}
 	writeTable(&b, rows, 1)
 	fmt.Fprintf(&b, "\nGo package initialisers (GODEBUG=inittrace=1, separate runs): %.2f ms in all, the last done %.2f ms after the runtime started; costliest:\n",

@@ -96,10 +96,10 @@ func TestTracePhases(t *testing.T) {
 	// runs); steps from cloned -1,3 → median 1. exit at 21; steps from
 	// nsinit: start 10,10 (the run without it is left out).
 	want := []TracePhase{
-		{"cli: main", 3, 5 * ms, 5 * ms},
-		{"sandbox: cloned", 3, 10 * ms, 5 * ms},
-		{"nsinit: start", 2, 11 * ms, 1 * ms},
-		{exitPhase, 3, 21 * ms, 10 * ms},
+		{Name: "cli: main", N: 3, At: 5 * ms, Delta: 5 * ms, Step: 5 * ms},
+		{Name: "sandbox: cloned", N: 3, At: 10 * ms, Delta: 5 * ms, Step: 5 * ms},
+		{Name: "nsinit: start", N: 2, At: 11 * ms, Delta: 1 * ms, Step: 1 * ms},
+		{Name: exitPhase, N: 3, At: 21 * ms, Delta: 10 * ms, Step: 10 * ms},
 	}
 	for i := range want {
 		if phases[i] != want[i] {
