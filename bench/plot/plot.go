@@ -58,6 +58,13 @@ func Parallel(series []bench.ParallelSeries, path string) error {
 			return err
 		}
 	}
+	// Room above the highest line for the legend: a tenfold on the log
+	// axes.
+	for _, p := range []*plot.Plot{lat, rate} {
+		if p.Y.Max > p.Y.Min {
+			p.Y.Max *= 10
+		}
+	}
 
 	w, h := 24*vg.Centimeter, 10*vg.Centimeter
 	var c draw.Canvas
