@@ -234,17 +234,18 @@ func errorOrNil(msg string) error {
 }
 
 // startAll starts cfg.Count idle processes of variant name, cfg.Jobs at a
-// time, and stops at the first failure.
+// time, and starts no more after the first failure; the starts under way
+// then finish, so that what they made is known and removed.
 func (d *densityRun) startAll(ctx context.Context, name string) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
+	failed, fail := context.WithCancelCause(ctx)
+	defer fail(nil)
 	next := make(chan int)
 	var wg sync.WaitGroup
 	for range d.cfg.Jobs {
 		wg.Go(func() {
 			for i := range next {
 				if err := d.start(ctx, name, i); err != nil {
-					cancel(err)
+					fail(err)
 				}
 			}
 		})
@@ -253,13 +254,13 @@ feed:
 	for i := range d.cfg.Count {
 		select {
 		case next <- i:
-		case <-ctx.Done():
+		case <-failed.Done():
 			break feed
 		}
 	}
 	close(next)
 	wg.Wait()
-	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+	if err := context.Cause(failed); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
 	return ctx.Err()
@@ -364,9 +365,18 @@ func (d *densityRun) removeAll(ctx context.Context, name string) error {
 			return env.runcRemove(ctx, env.runcState, id)
 		})
 	case VariantOak:
+		// Also what a start that was killed half-way (Ctrl-C) recorded.
+		ids := slices.Clone(d.handles)
+		if out, err := commandOutput(ctx, []string{env.oak, "--root", env.oakRoot, "ps", "-aq", "--no-trunc"}); err == nil {
+			for _, id := range strings.Fields(out) {
+				if !slices.Contains(ids, id) {
+					ids = append(ids, id)
+				}
+			}
+		}
 		const batch = 25
 		var batches [][]string
-		for ids := d.handles; len(ids) > 0; ids = ids[min(batch, len(ids)):] {
+		for ; len(ids) > 0; ids = ids[min(batch, len(ids)):] {
 			batches = append(batches, ids[:min(batch, len(ids))])
 		}
 		return inParallel(d.cfg.Jobs, batches, func(ids []string) error {

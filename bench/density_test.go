@@ -272,3 +272,36 @@ func TestRunDetachedDoesNotWaitForChildren(t *testing.T) {
 		t.Errorf("failing command: %v", err)
 	}
 }
+
+// When a start fails at scale, the report names how many started and the
+// cause, and everything that started is removed.
+func TestDensityStartFailure(t *testing.T) {
+	root := testRootFS(t)
+	dir := t.TempDir()
+	oak := standIn(t, `
+case "$3 $4" in
+"run --rm") exit 0 ;;
+"run -d")
+	n=$(ls `+dir+` | wc -l)
+	if [ "$n" -ge 3 ]; then echo "run: 3 containers are live; no id range left" >&2; exit 125; fi
+	id=$(mktemp `+dir+`/idXXXXXX); basename "$id" ;;
+"ps -aq") ls `+dir+` ;;
+"rm -f") shift 4; for id in "$@"; do rm `+dir+`/"$id" || exit 1; done ;;
+*) echo "unexpected: $*" >&2; exit 2 ;;
+esac
+`)
+	rep, err := Density(context.Background(), DensityConfig{
+		RootFS: root, Variants: []string{VariantOak}, OakPath: oak, Count: 10, Jobs: 1,
+		Settle: time.Millisecond, KeepCaches: true, WorkDir: t.TempDir(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := rep.Result(VariantOak)
+	if v.Started != 3 || !strings.Contains(v.Error, "after 3 started") || !strings.Contains(v.Error, "no id range left") {
+		t.Errorf("oak: started %d, error %q", v.Started, v.Error)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("%d containers left", len(left))
+	}
+}
