@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/oak-engine/oak/internal/trace"
@@ -31,8 +33,11 @@ type TraceConfig struct {
 	Args  []string
 	// Runs is the number of traced runs, and of runs with Go's init trace;
 	// 0 means DefaultTraceRuns. Two untimed runs come first.
-	Runs    int
-	WorkDir string
+	Runs int
+	// Parallel is the number of traced launches started at once in each
+	// run (the init-trace runs stay single); 0 means 1.
+	Parallel int
+	WorkDir  string
 }
 
 // DefaultTraceRuns is the default of TraceConfig.Runs.
@@ -45,6 +50,8 @@ type TraceReport struct {
 	// Command is what was run, without the environment.
 	Command string `json:"command"`
 	Runs    int    `json:"runs"`
+	// Parallel is the number of launches traced at once in each run.
+	Parallel int `json:"parallel"`
 	// Phases are the marks in the order of their median time from the
 	// start, then "exit seen by the caller".
 	Phases []TracePhase `json:"phases"`
@@ -95,6 +102,12 @@ func Trace(ctx context.Context, cfg TraceConfig) (*TraceReport, error) {
 	if cfg.Runs < 1 {
 		return nil, fmt.Errorf("bench trace: runs %d: must be at least 1", cfg.Runs)
 	}
+	if cfg.Parallel == 0 {
+		cfg.Parallel = 1
+	}
+	if cfg.Parallel < 1 || cfg.Parallel > maxParallel {
+		return nil, fmt.Errorf("bench trace: parallel %d: must be within 1..%d", cfg.Parallel, maxParallel)
+	}
 	if cfg.Image == "" {
 		cfg.Image = "demo"
 	}
@@ -119,14 +132,14 @@ func Trace(ctx context.Context, cfg TraceConfig) (*TraceReport, error) {
 		root = filepath.Join(work, "oak-root")
 	}
 	argv := append([]string{oak, "--root", root, "run", "--rm", cfg.Image}, cfg.Args...)
-	rep := &TraceReport{Benchmark: "trace", Command: strings.Join(argv, " "), Runs: cfg.Runs}
+	rep := &TraceReport{Benchmark: "trace", Command: strings.Join(argv, " "), Runs: cfg.Runs, Parallel: cfg.Parallel}
 
 	var runs [][]traceMark
 	var totals []time.Duration
 	var inits []map[string]time.Duration
 	var initEnds []time.Duration
 	for i := range cfg.Runs + 2 {
-		marks, total, err := tracedRun(ctx, argv, trace.EnvVar+"=1")
+		marks, total, err := tracedRuns(ctx, argv, cfg.Parallel)
 		if err != nil {
 			return nil, err
 		}
@@ -137,8 +150,8 @@ func Trace(ctx context.Context, cfg TraceConfig) (*TraceReport, error) {
 		if i < 2 {
 			continue // warm-up
 		}
-		runs = append(runs, marks)
-		totals = append(totals, total)
+		runs = append(runs, marks...)
+		totals = append(totals, total...)
 		perPkg, end := parseInitTrace(initOut)
 		inits = append(inits, perPkg)
 		initEnds = append(initEnds, end)
@@ -159,16 +172,27 @@ type traceMark struct {
 // exitPhase names the end of a run in the breakdown.
 const exitPhase = "exit seen by the caller"
 
-// tracedRun runs argv with env added and returns its marks, relative to
-// the moment before the start, and its start → exit time.
-func tracedRun(ctx context.Context, argv []string, env string) ([]traceMark, time.Duration, error) {
-	t0, out, err := runWithStderr(ctx, argv, env)
-	if err != nil {
-		return nil, 0, err
+// tracedRuns runs n copies of argv at once with tracing on and returns
+// the marks of each, relative to the moment before its start, and its
+// start → exit time.
+func tracedRuns(ctx context.Context, argv []string, n int) ([][]traceMark, []time.Duration, error) {
+	marks := make([][]traceMark, n)
+	totals := make([]time.Duration, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			t0, out, err := runWithStderr(ctx, argv, trace.EnvVar+"=1")
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			totals[i] = time.Duration(trace.Now() - t0)
+			marks[i], errs[i] = parseMarks(out, t0)
+		})
 	}
-	end := trace.Now()
-	marks, err := parseMarks(out, t0)
-	return marks, time.Duration(end - t0), err
+	wg.Wait()
+	return marks, totals, errors.Join(errs...)
 }
 
 // runWithStderr runs argv with env added to this process's environment
@@ -345,12 +369,13 @@ func (r TraceReport) MarshalJSON() ([]byte, error) {
 		Benchmark     string  `json:"benchmark"`
 		Command       string  `json:"command"`
 		Runs          int     `json:"runs"`
+		Parallel      int     `json:"parallel"`
 		TotalMedianMS float64 `json:"total_median_ms"`
 		InitClockMS   float64 `json:"init_clock_ms"`
 		InitEndMS     float64 `json:"init_end_ms"`
 		Phases        []phase `json:"phases"`
 		InitPackages  []pkg   `json:"init_packages"`
-	}{r.Benchmark, r.Command, r.Runs, ms(r.Total.Median), ms(r.InitClock), ms(r.InitEnd), []phase{}, []pkg{}}
+	}{r.Benchmark, r.Command, r.Runs, r.Parallel, ms(r.Total.Median), ms(r.InitClock), ms(r.InitEnd), []phase{}, []pkg{}}
 	for _, p := range r.Phases {
 		out.Phases = append(out.Phases, phase{p.Name, p.N, ms(p.At), ms(p.Delta), ms(p.Step)})
 	}
@@ -363,8 +388,8 @@ func (r TraceReport) MarshalJSON() ([]byte, error) {
 // Print writes the breakdown as a table.
 func (r *TraceReport) Print(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "trace: %s=1 %s\n%d runs after 2 warm-up; medians; start → exit %.2f ms (p95 %.2f)\n\n",
-		trace.EnvVar, r.Command, r.Runs, msf(r.Total.Median), msf(r.Total.P95))
+	fmt.Fprintf(&b, "trace: %s=1 %s\n%d runs of %d launch(es) at once after 2 warm-up; medians over the launches; start → exit %.2f ms (p95 %.2f)\n",
+		trace.EnvVar, r.Command, r.Runs, r.Parallel, msf(r.Total.Median), msf(r.Total.P95))
 	b.WriteString("at: median time from the start to the mark; Δ: from the row above's median;\n" +
 		"step: median over the runs of the time from the row above's mark (rows may interleave host and container marks)\n\n")
 	rows := [][]string{{"phase (mark)", "at ms", "Δ ms", "step ms", "runs"}}

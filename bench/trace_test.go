@@ -165,6 +165,17 @@ exit 0
 		t.Errorf("JSON %s, %v", data, err)
 	}
 
+	rep, err = Trace(context.Background(), TraceConfig{OakPath: oak, Runs: 2, Parallel: 3, WorkDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Parallel != 3 || rep.Total.N != 6 || rep.Phases[0].N != 6 || len(rep.InitPackages) != 1 {
+		t.Errorf("3 at once, 2 runs: %+v", rep)
+	}
+	if _, err := Trace(context.Background(), TraceConfig{OakPath: oak, Parallel: -1}); err == nil {
+		t.Error("parallel -1 accepted")
+	}
+
 	failing := standIn(t, "echo 'launch: boom' >&2\nexit 125\n")
 	if _, err := Trace(context.Background(), TraceConfig{OakPath: failing, Runs: 1}); err == nil || !strings.Contains(err.Error(), "launch: boom") {
 		t.Errorf("failing oak: %v", err)

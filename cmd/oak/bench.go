@@ -384,8 +384,9 @@ OAK_TRACE=1, which makes the CLI, the engine, the sandbox and the
 container's init (nsinit) mark their phases with monotonic timestamps on
 stderr, and as many times with GODEBUG=inittrace=1; print the median time
 from the start of the command to each mark, the median step from the mark
-before, and the costliest Go package initialisers. A fresh state root is
-used unless --root-dir is given.`,
+before, and the costliest Go package initialisers. With --parallel N each
+run starts N traced launches at once, to see which phases grow under
+contention. A fresh state root is used unless --root-dir is given.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				cfg.Image = args[0]
@@ -403,6 +404,7 @@ used unless --root-dir is given.`,
 	f := cmd.Flags()
 	f.SetInterspersed(false)
 	f.IntVar(&cfg.Runs, "runs", bench.DefaultTraceRuns, "traced runs (and as many init-trace runs)")
+	f.IntVar(&cfg.Parallel, "parallel", 1, "launches traced at once in each run")
 	f.StringVar(&cfg.OakRoot, "root-dir", "", "state root for the traced runs (default: a fresh one)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	return cmd
