@@ -299,7 +299,7 @@ func (fl *startupFlags) register(f *pflag.FlagSet) {
 	f.BoolVar(&fl.asJSON, "json", false, "print the reports as JSON")
 	f.BoolVar(&fl.asCSV, "csv", false, "print the reports as one CSV table")
 	f.StringVar(&fl.plot, "plot", "", "draw latency and rate against N of the parallel case into FILE.svg or FILE.png")
-	f.StringVar(&fl.image, "image", engine.DemoImage, "image or root file system directory to start")
+	f.StringVar(&fl.image, "image", engine.DemoImage, "the demo image, or a root file system directory, to start")
 	f.BoolVarP(&fl.quiet, "quiet", "q", false, "no progress lines on stderr")
 }
 
@@ -364,7 +364,7 @@ removed, and the time it took reported.`,
 	f.DurationVar(&cfg.Settle, "settle", 2*time.Second, "wait after the last start before measuring")
 	f.BoolVar(&cfg.KeepCaches, "keep-caches", false, "do not drop reclaimable slab before each reading")
 	f.StringVar(&variants, "variants", "", "comma-separated subset of plain,runc,oak")
-	f.StringVar(&image, "image", engine.DemoImage, "image or root file system directory to start")
+	f.StringVar(&image, "image", engine.DemoImage, "the demo image, or a root file system directory, to start")
 	f.StringVar(&cfg.RuncPath, "runc", "", "runc binary (default: runc in $PATH)")
 	f.BoolVar(&asJSON, "json", false, "print the report as JSON")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress lines on stderr")
