@@ -195,7 +195,7 @@ func ms(d time.Duration) float64 { return round(float64(d)/float64(time.Millisec
 
 func round(x float64, digits int) float64 {
 	p := math.Pow(10, float64(digits))
-	return math.Round(x*p) / p
+	return math.Round(x*p)/p + 0 // + 0 turns -0 into 0
 }
 
 // Print writes r as an aligned table: one row per variant with n, median,
