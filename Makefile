@@ -8,12 +8,17 @@ LDFLAGS   := -linkmode external -extldflags -static -s -w
 DEB_PKGS  := busybox-static runc gcc libc6-dev make e2fsprogs iproute2 iptables podman conmon containerd \
              mmdebstrap musl-tools strace curl postgresql-client redis-tools mariadb-client
 
-.PHONY: all oak deps demo test corpus clean
+.PHONY: all oak plot deps demo test corpus clean
 
-all: oak
+all: oak plot
 
 oak:
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS) -ldflags '$(LDFLAGS)' -o bin/oak ./cmd/oak
+
+# plot draws oak bench's figures (oak bench startup --plot); a program of
+# its own so that the plotting library stays out of oak.
+plot:
+	CGO_ENABLED=0 $(GO) build $(GOFLAGS) -o bin/oak-bench-plot ./cmd/oak-bench-plot
 
 # deps installs the Debian packages Oak's demo and tests use.
 deps:

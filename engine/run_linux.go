@@ -19,6 +19,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/oak-engine/oak/internal/trace"
 	"github.com/oak-engine/oak/sandbox"
 )
 
@@ -310,10 +311,12 @@ var ForwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGH
 // ended, with the command's exit status. ForwardedSignals sent to this
 // process go to the container.
 func (e *Engine) Run(opts RunOptions, io Stdio) (Exit, error) {
+	trace.Mark("engine: run")
 	c, spec, err := e.create(opts)
 	if err != nil {
 		return Exit{}, err
 	}
+	trace.Mark("engine: record created")
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, ForwardedSignals...)
 	defer signal.Stop(sigs)
@@ -543,6 +546,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		closePipes()
 		return sandbox.Exit{}, false, nil, fmt.Errorf("run %s: %w", c.Image, err)
 	}
+	trace.Mark("engine: task ready")
 	p, err := sandbox.Start(task)
 	if term != nil {
 		task.Stdin.Close() // the container holds the slave now
@@ -561,6 +565,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		copiers.Wait()
 		return sandbox.Exit{}, false, nil, err
 	}
+	trace.Mark("engine: record running")
 	if c.Stopped {
 		// oak stop came while it was starting; it waits for the end.
 		p.Signal(syscall.SIGKILL)
@@ -582,6 +587,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 	if err := e.serveControl(ctx, c.ID, ns, p, term); err != nil {
 		fmt.Fprintln(out.Stderr, "oak:", err)
 	}
+	trace.Mark("engine: services up")
 	if ready != nil {
 		ready(nil)
 	}
@@ -607,6 +613,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		netlog.Close()
 	}
 	copiers.Wait()
+	trace.Mark("engine: output drained")
 	return st, <-forwarded, werr, nil
 }
 

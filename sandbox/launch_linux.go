@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/oak-engine/oak/internal/trace"
 	"github.com/oak-engine/oak/sandbox/nsinit"
 	"github.com/oak-engine/oak/sandbox/policy"
 )
@@ -102,11 +103,12 @@ func Start(t *Task) (*Process, error) {
 		child.Close()
 		return nil, err
 	}
+	trace.Mark("sandbox: cgroups made")
 	idmap := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(t.IDs.Host), Size: int(t.IDs.Size)}}
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{"oak-init"},
-		Env:        []string{nsinit.EnvVar + "=1"},
+		Env:        append([]string{nsinit.EnvVar + "=1"}, trace.Env(nsinit.TraceEnvVar)...),
 		ExtraFiles: []*os.File{child},
 		SysProcAttr: &syscall.SysProcAttr{
 			Cloneflags:  flags,
@@ -136,6 +138,7 @@ func Start(t *Task) (*Process, error) {
 		cg.destroy()
 		return nil, fmt.Errorf("launch %s: %w", t.ID, err)
 	}
+	trace.Mark("sandbox: cloned")
 	p := &Process{cmd: cmd, cg: cg}
 	fail := func(err error) (*Process, error) {
 		cmd.Process.Kill()
@@ -145,14 +148,17 @@ func Start(t *Task) (*Process, error) {
 	if err := sendRoot(parent, cmd.Process.Pid, t); err != nil {
 		return fail(fmt.Errorf("launch %s: %w", t.ID, err))
 	}
+	trace.Mark("sandbox: root sent")
 	if _, err := parent.Write(encodeTask(t, prog, cg.views)); err != nil {
 		return fail(fmt.Errorf("launch %s: send task: %w", t.ID, err))
 	}
 	// nsinit builds the root meanwhile and waits for this word before it
 	// runs anything of the image.
+	trace.Mark("sandbox: task sent")
 	if err := cg.add(cmd.Process.Pid); err != nil {
 		return fail(err)
 	}
+	trace.Mark("sandbox: cgroups joined")
 	// The host may lower limits or raise a soft one to its hard limit,
 	// never raise a hard one: it holds no CAP_SYS_RESOURCE.
 	for _, l := range t.Rlimits {
@@ -170,9 +176,11 @@ func Start(t *Task) (*Process, error) {
 	}
 	// nsinit reports its seccomp listener, then the command's execve closes
 	// fd 3; an error record instead names the step that failed.
+	trace.Mark("sandbox: go sent")
 	if err := p.readReports(parent); err != nil {
 		return fail(err)
 	}
+	trace.Mark("sandbox: command executing")
 	return p, nil
 }
 
@@ -638,6 +646,7 @@ func (p *Process) Signal(sig syscall.Signal) error {
 func (p *Process) Wait() (Exit, error) {
 	p.once.Do(func() {
 		err := p.cmd.Wait()
+		trace.Mark("sandbox: init exited")
 		var ee *exec.ExitError
 		switch {
 		case err == nil:
@@ -664,6 +673,7 @@ func (p *Process) Wait() (Exit, error) {
 		if err := p.cg.destroy(); err != nil && p.werr == nil {
 			p.werr = err
 		}
+		trace.Mark("sandbox: cgroups removed")
 	})
 	return p.st, p.werr
 }

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/oak-engine/oak/engine"
+	"github.com/oak-engine/oak/internal/trace"
 	"github.com/oak-engine/oak/sandbox"
 )
 
@@ -168,6 +169,7 @@ over its own files and users, a fixed system-call allowlist.`,
 				stdio.Stdin = r
 			}
 			ex, err := e.Run(opts, stdio)
+			trace.Mark("cli: run returned")
 			if stdio.TTY != nil {
 				stdio.TTY.Close() // the master then ends once the container's copies are gone
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oak-engine/oak/engine"
+	"github.com/oak-engine/oak/internal/trace"
 
 	// The container-side launch step; runs before main in a container's init.
 	_ "github.com/oak-engine/oak/sandbox/nsinit"
@@ -48,11 +49,13 @@ func exitStatus(err error) int {
 }
 
 func main() {
+	trace.Mark("cli: main")
 	if filepath.Base(os.Args[0]) == runtimeName {
 		os.Exit(runtimeMain(os.Args[1:]))
 	}
 	root := newRootCmd()
 	err := root.Execute()
+	trace.Mark("cli: done")
 	if err == nil {
 		return
 	}

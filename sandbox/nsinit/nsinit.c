@@ -41,6 +41,7 @@
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <dirent.h>
 #include <grp.h>
 #include <unistd.h>
@@ -83,6 +84,19 @@ static struct {
 // starts with err, so that the parent can tell a command that is not there
 // from one that cannot run. It is used both before and after the seccomp
 // filter is in place: write and exit_group are allowed.
+// trace marks a phase on stderr as internal/trace does ("oak-trace
+// MONOTONIC_NS PID PHASE"), when the host set OAK_TRACE_ENV; off, one branch.
+static int tracing;
+static void trace(const char *phase)
+{
+	struct timespec ts;
+	if (!tracing)
+		return;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	dprintf(2, "oak-trace %lld %d nsinit: %s\n",
+		(long long)ts.tv_sec * 1000000000LL + ts.tv_nsec, (int)getpid(), phase);
+}
+
 static void report_failure(uint32_t tag, int err, const char *fmt, va_list ap)
 {
 	char msg[4 + 1024];
@@ -749,6 +763,7 @@ static void exec_command(const sigset_t *oldmask)
 		fail("restore signal mask: %s", strerror(errno));
 	cfg.argv[cfg.argc] = NULL;
 	cfg.envp[cfg.envc] = NULL;
+	trace("exec");
 	exec_path(cfg.argv[0]);
 }
 
@@ -1104,6 +1119,8 @@ __attribute__((constructor)) static void nsinit(void)
 {
 	if (getenv(OAK_NSINIT_ENV) == NULL)
 		return;
+	tracing = getenv(OAK_TRACE_ENV) != NULL;
+	trace("start");
 	// fd 3 must close when the command's execve succeeds: that EOF is how
 	// the parent learns the launch worked.
 	if (fcntl(CFG_FD, F_SETFD, FD_CLOEXEC) != 0)
@@ -1113,10 +1130,13 @@ __attribute__((constructor)) static void nsinit(void)
 	if (syscall(SYS_close_range, CFG_FD + 1, ~0U, 0) != 0)
 		fail("close inherited descriptors: %s", strerror(errno));
 	receive_root();
+	trace("root received");
 	read_config();
 	if (cfg.rootfs == NULL || cfg.argc < 1)
 		fail("nsinit: task description lacks a root or a command");
+	trace("task read");
 	build_root();
+	trace("root built");
 	if (cfg.hostname && sethostname(cfg.hostname, strlen(cfg.hostname)) != 0)
 		fail("sethostname %s: %s", cfg.hostname, strerror(errno));
 	drop_bounding();
@@ -1127,14 +1147,18 @@ __attribute__((constructor)) static void nsinit(void)
 	char go;
 	if (read(CFG_FD, &go, 1) != 1)
 		fail("nsinit: parent did not confirm the cgroup placement");
+	trace("go received");
 	// Make the container's groups our cgroup root, so /proc/self/cgroup
 	// names nothing of the host.
 	if (unshare(CLONE_NEWCGROUP) != 0)
 		fail("new cgroup namespace: %s", strerror(errno));
 	mount_cgroups();
+	trace("cgroup views mounted");
 	install_filter();
+	trace("filter installed");
 	ctl = open_channel(REPORT_CONTROL);
 	local = open_channel(REPORT_LOCAL);
+	trace("channels open");
 
 	sigset_t all, old;
 	sigfillset(&all);

@@ -10,6 +10,10 @@ import "C"
 // container's init; fd 3 then carries the task description.
 const EnvVar = C.OAK_NSINIT_ENV
 
+// TraceEnvVar, present beside EnvVar, makes nsinit mark its phases on
+// stderr in internal/trace's format.
+const TraceEnvVar = C.OAK_TRACE_ENV
+
 // ServiceEnvVar, set to a service kind ("net", "storage"), confines an oak
 // process as that user-level service before the Go runtime starts
 // (service.c): an empty read-only root, only the capabilities the kind

@@ -13,6 +13,10 @@
 // container's first process (nsinit.c); fd 3 then carries the task.
 #define OAK_NSINIT_ENV "_OAK_NSINIT"
 
+// OAK_TRACE_ENV, present beside OAK_NSINIT_ENV, makes nsinit mark its
+// phases on stderr as internal/trace does (set when oak runs with OAK_TRACE=1).
+#define OAK_TRACE_ENV "_OAK_NSINIT_TRACE"
+
 // OAK_SERVICE_ENV, set to a service kind ("net", "storage"), confines the oak
 // binary as that user-level service before the Go runtime starts (service.c).
 #define OAK_SERVICE_ENV "_OAK_SERVICE"
