@@ -1,0 +1,193 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Files of the daemon in the state root.
+const (
+	SocketName = "oak.sock"    // the API's unix socket
+	LockName   = "daemon.lock" // flock'ed by the daemon, holds its pid
+	LogName    = "daemon.log"  // where a daemon the CLI started writes its log
+)
+
+// ShutdownGrace bounds how long a stopping daemon waits for requests in
+// flight (a create, a stop's grace period) before it closes their
+// connections. Streams (logs -f, wait) are ended at once.
+const ShutdownGrace = 30 * time.Second
+
+// ErrLocked is the cause of Lock's error when another daemon serves the
+// root; the message names its pid.
+var ErrLocked = errors.New("another oak daemon serves this state root")
+
+// Lock takes root's daemon lock, without waiting, and writes this
+// process's pid into it. The lock is held until the file is closed (or
+// the process ends, however it ends).
+func Lock(root string) (*os.File, error) {
+	path := filepath.Join(root, LockName)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|syscall.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("daemon lock %s: %w", path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			if pid, ok := LockHolder(root); ok {
+				return nil, fmt.Errorf("daemon lock %s: %w (pid %d)", path, ErrLocked, pid)
+			}
+			return nil, fmt.Errorf("daemon lock %s: %w", path, ErrLocked)
+		}
+		return nil, fmt.Errorf("daemon lock %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("daemon lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// LockHolder is the pid of the daemon that holds root's lock, if one does.
+func LockHolder(root string) (int, bool) {
+	path := filepath.Join(root, LockName)
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, false
+	}
+	defer f.Close()
+	// Held iff a shared lock cannot be had.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return 0, false
+	}
+	b := make([]byte, 32)
+	n, _ := f.Read(b)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+	return pid, err == nil && pid > 0
+}
+
+// Listen returns the API's listener: the socket systemd passed (socket
+// activation: LISTEN_PID is this process and LISTEN_FDS at least 1, the
+// first at fd 3), or a new unix socket ROOT/oak.sock of mode 0600, made
+// under the daemon lock (so a socket file left by a dead daemon is
+// replaced). activated says which.
+func Listen(root string) (l net.Listener, activated bool, err error) {
+	if pid, _ := strconv.Atoi(os.Getenv("LISTEN_PID")); pid == os.Getpid() {
+		n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+		os.Unsetenv("LISTEN_PID")
+		os.Unsetenv("LISTEN_FDS")
+		os.Unsetenv("LISTEN_FDNAMES")
+		if n < 1 {
+			return nil, false, fmt.Errorf("socket activation: LISTEN_FDS=%q passes no socket", os.Getenv("LISTEN_FDS"))
+		}
+		f := os.NewFile(3, "LISTEN_FD_3")
+		syscall.CloseOnExec(3)
+		l, err := net.FileListener(f)
+		f.Close()
+		if err != nil {
+			return nil, false, fmt.Errorf("socket activation: fd 3: %w", err)
+		}
+		return l, true, nil
+	}
+	path := filepath.Join(root, SocketName)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, false, fmt.Errorf("listen %s: %w", path, err)
+	}
+	// The socket is made 0600 from the start (umask), not chmod'ed after:
+	// nobody else may connect in between.
+	old := syscall.Umask(0o177)
+	l, err = listenUnix(path)
+	syscall.Umask(old)
+	if err != nil {
+		return nil, false, err
+	}
+	l.(*net.UnixListener).SetUnlinkOnClose(false) // Serve removes it, once
+	return l, false, nil
+}
+
+// Config is how a daemon runs.
+type Config struct {
+	Root string
+	Log  *slog.Logger
+	// Ready, if set, is told "ready\n" once the daemon answers, or the
+	// error that stopped it starting, and then closed.
+	Ready *os.File
+}
+
+// Serve runs the daemon for eng until ctx ends (oak daemon cancels it on
+// SIGTERM or SIGINT), then shuts down gracefully: it stops accepting,
+// ends streams, lets other requests in flight finish for up to
+// ShutdownGrace, and releases the socket and the lock. Containers keep
+// running: they belong to their supervisors.
+func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
+	report := func(msg string) {
+		if cfg.Ready != nil {
+			cfg.Ready.WriteString(msg)
+			cfg.Ready.Close()
+			cfg.Ready = nil
+		}
+	}
+	defer func() {
+		if err != nil {
+			report(oneLine(err.Error()) + "\n")
+		}
+	}()
+	lock, err := Lock(cfg.Root)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	l, activated, err := Listen(cfg.Root)
+	if err != nil {
+		return err
+	}
+	if !activated {
+		defer os.Remove(filepath.Join(cfg.Root, SocketName))
+	}
+	reg := prometheus.NewRegistry()
+	srv := NewServer(eng, cfg.Log, reg)
+	streams, endStreams := context.WithCancel(context.Background())
+	defer endStreams()
+	hs := &http.Server{Handler: srv, BaseContext: func(net.Listener) context.Context { return streams },
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(l) }()
+	srv.SetReady()
+	cfg.Log.Info("daemon ready", "root", cfg.Root, "socket", l.Addr().String(), "socket_activated", activated, "pid", os.Getpid())
+	report("ready\n")
+	select {
+	case err := <-served:
+		return fmt.Errorf("daemon: serve: %w", err)
+	case <-ctx.Done():
+	}
+	cfg.Log.Info("daemon shutting down", "grace", ShutdownGrace)
+	endStreams()
+	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
+	defer cancel()
+	if err := hs.Shutdown(sctx); err != nil {
+		cfg.Log.Warn("daemon: requests still in flight closed", "error", err)
+		hs.Close()
+	}
+	cfg.Log.Info("daemon stopped")
+	return nil
+}
+
+func oneLine(s string) string {
+	return strings.Join(strings.Fields(s), " ")
+}
