@@ -27,8 +27,13 @@ type Client struct {
 // until a request is made.
 func NewClient(root string) *Client {
 	sock := filepath.Join(root, SocketName)
+	return newClient(root, func() (net.Conn, error) { return dialUnix(sock) })
+}
+
+// newClient is a client that reaches the daemon with dial.
+func newClient(root string, dial func() (net.Conn, error)) *Client {
 	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dialUnix(sock) },
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) { return dial() },
 		// One CLI verb makes a few requests; keep none open after it.
 		MaxIdleConns: 1, IdleConnTimeout: time.Second,
 	}

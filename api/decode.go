@@ -65,7 +65,10 @@ func jsonFieldError(err error) error {
 		return &FieldError{"body", "empty; want a JSON object"}
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.TrimPrefix(err.Error(), "json: unknown field ")
-		return &FieldError{strings.Trim(name, `"`), "no such field"}
+		if unq, err := strconv.Unquote(name); err == nil && unq != "" {
+			name = unq
+		}
+		return &FieldError{name, "no such field"}
 	}
 	return &FieldError{"body", err.Error()}
 }
