@@ -152,3 +152,23 @@ func TestDaemonMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestDaemonCannotStart: when the daemon the CLI starts fails, the verb
+// fails at once with the daemon's reason and where its log is.
+func TestDaemonCannotStart(t *testing.T) {
+	needOak(t, true)
+	o := newDaemonOak(t)
+	// A directory where the socket goes: the daemon cannot listen there.
+	if err := os.MkdirAll(filepath.Join(o.root, "oak.sock", "x"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := o.run("ps")
+	if r.code != 125 || !strings.Contains(r.stderr, "start daemon for "+o.root) ||
+		!strings.Contains(r.stderr, "oak.sock") || !strings.Contains(r.stderr, "daemon.log") {
+		t.Errorf("ps with a daemon that cannot listen:\n%s", r)
+	}
+	if o.daemonPid() != 0 {
+		t.Error("a daemon that could not listen still holds the root")
+	}
+	os.RemoveAll(filepath.Join(o.root, "oak.sock"))
+}
