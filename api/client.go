@@ -20,6 +20,7 @@ import (
 // Client talks to the daemon of one state root over its socket.
 type Client struct {
 	root string
+	dial func() (net.Conn, error)
 	http *http.Client
 }
 
@@ -37,7 +38,7 @@ func newClient(root string, dial func() (net.Conn, error)) *Client {
 		// One CLI verb makes a few requests; keep none open after it.
 		MaxIdleConns: 1, IdleConnTimeout: time.Second,
 	}
-	return &Client{root: root, http: &http.Client{Transport: tr}}
+	return &Client{root: root, dial: dial, http: &http.Client{Transport: tr}}
 }
 
 // Ping reports whether a daemon answers on the socket and is ready.
@@ -71,7 +72,7 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		if err != nil {
 			return nil, err
 		}
-		rd = bytes.NewReader(b)
+		rd = bytesReader(b)
 	}
 	u := "http://oak" + path
 	if len(q) > 0 {
@@ -92,13 +93,18 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 		return resp, nil
 	}
 	defer resp.Body.Close()
+	return nil, errorAnswer(resp, method, path)
+}
+
+// errorAnswer is the *Error of a response that is not a success.
+func errorAnswer(resp *http.Response, method, path string) error {
 	var e ErrorBody
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, MaxBody))
 	if err := json.Unmarshal(b, &e); err != nil || e.Error == "" {
-		return nil, &Error{Status: resp.StatusCode, Code: CodeInternal,
+		return &Error{Status: resp.StatusCode, Code: CodeInternal,
 			Message: fmt.Sprintf("daemon: %s %s: %s", method, path, resp.Status)}
 	}
-	return nil, &Error{Status: resp.StatusCode, Code: e.Code, Message: e.Error}
+	return &Error{Status: resp.StatusCode, Code: e.Code, Message: e.Error}
 }
 
 // ConnError is a request that reached no daemon (or lost it).
@@ -248,3 +254,5 @@ func (c *Client) CreateVolume(ctx context.Context, v VolumeCreate) (*engine.Volu
 func (c *Client) RemoveVolume(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", "/v1/volumes/"+url.PathEscape(name), nil, nil, nil)
 }
+
+func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -33,6 +34,7 @@ type Engine interface {
 	Wait(ctx context.Context, ref string) (int, error)
 	Remove(ref string, force bool) error
 	Logs(ctx context.Context, ref string, opts engine.LogsOptions, stdout, stderr io.Writer) error
+	Exec(ref string, opts engine.ExecOptions, stdin, stdout, stderr *os.File, sigs <-chan os.Signal) (int, error)
 	Grants(ref string) ([]string, error)
 	Revoke(ref, grant string) error
 	ListImages() ([]*engine.ImageInfo, error)
@@ -79,6 +81,7 @@ func NewServer(eng Engine, log *slog.Logger, reg *prometheus.Registry) *Server {
 		{"POST", "/v1/containers/{id}/kill", s.killContainer},
 		{"POST", "/v1/containers/{id}/wait", s.waitContainer},
 		{"GET", "/v1/containers/{id}/logs", s.containerLogs},
+		{"POST", "/v1/containers/{id}/exec", s.execContainer},
 		{"GET", "/v1/containers/{id}/grants", s.containerGrants},
 		{"POST", "/v1/containers/{id}/revoke", s.revokeGrant},
 		{"GET", "/v1/images", s.listImages},

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -123,6 +124,21 @@ func (f *fakeEngine) Logs(ctx context.Context, ref string, o engine.LogsOptions,
 		return errors.New("log vanished")
 	}
 	return nil
+}
+
+// Exec writes its arguments to stdout and what it reads from stdin to
+// stderr, then waits for one signal and exits with its number.
+func (f *fakeEngine) Exec(ref string, o engine.ExecOptions, stdin, stdout, stderr *os.File, sigs <-chan os.Signal) (int, error) {
+	if err := f.find(ref); err != nil {
+		return 0, err
+	}
+	if o.Args[0] == "fail" {
+		return 0, fmt.Errorf("exec %s: container is exited, not running", ref)
+	}
+	fmt.Fprintf(stdout, "%s tty=%v\n", strings.Join(o.Args, " "), o.TTY)
+	io.Copy(stderr, stdin)
+	s := <-sigs
+	return 128 + int(s.(syscall.Signal)), nil
 }
 
 func (f *fakeEngine) Grants(ref string) ([]string, error) { return nil, f.find(ref) }
