@@ -35,6 +35,7 @@ type backend interface {
 	Wait(ctx context.Context, ref string) (int, error)
 	Remove(ref string, force bool) error
 	Logs(ctx context.Context, ref string, opts engine.LogsOptions, stdout, stderr io.Writer) error
+	Exec(ref string, opts engine.ExecOptions, stdin, stdout, stderr *os.File, sigs <-chan os.Signal) (int, error)
 	Grants(ref string) ([]string, error)
 	Revoke(ref, grant string) error
 }
@@ -205,6 +206,10 @@ func (b clientBackend) Wait(ctx context.Context, ref string) (int, error) {
 func (b clientBackend) Remove(ref string, force bool) error { return b.c.Remove(bg, ref, force) }
 func (b clientBackend) Logs(ctx context.Context, ref string, o engine.LogsOptions, stdout, stderr io.Writer) error {
 	return b.c.Logs(ctx, ref, o, stdout, stderr)
+}
+func (b clientBackend) Exec(ref string, o engine.ExecOptions, stdin, stdout, stderr *os.File, sigs <-chan os.Signal) (int, error) {
+	req := api.ExecRequest{Cmd: o.Args, Env: o.Env, WorkingDir: o.Workdir, User: o.User, Tty: o.TTY}
+	return b.c.Exec(bg, ref, req, stdin, stdout, stderr, sigs)
 }
 func (b clientBackend) Grants(ref string) ([]string, error) { return b.c.Grants(bg, ref) }
 func (b clientBackend) Revoke(ref, grant string) error      { return b.c.Revoke(bg, ref, grant) }
