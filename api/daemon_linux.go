@@ -45,7 +45,7 @@ func Lock(root string) (*os.File, error) {
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			if pid, ok := LockHolder(root); ok {
+			if pid, _ := LockHolder(root); pid > 0 {
 				return nil, fmt.Errorf("daemon lock %s: %w (pid %d)", path, ErrLocked, pid)
 			}
 			return nil, fmt.Errorf("daemon lock %s: %w", path, ErrLocked)
@@ -62,8 +62,9 @@ func Lock(root string) (*os.File, error) {
 	return f, nil
 }
 
-// LockHolder is the pid of the daemon that holds root's lock, if one does.
-func LockHolder(root string) (int, bool) {
+// LockHolder reports whether a daemon holds root's lock, and its pid (0
+// in the moment between its taking the lock and writing the pid).
+func LockHolder(root string) (pid int, held bool) {
 	path := filepath.Join(root, LockName)
 	f, err := os.Open(path)
 	if err != nil {
@@ -71,14 +72,17 @@ func LockHolder(root string) (int, bool) {
 	}
 	defer f.Close()
 	// Held iff a shared lock cannot be had.
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
+	if err = syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err == nil {
 		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		return 0, false
 	}
 	b := make([]byte, 32)
 	n, _ := f.Read(b)
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b[:n])))
-	return pid, err == nil && pid > 0
+	pid, err = strconv.Atoi(strings.TrimSpace(string(b[:n])))
+	if err != nil || pid <= 0 {
+		return 0, true
+	}
+	return pid, true
 }
 
 // Listen returns the API's listener: the socket systemd passed (socket
@@ -166,9 +170,10 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	hs := &http.Server{Handler: srv, BaseContext: func(net.Listener) context.Context { return streams },
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
+	// Ready from the first request: the lock is held and the root open.
+	srv.SetReady()
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(l) }()
-	srv.SetReady()
 	cfg.Log.Info("daemon ready", "root", cfg.Root, "socket", l.Addr().String(), "socket_activated", activated, "pid", os.Getpid())
 	report("ready\n")
 	select {
@@ -177,6 +182,7 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	case <-ctx.Done():
 	}
 	cfg.Log.Info("daemon shutting down", "grace", ShutdownGrace)
+	srv.ready.Store(false)
 	endStreams()
 	sctx, cancel := context.WithTimeout(context.Background(), ShutdownGrace)
 	defer cancel()

@@ -60,8 +60,8 @@ func startServe(t *testing.T, root string, eng Engine) (stop func() error) {
 func TestOneDaemonPerRoot(t *testing.T) {
 	root := t.TempDir()
 	stop := startServe(t, root, &fakeEngine{})
-	if pid, ok := LockHolder(root); !ok || pid != os.Getpid() {
-		t.Errorf("lock holder %d %v, want this process %d", pid, ok, os.Getpid())
+	if pid, held := LockHolder(root); !held || pid != os.Getpid() {
+		t.Errorf("lock holder %d %v, want this process %d", pid, held, os.Getpid())
 	}
 	err := Serve(context.Background(), &fakeEngine{}, Config{Root: root, Log: quietLog()})
 	if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "pid "+strconv.Itoa(os.Getpid())) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,18 +90,23 @@ func ensureDaemon(c *api.Client, root string) error {
 		return nil
 	}
 	var ce *api.ConnError
-	if !errors.As(err, &ce) {
+	var ae *api.Error
+	msg := "it is shutting down"
+	switch {
+	case errors.As(err, &ae) && ae.Status == http.StatusServiceUnavailable:
+		// A daemon answers but is stopping: wait for it, then start one.
+	case !errors.As(err, &ce):
 		return err // a daemon answered, with an error
-	}
-	msg, err := spawnDaemon(root)
-	if err != nil {
-		return err
-	}
-	if msg == "ready" {
-		return nil
-	}
-	if !strings.Contains(msg, api.ErrLocked.Error()) {
-		return fmt.Errorf("start daemon for %s: %s (log: %s)", root, msg, filepath.Join(root, api.LogName))
+	default:
+		if msg, err = spawnDaemon(root); err != nil {
+			return err
+		}
+		if msg == "ready" {
+			return nil
+		}
+		if !strings.Contains(msg, api.ErrLocked.Error()) {
+			return fmt.Errorf("start daemon for %s: %s (log: %s)", root, msg, filepath.Join(root, api.LogName))
+		}
 	}
 	// Another daemon holds the root: it is starting, or stopping.
 	deadline := time.Now().Add(startTimeout)

@@ -64,7 +64,7 @@ the CLI runs the engine itself). See docs/daemon.md.`,
 		Short: "Say whether a daemon serves the state root, and its pid",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if pid, ok := api.LockHolder(stateRoot()); ok {
+			if pid, held := api.LockHolder(stateRoot()); held {
 				fmt.Printf("running, pid %d\n", pid)
 				return nil
 			}
@@ -101,9 +101,16 @@ func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 // stopDaemon sends the root's daemon SIGTERM and waits until it has let
 // go of the lock.
 func stopDaemon(root string) error {
-	pid, ok := api.LockHolder(root)
-	if !ok {
-		return nil
+	var pid int
+	for {
+		var held bool
+		if pid, held = api.LockHolder(root); !held {
+			return nil
+		}
+		if pid > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond) // it took the lock and is writing its pid
 	}
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
 		return fmt.Errorf("daemon stop: pid %d: %w", pid, err)
