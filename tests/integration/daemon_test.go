@@ -172,3 +172,38 @@ func TestDaemonCannotStart(t *testing.T) {
 	}
 	os.RemoveAll(filepath.Join(o.root, "oak.sock"))
 }
+
+// TestDaemonStartRace: CLIs started together on a fresh root all get an
+// answer, from one daemon; the daemons that lost the race are gone.
+func TestDaemonStartRace(t *testing.T) {
+	needOak(t, true)
+	o := newDaemonOak(t)
+	const n = 6
+	var bgs []*bg
+	for i := 0; i < n; i++ {
+		bgs = append(bgs, o.start("ps", "-a"))
+	}
+	for i, b := range bgs {
+		r, ok := b.wait(2 * oakTimeout)
+		if !ok || r.code != 0 {
+			t.Errorf("oak ps #%d of %d started together: done %v\n%s", i, n, ok, r)
+		}
+	}
+	pid := o.daemonPid()
+	if pid == 0 {
+		t.Fatal("no daemon after the race")
+	}
+	// Every oak daemon of this root but the winner has exited.
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil || p == pid {
+			continue
+		}
+		cmdline, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		args := strings.Split(string(cmdline), "\x00")
+		if len(args) > 3 && args[0] == oakBin && args[2] == o.root && args[3] == "daemon" {
+			t.Errorf("a second daemon of the root, pid %d, is still there: %q", p, args)
+		}
+	}
+}
