@@ -176,8 +176,6 @@ func spawnDaemon(root string) (string, error) {
 // clientBackend is the daemon's client.
 type clientBackend struct{ c *api.Client }
 
-var bg = context.Background()
-
 func (b clientBackend) RunDetached(o engine.RunOptions) (string, error) {
 	// The daemon has no working directory of ours: a root file system
 	// directory is named by its absolute path.
@@ -188,37 +186,37 @@ func (b clientBackend) RunDetached(o engine.RunOptions) (string, error) {
 			}
 		}
 	}
-	return b.c.Run(bg, o)
+	return b.c.Run(context.Background(), o)
 }
 
 func (b clientBackend) ListContainers(filters []string) ([]*engine.ContainerInfo, error) {
-	return b.c.Containers(bg, true, filters)
+	return b.c.Containers(context.Background(), true, filters)
 }
 
 func (b clientBackend) InspectContainer(ref string) (*engine.ContainerInfo, error) {
-	return b.c.Container(bg, ref)
+	return b.c.Container(context.Background(), ref)
 }
-func (b clientBackend) Start(ref string) error { return b.c.Start(bg, ref) }
+func (b clientBackend) Start(ref string) error { return b.c.Start(context.Background(), ref) }
 func (b clientBackend) Stop(ref string, sig syscall.Signal, t time.Duration) (int, error) {
-	return b.c.Stop(bg, ref, sig, t)
+	return b.c.Stop(context.Background(), ref, sig, t)
 }
 func (b clientBackend) Restart(ref string, sig syscall.Signal, t time.Duration) error {
-	return b.c.Restart(bg, ref, sig, t)
+	return b.c.Restart(context.Background(), ref, sig, t)
 }
-func (b clientBackend) Kill(ref string, sig syscall.Signal) error { return b.c.Kill(bg, ref, sig) }
+func (b clientBackend) Kill(ref string, sig syscall.Signal) error { return b.c.Kill(context.Background(), ref, sig) }
 func (b clientBackend) Wait(ctx context.Context, ref string) (int, error) {
 	return b.c.Wait(ctx, ref)
 }
-func (b clientBackend) Remove(ref string, force bool) error { return b.c.Remove(bg, ref, force) }
+func (b clientBackend) Remove(ref string, force bool) error { return b.c.Remove(context.Background(), ref, force) }
 func (b clientBackend) Logs(ctx context.Context, ref string, o engine.LogsOptions, stdout, stderr io.Writer) error {
 	return b.c.Logs(ctx, ref, o, stdout, stderr)
 }
 func (b clientBackend) Exec(ref string, o engine.ExecOptions, stdin, stdout, stderr *os.File, sigs <-chan os.Signal) (int, error) {
 	req := api.ExecRequest{Cmd: o.Args, Env: o.Env, WorkingDir: o.Workdir, User: o.User, Tty: o.TTY}
-	return b.c.Exec(bg, ref, req, stdin, stdout, stderr, sigs)
+	return b.c.Exec(context.Background(), ref, req, stdin, stdout, stderr, sigs)
 }
-func (b clientBackend) Grants(ref string) ([]string, error) { return b.c.Grants(bg, ref) }
-func (b clientBackend) Revoke(ref, grant string) error      { return b.c.Revoke(bg, ref, grant) }
+func (b clientBackend) Grants(ref string) ([]string, error) { return b.c.Grants(context.Background(), ref) }
+func (b clientBackend) Revoke(ref, grant string) error      { return b.c.Revoke(context.Background(), ref, grant) }
 
 // localBackend is the engine in this process.
 type localBackend struct{ *engine.Engine }
