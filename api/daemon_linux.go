@@ -9,12 +9,15 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sys/unix"
 )
 
 // Files of the daemon in the state root.
@@ -23,6 +26,49 @@ const (
 	LockName   = "daemon.lock" // flock'ed by the daemon, holds its pid
 	LogName    = "daemon.log"  // where a daemon the CLI started writes its log
 )
+
+// watchRemoval returns a channel closed when one of the named files of
+// dir (the daemon's lock, its socket) is removed or renamed, or dir
+// itself. A daemon whose lock file is gone no longer keeps a second one
+// out, and one whose socket is gone is out of reach: either way it stops
+// rather than linger (the end of a test's or a benchmark's temporary
+// root, which removes the files before the directory).
+func watchRemoval(dir string, names ...string) (<-chan struct{}, error) {
+	fd, err := unix.InotifyInit1(unix.IN_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", dir, err)
+	}
+	mask := uint32(unix.IN_DELETE | unix.IN_MOVED_FROM | unix.IN_DELETE_SELF | unix.IN_MOVE_SELF)
+	if _, err := unix.InotifyAddWatch(fd, dir, mask); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("watch %s: %w", dir, err)
+	}
+	gone := make(chan struct{})
+	go func() {
+		defer unix.Close(fd)
+		defer close(gone)
+		buf := make([]byte, 64<<10)
+		for {
+			n, err := unix.Read(fd, buf)
+			if err == unix.EINTR {
+				continue
+			}
+			if err != nil || n <= 0 {
+				return
+			}
+			for off := 0; off+unix.SizeofInotifyEvent <= n; {
+				ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+				name := buf[off+unix.SizeofInotifyEvent : off+unix.SizeofInotifyEvent+int(ev.Len)]
+				off += unix.SizeofInotifyEvent + int(ev.Len)
+				if ev.Mask&(unix.IN_DELETE_SELF|unix.IN_MOVE_SELF|unix.IN_IGNORED) != 0 ||
+					slices.Contains(names, strings.TrimRight(string(name), "\x00")) {
+					return
+				}
+			}
+		}
+	}()
+	return gone, nil
+}
 
 // ShutdownGrace bounds how long a stopping daemon waits for requests in
 // flight (a create, a stop's grace period) before it closes their
@@ -170,6 +216,14 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	hs := &http.Server{Handler: srv, BaseContext: func(net.Listener) context.Context { return streams },
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
+	watched := []string{LockName}
+	if !activated {
+		watched = append(watched, SocketName)
+	}
+	gone, err := watchRemoval(cfg.Root, watched...)
+	if err != nil {
+		cfg.Log.Warn("daemon: cannot watch the state root; it will not notice its removal", "error", err)
+	}
 	// Ready from the first request: the lock is held and the root open.
 	srv.SetReady()
 	served := make(chan error, 1)
@@ -180,6 +234,8 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	case err := <-served:
 		return fmt.Errorf("daemon: serve: %w", err)
 	case <-ctx.Done():
+	case <-gone:
+		cfg.Log.Info("daemon: its lock file or socket was removed", "root", cfg.Root)
 	}
 	cfg.Log.Info("daemon shutting down", "grace", ShutdownGrace)
 	srv.ready.Store(false)

@@ -192,3 +192,35 @@ func activatedChild() {
 	}
 	os.Exit(0)
 }
+
+// TestStopsWhenRootRemoved: a daemon whose state root is removed stops by
+// itself (a test's or a benchmark's temporary root leaves no daemon).
+func TestStopsWhenRootRemoved(t *testing.T) {
+	dir := t.TempDir()
+	root := filepath.Join(dir, "root")
+	if err := os.Mkdir(root, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		done <- Serve(context.Background(), &fakeEngine{}, Config{Root: root, Log: quietLog(), Ready: w})
+	}()
+	if msg, _ := io.ReadAll(r); string(msg) != "ready\n" {
+		t.Fatalf("daemon reported %q", msg)
+	}
+	if err := os.RemoveAll(root); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("daemon after its root was removed: %v", err)
+		}
+	case <-time.After(ShutdownGrace):
+		t.Fatal("daemon still serving a removed root")
+	}
+}
