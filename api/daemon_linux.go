@@ -159,7 +159,8 @@ func Listen(root string) (l net.Listener, activated bool, err error) {
 		return nil, false, fmt.Errorf("listen %s: %w", path, err)
 	}
 	// The socket is made 0600 from the start (umask), not chmod'ed after:
-	// nobody else may connect in between.
+	// nobody else may connect in between. The umask is the process's; the
+	// daemon sets it while starting, before it makes anything else.
 	old := syscall.Umask(0o177)
 	l, err = listenUnix(path)
 	syscall.Umask(old)
@@ -220,9 +221,9 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	if !activated {
 		watched = append(watched, SocketName)
 	}
-	gone, err := watchRemoval(cfg.Root, watched...)
-	if err != nil {
-		cfg.Log.Warn("daemon: cannot watch the state root; it will not notice its removal", "error", err)
+	gone, werr := watchRemoval(cfg.Root, watched...)
+	if werr != nil {
+		cfg.Log.Warn("daemon: cannot watch the state root; it will not notice its removal", "error", werr)
 	}
 	// Ready from the first request: the lock is held and the root open.
 	srv.SetReady()
