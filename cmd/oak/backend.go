@@ -203,11 +203,15 @@ func (b clientBackend) Stop(ref string, sig syscall.Signal, t time.Duration) (in
 func (b clientBackend) Restart(ref string, sig syscall.Signal, t time.Duration) error {
 	return b.c.Restart(context.Background(), ref, sig, t)
 }
-func (b clientBackend) Kill(ref string, sig syscall.Signal) error { return b.c.Kill(context.Background(), ref, sig) }
+func (b clientBackend) Kill(ref string, sig syscall.Signal) error {
+	return b.c.Kill(context.Background(), ref, sig)
+}
 func (b clientBackend) Wait(ctx context.Context, ref string) (int, error) {
 	return b.c.Wait(ctx, ref)
 }
-func (b clientBackend) Remove(ref string, force bool) error { return b.c.Remove(context.Background(), ref, force) }
+func (b clientBackend) Remove(ref string, force bool) error {
+	return b.c.Remove(context.Background(), ref, force)
+}
 func (b clientBackend) Logs(ctx context.Context, ref string, o engine.LogsOptions, stdout, stderr io.Writer) error {
 	return b.c.Logs(ctx, ref, o, stdout, stderr)
 }
@@ -215,8 +219,12 @@ func (b clientBackend) Exec(ref string, o engine.ExecOptions, stdin, stdout, std
 	req := api.ExecRequest{Cmd: o.Args, Env: o.Env, WorkingDir: o.Workdir, User: o.User, Tty: o.TTY}
 	return b.c.Exec(context.Background(), ref, req, stdin, stdout, stderr, sigs)
 }
-func (b clientBackend) Grants(ref string) ([]string, error) { return b.c.Grants(context.Background(), ref) }
-func (b clientBackend) Revoke(ref, grant string) error      { return b.c.Revoke(context.Background(), ref, grant) }
+func (b clientBackend) Grants(ref string) ([]string, error) {
+	return b.c.Grants(context.Background(), ref)
+}
+func (b clientBackend) Revoke(ref, grant string) error {
+	return b.c.Revoke(context.Background(), ref, grant)
+}
 
 // localBackend is the engine in this process.
 type localBackend struct{ *engine.Engine }
