@@ -755,13 +755,34 @@ func (e *Engine) spawnSupervisor(c *Container) error {
 	go cmd.Wait()
 	msg, _ := io.ReadAll(r)
 	r.Close()
-	switch string(msg) {
-	case startedReport:
+	if string(msg) == startedReport {
 		return nil
-	case "":
+	}
+	// The supervisor failed, or died, before it took the record over: it
+	// still names this process, which may live on (oak daemon), so settle
+	// it now rather than leave it to a reconcile that sees this process
+	// alive.
+	e.abandon(c.ID)
+	if len(msg) == 0 {
 		return fmt.Errorf("run: the supervisor of %s ended before the container started", ShortID(c.ID))
 	}
 	return decodeStartFailure(msg)
+}
+
+// abandon settles container id's record as reconcile would had this
+// process died, if the record still names this process as its
+// supervisor.
+func (e *Engine) abandon(id string) {
+	unlock, err := e.lock()
+	if err != nil {
+		return
+	}
+	defer unlock()
+	c, err := e.load(id)
+	if err != nil || c.Supervisor != os.Getpid() || c.SupStart != pidStart(os.Getpid()) {
+		return
+	}
+	e.settle(c)
 }
 
 // Supervise is the body of a detached container's supervisor process: it
@@ -840,24 +861,38 @@ func (e *Engine) reconcile() ([]*Container, error) {
 			keep = append(keep, c)
 			continue
 		}
-		if alive(c.Pid, c.PidStart) {
-			unix.Kill(c.Pid, unix.SIGKILL)
-		}
-		sandbox.RemoveCgroups(path.Join(c.CgroupParent, c.ID))
-		// A created container that never ran goes; one being started again
-		// (oak start) keeps its record.
-		if c.AutoRemove || c.Status == StatusCreated && c.Finished.IsZero() {
-			os.RemoveAll(e.dir(c.ID))
-			continue
-		}
-		if c.Status == StatusRunning {
-			c.ExitCode = -1 // unknown; a restarting one keeps its last
-		}
-		c.Status, c.Finished = StatusExited, time.Now().UTC()
-		if err := e.save(c); err != nil {
+		kept, err := e.settle(c)
+		if err != nil {
 			return nil, err
 		}
-		keep = append(keep, c)
+		if kept {
+			keep = append(keep, c)
+		}
 	}
 	return keep, nil
+}
+
+// settle ends c, whose supervisor is gone: its init killed, its groups
+// removed, and its record marked exited, or removed if it never ran or
+// asked for --rm. kept says whether the record remains. Must be called
+// with the lock held.
+func (e *Engine) settle(c *Container) (kept bool, err error) {
+	if alive(c.Pid, c.PidStart) {
+		unix.Kill(c.Pid, unix.SIGKILL)
+	}
+	sandbox.RemoveCgroups(path.Join(c.CgroupParent, c.ID))
+	// A created container that never ran goes; one being started again
+	// (oak start) keeps its record.
+	if c.AutoRemove || c.Status == StatusCreated && c.Finished.IsZero() {
+		os.RemoveAll(e.dir(c.ID))
+		return false, nil
+	}
+	if c.Status == StatusRunning {
+		c.ExitCode = -1 // unknown; a restarting one keeps its last
+	}
+	c.Status, c.Finished = StatusExited, time.Now().UTC()
+	if err := e.save(c); err != nil {
+		return false, err
+	}
+	return true, nil
 }

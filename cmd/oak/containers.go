@@ -135,7 +135,11 @@ over its own files and users, a fixed system-call allowlist.`,
 				opts.Ulimits = append(opts.Ulimits, ul)
 			}
 			if detach {
-				id, err := e.RunDetached(opts)
+				b, err := openBackend(stateRoot())
+				if err != nil {
+					return err
+				}
+				id, err := b.RunDetached(opts)
 				if err != nil {
 					return err
 				}
@@ -264,11 +268,11 @@ func newKillCmd(stateRoot func() string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := engine.New(stateRoot())
+			b, err := openBackend(stateRoot())
 			if err != nil {
 				return err
 			}
-			return eachRef(args, func(ref string) error { return e.Kill(ref, s) })
+			return eachRef(args, func(ref string) error { return b.Kill(ref, s) })
 		},
 	}
 	cmd.ValidArgsFunction = completeRunning(false, stateRoot)
@@ -318,11 +322,11 @@ func newRmCmd(stateRoot func() string) *cobra.Command {
 		Short: "Remove containers",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
+			b, err := openBackend(stateRoot())
 			if err != nil {
 				return err
 			}
-			return eachRef(args, func(ref string) error { return e.Remove(ref, force) })
+			return eachRef(args, func(ref string) error { return b.Remove(ref, force) })
 		},
 	}
 	cmd.ValidArgsFunction = completeContainers(stateRoot)
@@ -353,13 +357,13 @@ func newLogsCmd(stateRoot func() string) *cobra.Command {
 				}
 				opts.Since = t
 			}
-			e, err := engine.New(stateRoot())
+			b, err := openBackend(stateRoot())
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return e.Logs(ctx, args[0], opts, os.Stdout, os.Stderr)
+			return b.Logs(ctx, args[0], opts, os.Stdout, os.Stderr)
 		},
 		ValidArgsFunction: completeNames(true, containerNames(false), stateRoot),
 	}

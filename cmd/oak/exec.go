@@ -30,7 +30,7 @@ makes). It counts against the container's limits.`,
 		Args:              cobra.MinimumNArgs(2),
 		ValidArgsFunction: completeRunning(true, stateRoot),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
+			b, err := openBackend(stateRoot())
 			if err != nil {
 				return err
 			}
@@ -39,7 +39,7 @@ makes). It counts against the container's limits.`,
 			signal.Notify(sigs, engine.ForwardedSignals...)
 			defer signal.Stop(sigs)
 			code, err := execStdio(opts.TTY, interactive, func(in, out, errw *os.File) (int, error) {
-				return e.Exec(args[0], opts, in, out, errw, sigs)
+				return b.Exec(args[0], opts, in, out, errw, sigs)
 			})
 			if err != nil {
 				return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 
@@ -45,10 +46,16 @@ func inspectObjects(stateRoot func() string, kind, spec string, refs []string) e
 	if err != nil {
 		return err
 	}
+	var b backend
+	if kind == "" || kind == engine.KindContainer {
+		if b, err = openBackend(stateRoot()); err != nil {
+			return err
+		}
+	}
 	objs := []any{}
 	var errs []error
 	for _, ref := range refs {
-		o, err := e.Inspect(ref, kind)
+		o, err := inspectOne(b, e, ref, kind)
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -67,4 +74,16 @@ func inspectObjects(stateRoot func() string, kind, spec string, refs []string) e
 		return &exitError{code: exitFailed}
 	}
 	return nil
+}
+
+// inspectOne finds ref: a container through b (the daemon), else, unless
+// kind asks for a container only, an image or a volume in the stores.
+func inspectOne(b backend, e *engine.Engine, ref, kind string) (any, error) {
+	if b != nil {
+		c, err := b.InspectContainer(ref)
+		if err == nil || kind == engine.KindContainer || !errors.Is(err, engine.ErrNoSuchContainer) {
+			return c, err
+		}
+	}
+	return e.Inspect(ref, kind)
 }

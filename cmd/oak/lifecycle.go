@@ -51,12 +51,12 @@ oak start.`,
 			if err != nil {
 				return err
 			}
-			e, err := engine.New(stateRoot())
+			b, err := openBackend(stateRoot())
 			if err != nil {
 				return err
 			}
 			return eachRef(args, func(ref string) error {
-				_, err := e.Stop(ref, s, timeout)
+				_, err := b.Stop(ref, s, timeout)
 				return err
 			})
 		},
@@ -78,12 +78,17 @@ forwards signals to it, and exits with its status.`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: completeContainers(stateRoot),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if !attach {
+				b, err := openBackend(stateRoot())
+				if err != nil {
+					return err
+				}
+				return eachRef(args, b.Start)
+			}
+			// Attached, this process is the container's supervisor.
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
-			}
-			if !attach {
-				return eachRef(args, e.Start)
 			}
 			if len(args) > 1 {
 				return fmt.Errorf("start: -a attaches to one container, not %d", len(args))
@@ -119,11 +124,11 @@ func newRestartCmd(stateRoot func() string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			e, err := engine.New(stateRoot())
+			b, err := openBackend(stateRoot())
 			if err != nil {
 				return err
 			}
-			return eachRef(args, func(ref string) error { return e.Restart(ref, s, timeout) })
+			return eachRef(args, func(ref string) error { return b.Restart(ref, s, timeout) })
 		},
 	}
 	cmd.Flags().IntVarP(&secs, "time", "t", int(engine.DefaultStopTimeout/time.Second), "seconds to wait after the stop signal before SIGKILL")
@@ -138,7 +143,7 @@ func newWaitCmd(stateRoot func() string) *cobra.Command {
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: completeContainers(stateRoot),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
+			b, err := openBackend(stateRoot())
 			if err != nil {
 				return err
 			}
@@ -146,7 +151,7 @@ func newWaitCmd(stateRoot func() string) *cobra.Command {
 			defer stop()
 			failed := 0
 			for _, ref := range args {
-				code, err := e.Wait(ctx, ref)
+				code, err := b.Wait(ctx, ref)
 				if err != nil {
 					fmt.Fprintln(os.Stderr, "oak: "+oneLine(err.Error()))
 					failed++

@@ -87,6 +87,7 @@ func newRootCmd() *cobra.Command {
 		def = "/var/lib/oak"
 	}
 	root.PersistentFlags().StringVar(&stateRoot, "root", def, "state root (env OAK_ROOT)")
+	addDaemonFlags(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		if !c.HasParent() {
 			return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
@@ -105,7 +106,7 @@ func newRootCmd() *cobra.Command {
 		newImportCmd(st, "load -i FILE|DIR"), newSaveCmd(st),
 		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd(),
 		newVersionCmd(), newStopCmd(st), newStartCmd(st), newRestartCmd(st), newWaitCmd(st))
-	root.AddCommand(newStorageLoadCmd(), newRuntimeCmd())
+	root.AddCommand(newStorageLoadCmd(), newRuntimeCmd(), newDaemonCmd(st))
 	refuseUnknown(root)
 	return root
 }

@@ -19,11 +19,11 @@ When the command returns, no new socket, bind, listen, connect or send is
 served under the grant; connections the container already holds stay its own.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
+			b, err := openBackend(stateRoot())
 			if err != nil {
 				return err
 			}
-			return e.Revoke(args[0], args[1])
+			return b.Revoke(args[0], args[1])
 		},
 		ValidArgsFunction: completeRunning(true, stateRoot),
 	}
@@ -35,11 +35,11 @@ func newGrantsCmd(stateRoot func() string) *cobra.Command {
 		Short: "List the network grants a running container holds",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
+			b, err := openBackend(stateRoot())
 			if err != nil {
 				return err
 			}
-			gs, err := e.Grants(args[0])
+			gs, err := b.Grants(args[0])
 			for _, g := range gs {
 				fmt.Println(g)
 			}

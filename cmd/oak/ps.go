@@ -136,18 +136,17 @@ func runPs(stateRoot func() string, o psOptions) error {
 	if err != nil {
 		return err
 	}
-	filter, err := engine.ParseFilter(o.filters)
-	if err != nil {
-		return err
+	if _, err := engine.ParseFilter(o.filters); err != nil {
+		return err // refused here, in the CLI's words, before any daemon is asked
 	}
 	if o.latest {
 		o.last = 1
 	}
-	e, err := engine.New(stateRoot())
+	b, err := openBackend(stateRoot())
 	if err != nil {
 		return err
 	}
-	cs, err := e.ListContainers(filter) // newest first
+	cs, err := b.ListContainers(o.filters) // newest first
 	if err != nil {
 		return err
 	}

@@ -217,6 +217,10 @@ func (o *oakEnv) cleanup() {
 			syscall.Kill(e.Pid, syscall.SIGKILL)
 		}
 	}
+	// The daemon the CLI started for this root (none with OAK_NO_DAEMON=1).
+	if r := o.run("daemon", "stop"); r.code != 0 {
+		o.t.Errorf("cleanup: %s", r)
+	}
 }
 
 // result is one finished oak invocation.

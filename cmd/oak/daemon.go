@@ -1,0 +1,124 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/oak-engine/oak/api"
+	"github.com/oak-engine/oak/engine"
+)
+
+func newDaemonCmd(stateRoot func() string) *cobra.Command {
+	var logFormat, logLevel string
+	var readyFD int
+	cmd := &cobra.Command{
+		Use:   "daemon",
+		Short: "Serve the engine's API on ROOT/oak.sock (started on first use by the CLI)",
+		Long: `Serve the engine's HTTP/JSON API on the unix socket ROOT/oak.sock (mode 0600),
+or on the socket systemd passes (socket activation). One daemon serves a
+state root; a second one exits naming the first one's pid. Containers do
+not depend on it: each has its own supervisor, so they keep running when
+the daemon is stopped, killed or upgraded, and the next daemon answers for
+them. SIGTERM or SIGINT stop it gracefully. Metrics are on GET /metrics.
+The CLI starts a daemon when none answers (OAK_NO_DAEMON=1 or --no-daemon:
+the CLI runs the engine itself). See docs/daemon.md.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			log, err := newLogger(os.Stderr, logFormat, logLevel)
+			if err != nil {
+				return err
+			}
+			var ready *os.File
+			if readyFD > 0 {
+				syscall.CloseOnExec(readyFD)
+				ready = os.NewFile(uintptr(readyFD), "ready")
+			}
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				if ready != nil {
+					fmt.Fprintln(ready, oneLine(err.Error()))
+				}
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+			defer stop()
+			return api.Serve(ctx, e, api.Config{Root: e.Root, Log: log, Ready: ready})
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&logFormat, "log-format", "text", "log format: text or json (log/slog), on stderr")
+	f.StringVar(&logLevel, "log-level", "info", "least level logged: debug (every request), info, warn or error")
+	f.IntVar(&readyFD, "ready-fd", 0, "report readiness (or the start error) on this descriptor")
+	f.MarkHidden("ready-fd")
+	cmd.AddCommand(&cobra.Command{
+		Use:   "status",
+		Short: "Say whether a daemon serves the state root, and its pid",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if pid, held := api.LockHolder(stateRoot()); held {
+				fmt.Printf("running, pid %d\n", pid)
+				return nil
+			}
+			fmt.Println("not running")
+			return &exitError{code: exitFailed}
+		},
+	}, &cobra.Command{
+		Use:   "stop",
+		Short: "Stop the state root's daemon gracefully (its containers keep running)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return stopDaemon(stateRoot())
+		},
+	})
+	return cmd
+}
+
+// newLogger makes the daemon's structured logger.
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid --log-level %q: want debug, info, warn or error", level)
+	}
+	o := &slog.HandlerOptions{Level: l}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, o)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, o)), nil
+	}
+	return nil, fmt.Errorf("invalid --log-format %q: want text or json", format)
+}
+
+// stopDaemon sends the root's daemon SIGTERM and waits until it has let
+// go of the lock.
+func stopDaemon(root string) error {
+	var pid int
+	for {
+		var held bool
+		if pid, held = api.LockHolder(root); !held {
+			return nil
+		}
+		if pid > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond) // it took the lock and is writing its pid
+	}
+	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("daemon stop: pid %d: %w", pid, err)
+	}
+	for deadline := time.Now().Add(api.ShutdownGrace + 5*time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if _, ok := api.LockHolder(root); !ok {
+			return nil
+		}
+	}
+	return fmt.Errorf("daemon stop: pid %d still holds %s after %v", pid, api.LockName, api.ShutdownGrace+5*time.Second)
+}
