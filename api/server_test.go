@@ -291,7 +291,7 @@ func TestCreateMapsRequest(t *testing.T) {
 // engine unchanged through NewRunRequest and RunOptions.
 func TestRunRequestRoundTrip(t *testing.T) {
 	o := engine.RunOptions{Image: "demo", Args: []string{"echo", "hi"}, Name: "n", Env: []string{"A=1"},
-		Workdir: "/tmp", AutoRemove: true, Volumes: []string{"v:/data:ro"}, Tmpfs: []string{"/run"},
+		Workdir: "/tmp", AutoRemove: true, Factory: "ci", Volumes: []string{"v:/data:ro"}, Tmpfs: []string{"/run"},
 		Publish: []string{"8080:80"}, Egress: []string{"any"}, ReadOnly: true, User: "1:2",
 		Names:   engine.NameOptions{Hostname: "h", DNS: []string{"1.1.1.1"}, AddHosts: []string{"x:1.2.3.4"}},
 		Log:     engine.LogOptions{MaxSize: 0, MaxFile: 1},

@@ -26,6 +26,9 @@ type RunRequest struct {
 	WorkingDir string            `json:",omitempty"`
 	User       string            `json:",omitempty"` // NAME|UID[:GROUP|GID]
 	Labels     map[string]string `json:",omitempty"`
+	// Factory names the factory (oak factory create) the container is made
+	// from; a null Memory or PidsLimit is then the factory's.
+	Factory string `json:",omitempty"`
 
 	Memory      *int64 `json:",omitempty"` // bytes, /tmp included; null: the default (1 GiB); 0: none
 	PidsLimit   *int64 `json:",omitempty"` // null: the default (1024); 0 or -1: none
@@ -80,7 +83,7 @@ func (e *FieldError) Error() string { return "invalid " + e.Field + ": " + e.Err
 // the engine's to check, as for the CLI.
 func (r *RunRequest) RunOptions() (engine.RunOptions, error) {
 	o := engine.RunOptions{Image: r.Image, Args: r.Cmd, Name: r.Name, Env: r.Env, Workdir: r.WorkingDir,
-		User: r.User, Labels: r.Labels, AutoRemove: r.AutoRemove, Volumes: r.Volumes, Tmpfs: r.Tmpfs,
+		User: r.User, Labels: r.Labels, Factory: r.Factory, AutoRemove: r.AutoRemove, Volumes: r.Volumes, Tmpfs: r.Tmpfs,
 		Publish: r.Publish, PublishAll: r.PublishAll, Egress: r.Egress, TTY: r.Tty, ReadOnly: r.ReadonlyRootfs,
 		Names: engine.NameOptions{Hostname: r.Hostname, DNS: r.Dns, DNSSearch: r.DnsSearch,
 			DNSOptions: r.DnsOptions, AddHosts: r.ExtraHosts}}
@@ -95,6 +98,9 @@ func (r *RunRequest) RunOptions() (engine.RunOptions, error) {
 	}
 	o.Limits = sandbox.Limits{MemoryBytes: engine.DefaultMemoryBytes, Pids: engine.DefaultPids,
 		TmpfsBytes: sandbox.DefaultTmpfsBytes, WritableBytes: r.StorageSize}
+	if r.Factory != "" {
+		o.Limits.MemoryBytes, o.Limits.Pids = 0, 0 // the factory's
+	}
 	if r.Memory != nil {
 		if *r.Memory < -1 {
 			return o, &FieldError{"Memory", "want bytes, 0 or -1 for no limit"}
@@ -148,7 +154,7 @@ func (r *RunRequest) RunOptions() (engine.RunOptions, error) {
 func NewRunRequest(o engine.RunOptions) *RunRequest {
 	mem, pids, tmpfs, logSize, logFile := o.Limits.MemoryBytes, o.Limits.Pids, o.Limits.TmpfsBytes, o.Log.MaxSize, o.Log.MaxFile
 	r := &RunRequest{Image: o.Image, Cmd: o.Args, Name: o.Name, Env: o.Env, WorkingDir: o.Workdir, User: o.User,
-		Labels: o.Labels, Memory: &mem, PidsLimit: &pids, NanoCpus: o.Limits.CPUMilli * 1_000_000, TmpfsSize: &tmpfs,
+		Labels: o.Labels, Factory: o.Factory, Memory: &mem, PidsLimit: &pids, NanoCpus: o.Limits.CPUMilli * 1_000_000, TmpfsSize: &tmpfs,
 		StorageSize: o.Limits.WritableBytes, LogMaxSize: &logSize, LogMaxFile: &logFile,
 		ReadonlyRootfs: o.ReadOnly, AutoRemove: o.AutoRemove, Volumes: o.Volumes, Tmpfs: o.Tmpfs,
 		Publish: o.Publish, PublishAll: o.PublishAll, Egress: o.Egress, Tty: o.TTY,
