@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -291,12 +292,20 @@ func TestCreateMapsRequest(t *testing.T) {
 // engine unchanged through NewRunRequest and RunOptions.
 func TestRunRequestRoundTrip(t *testing.T) {
 	o := engine.RunOptions{Image: "demo", Args: []string{"echo", "hi"}, Name: "n", Env: []string{"A=1"},
-		Workdir: "/tmp", AutoRemove: true, Factory: "ci", Volumes: []string{"v:/data:ro"}, Tmpfs: []string{"/run"},
+		Workdir: "/tmp", AutoRemove: true, Factory: "ci", Labels: map[string]string{"k": "v"}, Entrypoint: []string{},
+		PublishAll: true, TTY: true, Restart: engine.RestartPolicy{Name: "on-failure", MaxRetries: 2}, Volumes: []string{"v:/data:ro"}, Tmpfs: []string{"/run"},
 		Publish: []string{"8080:80"}, Egress: []string{"any"}, ReadOnly: true, User: "1:2",
 		Names:   engine.NameOptions{Hostname: "h", DNS: []string{"1.1.1.1"}, AddHosts: []string{"x:1.2.3.4"}},
 		Log:     engine.LogOptions{MaxSize: 0, MaxFile: 1},
 		Ulimits: []engine.Ulimit{{Name: "nofile", Soft: -1, Hard: -1}}}
 	o.Limits.MemoryBytes, o.Limits.Pids, o.Limits.CPUMilli, o.Limits.TmpfsBytes, o.Limits.WritableBytes = 0, 0, 250, 4096, 8<<20
+	// Every field is set, so that a field the request does not carry
+	// (as Factory once was not) fails the round trip.
+	for i, v := 0, reflect.ValueOf(o); i < v.NumField(); i++ {
+		if v.Field(i).IsZero() {
+			t.Errorf("RunOptions.%s is not set in this test: set it so the round trip covers it", v.Type().Field(i).Name)
+		}
+	}
 	b, err := json.Marshal(NewRunRequest(o))
 	if err != nil {
 		t.Fatal(err)
