@@ -75,11 +75,12 @@ var v1Subsystems = sync.OnceValue(func() map[string]string {
 const cpuPeriodUs = 100000
 
 // unifiedHasMemory reports whether the cgroup2 hierarchy at cgroupRoot
-// controls memory, i.e. the host is cgroup v2 only.
-func unifiedHasMemory() bool {
+// controls memory, i.e. the host is cgroup v2 only. The host's layout
+// does not change under a running oak: it is read once per process.
+var unifiedHasMemory = sync.OnceValue(func() bool {
 	b, err := os.ReadFile(filepath.Join(cgroupRoot, "cgroup.controllers"))
 	return err == nil && bytes.Contains(b, []byte("memory"))
-}
+})
 
 // CgroupMode names the hierarchy that enforces containers' limits: "v2"
 // on a cgroup v2 only host, "v1" where the v1 controllers do (also on a
@@ -91,11 +92,32 @@ func CgroupMode() string {
 	return "v1"
 }
 
+// cgroupViews are the hierarchies in which a container has a group of its
+// own, as nsinit mounts them (one per v1 hierarchy, however many of
+// v1Controllers it carries); read once per process.
+var cgroupViews = sync.OnceValue(func() []cgroupView {
+	if unifiedHasMemory() {
+		return []cgroupView{{fstype: "cgroup2"}}
+	}
+	var views []cgroupView
+	subs := v1Subsystems()
+	seen := map[string]bool{}
+	for _, c := range v1Controllers {
+		real, err := filepath.EvalSymlinks(filepath.Join(cgroupRoot, c))
+		if err != nil || seen[real] || subs[filepath.Base(real)] == "" {
+			continue
+		}
+		seen[real] = true
+		views = append(views, cgroupView{fstype: "cgroup", dir: filepath.Base(real), opts: subs[filepath.Base(real)]})
+	}
+	return views
+})
+
 // newCgroup creates the container's groups and writes its limits. On a
 // hybrid host (this project's reference machine) the v1 memory, pids and cpu
 // controllers do the work; on a v2-only host the unified hierarchy does.
 func newCgroup(id string, l Limits) (*cgroup, error) {
-	cg := &cgroup{v2: unifiedHasMemory()}
+	cg := &cgroup{v2: unifiedHasMemory(), views: cgroupViews()}
 	type setting struct{ ctrl, file, value string }
 	var settings []setting
 	if cg.v2 {
@@ -104,7 +126,6 @@ func newCgroup(id string, l Limits) (*cgroup, error) {
 		}
 		os.Mkdir(filepath.Join(cgroupRoot, cgroupParent), 0o755)
 		os.WriteFile(filepath.Join(cgroupRoot, cgroupParent, "cgroup.subtree_control"), []byte("+memory +pids +cpu"), 0)
-		cg.views = []cgroupView{{fstype: "cgroup2"}}
 		settings = append(settings, setting{"", "memory.max", limitOrMax(l.MemoryBytes)},
 			setting{"", "memory.swap.max", "0"}, setting{"", "pids.max", limitOrMax(l.Pids)})
 		if l.CPUMilli > 0 {
@@ -121,29 +142,24 @@ func newCgroup(id string, l Limits) (*cgroup, error) {
 		settings = append(settings, setting{"cpu", "cpu.cfs_period_us", strconv.Itoa(cpuPeriodUs)},
 			setting{"cpu", "cpu.cfs_quota_us", quota})
 		// A new cpuset group has no CPUs or memory nodes until given its
-		// parent's; the others need nothing written.
+		// parent's; the others need nothing written. Oak's own group
+		// follows the root's (whose CPUs change with hot-plug); it is
+		// written only when it differs.
 		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
-			parent, err := os.ReadFile(filepath.Join(cgroupRoot, "cpuset", f))
+			root, err := os.ReadFile(filepath.Join(cgroupRoot, "cpuset", f))
 			if err != nil {
 				break // no cpuset hierarchy
 			}
-			v := strings.TrimSpace(string(parent))
-			os.Mkdir(filepath.Join(cgroupRoot, "cpuset", cgroupParent), 0o755)
-			os.WriteFile(filepath.Join(cgroupRoot, "cpuset", cgroupParent, f), []byte(v), 0)
+			v := strings.TrimSpace(string(root))
+			oak := filepath.Join(cgroupRoot, "cpuset", cgroupParent)
+			if cur, err := os.ReadFile(filepath.Join(oak, f)); err != nil || strings.TrimSpace(string(cur)) != v {
+				os.Mkdir(oak, 0o755)
+				os.WriteFile(filepath.Join(oak, f), []byte(v), 0)
+			}
 			settings = append(settings, setting{"cpuset", f, v})
 		}
 		if _, err := os.Stat(filepath.Join(cgroupRoot, "cpuacct", "cgroup.procs")); err == nil {
 			settings = append(settings, setting{"cpuacct", "", ""})
-		}
-		subs := v1Subsystems()
-		seen := map[string]bool{}
-		for _, c := range v1Controllers {
-			real, err := filepath.EvalSymlinks(filepath.Join(cgroupRoot, c))
-			if err != nil || seen[real] || subs[filepath.Base(real)] == "" {
-				continue
-			}
-			seen[real] = true
-			cg.views = append(cg.views, cgroupView{fstype: "cgroup", dir: filepath.Base(real), opts: subs[filepath.Base(real)]})
 		}
 	}
 	made := map[string]string{}
@@ -203,8 +219,12 @@ func (cg *cgroup) add(pid int) error {
 	return errors.Join(errs...)
 }
 
-// oomKills returns how many processes the memory controller killed.
+// oomKills returns how many processes the memory controller killed; none
+// if there are no groups (their making failed).
 func (cg *cgroup) oomKills() int {
+	if cg == nil {
+		return 0
+	}
 	file := "memory.oom_control"
 	if cg.v2 {
 		file = "memory.events"
@@ -226,8 +246,11 @@ func (cg *cgroup) oomKills() int {
 
 // destroy removes the groups. The container's pid namespace is gone by the
 // time it is called, but the kernel may take a moment to release the last
-// task, so an EBUSY is retried briefly.
+// task, so an EBUSY is retried briefly. A nil cgroup has nothing to remove.
 func (cg *cgroup) destroy() error {
+	if cg == nil {
+		return nil
+	}
 	var errs []error
 	for _, d := range cg.dirs {
 		errs = append(errs, removeCgroupDir(d))

@@ -63,14 +63,17 @@ var filter = sync.OnceValues(func() ([]byte, error) {
 
 // Start launches t and returns once its command is executing, or with an
 // error naming the step that failed (nothing of the container is left then).
+//
+// The steps overlap where they can: the seccomp program is compiled and the
+// groups are made while the child starts, and the child is moved into its
+// groups while the host builds its root and nsinit mounts it. A move in a
+// cgroup v1 hierarchy can wait milliseconds for an RCU grace period, the
+// longest single step of a launch.
 func Start(t *Task) (*Process, error) {
 	if err := t.validate(); err != nil {
 		return nil, err
 	}
-	prog, err := filter()
-	if err != nil {
-		return nil, fmt.Errorf("seccomp policy: %w", err)
-	}
+	go filter() // compiled once per process; used below
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("launch %s: socketpair: %w", t.ID, err)
@@ -79,11 +82,15 @@ func Start(t *Task) (*Process, error) {
 	child := os.NewFile(uintptr(fds[1]), "nsinit-child")
 	defer parent.Close()
 
-	cg, err := newCgroup(t.ID, t.Limits)
-	if err != nil {
-		child.Close()
-		return nil, err
+	type groups struct {
+		cg  *cgroup
+		err error
 	}
+	made := make(chan groups, 1)
+	go func() {
+		cg, err := newCgroup(t.ID, t.Limits)
+		made <- groups{cg, err}
+	}()
 	idmap := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(t.IDs.Host), Size: int(t.IDs.Size)}}
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
@@ -115,35 +122,56 @@ func Start(t *Task) (*Process, error) {
 	err = cmd.Start()
 	child.Close()
 	if err != nil {
-		cg.destroy()
+		if g := <-made; g.cg != nil {
+			g.cg.destroy()
+		}
 		return nil, fmt.Errorf("launch %s: %w", t.ID, err)
 	}
-	p := &Process{cmd: cmd, cg: cg}
+	pid := cmd.Process.Pid
+	// nsinit builds the root meanwhile and waits for the word below before
+	// it runs anything of the image.
+	moved := make(chan groups, 1)
+	go func() {
+		g := <-made
+		if g.err == nil {
+			g.err = g.cg.add(pid)
+		}
+		moved <- g
+	}()
+	p := &Process{cmd: cmd}
+	placed := sync.OnceValue(func() error {
+		g := <-moved
+		p.cg = g.cg
+		return g.err
+	})
 	fail := func(err error) (*Process, error) {
 		cmd.Process.Kill()
+		placed()
 		p.Wait()
 		return nil, err
 	}
-	if err := sendRoot(parent, cmd.Process.Pid, t); err != nil {
+	if err := sendRoot(parent, pid, t); err != nil {
 		return fail(fmt.Errorf("launch %s: %w", t.ID, err))
 	}
-	if _, err := parent.Write(encodeTask(t, prog, cg.views)); err != nil {
-		return fail(fmt.Errorf("launch %s: send task: %w", t.ID, err))
+	prog, err := filter()
+	if err != nil {
+		return fail(fmt.Errorf("seccomp policy: %w", err))
 	}
-	// nsinit builds the root meanwhile and waits for this word before it
-	// runs anything of the image.
-	if err := cg.add(cmd.Process.Pid); err != nil {
-		return fail(err)
+	if _, err := parent.Write(encodeTask(t, prog, cgroupViews())); err != nil {
+		return fail(fmt.Errorf("launch %s: send task: %w", t.ID, err))
 	}
 	// The host may lower limits or raise a soft one to its hard limit,
 	// never raise a hard one: it holds no CAP_SYS_RESOURCE.
 	for _, l := range t.Rlimits {
-		if err := unix.Prlimit(cmd.Process.Pid, l.Resource, &unix.Rlimit{Cur: l.Soft, Max: l.Hard}, nil); err != nil {
+		if err := unix.Prlimit(pid, l.Resource, &unix.Rlimit{Cur: l.Soft, Max: l.Hard}, nil); err != nil {
 			return fail(fmt.Errorf("launch %s: ulimit %s=%d:%d: %w", t.ID, l.Name, l.Soft, l.Hard, err))
 		}
 	}
+	if err := placed(); err != nil {
+		return fail(err)
+	}
 	if t.Hold != nil {
-		if err := t.Hold(cmd.Process.Pid); err != nil {
+		if err := t.Hold(pid); err != nil {
 			return fail(fmt.Errorf("launch %s: %w", t.ID, err))
 		}
 	}
