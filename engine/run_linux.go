@@ -226,8 +226,10 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 			return nil, nil, err
 		}
 	}
-	if spec.Publish, err = e.pickHostPorts(spec.Publish, cs); err != nil {
-		return nil, nil, err
+	if len(spec.Publish) > 0 { // it reads every other record's spec
+		if spec.Publish, err = e.pickHostPorts(spec.Publish, cs); err != nil {
+			return nil, nil, err
+		}
 	}
 	for c.Slot = 0; used[c.Slot]; c.Slot++ {
 	}
