@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -99,16 +100,17 @@ var cgroupViews = sync.OnceValue(func() []cgroupView {
 	if unifiedHasMemory() {
 		return []cgroupView{{fstype: "cgroup2"}}
 	}
+	// The hierarchy of a controller is the mount whose subsystems name it
+	// ("cpu" lives in "cpu,cpuacct" where the two are mounted together).
 	var views []cgroupView
-	subs := v1Subsystems()
 	seen := map[string]bool{}
 	for _, c := range v1Controllers {
-		real, err := filepath.EvalSymlinks(filepath.Join(cgroupRoot, c))
-		if err != nil || seen[real] || subs[filepath.Base(real)] == "" {
-			continue
+		for dir, subs := range v1Subsystems() {
+			if !seen[dir] && slices.Contains(strings.Split(subs, ","), c) {
+				seen[dir] = true
+				views = append(views, cgroupView{fstype: "cgroup", dir: dir, opts: subs})
+			}
 		}
-		seen[real] = true
-		views = append(views, cgroupView{fstype: "cgroup", dir: filepath.Base(real), opts: subs[filepath.Base(real)]})
 	}
 	return views
 })
