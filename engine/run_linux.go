@@ -303,6 +303,7 @@ var ForwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGH
 // ended, with the command's exit status. ForwardedSignals sent to this
 // process go to the container.
 func (e *Engine) Run(opts RunOptions, io Stdio) (Exit, error) {
+	sandbox.PrimeMoves()
 	c, spec, err := e.create(opts)
 	if err != nil {
 		return Exit{}, err
@@ -749,6 +750,7 @@ func (e *Engine) spawnSupervisor(c *Container) error {
 // starts container id, reports the start on report (then closes it), and
 // waits for the container to end.
 func (e *Engine) Supervise(id string, report *os.File) error {
+	sandbox.PrimeMoves()
 	syscall.CloseOnExec(int(report.Fd()))
 	c, err := e.load(id)
 	if errors.Is(err, os.ErrNotExist) {

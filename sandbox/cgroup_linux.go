@@ -300,3 +300,45 @@ func killCgroup(d string) {
 		}
 	}
 }
+
+// PrimeMoves readies the kernel, in the background, for the cgroup moves a
+// launch from this process will make. Every move (a write to cgroup.procs,
+// in any hierarchy) takes the write side of one host-wide semaphore,
+// cgroup_threadgroup_rwsem, whose first writer after a quiet spell waits
+// for an RCU grace period (5-15 ms on this kind of machine) before it may
+// proceed; the semaphore then stays ready for writers for another grace
+// period after the last one leaves. PrimeMoves makes that first move at
+// once and for nothing: it writes this process's own pid into the
+// cgroup.procs of the group it already sits in (a move to where a task is
+// moves nothing and changes no limit), so that the grace period runs out
+// while the caller resolves the image, writes the record and clones the
+// child, instead of after. Errors are ignored: the real move will only
+// wait as it would have.
+func PrimeMoves() {
+	go primeMoves()
+}
+
+func primeMoves() {
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		return
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		// hierarchy-id:controllers:path; "0::/path" is the unified one.
+		f := strings.SplitN(l, ":", 3)
+		if len(f) != 3 {
+			continue
+		}
+		var dir string
+		switch {
+		case unifiedHasMemory() && f[0] == "0":
+			dir = filepath.Join(cgroupRoot, f[2])
+		case !unifiedHasMemory() && slices.Contains(strings.Split(f[1], ","), "memory"):
+			dir = filepath.Join(cgroupRoot, "memory", f[2])
+		default:
+			continue
+		}
+		os.WriteFile(filepath.Join(dir, "cgroup.procs"), []byte(strconv.Itoa(os.Getpid())), 0)
+		return
+	}
+}
