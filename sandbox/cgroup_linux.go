@@ -23,9 +23,10 @@ const cgroupParent = "oak"
 // cgroup is one container's set of control groups: one directory per v1
 // controller it uses, or a single directory on a unified (v2) host.
 type cgroup struct {
-	v2    bool
-	dirs  []string // created directories; the first one holds memory
-	views []cgroupView
+	v2     bool
+	dirs   []string          // created directories; the first one holds memory
+	byCtrl map[string]string // the directory of each controller ("" on v2)
+	views  []cgroupView
 }
 
 // cgroupView is a hierarchy the container sees its own group of, read-only,
@@ -115,11 +116,12 @@ var cgroupViews = sync.OnceValue(func() []cgroupView {
 	return views
 })
 
-// newCgroup creates the container's groups and writes its limits. On a
-// hybrid host (this project's reference machine) the v1 memory, pids and cpu
-// controllers do the work; on a v2-only host the unified hierarchy does.
-func newCgroup(id string, l Limits) (*cgroup, error) {
-	cg := &cgroup{v2: unifiedHasMemory(), views: cgroupViews()}
+// newCgroup creates the container's groups, with no limits yet (see
+// setLimits). On a hybrid host (this project's reference machine) the v1
+// memory, pids and cpu controllers do the work, and cpuacct and cpuset
+// complete the view; on a v2-only host the unified hierarchy does.
+func newCgroup(id string) (*cgroup, error) {
+	cg := &cgroup{v2: unifiedHasMemory(), views: cgroupViews(), byCtrl: map[string]string{}}
 	type setting struct{ ctrl, file, value string }
 	var settings []setting
 	if cg.v2 {
@@ -128,25 +130,13 @@ func newCgroup(id string, l Limits) (*cgroup, error) {
 		}
 		os.Mkdir(filepath.Join(cgroupRoot, cgroupParent), 0o755)
 		os.WriteFile(filepath.Join(cgroupRoot, cgroupParent, "cgroup.subtree_control"), []byte("+memory +pids +cpu"), 0)
-		settings = append(settings, setting{"", "memory.max", limitOrMax(l.MemoryBytes)},
-			setting{"", "memory.swap.max", "0"}, setting{"", "pids.max", limitOrMax(l.Pids)})
-		if l.CPUMilli > 0 {
-			settings = append(settings, setting{"", "cpu.max", fmt.Sprintf("%d %d", l.CPUMilli*cpuPeriodUs/1000, cpuPeriodUs)})
-		}
+		settings = append(settings, setting{"", "", ""})
 	} else {
-		settings = append(settings, setting{"memory", "memory.limit_in_bytes", limitOrMinus1(l.MemoryBytes)},
-			setting{"memory", "memory.memsw.limit_in_bytes", limitOrMinus1(l.MemoryBytes)},
-			setting{"pids", "pids.max", limitOrMax(l.Pids)})
-		quota := "-1"
-		if l.CPUMilli > 0 {
-			quota = strconv.FormatInt(l.CPUMilli*cpuPeriodUs/1000, 10)
-		}
-		settings = append(settings, setting{"cpu", "cpu.cfs_period_us", strconv.Itoa(cpuPeriodUs)},
-			setting{"cpu", "cpu.cfs_quota_us", quota})
+		settings = append(settings, setting{"memory", "", ""}, setting{"pids", "", ""}, setting{"cpu", "", ""})
 		// A new cpuset group has no CPUs or memory nodes until given its
-		// parent's; the others need nothing written. Oak's own group
-		// follows the root's (whose CPUs change with hot-plug); it is
-		// written only when it differs.
+		// parent's, and takes no task before. Oak's own group follows the
+		// root's (whose CPUs change with hot-plug); it is written only
+		// when it differs.
 		for _, f := range []string{"cpuset.cpus", "cpuset.mems"} {
 			root, err := os.ReadFile(filepath.Join(cgroupRoot, "cpuset", f))
 			if err != nil {
@@ -164,29 +154,59 @@ func newCgroup(id string, l Limits) (*cgroup, error) {
 			settings = append(settings, setting{"cpuacct", "", ""})
 		}
 	}
-	made := map[string]string{}
 	for _, s := range settings {
-		dir, ok := made[s.ctrl]
+		dir, ok := cg.byCtrl[s.ctrl]
 		if !ok {
 			dir = filepath.Join(cgroupRoot, s.ctrl, cgroupParent, id)
 			if err := os.MkdirAll(dir, 0o755); err != nil {
 				cg.destroy()
 				return nil, fmt.Errorf("cgroup %s: %w", dir, unwrapPath(err))
 			}
-			made[s.ctrl] = dir
+			cg.byCtrl[s.ctrl] = dir
 			cg.dirs = append(cg.dirs, dir)
 		}
 		if s.file == "" {
 			continue // the group alone
 		}
-		err := os.WriteFile(filepath.Join(dir, s.file), []byte(s.value), 0)
-		if err != nil && !(errors.Is(err, os.ErrNotExist) && strings.Contains(s.file, "sw")) {
-			// Swap accounting may be off; then there is no swap to limit.
+		if err := os.WriteFile(filepath.Join(dir, s.file), []byte(s.value), 0); err != nil {
 			cg.destroy()
 			return nil, fmt.Errorf("cgroup %s: set %s=%s: %w", dir, s.file, s.value, unwrapPath(err))
 		}
 	}
 	return cg, nil
+}
+
+// setLimits writes l into the groups: memory (and no swap beyond it),
+// tasks and CPU; zero is no limit.
+func (cg *cgroup) setLimits(l Limits) error {
+	type setting struct{ ctrl, file, value string }
+	var settings []setting
+	if cg.v2 {
+		settings = append(settings, setting{"", "memory.max", limitOrMax(l.MemoryBytes)},
+			setting{"", "memory.swap.max", "0"}, setting{"", "pids.max", limitOrMax(l.Pids)})
+		if l.CPUMilli > 0 {
+			settings = append(settings, setting{"", "cpu.max", fmt.Sprintf("%d %d", l.CPUMilli*cpuPeriodUs/1000, cpuPeriodUs)})
+		}
+	} else {
+		quota := "-1"
+		if l.CPUMilli > 0 {
+			quota = strconv.FormatInt(l.CPUMilli*cpuPeriodUs/1000, 10)
+		}
+		settings = append(settings, setting{"memory", "memory.limit_in_bytes", limitOrMinus1(l.MemoryBytes)},
+			setting{"memory", "memory.memsw.limit_in_bytes", limitOrMinus1(l.MemoryBytes)},
+			setting{"pids", "pids.max", limitOrMax(l.Pids)},
+			setting{"cpu", "cpu.cfs_period_us", strconv.Itoa(cpuPeriodUs)},
+			setting{"cpu", "cpu.cfs_quota_us", quota})
+	}
+	for _, s := range settings {
+		dir := cg.byCtrl[s.ctrl]
+		err := os.WriteFile(filepath.Join(dir, s.file), []byte(s.value), 0)
+		if err != nil && !(errors.Is(err, os.ErrNotExist) && strings.Contains(s.file, "sw")) {
+			// Swap accounting may be off; then there is no swap to limit.
+			return fmt.Errorf("cgroup %s: set %s=%s: %w", dir, s.file, s.value, unwrapPath(err))
+		}
+	}
+	return nil
 }
 
 func limitOrMax(v int64) string {
