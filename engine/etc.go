@@ -8,6 +8,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/oak-engine/oak/sandbox"
 )
@@ -26,11 +27,16 @@ type NameOptions struct {
 // hostResolvConf is where the host's resolver configuration is read.
 var hostResolvConf = "/etc/resolv.conf"
 
-var hostnameRE = regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$`)
+// hostnameRE is compiled on first use, not at start-up: its bounded
+// repeats make it the costliest of oak's package initialisers, and most
+// runs name no host.
+var hostnameRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$`)
+})
 
 // check validates o, naming the flag and value at fault.
 func (o NameOptions) check() error {
-	if o.Hostname != "" && (len(o.Hostname) > 64 || !hostnameRE.MatchString(o.Hostname)) {
+	if o.Hostname != "" && (len(o.Hostname) > 64 || !hostnameRE().MatchString(o.Hostname)) {
 		return fmt.Errorf("invalid --hostname %q: want letters, digits, '-' and '.', at most 64 characters", o.Hostname)
 	}
 	for _, d := range o.DNS {
@@ -39,7 +45,7 @@ func (o NameOptions) check() error {
 		}
 	}
 	for _, s := range o.DNSSearch {
-		if s != "." && !hostnameRE.MatchString(s) {
+		if s != "." && !hostnameRE().MatchString(s) {
 			return fmt.Errorf("invalid --dns-search %q: not a domain name", s)
 		}
 	}
@@ -50,7 +56,7 @@ func (o NameOptions) check() error {
 	}
 	for _, h := range o.AddHosts {
 		name, ip, ok := strings.Cut(h, ":")
-		if !ok || !hostnameRE.MatchString(name) {
+		if !ok || !hostnameRE().MatchString(name) {
 			return fmt.Errorf("invalid --add-host %q: want NAME:IP", h)
 		}
 		if _, err := netip.ParseAddr(strings.Trim(ip, "[]")); err != nil {

@@ -231,8 +231,10 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 			return nil, nil, err
 		}
 	}
-	if spec.Publish, err = e.pickHostPorts(spec.Publish, cs); err != nil {
-		return nil, nil, err
+	if len(spec.Publish) > 0 { // it reads every other record's spec
+		if spec.Publish, err = e.pickHostPorts(spec.Publish, cs); err != nil {
+			return nil, nil, err
+		}
 	}
 	for c.Slot = 0; used[c.Slot]; c.Slot++ {
 	}
@@ -312,6 +314,7 @@ var ForwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGH
 // process go to the container.
 func (e *Engine) Run(opts RunOptions, io Stdio) (Exit, error) {
 	trace.Mark("engine: run")
+	sandbox.PrimeMoves()
 	c, spec, err := e.create(opts)
 	if err != nil {
 		return Exit{}, err
@@ -789,6 +792,7 @@ func (e *Engine) abandon(id string) {
 // starts container id, reports the start on report (then closes it), and
 // waits for the container to end.
 func (e *Engine) Supervise(id string, report *os.File) error {
+	sandbox.PrimeMoves()
 	syscall.CloseOnExec(int(report.Fd()))
 	c, err := e.load(id)
 	if errors.Is(err, os.ErrNotExist) {

@@ -10,6 +10,7 @@ import (
 	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -71,40 +72,80 @@ func filterBytes(program func() ([]unix.SockFilter, error)) ([]byte, error) {
 
 // Start launches t and returns once its command is executing, or with an
 // error naming the step that failed (nothing of the container is left then).
+// It is Prepare and Prepared.Start at once, with t's parent group and the
+// namespaces it joins.
 func Start(t *Task) (*Process, error) {
 	if err := t.validate(); err != nil {
 		return nil, err
 	}
-	flags, join := uintptr(namespaces), t.joins()
-	for _, j := range join {
-		flags &^= uintptr(j.flag)
-	}
-	prog, err := filter()
-	if t.JoinNet != nil {
-		prog, err = podNetworkFilter()
-	}
+	pr, err := prepare(t.ID, t.IDs, t.CgroupParent, t.joins())
 	if err != nil {
-		return nil, fmt.Errorf("seccomp policy: %w", err)
+		return nil, err
 	}
+	return pr.Start(t)
+}
+
+// Prepared is an empty sandbox made ahead of its task: an init in fresh
+// user, mount, pid, ipc, uts and network namespaces, with the id maps of
+// its range, sitting in groups of its own (without limits), waiting for a
+// root and a task. Nothing of an image has reached it. It serves exactly
+// one task (Start) and is never reused; Discard destroys one that will
+// serve none. Its init is killed when the OS thread that prepared it ends
+// (Pdeathsig), as a started container's is.
+type Prepared struct {
+	id     string
+	ids    IDRange
+	group  string   // the parent group (Task.CgroupParent) it sits under
+	join   []nsJoin // the namespaces it joined instead of making its own
+	cmd    *exec.Cmd
+	parent *os.File // the host's end of nsinit's fd 3
+	placed func() (*cgroup, error)
+	used   bool
+}
+
+// Prepare makes an empty sandbox for the task that will have id and ids,
+// in fresh namespaces and groups directly under Oak's.
+//
+// The steps overlap where they can: the groups are made while the child
+// starts, and the child is moved into them while the caller goes on (to
+// build the root, in Start). A move in a cgroup v1 hierarchy can wait
+// milliseconds for an RCU grace period (see PrimeMoves).
+func Prepare(id string, ids IDRange) (*Prepared, error) { return prepare(id, ids, "", nil) }
+
+// prepare is Prepare with the groups under group and the namespaces of
+// join entered instead of made.
+func prepare(id string, ids IDRange, group string, join []nsJoin) (*Prepared, error) {
+	if id == "" || ids.Size == 0 || ids.Host == 0 {
+		return nil, fmt.Errorf("prepare sandbox %q: id range %d+%d would map host root", id, ids.Host, ids.Size)
+	}
+	if err := checkParentGroup(group); err != nil {
+		return nil, fmt.Errorf("launch %s: %w", id, err)
+	}
+	go filter() // compiled once per process; Start uses it
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("launch %s: socketpair: %w", t.ID, err)
+		return nil, fmt.Errorf("launch %s: socketpair: %w", id, err)
 	}
 	parent := os.NewFile(uintptr(fds[0]), "nsinit")
 	child := os.NewFile(uintptr(fds[1]), "nsinit-child")
-	defer parent.Close()
 
-	if err := checkParentGroup(t.CgroupParent); err != nil {
-		child.Close()
-		return nil, fmt.Errorf("launch %s: %w", t.ID, err)
+	type groups struct {
+		cg  *cgroup
+		err error
 	}
-	cg, err := newCgroup(path.Join(t.CgroupParent, t.ID), t.Limits)
-	if err != nil {
-		child.Close()
-		return nil, err
+	made := make(chan groups, 1)
+	go func() {
+		cg, err := newCgroup(path.Join(group, id))
+		trace.Mark("sandbox: cgroups made")
+		made <- groups{cg, err}
+	}()
+	flags := uintptr(namespaces)
+	for _, j := range join {
+		flags &^= uintptr(j.flag)
 	}
-	trace.Mark("sandbox: cgroups made")
-	idmap := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(t.IDs.Host), Size: int(t.IDs.Size)}}
+	idmap := []syscall.SysProcIDMap{{ContainerID: 0, HostID: int(ids.Host), Size: int(ids.Size)}}
+	// The command's stdio is not known yet: it comes with the root (see
+	// sendRoot); until then the child's is /dev/null.
 	cmd := &exec.Cmd{
 		Path:       "/proc/self/exe",
 		Args:       []string{"oak-init"},
@@ -122,52 +163,121 @@ func Start(t *Task) (*Process, error) {
 			Pdeathsig:  syscall.SIGKILL,
 		},
 	}
-	// A nil *os.File in an io.Reader would not be nil: set only real files.
-	if t.Stdin != nil {
-		cmd.Stdin = t.Stdin
-	}
-	if t.Stdout != nil {
-		cmd.Stdout = t.Stdout
-	}
-	if t.Stderr != nil {
-		cmd.Stderr = t.Stderr
-	}
 	err = startJoined(cmd, join)
 	child.Close()
 	if err != nil {
-		cg.destroy()
-		return nil, fmt.Errorf("launch %s: %w", t.ID, err)
+		parent.Close()
+		if g := <-made; g.cg != nil {
+			g.cg.destroy()
+		}
+		return nil, fmt.Errorf("launch %s: %w", id, err)
 	}
 	trace.Mark("sandbox: cloned")
-	p := &Process{cmd: cmd, cg: cg}
+	pid := cmd.Process.Pid
+	moved := make(chan groups, 1)
+	go func() {
+		g := <-made
+		if g.err == nil {
+			g.err = g.cg.add(pid)
+		}
+		moved <- g
+	}()
+	placed := sync.OnceValues(func() (*cgroup, error) {
+		g := <-moved
+		return g.cg, g.err
+	})
+	return &Prepared{id: id, ids: ids, group: group, join: join, cmd: cmd, parent: parent, placed: placed}, nil
+}
+
+// sameJoins reports whether a and b join the same namespace files.
+func sameJoins(a, b []nsJoin) bool {
+	return slices.EqualFunc(a, b, func(x, y nsJoin) bool { return x.flag == y.flag && x.file == y.file })
+}
+
+// Discard destroys a prepared sandbox that will serve no task: it kills the
+// init and removes its groups.
+func (pr *Prepared) Discard() {
+	if pr.used {
+		return
+	}
+	pr.used = true
+	pr.cmd.Process.Kill()
+	cg, _ := pr.placed()
+	p := &Process{cmd: pr.cmd, cg: cg}
+	p.Wait()
+	pr.parent.Close()
+}
+
+// Start gives the prepared sandbox its task t, whose ID, IDs, parent group
+// and joined namespaces must be the ones it was prepared for, and returns
+// once t's command is executing, or with an error naming the step that
+// failed (nothing of the container is left then). A Prepared serves one
+// Start only.
+func (pr *Prepared) Start(t *Task) (*Process, error) {
+	if pr.used {
+		return nil, fmt.Errorf("launch %s: the prepared sandbox %s was used already", t.ID, pr.id)
+	}
+	if err := t.validate(); err != nil {
+		pr.Discard()
+		return nil, err
+	}
+	if t.ID != pr.id || t.IDs != pr.ids {
+		pr.Discard()
+		return nil, fmt.Errorf("launch %s: a sandbox prepared for %s, ids %d+%d, cannot take it (ids %d+%d)",
+			t.ID, pr.id, pr.ids.Host, pr.ids.Size, t.IDs.Host, t.IDs.Size)
+	}
+	if t.CgroupParent != pr.group || !sameJoins(t.joins(), pr.join) {
+		pr.Discard()
+		return nil, fmt.Errorf("launch %s: a sandbox prepared under group %q with %d joined namespaces cannot take a task under %q with %d",
+			t.ID, pr.group, len(pr.join), t.CgroupParent, len(t.joins()))
+	}
+	pr.used = true
+	parent, cmd, pid := pr.parent, pr.cmd, pr.cmd.Process.Pid
+	defer parent.Close()
+	p := &Process{cmd: cmd}
 	fail := func(err error) (*Process, error) {
 		cmd.Process.Kill()
+		p.cg, _ = pr.placed()
 		p.Wait()
 		return nil, err
 	}
-	if err := sendRoot(parent, cmd.Process.Pid, t); err != nil {
+	// nsinit builds the root meanwhile and waits for the word below before
+	// it runs anything of the image.
+	if err := sendRoot(parent, pid, t); err != nil {
 		return fail(fmt.Errorf("launch %s: %w", t.ID, err))
 	}
 	trace.Mark("sandbox: root sent")
-	if _, err := parent.Write(encodeTask(t, prog, cg.views)); err != nil {
+	prog, err := filter()
+	if t.JoinNet != nil {
+		// The caller's network namespace is the container's network:
+		// sockets are made natively there (see policy.PodNetworkTable).
+		prog, err = podNetworkFilter()
+	}
+	if err != nil {
+		return fail(fmt.Errorf("seccomp policy: %w", err))
+	}
+	if _, err := parent.Write(encodeTask(t, prog, cgroupViews())); err != nil {
 		return fail(fmt.Errorf("launch %s: send task: %w", t.ID, err))
 	}
-	// nsinit builds the root meanwhile and waits for this word before it
-	// runs anything of the image.
 	trace.Mark("sandbox: task sent")
-	if err := cg.add(cmd.Process.Pid); err != nil {
-		return fail(err)
-	}
-	trace.Mark("sandbox: cgroups joined")
 	// The host may lower limits or raise a soft one to its hard limit,
 	// never raise a hard one: it holds no CAP_SYS_RESOURCE.
 	for _, l := range t.Rlimits {
-		if err := unix.Prlimit(cmd.Process.Pid, l.Resource, &unix.Rlimit{Cur: l.Soft, Max: l.Hard}, nil); err != nil {
+		if err := unix.Prlimit(pid, l.Resource, &unix.Rlimit{Cur: l.Soft, Max: l.Hard}, nil); err != nil {
 			return fail(fmt.Errorf("launch %s: ulimit %s=%d:%d: %w", t.ID, l.Name, l.Soft, l.Hard, err))
 		}
 	}
+	cg, err := pr.placed()
+	p.cg = cg
+	if err != nil {
+		return fail(err)
+	}
+	if err := cg.setLimits(t.Limits); err != nil {
+		return fail(err)
+	}
+	trace.Mark("sandbox: cgroups joined")
 	if t.Hold != nil {
-		if err := t.Hold(cmd.Process.Pid); err != nil {
+		if err := t.Hold(pid); err != nil {
 			return fail(fmt.Errorf("launch %s: %w", t.ID, err))
 		}
 	}
@@ -337,7 +447,8 @@ func (p *Process) takeFD(fd int) (*os.File, error) {
 // image can be a root: Oak mounts on them whatever the image has there.
 var mountPoints = []string{"proc", "dev", "tmp", "sys"}
 
-// sendRoot gives the container its root and volumes. The root is an
+// sendRoot gives the container its root, its stdio and its volumes. The
+// root is an
 // overlay whose lower layers are the task's layers under a top layer of
 // mount points and engine files, each layer an id-mapped clone, so that
 // the image's owners (host ids 0..65535) appear as the same ids inside
@@ -420,6 +531,20 @@ func sendRoot(sock *os.File, pid int, t *Task) error {
 	}
 	fds = append(fds, dir)
 	pass := []int{root, dir}
+	// The command's stdin, stdout and stderr, which nsinit makes its own
+	// 0, 1 and 2 (a missing one is /dev/null).
+	for i, f := range []*os.File{t.Stdin, t.Stdout, t.Stderr} {
+		if f != nil {
+			pass = append(pass, int(f.Fd()))
+			continue
+		}
+		null, err := unix.Open("/dev/null", []int{unix.O_RDONLY, unix.O_WRONLY, unix.O_WRONLY}[i]|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("stdio: %w", err)
+		}
+		fds = append(fds, null)
+		pass = append(pass, null)
+	}
 	for _, v := range t.Volumes {
 		ns := userns
 		if v.Bind {

@@ -267,7 +267,9 @@ static int local; // the local-socket channel, see serve_local
 // detached overlay mount it has already made read-only over id-mapped
 // layers (treefd), the directory in our mount namespace to attach it on
 // (mountfd, opened through /proc/PID/root: our own ids may not be able to
-// search the path to it), and one detached, id-mapped mount per volume.
+// search the path to it), the command's stdin, stdout and stderr (which
+// become our 0, 1 and 2: a sandbox may be made before its task is known),
+// and one detached, id-mapped mount per volume.
 static int treefd = -1, mountfd = -1;
 static int volumefds[MAX_VOLUMES];
 static int nvolumefds;
@@ -275,7 +277,7 @@ static int nvolumefds;
 static void receive_root(void)
 {
 	char byte;
-	char ctl[CMSG_SPACE((2 + MAX_VOLUMES) * sizeof(int))];
+	char ctl[CMSG_SPACE((5 + MAX_VOLUMES) * sizeof(int))];
 	struct iovec iov = {.iov_base = &byte, .iov_len = 1};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl, .msg_controllen = sizeof ctl};
 	ssize_t n;
@@ -284,15 +286,22 @@ static void receive_root(void)
 	while (n < 0 && errno == EINTR);
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	if (n != 1 || (msg.msg_flags & MSG_CTRUNC) || c == NULL || c->cmsg_level != SOL_SOCKET ||
-	    c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(2 * sizeof(int)))
+	    c->cmsg_type != SCM_RIGHTS || c->cmsg_len < CMSG_LEN(5 * sizeof(int)))
 		fail("nsinit: receive root: %s", n < 0 ? strerror(errno) : "malformed message");
 	int nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-	int fds[2 + MAX_VOLUMES];
+	int fds[5 + MAX_VOLUMES];
 	memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
 	treefd = fds[0];
 	mountfd = fds[1];
-	nvolumefds = nfds - 2;
-	memcpy(volumefds, fds + 2, nvolumefds * sizeof(int));
+	// Received descriptors are above fd 3 (everything else was closed), so
+	// none of them is 0, 1 or 2 already.
+	for (int i = 0; i < 3; i++) {
+		if (dup2(fds[2 + i], i) != i)
+			fail("nsinit: stdio %d: %s", i, strerror(errno));
+		close(fds[2 + i]);
+	}
+	nvolumefds = nfds - 5;
+	memcpy(volumefds, fds + 5, nvolumefds * sizeof(int));
 }
 
 // resolve opens target below the root without following any symbolic link,
