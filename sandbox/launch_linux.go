@@ -163,6 +163,11 @@ func prepare(id string, ids IDRange, group string, join []nsJoin) (*Prepared, er
 			Pdeathsig:  syscall.SIGKILL,
 		},
 	}
+	if trace.On() {
+		// nsinit's marks before the root (and the command's stdio)
+		// arrive go to ours; it never keeps this descriptor past then.
+		cmd.Stderr = os.Stderr
+	}
 	err = startJoined(cmd, join)
 	child.Close()
 	if err != nil {
