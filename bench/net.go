@@ -170,7 +170,7 @@ func Net(ctx context.Context, cfg NetConfig) (*NetReport, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bench net: %w", err)
 	}
-	defer os.RemoveAll(work)
+	defer removeWork(cfg.OakPath, work)
 
 	rep := &NetReport{
 		Benchmark:     "net",

@@ -263,7 +263,19 @@ func writeRuncBundle(ctx context.Context, runc, dir, rootfs string, args []strin
 	return nil
 }
 
-func (env *startupEnv) close() { os.RemoveAll(env.work) }
+func (env *startupEnv) close() { removeWork(env.oak, env.work) }
+
+// removeWork removes a benchmark's work directory, after stopping the
+// engine service that oak run -d started for the state root the benchmark
+// made there (WORK/oak-root), if any: it would otherwise outlive the
+// benchmark until it noticed its root was gone.
+func removeWork(oak, work string) {
+	root := filepath.Join(work, "oak-root")
+	if _, err := os.Stat(root); err == nil && oak != "" {
+		exec.Command(oak, "--root", root, "daemon", "stop").Run()
+	}
+	os.RemoveAll(work)
+}
 
 func (env *startupEnv) logf(format string, args ...any) {
 	if env.cfg.Log != nil {
