@@ -45,6 +45,22 @@ type QuotaInfo struct {
 // loadFactories reads the factory records and loads them, with every disk
 // reservation derived from the container records cs and the volume store,
 // into a core. Must be called with the lock held.
+// lockFactories takes the state root's lock and loads the factory tree with
+// the live containers; the caller releases the lock with unlock.
+func (e *Engine) lockFactories() (t *factoryTree, cs []*Container, unlock func(), err error) {
+	if unlock, err = e.lock(); err != nil {
+		return nil, nil, nil, err
+	}
+	if cs, err = e.reconcile(); err == nil {
+		t, err = e.loadFactories(cs)
+	}
+	if err != nil {
+		unlock()
+		return nil, nil, nil, err
+	}
+	return t, cs, unlock, nil
+}
+
 func (e *Engine) loadFactories(cs []*Container) (*factoryTree, error) {
 	fs, err := e.factories()
 	if err != nil {
@@ -118,19 +134,11 @@ func writableCharge(spec *Spec) int64 {
 // resource); under a parent that limits a resource, the new factory must
 // limit it too.
 func (e *Engine) CreateFactory(o FactoryOptions) (*FactoryInfo, error) {
-	unlock, err := e.lock()
+	t, cs, unlock, err := e.lockFactories()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	cs, err := e.reconcile()
-	if err != nil {
-		return nil, err
-	}
-	t, err := e.loadFactories(cs)
-	if err != nil {
-		return nil, err
-	}
 	if err := t.add(o); err != nil {
 		return nil, err
 	}
@@ -203,19 +211,11 @@ func (t *factoryTree) volumes(name string) []string {
 
 // ListFactories describes every factory, by name.
 func (e *Engine) ListFactories() ([]*FactoryInfo, error) {
-	unlock, err := e.lock()
+	t, cs, unlock, err := e.lockFactories()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	cs, err := e.reconcile()
-	if err != nil {
-		return nil, err
-	}
-	t, err := e.loadFactories(cs)
-	if err != nil {
-		return nil, err
-	}
 	var out []*FactoryInfo
 	for name := range t.byName {
 		out = append(out, t.info(name, cs))
@@ -226,19 +226,11 @@ func (e *Engine) ListFactories() ([]*FactoryInfo, error) {
 
 // InspectFactory describes factory name.
 func (e *Engine) InspectFactory(name string) (*FactoryInfo, error) {
-	unlock, err := e.lock()
+	t, cs, unlock, err := e.lockFactories()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	cs, err := e.reconcile()
-	if err != nil {
-		return nil, err
-	}
-	t, err := e.loadFactories(cs)
-	if err != nil {
-		return nil, err
-	}
 	if _, ok := t.byName[name]; !ok {
 		return nil, fmt.Errorf("factory %s: %w", name, ErrNoSuchFactory)
 	}
@@ -278,19 +270,11 @@ func (e *Engine) RemoveFactory(name string, force bool) error {
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	unlock, err := e.lock()
+	t, _, unlock, err := e.lockFactories()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	cs, err := e.reconcile()
-	if err != nil {
-		return err
-	}
-	t, err := e.loadFactories(cs)
-	if err != nil {
-		return err
-	}
 	if w, err = t.revoke(name); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -313,19 +297,11 @@ func (e *Engine) RemoveFactory(name string, force bool) error {
 // otherwise; with force it marks the factory and its sub-factories as
 // being removed, and returns what is to be withdrawn.
 func (e *Engine) withdrawFactory(name string, force bool) (w withdrawal, group string, err error) {
-	unlock, err := e.lock()
+	t, cs, unlock, err := e.lockFactories()
 	if err != nil {
 		return w, "", err
 	}
 	defer unlock()
-	cs, err := e.reconcile()
-	if err != nil {
-		return w, "", err
-	}
-	t, err := e.loadFactories(cs)
-	if err != nil {
-		return w, "", err
-	}
 	if _, ok := t.byName[name]; !ok {
 		return w, "", ErrNoSuchFactory
 	}
@@ -483,19 +459,11 @@ func (e *Engine) ensureGroups(c *Container) error {
 // oak factory rm -f removes it.
 func (e *Engine) CreateFactoryVolume(factory, name string, size int64, o VolumeOptions) (*VolumeInfo, error) {
 	op := fmt.Sprintf("volume create %s --factory %s", name, factory)
-	unlock, err := e.lock()
+	t, _, unlock, err := e.lockFactories()
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	cs, err := e.reconcile()
-	if err != nil {
-		return nil, err
-	}
-	t, err := e.loadFactories(cs)
-	if err != nil {
-		return nil, err
-	}
 	f, ok := t.byName[factory]
 	switch {
 	case !ok:
