@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -67,6 +68,9 @@ func Start(t *Task) (*Process, error) {
 	if err := t.validate(); err != nil {
 		return nil, err
 	}
+	if len(t.ExtraFiles) > nsinit.MaxExtraFDs || slices.Contains(t.ExtraFiles, nil) {
+		return nil, fmt.Errorf("task %s: %d extra descriptors: want at most %d, none nil", t.ID, len(t.ExtraFiles), nsinit.MaxExtraFDs)
+	}
 	prog, err := filter()
 	if err != nil {
 		return nil, fmt.Errorf("seccomp policy: %w", err)
@@ -111,6 +115,12 @@ func Start(t *Task) (*Process, error) {
 	}
 	if t.Stderr != nil {
 		cmd.Stderr = t.Stderr
+	}
+	if n := len(t.ExtraFiles); n > 0 {
+		// nsinit finds them at 4.., after its fd 3, and moves them to 3..
+		// for the command.
+		cmd.ExtraFiles = append(cmd.ExtraFiles, t.ExtraFiles...)
+		cmd.Env = append(cmd.Env, nsinit.ExtraFDsEnvVar+"="+strconv.Itoa(n))
 	}
 	err = cmd.Start()
 	child.Close()
