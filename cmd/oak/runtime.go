@@ -680,15 +680,29 @@ func runtimeExec(rt *engine.Runtime, g map[string]string, args []string) (int, e
 			return 255, fmt.Errorf("exec: %w", err)
 		}
 		defer conn.Close()
-		proxy := &exec.Cmd{Path: "/proc/self/exe", Args: []string{runtimeName, "--root", rt.Root}, ExtraFiles: []*os.File{conn}}
+		// The proxy says when it catches signals: only then may its
+		// pid be known, and so signalled.
+		ready, readyW, err := os.Pipe()
+		if err != nil {
+			return 255, fmt.Errorf("exec: %w", err)
+		}
+		defer ready.Close()
+		proxy := &exec.Cmd{Path: "/proc/self/exe", Args: []string{runtimeName, "--root", rt.Root}, ExtraFiles: []*os.File{conn, readyW}}
 		if g["log"] != "" {
 			if abs, err := filepath.Abs(g["log"]); err == nil {
 				proxy.Args = append(proxy.Args, "--log", abs)
 			}
 		}
 		proxy.Args = append(proxy.Args, execProxyVerb, id)
-		if err := proxy.Start(); err != nil {
+		err = proxy.Start()
+		readyW.Close()
+		if err != nil {
 			return 255, fmt.Errorf("exec: start its proxy: %w", err)
+		}
+		if n, _ := ready.Read(make([]byte, 1)); n != 1 {
+			proxy.Process.Kill() // and with its connection the process
+			proxy.Wait()
+			return 255, fmt.Errorf("exec: its proxy ended before it was ready")
 		}
 		if vals["pid-file"] != "" {
 			if err := engine.WritePidFile(vals["pid-file"], proxy.Process.Pid); err != nil {
@@ -704,28 +718,33 @@ func runtimeExec(rt *engine.Runtime, g map[string]string, args []string) (int, e
 			return 255, fmt.Errorf("exec: --pid-file: %w", err)
 		}
 	}
-	return waitExec(sess), nil
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, proxySignals...)
+	return waitExec(sess, sigs), nil
 }
 
 // execProxy is exec -d's proxy for container id's process whose exec
 // connection is fd 3: it passes on the signals it gets and exits with the
-// process's status.
+// process's status. It writes a byte to fd 4 once it catches signals.
 func execProxy(id string) int {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, proxySignals...)
+	ready := os.NewFile(4, "ready")
+	ready.Write([]byte{1})
+	ready.Close()
 	sess, err := engine.ResumeExecSession(os.NewFile(3, "exec"), id)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", runtimeName, err)
 		return 255
 	}
-	return waitExec(sess)
+	return waitExec(sess, sigs)
 }
 
-// waitExec forwards signals to the session's process until it ends, and
-// returns its exit status (128+N if signal N ended it). A connection that
-// ends without a status means the container ended, which killed the
-// process.
-func waitExec(sess *engine.OCIExecSession) int {
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, proxySignals...)
+// waitExec forwards signals from sigs to the session's process until it
+// ends, and returns its exit status (128+N if signal N ended it). A
+// connection that ends without a status means the container ended, which
+// killed the process.
+func waitExec(sess *engine.OCIExecSession, sigs chan os.Signal) int {
 	defer signal.Stop(sigs)
 	code, err := sess.Wait(sigs)
 	if err != nil {

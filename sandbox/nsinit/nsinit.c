@@ -832,11 +832,18 @@ static void exec_child(char *p, char *end, uint32_t uid, uint32_t gid, uint32_t 
 	}
 	if (err == 0 && syscall(SYS_close_range, nfds, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
 		err = errno;
-	cfg.dropcaps |= dropcaps; // become() gives root the rest of the eight
 	if (err == 0 && setsid() < 0)
 		err = errno;
 	if (err == 0 && (flags & EXEC_FLAG_TTY) && ioctl(0, TIOCSCTTY, 0) != 0)
 		err = errno;
+	// Capabilities this request gives up leave the bounding set, which is
+	// what root's execve gets (CAP_SETPCAP, made effective, allows it).
+	if (err == 0 && dropcaps != 0)
+		set_caps(CONTAINER_CAPS & ~cfg.dropcaps);
+	for (int c = 0; c <= 63 && err == 0; c++) {
+		if ((dropcaps & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
+			err = errno;
+	}
 	if (err == 0)
 		err = become(uid, gid, NULL, 0);
 	if (err == 0 && cwd[0] && chdir(cwd) != 0)
