@@ -505,8 +505,7 @@ const runtimeUsage = `oak-runtime: Oak's OCI runtime (the runc command-line cont
 
 usage: oak-runtime [global flags] VERB [flags] ARGS
 
-verbs: create start state kill delete run list ps pause resume features spec
-       (exec: refused, not supported yet)
+verbs: create start state kill delete run exec list ps pause resume features spec
 global flags: --root DIR (default /run/oak-runtime), --log FILE,
        --log-format text|json, --strict (refuse what is otherwise narrowed
        to Oak's container), --systemd-cgroup (ignored), --debug, --version

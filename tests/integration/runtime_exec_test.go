@@ -315,6 +315,23 @@ func TestRuntimeExec(t *testing.T) {
 		t.Errorf("exec --preserve-fds 2: %s\nfd 3: %q, fd 4: %q", out.res, out.files[0], out.files[1])
 	}
 
+	// Paused: refused, unless --ignore-paused, whose process runs once
+	// the container is resumed.
+	if res := r.run(nil, "pause", id); res.code != 0 {
+		t.Fatalf("pause: %s", res)
+	}
+	if res := r.run(nil, "exec", id, "true"); res.code == 0 || !strings.Contains(res.stderr, "paused") {
+		t.Errorf("exec in a paused container: %s", res)
+	}
+	ignored := make(chan result, 1)
+	go func() { ignored <- r.run(nil, "exec", "--ignore-paused", id, "echo", "after resume") }()
+	if res := r.run(nil, "resume", id); res.code != 0 {
+		t.Fatalf("resume: %s", res)
+	}
+	if res := <-ignored; res.code != 0 || res.stdout != "after resume\n" {
+		t.Errorf("exec --ignore-paused: %s", res)
+	}
+
 	if res := r.run(nil, "delete", "--force", id); res.code != 0 {
 		t.Errorf("delete: %s", res)
 	}
@@ -519,25 +536,30 @@ func TestRuntimePodmanExec(t *testing.T) {
 			t.Errorf("podman exec %s: exit %d, stdout %q; want %d, %q\nstderr:\n%s", c.name, code, out, c.code, c.out, errs)
 		}
 	}
-	// --preserve-fds: the caller's fd 3.
-	rd, wr, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rd.Close()
-	cmd := pm("exec", "--preserve-fds", "1", cid, "sh", "-c", "echo via fd 3 >&3")
-	cmd.ExtraFiles = []*os.File{wr}
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Start()
-	wr.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	rd.SetReadDeadline(time.Now().Add(oakTimeout))
-	got, _ := io.ReadAll(rd)
-	if err := cmd.Wait(); err != nil || string(got) != "via fd 3\n" {
-		t.Errorf("podman exec --preserve-fds 1: %v, fd 3 read %q\n%s", err, got, e.String())
+	// --preserve-fds: the caller's fd 3, in exec and in run.
+	for _, args := range [][]string{
+		{"exec", "--preserve-fds", "1", cid},
+		{"run", "--rm", "--preserve-fds", "1", "--network", "none", "--ulimit", "nofile=1024:1024", "--ulimit", "nproc=4096:4096", "--rootfs", rootfs},
+	} {
+		rd, wr, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd := pm(append(args, "sh", "-c", "echo via fd 3 >&3")...)
+		cmd.ExtraFiles = []*os.File{wr}
+		var e bytes.Buffer
+		cmd.Stderr = &e
+		err = cmd.Start()
+		wr.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd.SetReadDeadline(time.Now().Add(oakTimeout))
+		got, _ := io.ReadAll(rd)
+		rd.Close()
+		if err := cmd.Wait(); err != nil || string(got) != "via fd 3\n" {
+			t.Errorf("podman %s --preserve-fds 1: %v, fd 3 read %q\n%s", args[0], err, got, e.String())
+		}
 	}
 	if _, errs, code := runCmd(pm("rm", "-f", "-t", "0", cid)); code != 0 {
 		t.Errorf("podman rm -f: exit %d\n%s", code, errs)
