@@ -542,6 +542,13 @@ func preservedFiles(n string) ([]*os.File, error) {
 		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
 			return nil, fmt.Errorf("--preserve-fds %d: descriptor %d: %w", count, fd, err)
 		}
+		// Go's runtime keeps the cgroup CPU files it sizes GOMAXPROCS
+		// from open from its start, in the lowest free numbers: where
+		// the caller passed fewer descriptors than it said, those would
+		// be taken for the caller's.
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); strings.HasPrefix(l, "/sys/fs/cgroup/") {
+			return nil, fmt.Errorf("--preserve-fds %d: descriptor %d is %s, not one the caller passed", count, fd, l)
+		}
 		files = append(files, os.NewFile(uintptr(fd), "preserved"))
 	}
 	return files, nil

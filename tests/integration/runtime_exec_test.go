@@ -449,6 +449,11 @@ func TestRuntimePreserveFDs(t *testing.T) {
 	if res := r.run(nil, "create", "--preserve-fds", "65", "--bundle", b, "g"+id); res.code == 0 || !strings.Contains(res.stderr, "want 0..64") {
 		t.Errorf("create --preserve-fds 65: %s", res)
 	}
+	// Without descriptors of the caller's, none of the runtime's own is
+	// taken for one.
+	if res := r.run(nil, "create", "--preserve-fds", "3", "--bundle", b, "g"+id); res.code == 0 || !strings.Contains(res.stderr, "--preserve-fds 3: descriptor") {
+		t.Errorf("create --preserve-fds 3 with no descriptor passed: %s", res)
+	}
 }
 
 // withFilesOut is withFiles whose stdout is out, and which starts the
