@@ -657,9 +657,12 @@ func TestRuntimeContainerdExec(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "the exec'd sleep", func() bool { return len(hostPidsOf(marker...)) == 1 })
-	if _, errs, code := runCmd(ctr("task", "kill", "--exec-id", "x2", "-s", "SIGTERM", id)); code != 0 {
-		t.Errorf("ctr task kill --exec-id: exit %d\n%s", code, errs)
-	}
+	// The shim knows the process once exec -d returned: until then the
+	// kill is refused as for a process that does not run yet.
+	waitFor(t, "ctr task kill --exec-id x2 succeeding", func() bool {
+		_, _, code := runCmd(ctr("task", "kill", "--exec-id", "x2", "-s", "SIGTERM", id))
+		return code == 0
+	})
 	err := ex.Wait()
 	if code := exitCode(ex, err); code != 143 {
 		t.Errorf("ctr task exec killed with TERM: exit %d, want 143\n%s", code, e.String())
