@@ -153,21 +153,6 @@ func startExec(addr, ref string, req *execRequest, files []*os.File) (*execConn,
 	return x, nil
 }
 
-// resumeExec takes over an exec connection that startExec opened in
-// another process (the oak-runtime exec proxy).
-func resumeExec(f *os.File, ref string) (*execConn, error) {
-	c, err := net.FileConn(f)
-	if err != nil {
-		return nil, fmt.Errorf("exec %s: connection: %w", ref, err)
-	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		c.Close()
-		return nil, fmt.Errorf("exec %s: connection: not a unix socket", ref)
-	}
-	return &execConn{ref: ref, conn: uc}, nil
-}
-
 // File is a duplicate of the connection, to hand to another process.
 func (x *execConn) File() (*os.File, error) { return x.conn.File() }
 

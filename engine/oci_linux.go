@@ -1145,13 +1145,3 @@ func (r *Runtime) Exec(id string, opts OCIExecOptions) (*OCIExecSession, error) 
 	}
 	return &OCIExecSession{c}, nil
 }
-
-// ResumeExecSession takes over the connection of a session that Exec
-// started in another process (exec -d's proxy, at its fd 3).
-func ResumeExecSession(f *os.File, id string) (*OCIExecSession, error) {
-	c, err := resumeExec(f, id)
-	if err != nil {
-		return nil, err
-	}
-	return &OCIExecSession{c}, nil
-}

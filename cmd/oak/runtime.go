@@ -40,9 +40,9 @@ const defaultRuntimeRoot = "/run/oak-runtime"
 // supervisorVerb is the hidden verb a container's supervisor runs.
 const supervisorVerb = "_supervise"
 
-// execProxyVerb is the hidden verb of exec -d's proxy: it holds the exec
-// connection (its fd 3) for the caller, who waits for its pid.
-const execProxyVerb = "_exec_proxy"
+// execProxyName is the command name of exec -d's proxy (execproxy.c), as
+// ps shows it.
+const execProxyName = "oak-runtime-exec-proxy"
 
 // rtFlags is the set of flags a verb takes: name → takes a value. Short
 // aliases map to their long name.
@@ -173,7 +173,7 @@ func runtimeMain(args []string) int {
 		}
 		return 0
 	}
-	if (rest[0] == supervisorVerb || rest[0] == execProxyVerb) && g["log"] == "" {
+	if rest[0] == supervisorVerb && g["log"] == "" {
 		// The supervisor's stderr is the container's: without --log its
 		// warnings go nowhere (its start errors reach create and start).
 		lg.w = io.Discard
@@ -393,12 +393,6 @@ func runtimeVerb(rt *engine.Runtime, g map[string]string, verb string, args []st
 		return 0, nil
 	case "exec":
 		return runtimeExec(rt, g, args)
-	case execProxyVerb:
-		id, err := oneID(verb, args, 1)
-		if err != nil {
-			return 1, err
-		}
-		return execProxy(id), nil
 	case "pause", "resume":
 		_, pos, err := rtFlags{}.parse(args)
 		if err != nil {
@@ -566,14 +560,15 @@ var execFlags = rtFlags{
 }
 
 // proxySignals are what exec passes on to the process it started (as the
-// supervisor does to a container's command): SIGKILL cannot be caught, and
-// the proxy's end closes the connection, which kills the process.
+// supervisor does to a container's command, and execproxy.c's forwarded):
+// SIGKILL cannot be caught, and exec's end closes the connection, which
+// kills the process.
 var proxySignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1,
 	unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT, unix.SIGALRM}
 
 // runtimeExec is `exec [flags] ID [COMMAND ARGS...]`: it starts a process
 // in a running container and, without -d, waits for it and exits with its
-// status. With -d it leaves a proxy (execProxy) holding the process's
+// status. With -d it leaves a proxy (execproxy.c) holding the process's
 // connection, whose pid goes to --pid-file: conmon and containerd's shim
 // are sub-reapers that wait for that pid as their child and signal it,
 // while the process itself is a child of the container's init.
@@ -693,13 +688,8 @@ func runtimeExec(rt *engine.Runtime, g map[string]string, args []string) (int, e
 			return 255, fmt.Errorf("exec: %w", err)
 		}
 		defer ready.Close()
-		proxy := &exec.Cmd{Path: "/proc/self/exe", Args: []string{runtimeName, "--root", rt.Root}, ExtraFiles: []*os.File{conn, readyW}}
-		if g["log"] != "" {
-			if abs, err := filepath.Abs(g["log"]); err == nil {
-				proxy.Args = append(proxy.Args, "--log", abs)
-			}
-		}
-		proxy.Args = append(proxy.Args, execProxyVerb, id)
+		proxy := &exec.Cmd{Path: "/proc/self/exe", Args: []string{execProxyName, id},
+			Env: []string{execProxyEnv + "=1"}, ExtraFiles: []*os.File{conn, readyW}}
 		err = proxy.Start()
 		readyW.Close()
 		if err != nil {
@@ -724,33 +714,16 @@ func runtimeExec(rt *engine.Runtime, g map[string]string, args []string) (int, e
 			return 255, fmt.Errorf("exec: --pid-file: %w", err)
 		}
 	}
-	sigs := make(chan os.Signal, 8)
-	signal.Notify(sigs, proxySignals...)
-	return waitExec(sess, sigs), nil
+	return waitExec(sess), nil
 }
 
-// execProxy is exec -d's proxy for container id's process whose exec
-// connection is fd 3: it passes on the signals it gets and exits with the
-// process's status. It writes a byte to fd 4 once it catches signals.
-func execProxy(id string) int {
+// waitExec forwards signals to the session's process until it ends, and
+// returns its exit status (128+N if signal N ended it), as exec -d's proxy
+// does. A connection that ends without a status means the container ended,
+// which killed the process.
+func waitExec(sess *engine.OCIExecSession) int {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, proxySignals...)
-	ready := os.NewFile(4, "ready")
-	ready.Write([]byte{1})
-	ready.Close()
-	sess, err := engine.ResumeExecSession(os.NewFile(3, "exec"), id)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "%s: %v\n", runtimeName, err)
-		return 255
-	}
-	return waitExec(sess, sigs)
-}
-
-// waitExec forwards signals from sigs to the session's process until it
-// ends, and returns its exit status (128+N if signal N ended it). A
-// connection that ends without a status means the container ended, which
-// killed the process.
-func waitExec(sess *engine.OCIExecSession, sigs chan os.Signal) int {
 	defer signal.Stop(sigs)
 	code, err := sess.Wait(sigs)
 	if err != nil {

@@ -332,6 +332,17 @@ func TestRuntimeExec(t *testing.T) {
 		t.Errorf("exec --ignore-paused: %s", res)
 	}
 
+	// The container's end kills its exec'd processes: their proxies exit
+	// 137, as the process would report being killed.
+	_, wait = r.execDetached(append([]string{id}, marker...)...)
+	waitFor(t, "the exec'd sleep", func() bool { return len(hostPidsOf(marker...)) == 1 })
+	if res := r.run(nil, "kill", id, "KILL"); res.code != 0 {
+		t.Errorf("kill: %s", res)
+	}
+	if got := wait(); got != "exit 137" {
+		t.Errorf("exec -d when its container was killed: %q, want exit 137", got)
+	}
+
 	if res := r.run(nil, "delete", "--force", id); res.code != 0 {
 		t.Errorf("delete: %s", res)
 	}
