@@ -526,7 +526,7 @@ func (c *OCIContainer) ExecProcess(args []string) *specs.Process {
 	}
 	return &specs.Process{
 		Args: args, Env: slices.Clone(c.Env), Cwd: c.Cwd, User: specs.User{UID: c.UID, GID: c.GID},
-		Capabilities: &specs.LinuxCapabilities{Bounding: held, Effective: slices.Clone(held), Permitted: slices.Clone(held)},
+		Capabilities:    &specs.LinuxCapabilities{Bounding: held, Effective: slices.Clone(held), Permitted: slices.Clone(held)},
 		NoNewPrivileges: true,
 	}
 }
