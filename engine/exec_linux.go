@@ -34,6 +34,13 @@ type execRequest struct {
 	UID  uint32   `json:"uid"`
 	GID  uint32   `json:"gid"`
 	TTY  bool     `json:"tty,omitempty"`
+	// DropCaps (bit N: capability N) are capabilities of the container's
+	// root this process does not get.
+	DropCaps uint32 `json:"drop_caps,omitempty"`
+	// KillOnClose kills the process when its connection closes before it
+	// ended: the connection is the caller's only handle on it (oak-runtime
+	// exec, whose proxy may be killed by SIGKILL).
+	KillOnClose bool `json:"kill_on_close,omitempty"`
 }
 
 // Exec starts opts in the running container ref with stdin, stdout and
@@ -80,39 +87,81 @@ func (e *Engine) Exec(ref string, opts ExecOptions, stdin, stdout, stderr *os.Fi
 		return 0, fmt.Errorf("exec %s: %w", ref, err)
 	}
 	defer closeDir()
-	raddr := &net.UnixAddr{Name: path, Net: "unix"}
-	conn, err := net.DialUnix("unix", nil, raddr)
-	if err != nil {
-		return 0, fmt.Errorf("exec %s: %w", ref, err)
-	}
-	defer conn.Close()
-	b, _ := json.Marshal(controlRequest{Exec: &req})
-	rights := unix.UnixRights(int(stdin.Fd()), int(stdout.Fd()), int(stderr.Fd()))
-	if _, _, err := conn.WriteMsgUnix(append(b, '\n'), rights, nil); err != nil {
-		return 0, fmt.Errorf("exec %s: %w", ref, err)
-	}
-	r := bufio.NewReader(conn)
-	read := func() (controlReply, error) {
-		var rep controlReply
-		line, err := r.ReadBytes('\n')
-		if err != nil {
-			return rep, fmt.Errorf("exec %s: no answer from its supervisor: %w", ref, err)
-		}
-		if err := json.Unmarshal(line, &rep); err != nil {
-			return rep, fmt.Errorf("exec %s: bad answer: %w", ref, err)
-		}
-		return rep, nil
-	}
-	rep, err := read()
+	x, err := startExec(path, ref, &req, []*os.File{stdin, stdout, stderr})
 	if err != nil {
 		return 0, err
 	}
-	if rep.Error != "" {
-		if rep.Errno != 0 {
-			return 0, &sandbox.ExecError{Errno: syscall.Errno(rep.Errno), Msg: rep.Error}
-		}
-		return 0, fmt.Errorf("exec %s: %s", ref, rep.Error)
+	defer x.Close()
+	return x.Wait(sigs)
+}
+
+// execConn is the caller's end of an exec connection to a container's
+// supervisor (the control socket's exec request): the process's handle.
+type execConn struct {
+	ref  string // the container, for messages
+	conn *net.UnixConn
+	Pid  int // in the container's pid namespace
+}
+
+// startExec asks the supervisor listening on the unix socket addr to
+// start req with files as its stdin, stdout, stderr and extra descriptors,
+// and returns once the process runs, or with its failure (an
+// *sandbox.ExecError when its command could not be executed).
+func startExec(addr, ref string, req *execRequest, files []*os.File) (*execConn, error) {
+	conn, err := net.DialUnix("unix", nil, &net.UnixAddr{Name: addr, Net: "unix"})
+	if err != nil {
+		return nil, fmt.Errorf("exec %s: %w", ref, err)
 	}
+	x := &execConn{ref: ref, conn: conn}
+	fds := make([]int, len(files))
+	for i, f := range files {
+		fds[i] = int(f.Fd())
+	}
+	b, _ := json.Marshal(controlRequest{Exec: req})
+	if _, _, err := conn.WriteMsgUnix(append(b, '\n'), unix.UnixRights(fds...), nil); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("exec %s: %w", ref, err)
+	}
+	// The first answer is read a byte at a time, so that nothing after it
+	// is buffered here: the connection may go on in another process.
+	var line []byte
+	for {
+		var c [1]byte
+		n, err := conn.Read(c[:])
+		if err != nil || n == 0 {
+			conn.Close()
+			return nil, fmt.Errorf("exec %s: no answer from its supervisor: %v", ref, err)
+		}
+		if c[0] == '\n' || len(line) > 64<<10 {
+			break
+		}
+		line = append(line, c[0])
+	}
+	var rep controlReply
+	if err := json.Unmarshal(line, &rep); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("exec %s: bad answer: %w", ref, err)
+	}
+	if rep.Error != "" {
+		conn.Close()
+		if rep.Errno != 0 {
+			return nil, &sandbox.ExecError{Errno: syscall.Errno(rep.Errno), Msg: rep.Error}
+		}
+		return nil, fmt.Errorf("exec %s: %s", ref, rep.Error)
+	}
+	x.Pid = rep.Pid
+	return x, nil
+}
+
+// File is a duplicate of the connection, to hand to another process.
+func (x *execConn) File() (*os.File, error) { return x.conn.File() }
+
+// Close drops the connection.
+func (x *execConn) Close() error { return x.conn.Close() }
+
+// Wait forwards each signal from sigs to the process and returns its exit
+// status (128+N if signal N ended it) once it ends.
+func (x *execConn) Wait(sigs <-chan os.Signal) (int, error) {
 	stop := make(chan struct{})
 	defer close(stop)
 	go func() {
@@ -121,19 +170,23 @@ func (e *Engine) Exec(ref string, opts ExecOptions, stdin, stdout, stderr *os.Fi
 			case s := <-sigs:
 				if sig, ok := s.(syscall.Signal); ok {
 					b, _ := json.Marshal(controlRequest{Signal: int(sig)})
-					conn.Write(append(b, '\n'))
+					x.conn.Write(append(b, '\n'))
 				}
 			case <-stop:
 				return
 			}
 		}
 	}()
-	rep, err = read()
+	line, err := bufio.NewReader(x.conn).ReadBytes('\n')
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("exec %s: no answer from its supervisor: %w", x.ref, err)
+	}
+	var rep controlReply
+	if err := json.Unmarshal(line, &rep); err != nil {
+		return 0, fmt.Errorf("exec %s: bad answer: %w", x.ref, err)
 	}
 	if rep.Exit == nil {
-		return 0, fmt.Errorf("exec %s: %s", ref, rep.Error)
+		return 0, fmt.Errorf("exec %s: %s", x.ref, rep.Error)
 	}
 	return *rep.Exit, nil
 }
@@ -149,12 +202,12 @@ func serveExec(c *net.UnixConn, p *sandbox.Process, req *execRequest, files []*o
 		}
 	}()
 	c.SetDeadline(time.Time{})
-	if len(files) != 3 {
-		writeControl(c, controlReply{Error: fmt.Sprintf("exec: want stdin, stdout and stderr, got %d descriptors", len(files))})
+	if len(files) < 3 || len(files) > 3+sandbox.MaxExtraFiles {
+		writeControl(c, controlReply{Error: fmt.Sprintf("exec: want stdin, stdout, stderr and at most %d more descriptors, got %d", sandbox.MaxExtraFiles, len(files))})
 		return
 	}
 	x, err := p.Exec(sandbox.ExecSpec{Args: req.Args, Env: req.Env, Cwd: req.Cwd, UID: req.UID, GID: req.GID,
-		TTY: req.TTY, Stdin: files[0], Stdout: files[1], Stderr: files[2]})
+		TTY: req.TTY, Stdin: files[0], Stdout: files[1], Stderr: files[2], ExtraFiles: files[3:], DropCaps: req.DropCaps})
 	var ee *sandbox.ExecError
 	switch {
 	case errors.As(err, &ee):
@@ -174,6 +227,13 @@ func serveExec(c *net.UnixConn, p *sandbox.Process, req *execRequest, files []*o
 		for {
 			line, err := r.ReadBytes('\n')
 			if err != nil {
+				if req.KillOnClose {
+					// Its caller is gone, and with it the only handle on
+					// the process (an exec'd process of oak-runtime whose
+					// proxy was killed): end it too. After its end this
+					// finds no process (init forgets it when reaped).
+					x.Signal(syscall.SIGKILL)
+				}
 				return
 			}
 			var req controlRequest

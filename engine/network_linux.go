@@ -391,7 +391,7 @@ func (e *Engine) serveControl(ctx context.Context, id string, ns *netService, p 
 // readControl reads one request line, and the descriptors sent with it.
 func readControl(c *net.UnixConn) ([]byte, []*os.File, error) {
 	buf := make([]byte, 64<<10)
-	oob := make([]byte, unix.CmsgSpace(4*4))
+	oob := make([]byte, unix.CmsgSpace(4*(3+sandbox.MaxExtraFiles))) // an exec's stdio and extra files
 	var line []byte
 	var files []*os.File
 	for len(line) < len(buf) {

@@ -77,6 +77,9 @@ type OCIContainer struct {
 	Join []OCIJoin `json:"join,omitempty"`
 	// Warnings say what was narrowed to Oak's container.
 	Warnings []string `json:"warnings,omitempty"`
+	// PreserveFDs is create's --preserve-fds: the supervisor has that
+	// many of its caller's descriptors at 4.. for the command's 3.. .
+	PreserveFDs int `json:"preserve_fds,omitempty"`
 }
 
 // OCICopyFile is a host file whose content is placed at Target.
@@ -103,9 +106,18 @@ type OCIJoin struct {
 type FieldError struct {
 	Field string // e.g. "process.capabilities.bounding[3]"
 	Err   string
+	// Input names what held the field when it is not the bundle's
+	// config.json (exec's "--process FILE", its flags).
+	Input string
 }
 
-func (e *FieldError) Error() string { return "config.json: " + e.Field + ": " + e.Err }
+func (e *FieldError) Error() string {
+	in := e.Input
+	if in == "" {
+		in = "config.json"
+	}
+	return in + ": " + e.Field + ": " + e.Err
+}
 
 func refuse(field, format string, a ...any) error {
 	return &FieldError{Field: field, Err: fmt.Sprintf(format, a...)}
@@ -216,6 +228,7 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 		return nil, fmt.Errorf("bundle %q: not an absolute path", bundle)
 	}
 	c := &OCIContainer{Bundle: filepath.Clean(bundle), Annotations: s.Annotations, Hostname: s.Hostname}
+	var err error
 	warn := func(format string, a ...any) { c.Warnings = append(c.Warnings, fmt.Sprintf(format, a...)) }
 	narrow := func(field, format string, a ...any) error {
 		if opts.Strict {
@@ -297,42 +310,9 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 		}
 		c.ConsoleRows, c.ConsoleCols = uint16(p.ConsoleSize.Height), uint16(p.ConsoleSize.Width)
 	}
-	if p.Capabilities != nil {
-		sets := []struct {
-			name string
-			caps []string
-		}{{"bounding", p.Capabilities.Bounding}, {"effective", p.Capabilities.Effective},
-			{"permitted", p.Capabilities.Permitted}, {"inheritable", p.Capabilities.Inheritable},
-			{"ambient", p.Capabilities.Ambient}}
-		var extra []string
-		for _, set := range sets {
-			for i, cp := range set.caps {
-				if slices.Contains(OakCapabilities, cp) {
-					continue
-				}
-				if opts.Strict {
-					return nil, refuse(fmt.Sprintf("process.capabilities.%s[%d]", set.name, i),
-						"%s is not one of Oak's capabilities (%s)", cp, strings.Join(OakCapabilities, ", "))
-				}
-				if !slices.Contains(extra, cp) {
-					extra = append(extra, cp)
-				}
-			}
-		}
-		// What the bundle does not give root of Oak's eight, root does
-		// not get: a capability counts only if every set that is listed
-		// holds it (root's execve gets its bounding set).
-		for i, name := range OakCapabilities {
-			for _, set := range sets[:3] {
-				if set.caps != nil && !slices.Contains(set.caps, name) {
-					c.DropCaps |= 1 << oakCapNumbers[i]
-				}
-			}
-		}
-		if len(extra) > 0 {
-			warn("config.json: process.capabilities: %s not granted; container root holds only %s, in its own user namespace",
-				strings.Join(extra, ", "), strings.Join(OakCapabilities, ", "))
-		}
+	inConfig := func(format string, a ...any) { warn("config.json: "+format, a...) }
+	if c.DropCaps, err = mapCapabilities(p.Capabilities, 0, opts.Strict, inConfig); err != nil {
+		return nil, err
 	}
 	for i, rl := range p.Rlimits {
 		field := fmt.Sprintf("process.rlimits[%d]", i)
@@ -525,4 +505,185 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 	// path runc would mask is absent or masked already. linux.cgroupsPath:
 	// the container's groups are Oak's own.
 	return c, nil
+}
+
+// mapCapabilities returns the capabilities of Oak's eight (bit N: number
+// N) that caps does not give root: a capability counts only if every set
+// that is listed (bounding, effective, permitted) holds it, since root's
+// execve gets its bounding set. Capabilities outside Oak's eight are
+// narrowed with a warning, or refused when strict; one of the eight in
+// dropped (those the container's root was not given) is refused: an
+// exec'd process may not have more than its container's root.
+func mapCapabilities(caps *specs.LinuxCapabilities, dropped uint64, strict bool, warn func(string, ...any)) (uint64, error) {
+	if caps == nil {
+		return 0, nil
+	}
+	sets := []struct {
+		name string
+		caps []string
+	}{{"bounding", caps.Bounding}, {"effective", caps.Effective}, {"permitted", caps.Permitted},
+		{"inheritable", caps.Inheritable}, {"ambient", caps.Ambient}}
+	var extra []string
+	for _, set := range sets {
+		for i, cp := range set.caps {
+			field := fmt.Sprintf("process.capabilities.%s[%d]", set.name, i)
+			if j := slices.Index(OakCapabilities, cp); j >= 0 {
+				if dropped&(1<<oakCapNumbers[j]) != 0 {
+					return 0, refuse(field, "%s was not given to the container's root", cp)
+				}
+				continue
+			}
+			if strict {
+				return 0, refuse(field, "%s is not one of Oak's capabilities (%s)", cp, strings.Join(OakCapabilities, ", "))
+			}
+			if !slices.Contains(extra, cp) {
+				extra = append(extra, cp)
+			}
+		}
+	}
+	var drop uint64
+	for i, name := range OakCapabilities {
+		for _, set := range sets[:3] {
+			if set.caps != nil && !slices.Contains(set.caps, name) {
+				drop |= 1 << oakCapNumbers[i]
+			}
+		}
+	}
+	if len(extra) > 0 {
+		warn("process.capabilities: %s not granted; container root holds only %s, in its own user namespace",
+			strings.Join(extra, ", "), strings.Join(OakCapabilities, ", "))
+	}
+	return drop, nil
+}
+
+// OCIExec is a process to start in a running OCI container (oak-runtime
+// exec), resolved onto Oak's container.
+type OCIExec struct {
+	Args     []string
+	Env      []string
+	Cwd      string
+	UID, GID uint32
+	Terminal bool
+	// ConsoleRows and ConsoleCols are the terminal's first size (0: the kernel's).
+	ConsoleRows, ConsoleCols uint16
+	// DropCaps are the container's dropped capabilities and those p
+	// gives up too (bit N: number N).
+	DropCaps uint64
+	Warnings []string
+}
+
+// ExecProcess is the process runc's exec runs without --process: the
+// container's own (environment, working directory, user, capabilities)
+// with args, as flags then change it.
+func (c *OCIContainer) ExecProcess(args []string) *specs.Process {
+	var held []string
+	for i, name := range OakCapabilities {
+		if c.DropCaps&(1<<oakCapNumbers[i]) == 0 {
+			held = append(held, name)
+		}
+	}
+	return &specs.Process{
+		Args: args, Env: slices.Clone(c.Env), Cwd: c.Cwd, User: specs.User{UID: c.UID, GID: c.GID},
+		Capabilities:    &specs.LinuxCapabilities{Bounding: held, Effective: slices.Clone(held), Permitted: slices.Clone(held)},
+		NoNewPrivileges: true,
+	}
+}
+
+// MapOCIExec resolves p, a runtime-spec process to start in container c
+// (from exec's --process FILE or its flags; input names which, for
+// errors), as MapOCISpec does the bundle's: it never gives the process
+// more than the container's root holds. Capabilities outside Oak's eight,
+// an LSM label and supplementary groups are narrowed with a warning
+// (refused when strict); capabilities of the eight the container was not
+// given, rlimits, and what MapOCISpec refuses, are refused naming the
+// field. no_new_privs is always set in an Oak container.
+func MapOCIExec(c *OCIContainer, p *specs.Process, input string, strict bool) (*OCIExec, error) {
+	x := &OCIExec{}
+	warn := func(format string, a ...any) { x.Warnings = append(x.Warnings, input+": "+fmt.Sprintf(format, a...)) }
+	fail := func(err error) (*OCIExec, error) {
+		if fe, ok := err.(*FieldError); ok {
+			fe.Input = input
+		}
+		return nil, err
+	}
+	bad := func(field, format string, a ...any) (*OCIExec, error) {
+		return fail(refuse(field, format, a...))
+	}
+	if p == nil {
+		return bad("process", "missing")
+	}
+	if len(p.Args) == 0 || p.Args[0] == "" {
+		return bad("process.args", "no command")
+	}
+	if p.CommandLine != "" {
+		return bad("process.commandLine", "is for Windows")
+	}
+	for i, a := range p.Args {
+		if strings.ContainsRune(a, 0) {
+			return bad(fmt.Sprintf("process.args[%d]", i), "contains a NUL byte")
+		}
+	}
+	for i, kv := range p.Env {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" || strings.ContainsRune(kv, 0) {
+			return bad(fmt.Sprintf("process.env[%d]", i), "%q: want KEY=VALUE", kv)
+		}
+	}
+	if p.Cwd == "" || !path.IsAbs(p.Cwd) || strings.ContainsRune(p.Cwd, 0) {
+		return bad("process.cwd", "%q is not an absolute path", p.Cwd)
+	}
+	if p.User.UID >= idSize || p.User.GID >= idSize {
+		return bad("process.user", "uid %d gid %d: a container's ids are 0..%d", p.User.UID, p.User.GID, idSize-1)
+	}
+	if p.User.Username != "" {
+		return bad("process.user.username", "is for Windows")
+	}
+	if len(p.User.AdditionalGids) > 0 {
+		if strict {
+			return bad("process.user.additionalGids", "not set; the process runs with no supplementary groups (refused in strict mode)")
+		}
+		warn("process.user.additionalGids: not set; the process runs with no supplementary groups")
+	}
+	if p.ConsoleSize != nil {
+		if p.ConsoleSize.Height > 0xffff || p.ConsoleSize.Width > 0xffff {
+			return bad("process.consoleSize", "%dx%d is not a terminal size", p.ConsoleSize.Width, p.ConsoleSize.Height)
+		}
+		x.ConsoleRows, x.ConsoleCols = uint16(p.ConsoleSize.Height), uint16(p.ConsoleSize.Width)
+	}
+	drop, err := mapCapabilities(p.Capabilities, c.DropCaps, strict, warn)
+	if err != nil {
+		return fail(err)
+	}
+	for i, rl := range p.Rlimits {
+		// The process has the container's limits (its init's); a
+		// request for those is no change.
+		res, ok := rlimitTypes[rl.Type]
+		if !ok || !slices.Contains(c.Rlimits, OCIRlimit{Resource: res, Soft: rl.Soft, Hard: rl.Hard}) {
+			return bad(fmt.Sprintf("process.rlimits[%d]", i), "%s %d:%d: an exec'd process has the container's limits", rl.Type, rl.Soft, rl.Hard)
+		}
+	}
+	if p.ApparmorProfile != "" || p.SelinuxLabel != "" {
+		warn("process.apparmorProfile/selinuxLabel: not applied; Oak's confinement does not rely on an LSM")
+	}
+	switch {
+	case p.Scheduler != nil:
+		return bad("process.scheduler", "not supported")
+	case p.IOPriority != nil:
+		return bad("process.ioPriority", "not supported")
+	case p.ExecCPUAffinity != nil:
+		return bad("process.execCPUAffinity", "not supported")
+	}
+	x.Args, x.Env, x.Cwd = p.Args, p.Env, path.Clean(p.Cwd)
+	x.UID, x.GID, x.Terminal = p.User.UID, p.User.GID, p.Terminal
+	x.DropCaps = c.DropCaps | drop
+	return x, nil
+}
+
+// ParseOCIProcess decodes a runtime-spec process, as exec's --process FILE
+// holds it; MapOCIExec checks it.
+func ParseOCIProcess(b []byte) (*specs.Process, error) {
+	var p specs.Process
+	if err := json.Unmarshal(b, &p); err != nil {
+		return nil, fmt.Errorf("process: %w", err)
+	}
+	return &p, nil
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -213,6 +215,9 @@ type CreateOptions struct {
 	// arguments that reach Runtime.Supervise for ID. Its stdin, stdout and
 	// stderr become the container's.
 	Supervisor *exec.Cmd
+	// ExtraFiles reach the container's command at 3, 4, ...
+	// (--preserve-fds), at most sandbox.MaxExtraFiles.
+	ExtraFiles []*os.File
 }
 
 // Create makes container id from the bundle and leaves it created: its
@@ -246,6 +251,10 @@ func (r *Runtime) Create(id string, opts CreateOptions) (*exec.Cmd, error) {
 	for _, w := range oc.Warnings {
 		r.warn("%s", w)
 	}
+	if len(opts.ExtraFiles) > sandbox.MaxExtraFiles {
+		return nil, fmt.Errorf("--preserve-fds %d: at most %d descriptors are passed", len(opts.ExtraFiles), sandbox.MaxExtraFiles)
+	}
+	oc.PreserveFDs = len(opts.ExtraFiles)
 	if err := os.MkdirAll(r.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("state root: %w", unwrapPath(err))
 	}
@@ -289,7 +298,7 @@ func (r *Runtime) Create(id string, opts CreateOptions) (*exec.Cmd, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd.ExtraFiles = []*os.File{wr}
+	cmd.ExtraFiles = append([]*os.File{wr}, opts.ExtraFiles...) // the report at 3, the command's at 4..
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	wr.Close()
@@ -308,7 +317,7 @@ func (r *Runtime) Create(id string, opts CreateOptions) (*exec.Cmd, error) {
 		return nil, decodeStartFailure(msg)
 	}
 	if opts.PidFile != "" {
-		if err := writePidFile(opts.PidFile, cmd.Process.Pid); err != nil {
+		if err := WritePidFile(opts.PidFile, cmd.Process.Pid); err != nil {
 			cmd.Process.Kill()
 			cmd.Wait()
 			return nil, err
@@ -318,7 +327,9 @@ func (r *Runtime) Create(id string, opts CreateOptions) (*exec.Cmd, error) {
 	return cmd, nil
 }
 
-func writePidFile(path string, pid int) error {
+// WritePidFile writes pid to path (made absolute) atomically, as runc's
+// --pid-file: a reader never sees a partial pid.
+func WritePidFile(path string, pid int) error {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return err
@@ -739,23 +750,47 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 	ln.SetUnlinkOnClose(false)
 	defer ln.Close()
 	starts := make(chan net.Conn, 1)
+	var running atomic.Pointer[sandbox.Process] // set once the command runs
 	go func() {
+		// "start", or an exec request as the engine's control socket
+		// takes it (serveExec), once the command runs.
 		for {
-			c, err := ln.Accept()
+			c, err := ln.AcceptUnix()
 			if err != nil {
 				return
 			}
-			line, err := bufio.NewReader(c).ReadString('\n')
-			if err != nil || line != "start\n" {
-				c.Close()
+			c.SetDeadline(time.Now().Add(10 * time.Second))
+			line, files, err := readControl(c)
+			if err == nil && string(line) == "start" {
+				c.SetDeadline(time.Time{})
+				select {
+				case starts <- c:
+				default:
+					io.WriteString(c, "cannot start a container that is already starting or running\n")
+					c.Close()
+				}
 				continue
 			}
-			select {
-			case starts <- c:
-			default:
-				io.WriteString(c, "cannot start a container that is already starting or running\n")
-				c.Close()
+			var req controlRequest
+			if err == nil {
+				err = json.Unmarshal(line, &req)
 			}
+			p := running.Load()
+			switch {
+			case err == nil && req.Exec != nil && p != nil:
+				go serveExec(c, p, req.Exec, files)
+				continue
+			case err == nil && req.Exec != nil:
+				writeControl(c, controlReply{Error: "cannot exec in a container that has not started"})
+			case err != nil:
+				writeControl(c, controlReply{Error: "bad request: " + oneLine(err.Error())})
+			default:
+				writeControl(c, controlReply{Error: "bad request: nothing asked"})
+			}
+			for _, f := range files {
+				f.Close()
+			}
+			c.Close()
 		}
 	}()
 	// The container's signals: the kill verb signals its init; a signal
@@ -765,6 +800,12 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 	signal.Notify(sigs, unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2,
 		unix.SIGWINCH, unix.SIGCONT)
 	var startConn net.Conn
+	var extra []*os.File
+	for i := 0; i < oc.PreserveFDs; i++ {
+		// create passed them at 4.. (the report is 3).
+		syscall.CloseOnExec(4 + i)
+		extra = append(extra, os.NewFile(uintptr(4+i), "preserved"))
+	}
 	layers := oc.Layers
 	if len(layers) == 0 {
 		layers = []string{oc.RootFS}
@@ -774,7 +815,7 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 		ReadOnly: oc.ReadOnly, Files: files, Tmpfs: oc.Tmpfs, Args: oc.Args, Env: oc.Env, Cwd: oc.Cwd,
 		Hostname: oc.Hostname, UID: oc.UID, GID: oc.GID,
 		IDs:    sandbox.IDRange{Host: uint32(ociIDBase + slot*idSize), Size: idSize},
-		Limits: oc.Limits, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		Limits: oc.Limits, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, ExtraFiles: extra,
 		JoinNet: joined.net, JoinIPC: joined.ipc, JoinUTS: joined.uts,
 		Hold: func(pid int) error {
 			rec.Init, rec.InitStart, rec.Status = pid, pidStart(pid), ociCreated
@@ -810,6 +851,9 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 		},
 	}
 	p, err := sandbox.Start(task)
+	for _, f := range extra {
+		f.Close() // the command has them, or the launch failed
+	}
 	if err != nil {
 		if startConn != nil {
 			io.WriteString(startConn, oneLine(string(encodeStartFailure(err)))+"\n")
@@ -831,6 +875,7 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 	if err := r.save(rec); err != nil {
 		r.warn("container %s: %v", id, err)
 	}
+	running.Store(p)
 	io.WriteString(startConn, "ok\n")
 	startConn.Close()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -1010,4 +1055,126 @@ func splitEscaped(s string, sep byte) []string {
 		}
 	}
 	return append(out, cur.String())
+}
+
+// OCIExecOptions are exec's: the process (see MapOCIExec) and its
+// descriptors.
+type OCIExecOptions struct {
+	Process *specs.Process
+	// Input names where Process came from, for errors ("--process FILE").
+	Input string
+	// IgnorePaused sends the request to a paused container, whose init
+	// starts the process once the container is resumed.
+	IgnorePaused bool
+	// ConsoleSocket receives the master end of the process's terminal
+	// (Process.Terminal); Stdin, Stdout and Stderr are then not used.
+	ConsoleSocket         string
+	Stdin, Stdout, Stderr *os.File
+	// ExtraFiles reach the process at 3, 4, ... (--preserve-fds).
+	ExtraFiles []*os.File
+}
+
+// MaxPreservedFDs bounds --preserve-fds.
+const MaxPreservedFDs = sandbox.MaxExtraFiles
+
+// OCIExecSession is a process started by Runtime.Exec.
+type OCIExecSession struct{ *execConn }
+
+// Container is the mapped container id, from its state directory.
+func (r *Runtime) Container(id string) (*OCIContainer, error) {
+	if err := CheckOCIID(id); err != nil {
+		return nil, err
+	}
+	var oc OCIContainer
+	if err := readJSON(filepath.Join(r.dir(id), "config.json"), &oc); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("container %s: %w", id, ErrOCINotExist)
+		}
+		return nil, err
+	}
+	return &oc, nil
+}
+
+// Exec starts a process in running container id, through the container's
+// init (the exec channel the engine's oak exec uses): the process is in
+// the container's namespaces, root, groups and filter, with no more than
+// its root holds. It returns once the process runs, or with the reason it
+// could not (an error for which errors.Is(err, ErrCommandNotFound) or
+// ErrCommandNotExecutable holds when its command could not be executed).
+// The session's connection is the process's handle: closing it before the
+// process ended kills it.
+func (r *Runtime) Exec(id string, opts OCIExecOptions) (*OCIExecSession, error) {
+	rec, err := r.load(id)
+	if err != nil {
+		return nil, err
+	}
+	switch st := rec.status(); {
+	case st == ociRunning, st == ociPaused && opts.IgnorePaused:
+	case st == ociPaused:
+		return nil, fmt.Errorf("cannot exec in a paused container (use --ignore-paused)")
+	default:
+		return nil, fmt.Errorf("cannot exec in a %s container", st)
+	}
+	oc, err := r.Container(id)
+	if err != nil {
+		return nil, err
+	}
+	x, err := MapOCIExec(oc, opts.Process, opts.Input, r.Strict)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range x.Warnings {
+		r.warn("%s", w)
+	}
+	if len(opts.ExtraFiles) > sandbox.MaxExtraFiles {
+		return nil, fmt.Errorf("--preserve-fds %d: at most %d descriptors are passed", len(opts.ExtraFiles), sandbox.MaxExtraFiles)
+	}
+	switch {
+	case x.Terminal && opts.ConsoleSocket == "":
+		return nil, &FieldError{Input: opts.Input, Field: "process.terminal", Err: "a terminal needs --console-socket, where the terminal's master end is sent"}
+	case !x.Terminal && opts.ConsoleSocket != "":
+		return nil, fmt.Errorf("--console-socket: the process asks for no terminal")
+	}
+	stdio := []*os.File{opts.Stdin, opts.Stdout, opts.Stderr}
+	if x.Terminal {
+		master, slave, err := openPty(x.ConsoleRows, x.ConsoleCols)
+		if err != nil {
+			return nil, fmt.Errorf("exec %s: terminal: %w", id, err)
+		}
+		defer slave.Close()
+		err = sendConsole(opts.ConsoleSocket, master)
+		master.Close()
+		if err != nil {
+			return nil, fmt.Errorf("exec %s: --console-socket %s: %w", id, opts.ConsoleSocket, err)
+		}
+		stdio = []*os.File{slave, slave, slave}
+	}
+	for i, f := range stdio {
+		if f == nil {
+			// A nil stdio descriptor is /dev/null, as for create.
+			null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+			if err != nil {
+				return nil, err
+			}
+			defer null.Close()
+			stdio[i] = null
+		}
+	}
+	addr, done, err := r.sockAddr(id)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	req := &execRequest{Args: x.Args, Env: x.Env, Cwd: x.Cwd, UID: x.UID, GID: x.GID, TTY: x.Terminal,
+		DropCaps: uint32(x.DropCaps), KillOnClose: true}
+	c, err := startExec(addr, id, req, append(stdio, opts.ExtraFiles...))
+	if err != nil {
+		var ee *sandbox.ExecError
+		if errors.As(err, &ee) {
+			// As runc words it, which is what callers look for.
+			return nil, fmt.Errorf("exec failed: %w", err)
+		}
+		return nil, err
+	}
+	return &OCIExecSession{c}, nil
 }

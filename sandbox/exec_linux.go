@@ -22,7 +22,15 @@ type ExecSpec struct {
 	// TTY: Stdin is a terminal, to become the process's controlling one.
 	TTY                   bool
 	Stdin, Stdout, Stderr *os.File
+	// ExtraFiles reach the process at 3, 4, ... (at most nsinit.MaxExtraFDs).
+	ExtraFiles []*os.File
+	// DropCaps (bit N: capability N) are capabilities of the container's
+	// root that this process does not get; it can only take away.
+	DropCaps uint32
 }
+
+// MaxExtraFiles bounds ExecSpec.ExtraFiles and Task.ExtraFiles.
+const MaxExtraFiles = nsinit.MaxExtraFDs
 
 // Exec is a process started by Process.Exec.
 type Exec struct {
@@ -110,7 +118,7 @@ func (ch *execChannel) start(spec ExecSpec) (*Exec, error) {
 		flags |= nsinit.ExecFlagTTY
 	}
 	var body []byte
-	for _, v := range []uint32{spec.GID, flags, uint32(len(spec.Args)), uint32(len(spec.Env))} {
+	for _, v := range []uint32{spec.GID, flags, uint32(len(spec.Args)), uint32(len(spec.Env)), spec.DropCaps} {
 		body = binary.LittleEndian.AppendUint32(body, v)
 	}
 	for _, s := range append(append([]string{spec.Cwd}, spec.Args...), spec.Env...) {
@@ -121,11 +129,14 @@ func (ch *execChannel) start(spec ExecSpec) (*Exec, error) {
 		}
 		body = append(append(body, s...), 0)
 	}
-	stdio := []*os.File{spec.Stdin, spec.Stdout, spec.Stderr}
-	fds := make([]int, 3)
+	if len(spec.ExtraFiles) > nsinit.MaxExtraFDs {
+		return nil, fmt.Errorf("exec: %d extra descriptors: at most %d", len(spec.ExtraFiles), nsinit.MaxExtraFDs)
+	}
+	stdio := append([]*os.File{spec.Stdin, spec.Stdout, spec.Stderr}, spec.ExtraFiles...)
+	fds := make([]int, len(stdio))
 	for i, f := range stdio {
 		if f == nil {
-			return nil, errors.New("exec: stdin, stdout and stderr must be given")
+			return nil, errors.New("exec: stdin, stdout, stderr and every extra descriptor must be given")
 		}
 		fds[i] = int(f.Fd())
 	}

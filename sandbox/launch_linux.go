@@ -78,7 +78,10 @@ func Start(t *Task) (*Process, error) {
 	if err := t.validate(); err != nil {
 		return nil, err
 	}
-	pr, err := prepare(t.ID, t.IDs, t.CgroupParent, t.joins())
+	if len(t.ExtraFiles) > nsinit.MaxExtraFDs || slices.Contains(t.ExtraFiles, nil) {
+		return nil, fmt.Errorf("task %s: %d extra descriptors: want at most %d, none nil", t.ID, len(t.ExtraFiles), nsinit.MaxExtraFDs)
+	}
+	pr, err := prepare(t.ID, t.IDs, t.CgroupParent, t.joins(), t.ExtraFiles)
 	if err != nil {
 		return nil, err
 	}
@@ -95,8 +98,9 @@ func Start(t *Task) (*Process, error) {
 type Prepared struct {
 	id     string
 	ids    IDRange
-	group  string   // the parent group (Task.CgroupParent) it sits under
-	join   []nsJoin // the namespaces it joined instead of making its own
+	group  string     // the parent group (Task.CgroupParent) it sits under
+	join   []nsJoin   // the namespaces it joined instead of making its own
+	extra  []*os.File // descriptors it holds for the command (Task.ExtraFiles)
 	cmd    *exec.Cmd
 	parent *os.File // the host's end of nsinit's fd 3
 	placed func() (*cgroup, error)
@@ -110,11 +114,12 @@ type Prepared struct {
 // starts, and the child is moved into them while the caller goes on (to
 // build the root, in Start). A move in a cgroup v1 hierarchy can wait
 // milliseconds for an RCU grace period (see PrimeMoves).
-func Prepare(id string, ids IDRange) (*Prepared, error) { return prepare(id, ids, "", nil) }
+func Prepare(id string, ids IDRange) (*Prepared, error) { return prepare(id, ids, "", nil, nil) }
 
-// prepare is Prepare with the groups under group and the namespaces of
-// join entered instead of made.
-func prepare(id string, ids IDRange, group string, join []nsJoin) (*Prepared, error) {
+// prepare is Prepare with the groups under group, the namespaces of join
+// entered instead of made, and extra descriptors for the command
+// (Task.ExtraFiles), which go with the clone.
+func prepare(id string, ids IDRange, group string, join []nsJoin, extra []*os.File) (*Prepared, error) {
 	if id == "" || ids.Size == 0 || ids.Host == 0 {
 		return nil, fmt.Errorf("prepare sandbox %q: id range %d+%d would map host root", id, ids.Host, ids.Size)
 	}
@@ -168,6 +173,12 @@ func prepare(id string, ids IDRange, group string, join []nsJoin) (*Prepared, er
 		// arrive go to ours; it never keeps this descriptor past then.
 		cmd.Stderr = os.Stderr
 	}
+	if n := len(extra); n > 0 {
+		// nsinit finds them at 4.., after its fd 3, and moves them to 3..
+		// for the command.
+		cmd.ExtraFiles = append(cmd.ExtraFiles, extra...)
+		cmd.Env = append(cmd.Env, nsinit.ExtraFDsEnvVar+"="+strconv.Itoa(n))
+	}
 	err = startJoined(cmd, join)
 	child.Close()
 	if err != nil {
@@ -191,7 +202,7 @@ func prepare(id string, ids IDRange, group string, join []nsJoin) (*Prepared, er
 		g := <-moved
 		return g.cg, g.err
 	})
-	return &Prepared{id: id, ids: ids, group: group, join: join, cmd: cmd, parent: parent, placed: placed}, nil
+	return &Prepared{id: id, ids: ids, group: group, join: join, extra: extra, cmd: cmd, parent: parent, placed: placed}, nil
 }
 
 // sameJoins reports whether a and b join the same namespace files.
@@ -231,10 +242,10 @@ func (pr *Prepared) Start(t *Task) (*Process, error) {
 		return nil, fmt.Errorf("launch %s: a sandbox prepared for %s, ids %d+%d, cannot take it (ids %d+%d)",
 			t.ID, pr.id, pr.ids.Host, pr.ids.Size, t.IDs.Host, t.IDs.Size)
 	}
-	if t.CgroupParent != pr.group || !sameJoins(t.joins(), pr.join) {
+	if t.CgroupParent != pr.group || !sameJoins(t.joins(), pr.join) || !slices.Equal(t.ExtraFiles, pr.extra) {
 		pr.Discard()
-		return nil, fmt.Errorf("launch %s: a sandbox prepared under group %q with %d joined namespaces cannot take a task under %q with %d",
-			t.ID, pr.group, len(pr.join), t.CgroupParent, len(t.joins()))
+		return nil, fmt.Errorf("launch %s: a sandbox prepared under group %q with %d joined namespaces and %d extra descriptors cannot take a task under %q with %d and %d",
+			t.ID, pr.group, len(pr.join), len(pr.extra), t.CgroupParent, len(t.joins()), len(t.ExtraFiles))
 	}
 	pr.used = true
 	parent, cmd, pid := pr.parent, pr.cmd, pr.cmd.Process.Pid

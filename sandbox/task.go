@@ -148,6 +148,11 @@ type Task struct {
 	Stdin, Stdout, Stderr *os.File // nil means /dev/null
 	// TTY: Stdin is a terminal, to become the command's controlling one.
 	TTY bool
+	// ExtraFiles are more descriptors of the caller's for the command,
+	// which finds them at 3, 4, ... (runc's --preserve-fds; systemd's
+	// socket activation). At most nsinit.MaxExtraFDs. The container's
+	// init closes its copies once the command is forked.
+	ExtraFiles []*os.File
 
 	// JoinNet, JoinIPC and JoinUTS, when set, are existing namespaces
 	// (an opened /proc/PID/ns/… or a CNI plugin's netns file) the

@@ -7,8 +7,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +39,10 @@ const defaultRuntimeRoot = "/run/oak-runtime"
 
 // supervisorVerb is the hidden verb a container's supervisor runs.
 const supervisorVerb = "_supervise"
+
+// execProxyName is the command name of exec -d's proxy (execproxy.c), as
+// ps shows it.
+const execProxyName = "oak-runtime-exec-proxy"
 
 // rtFlags is the set of flags a verb takes: name → takes a value. Short
 // aliases map to their long name.
@@ -247,8 +253,9 @@ func runtimeVerb(rt *engine.Runtime, g map[string]string, verb string, args []st
 		if err != nil {
 			return 1, err
 		}
-		if n := vals["preserve-fds"]; n != "" && n != "0" {
-			return 1, fmt.Errorf("%s: --preserve-fds %s: passing extra descriptors into a container is not supported yet", verb, n)
+		extra, err := preservedFiles(vals["preserve-fds"])
+		if err != nil {
+			return 1, fmt.Errorf("%s: %w", verb, err)
 		}
 		if vals["pidfd-socket"] != "" {
 			return 1, fmt.Errorf("%s: --pidfd-socket is not supported", verb)
@@ -260,7 +267,7 @@ func runtimeVerb(rt *engine.Runtime, g map[string]string, verb string, args []st
 		sup := supervisorCmd(rt, g, id)
 		sup.Stdin, sup.Stdout, sup.Stderr = os.Stdin, os.Stdout, os.Stderr
 		cmd, err := rt.Create(id, engine.CreateOptions{Bundle: bundle, PidFile: vals["pid-file"],
-			ConsoleSocket: vals["console-socket"], Supervisor: sup})
+			ConsoleSocket: vals["console-socket"], Supervisor: sup, ExtraFiles: extra})
 		if err != nil {
 			return 1, err
 		}
@@ -385,7 +392,7 @@ func runtimeVerb(rt *engine.Runtime, g map[string]string, verb string, args []st
 		}
 		return 0, nil
 	case "exec":
-		return 1, errors.New("exec: running another process in a container is not supported by Oak yet")
+		return runtimeExec(rt, g, args)
 	case "pause", "resume":
 		_, pos, err := rtFlags{}.parse(args)
 		if err != nil {
@@ -492,8 +499,7 @@ const runtimeUsage = `oak-runtime: Oak's OCI runtime (the runc command-line cont
 
 usage: oak-runtime [global flags] VERB [flags] ARGS
 
-verbs: create start state kill delete run list ps pause resume features spec
-       (exec: refused, not supported yet)
+verbs: create start state kill delete run exec list ps pause resume features spec
 global flags: --root DIR (default /run/oak-runtime), --log FILE,
        --log-format text|json, --strict (refuse what is otherwise narrowed
        to Oak's container), --systemd-cgroup (ignored), --debug, --version
@@ -513,4 +519,216 @@ func newRuntimeCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// preservedFiles are this process's descriptors 3..3+n-1 for
+// --preserve-fds n: what the caller left open for the container.
+func preservedFiles(n string) ([]*os.File, error) {
+	if n == "" {
+		return nil, nil
+	}
+	count, err := strconv.Atoi(n)
+	if err != nil || count < 0 || count > engine.MaxPreservedFDs {
+		return nil, fmt.Errorf("--preserve-fds %q: want 0..%d", n, engine.MaxPreservedFDs)
+	}
+	var files []*os.File
+	for fd := 3; fd < 3+count; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return nil, fmt.Errorf("--preserve-fds %d: descriptor %d: %w", count, fd, err)
+		}
+		// Go's runtime keeps the cgroup CPU files it sizes GOMAXPROCS
+		// from open from its start, in the lowest free numbers: where
+		// the caller passed fewer descriptors than it said, those would
+		// be taken for the caller's.
+		if l, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", fd)); strings.HasPrefix(l, "/sys/fs/cgroup/") {
+			return nil, fmt.Errorf("--preserve-fds %d: descriptor %d is %s, not one the caller passed", count, fd, l)
+		}
+		files = append(files, os.NewFile(uintptr(fd), "preserved"))
+	}
+	return files, nil
+}
+
+// execFlags are runc's exec flags: name → takes a value.
+var execFlags = rtFlags{
+	value: map[string]bool{"console-socket": true, "pidfd-socket": true, "cwd": true, "env": true, "tty": false,
+		"user": true, "additional-gids": true, "process": true, "detach": false, "pid-file": true,
+		"process-label": true, "apparmor": true, "no-new-privs": false, "cap": true, "preserve-fds": true,
+		"cgroup": true, "ignore-paused": false, "no-subreaper": false},
+	aliases: map[string]string{"e": "env", "t": "tty", "u": "user", "g": "additional-gids", "p": "process",
+		"d": "detach", "c": "cap"},
+	multi: map[string]bool{"env": true, "additional-gids": true, "cap": true, "cgroup": true},
+}
+
+// proxySignals are what exec passes on to the process it started (as the
+// supervisor does to a container's command, and execproxy.c's forwarded):
+// SIGKILL cannot be caught, and exec's end closes the connection, which
+// kills the process.
+var proxySignals = []os.Signal{unix.SIGTERM, unix.SIGINT, unix.SIGHUP, unix.SIGQUIT, unix.SIGUSR1,
+	unix.SIGUSR2, unix.SIGWINCH, unix.SIGCONT, unix.SIGALRM}
+
+// runtimeExec is `exec [flags] ID [COMMAND ARGS...]`: it starts a process
+// in a running container and, without -d, waits for it and exits with its
+// status. With -d it leaves a proxy (execproxy.c) holding the process's
+// connection, whose pid goes to --pid-file: conmon and containerd's shim
+// are sub-reapers that wait for that pid as their child and signal it,
+// while the process itself is a child of the container's init.
+func runtimeExec(rt *engine.Runtime, g map[string]string, args []string) (int, error) {
+	// Flags end at the container id: the command's own flags follow.
+	i := 0
+	for i < len(args) && strings.HasPrefix(args[i], "-") && args[i] != "--" {
+		name, _, hasVal := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if long, ok := execFlags.aliases[name]; ok {
+			name = long
+		}
+		i++
+		if execFlags.value[name] && !hasVal {
+			i++
+		}
+	}
+	if i < len(args) && args[i] == "--" {
+		i++
+	}
+	vals, _, err := execFlags.parse(args[:min(i, len(args))])
+	if err != nil {
+		return 255, fmt.Errorf("exec: %w", err)
+	}
+	if i >= len(args) {
+		return 255, fmt.Errorf("exec: want a container id (see '%s --help')", runtimeName)
+	}
+	id, command := args[i], args[i+1:]
+	multi := func(name string) []string {
+		if vals[name] == "" {
+			return nil
+		}
+		return strings.Split(vals[name], "\x00")
+	}
+	for _, name := range []string{"pidfd-socket", "cgroup"} {
+		if vals[name] != "" {
+			return 255, fmt.Errorf("exec: --%s is not supported", name)
+		}
+	}
+	opts := engine.OCIExecOptions{IgnorePaused: isTrue(vals, "ignore-paused"), ConsoleSocket: vals["console-socket"],
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr}
+	if file := vals["process"]; file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return 255, fmt.Errorf("exec: --process: %w", err)
+		}
+		if opts.Process, err = engine.ParseOCIProcess(b); err != nil {
+			return 255, fmt.Errorf("exec: --process %s: %w", file, err)
+		}
+		opts.Input = "--process " + file
+	} else {
+		// runc's exec without --process: the container's process with
+		// the command and what the flags change.
+		if len(command) == 0 {
+			return 255, fmt.Errorf("exec: want a command after the container id")
+		}
+		oc, err := rt.Container(id)
+		if err != nil {
+			return 255, err
+		}
+		p := oc.ExecProcess(command)
+		opts.Process, opts.Input = p, "exec flags"
+		if vals["cwd"] != "" {
+			p.Cwd = vals["cwd"]
+		}
+		p.Env = append(p.Env, multi("env")...)
+		p.Terminal = isTrue(vals, "tty")
+		if u := vals["user"]; u != "" {
+			uid, gid, hasGID := strings.Cut(u, ":")
+			n, err := strconv.ParseUint(uid, 10, 32)
+			if err != nil {
+				return 255, fmt.Errorf("exec: --user %q: want UID[:GID]", u)
+			}
+			p.User.UID = uint32(n)
+			if hasGID {
+				if n, err = strconv.ParseUint(gid, 10, 32); err != nil {
+					return 255, fmt.Errorf("exec: --user %q: want UID[:GID]", u)
+				}
+				p.User.GID = uint32(n)
+			}
+		}
+		for _, c := range multi("cap") {
+			if !slices.Contains(engine.OakCapabilities, c) {
+				return 255, fmt.Errorf("exec: --cap %s: not one of Oak's capabilities (%s)", c, strings.Join(engine.OakCapabilities, ", "))
+			}
+			p.Capabilities.Bounding = append(p.Capabilities.Bounding, c)
+			p.Capabilities.Effective = append(p.Capabilities.Effective, c)
+			p.Capabilities.Permitted = append(p.Capabilities.Permitted, c)
+		}
+		for _, s := range multi("additional-gids") {
+			n, err := strconv.ParseUint(s, 10, 32)
+			if err != nil {
+				return 255, fmt.Errorf("exec: --additional-gids %q: not a group id", s)
+			}
+			p.User.AdditionalGids = append(p.User.AdditionalGids, uint32(n))
+		}
+		p.ApparmorProfile, p.SelinuxLabel = vals["apparmor"], vals["process-label"]
+		// --no-new-privs: an Oak container's processes always have it.
+	}
+	if opts.ExtraFiles, err = preservedFiles(vals["preserve-fds"]); err != nil {
+		return 255, fmt.Errorf("exec: %w", err)
+	}
+	sess, err := rt.Exec(id, opts)
+	if err != nil {
+		return 255, err
+	}
+	defer sess.Close()
+	if isTrue(vals, "detach") {
+		conn, err := sess.File()
+		if err != nil {
+			return 255, fmt.Errorf("exec: %w", err)
+		}
+		defer conn.Close()
+		// The proxy says when it catches signals: only then may its
+		// pid be known, and so signalled.
+		ready, readyW, err := os.Pipe()
+		if err != nil {
+			return 255, fmt.Errorf("exec: %w", err)
+		}
+		defer ready.Close()
+		proxy := &exec.Cmd{Path: "/proc/self/exe", Args: []string{execProxyName, id},
+			Env: []string{execProxyEnv + "=1"}, ExtraFiles: []*os.File{conn, readyW}}
+		err = proxy.Start()
+		readyW.Close()
+		if err != nil {
+			return 255, fmt.Errorf("exec: start its proxy: %w", err)
+		}
+		if n, _ := ready.Read(make([]byte, 1)); n != 1 {
+			proxy.Process.Kill() // and with its connection the process
+			proxy.Wait()
+			return 255, fmt.Errorf("exec: its proxy ended before it was ready")
+		}
+		if vals["pid-file"] != "" {
+			if err := engine.WritePidFile(vals["pid-file"], proxy.Process.Pid); err != nil {
+				proxy.Process.Kill() // and with its connection the process
+				return 255, fmt.Errorf("exec: --pid-file: %w", err)
+			}
+		}
+		return 0, nil // the proxy is reparented to our caller
+	}
+	if vals["pid-file"] != "" {
+		// The process to wait for is this one, which ends with it.
+		if err := engine.WritePidFile(vals["pid-file"], os.Getpid()); err != nil {
+			return 255, fmt.Errorf("exec: --pid-file: %w", err)
+		}
+	}
+	return waitExec(sess), nil
+}
+
+// waitExec forwards signals to the session's process until it ends, and
+// returns its exit status (128+N if signal N ended it), as exec -d's proxy
+// does. A connection that ends without a status means the container ended,
+// which killed the process.
+func waitExec(sess *engine.OCIExecSession) int {
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, proxySignals...)
+	defer signal.Stop(sigs)
+	code, err := sess.Wait(sigs)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", runtimeName, err)
+		return 128 + int(unix.SIGKILL)
+	}
+	return code
 }

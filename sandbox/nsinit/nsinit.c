@@ -80,6 +80,12 @@ static struct {
 	uint64_t dropcaps;
 } cfg;
 
+// report_fd is where failures are reported: fd 3, until the command's
+// preserved descriptors take 3.. (place_extra_fds).
+static int report_fd = CFG_FD;
+// nextra descriptors of the caller's sit at CFG_FD+1.. (OAK_EXTRA_FDS_ENV).
+static int nextra;
+
 // report_failure sends a failure record and exits. A REPORT_EXEC record
 // starts with err, so that the parent can tell a command that is not there
 // from one that cannot run. It is used both before and after the seccomp
@@ -109,7 +115,7 @@ static void report_failure(uint32_t tag, int err, const char *fmt, va_list ap)
 		n = sizeof msg - 5;
 	int skip = tag == REPORT_EXEC ? 0 : 4;
 	uint32_t hdr[2] = {tag, n + 4 - skip};
-	if (write(CFG_FD, hdr, sizeof hdr) < 0 || write(CFG_FD, msg + skip, n + 4 - skip) < 0) {
+	if (write(report_fd, hdr, sizeof hdr) < 0 || write(report_fd, msg + skip, n + 4 - skip) < 0) {
 		// Nobody to tell; the exit status still says it failed.
 	}
 	_exit(127);
@@ -752,6 +758,26 @@ static void exec_path(const char *file)
 	fail_exec(err, "exec %s: not found in the image's PATH", file);
 }
 
+// place_extra_fds moves the caller's extra descriptors from CFG_FD+1.. to
+// CFG_FD.. for the command, and the report channel above them, where its
+// close-on-exec still tells the parent the execve worked.
+static void place_extra_fds(void)
+{
+	if (nextra == 0)
+		return;
+	report_fd = fcntl(CFG_FD, F_DUPFD_CLOEXEC, CFG_FD + 1 + nextra);
+	if (report_fd < 0) {
+		report_fd = CFG_FD;
+		fail("move the report channel: %s", strerror(errno));
+	}
+	// Downwards one by one: each target was the previous source.
+	for (int i = 0; i < nextra; i++) {
+		if (dup2(CFG_FD + 1 + i, CFG_FD + i) < 0)
+			fail("preserved descriptor %d: %s", CFG_FD + i, strerror(errno));
+	}
+	close(CFG_FD + nextra);
+}
+
 static void exec_command(const sigset_t *oldmask)
 {
 	if (setresgid(cfg.gid, cfg.gid, cfg.gid) != 0)
@@ -773,6 +799,7 @@ static void exec_command(const sigset_t *oldmask)
 	cfg.argv[cfg.argc] = NULL;
 	cfg.envp[cfg.envc] = NULL;
 	trace("exec");
+	place_extra_fds();
 	exec_path(cfg.argv[0]);
 }
 
@@ -802,7 +829,7 @@ static void ctl_send(uint32_t type, uint32_t id, int32_t val)
 // It reports a failure's errno on errfd (close-on-exec, so a successful
 // execve reports nothing) and exits.
 static void exec_child(char *p, char *end, uint32_t uid, uint32_t gid, uint32_t flags,
-		       uint32_t nargs, uint32_t nenv, int fds[3], int errfd)
+		       uint32_t nargs, uint32_t nenv, uint32_t dropcaps, int *fds, int nfds, int errfd)
 {
 	char *cwd = next_str(&p, end);
 	char *argv[MAX_LIST + 1], *envp[MAX_LIST + 1];
@@ -812,16 +839,35 @@ static void exec_child(char *p, char *end, uint32_t uid, uint32_t gid, uint32_t 
 		envp[i] = next_str(&p, end);
 	argv[nargs] = envp[nenv] = NULL;
 	int err = 0;
-	for (int i = 0; i < 3 && err == 0; i++) {
+	// Every descriptor first goes above the targets 0..nfds-1, so that
+	// placing one never overwrites another (or errfd).
+	int moved = fcntl(errfd, F_DUPFD_CLOEXEC, nfds);
+	if (moved < 0)
+		err = errno;
+	else
+		errfd = moved;
+	for (int i = 0; i < nfds && err == 0; i++) {
+		if ((fds[i] = fcntl(fds[i], F_DUPFD_CLOEXEC, nfds)) < 0)
+			err = errno;
+	}
+	for (int i = 0; i < nfds && err == 0; i++) {
 		if (dup2(fds[i], i) < 0)
 			err = errno;
 	}
-	if (err == 0 && syscall(SYS_close_range, 3, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
+	if (err == 0 && syscall(SYS_close_range, nfds, ~0U, CLOSE_RANGE_CLOEXEC) != 0)
 		err = errno;
 	if (err == 0 && setsid() < 0)
 		err = errno;
 	if (err == 0 && (flags & EXEC_FLAG_TTY) && ioctl(0, TIOCSCTTY, 0) != 0)
 		err = errno;
+	// Capabilities this request gives up leave the bounding set, which is
+	// what root's execve gets (CAP_SETPCAP, made effective, allows it).
+	if (err == 0 && dropcaps != 0)
+		set_caps(CONTAINER_CAPS & ~cfg.dropcaps);
+	for (int c = 0; c <= 63 && err == 0; c++) {
+		if ((dropcaps & (1ULL << c)) && prctl(PR_CAPBSET_DROP, c, 0, 0, 0) != 0 && errno != EINVAL)
+			err = errno;
+	}
 	if (err == 0)
 		err = become(uid, gid, NULL, 0);
 	if (err == 0 && cwd[0] && chdir(cwd) != 0)
@@ -843,7 +889,7 @@ static void exec_child(char *p, char *end, uint32_t uid, uint32_t gid, uint32_t 
 static void serve_exec(void)
 {
 	static char buf[MAX_MSG];
-	char cbuf[CMSG_SPACE(3 * sizeof(int))];
+	char cbuf[CMSG_SPACE((3 + OAK_MAX_EXTRA_FDS) * sizeof(int))];
 	struct iovec iov = {.iov_base = buf, .iov_len = sizeof buf - 1};
 	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
 	ssize_t n = recvmsg(ctl, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
@@ -855,15 +901,15 @@ static void serve_exec(void)
 	}
 	if (n < 0)
 		return;
-	int fds[3] = {-1, -1, -1}, nfds = 0;
+	int fds[3 + OAK_MAX_EXTRA_FDS], nfds = 0;
 	struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 	if (c != NULL && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
 		nfds = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		if (nfds > 3)
-			nfds = 3;
+		if (nfds > 3 + OAK_MAX_EXTRA_FDS)
+			nfds = 3 + OAK_MAX_EXTRA_FDS;
 		memcpy(fds, CMSG_DATA(c), nfds * sizeof(int));
 	}
-	uint32_t h[7] = {0};
+	uint32_t h[8] = {0};
 	memcpy(h, buf, n < (ssize_t)sizeof h ? (size_t)n : sizeof h);
 	buf[n] = 0;
 	if (h[0] == EXEC_SIGNAL && n >= 12) {
@@ -871,7 +917,7 @@ static void serve_exec(void)
 			if (execs[i].pid > 0 && execs[i].id == h[1])
 				kill(execs[i].pid, (int)h[2]);
 		}
-	} else if (h[0] == EXEC_START && n >= (ssize_t)sizeof h && nfds == 3 && h[5] >= 1 && h[5] <= MAX_LIST &&
+	} else if (h[0] == EXEC_START && n >= (ssize_t)sizeof h && nfds >= 3 && h[5] >= 1 && h[5] <= MAX_LIST &&
 		   h[6] <= MAX_LIST && !(msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		int slot = -1;
 		for (int i = 0; i < MAX_EXECS && slot < 0; i++) {
@@ -890,7 +936,7 @@ static void serve_exec(void)
 		else if (strs >= 1 + h[5] + h[6] && end[-1] == 0 && pipe2(errp, O_CLOEXEC) == 0) {
 			pid_t pid = fork();
 			if (pid == 0)
-				exec_child(p, end + 1, h[2], h[3], h[4], h[5], h[6], fds, errp[1]);
+				exec_child(p, end + 1, h[2], h[3], h[4], h[5], h[6], h[7], fds, nfds, errp[1]);
 			close(errp[1]);
 			if (pid < 0) {
 				res = -errno;
@@ -1136,8 +1182,20 @@ __attribute__((constructor)) static void nsinit(void)
 		_exit(127);
 	// Whatever else oak inherited from its own caller must not reach the
 	// container: Go marks its own descriptors close-on-exec, not those.
-	if (syscall(SYS_close_range, CFG_FD + 1, ~0U, 0) != 0)
+	// Only the extra descriptors the launcher named stay, close-on-exec
+	// until the command's are placed.
+	const char *extra = getenv(OAK_EXTRA_FDS_ENV);
+	if (extra != NULL) {
+		nextra = atoi(extra);
+		if (nextra < 0 || nextra > OAK_MAX_EXTRA_FDS)
+			fail("nsinit: %s=%s: want 0..%d", OAK_EXTRA_FDS_ENV, extra, OAK_MAX_EXTRA_FDS);
+	}
+	if (syscall(SYS_close_range, CFG_FD + 1 + nextra, ~0U, 0) != 0)
 		fail("close inherited descriptors: %s", strerror(errno));
+	for (int i = 0; i < nextra; i++) {
+		if (fcntl(CFG_FD + 1 + i, F_SETFD, FD_CLOEXEC) != 0)
+			fail("preserved descriptor %d: %s", CFG_FD + i, strerror(errno));
+	}
 	receive_root();
 	trace("root received");
 	read_config();
@@ -1181,8 +1239,11 @@ __attribute__((constructor)) static void nsinit(void)
 		exec_command(&old);
 	}
 	// Our copy of fd 3 must go, or the parent would not see the command's
-	// exec close it. Errors after this point are the command's own.
+	// exec close it. Errors after this point are the command's own. The
+	// preserved descriptors are the command's alone.
 	close(CFG_FD);
+	for (int i = 0; i < nextra; i++)
+		close(CFG_FD + 1 + i);
 	// Init keeps CONTAINER_CAPS permitted, for the processes oak exec
 	// starts (exec_child), and uses only CAP_KILL: a signal it forwards
 	// must reach the command after it switched to another user.

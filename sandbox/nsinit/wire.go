@@ -20,6 +20,14 @@ const TraceEnvVar = C.OAK_TRACE_ENV
 // needs, no_new_privs.
 const ServiceEnvVar = C.OAK_SERVICE_ENV
 
+// ExtraFDsEnvVar, set to N, says init got N descriptors at 4.. for the
+// command's 3.. (--preserve-fds); MaxExtraFDs bounds N, and the extra
+// descriptors of an exec request.
+const (
+	ExtraFDsEnvVar = C.OAK_EXTRA_FDS_ENV
+	MaxExtraFDs    = C.OAK_MAX_EXTRA_FDS
+)
+
 // DefaultPath is the PATH nsinit searches for the command when the task's
 // environment has none.
 const DefaultPath = C.OAK_DEFAULT_PATH

@@ -27,6 +27,13 @@
 // mount (a host directory granted to a container).
 #define OAK_USERNS_ENV "_OAK_USERNS_HOLDER"
 
+// OAK_EXTRA_FDS_ENV, set to N (1..OAK_MAX_EXTRA_FDS) beside OAK_NSINIT_ENV,
+// says the launcher passed N more descriptors at 4..4+N-1, after fd 3, for
+// the command to find at 3..3+N-1 (runc's --preserve-fds). Init itself
+// closes its copies once the command is forked.
+#define OAK_EXTRA_FDS_ENV "_OAK_EXTRA_FDS"
+#define OAK_MAX_EXTRA_FDS 64
+
 // OAK_DEFAULT_PATH is searched for the command when the container's
 // environment sets no PATH; the engine gives every container this PATH
 // unless told otherwise (docker's).
@@ -76,9 +83,12 @@ enum {
 #define LOCAL_MAX_GROUPS 64
 
 // Messages of the exec channel (SOCK_SEQPACKET, u32 fields, little-endian).
-// Host → init: EXEC_START [type][id][uid][gid][flags][nargs][nenv] then cwd,
-// the arguments and the environment, each NUL-terminated, with exactly three
-// descriptors (stdin, stdout, stderr) as SCM_RIGHTS; EXEC_SIGNAL [type][id][sig].
+// Host → init: EXEC_START [type][id][uid][gid][flags][nargs][nenv][dropcaps]
+// then cwd, the arguments and the environment, each NUL-terminated, with
+// stdin, stdout and stderr as SCM_RIGHTS and up to OAK_MAX_EXTRA_FDS more,
+// which the process gets at 3, 4, ...; dropcaps (bit N: capability N) are
+// capabilities of the container's root this process does not get.
+// EXEC_SIGNAL [type][id][sig].
 // Init → host: EXEC_STARTED [type][id][i32 pid inside, or -errno] and, once
 // it ends, EXEC_EXITED [type][id][i32 status, 128+N for signal N].
 enum {
