@@ -601,9 +601,6 @@ func TestCRIPod(t *testing.T) {
 		ctx, cancel := c.ctx()
 		defer cancel()
 		res, err := c.cri.ExecSync(ctx, &runtimeapi.ExecSyncRequest{ContainerId: client, Cmd: []string{"sh", "-c", "echo out; echo err >&2; hostname"}, Timeout: 30})
-		if err != nil && strings.Contains(err.Error(), "not supported") {
-			t.Skipf("oak-runtime exec is not implemented on this branch: %v", err)
-		}
 		c.must("ExecSync", err)
 		if string(res.Stdout) != "out\noakpod\n" || string(res.Stderr) != "err\n" || res.ExitCode != 0 {
 			t.Errorf("ExecSync: stdout %q stderr %q exit %d", res.Stdout, res.Stderr, res.ExitCode)
