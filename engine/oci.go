@@ -71,6 +71,9 @@ type OCIContainer struct {
 	Annotations map[string]string `json:"annotations,omitempty"`
 	// Warnings say what was narrowed to Oak's container.
 	Warnings []string `json:"warnings,omitempty"`
+	// OOMScoreAdj, when set, is written for the container's init before
+	// anything of the image runs (and so inherited by its command).
+	OOMScoreAdj *int `json:"oom_score_adj,omitempty"`
 }
 
 // OCICopyFile is a host file whose content is placed at Target.
@@ -105,6 +108,18 @@ var OakCapabilities = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "C
 
 // oakCapNumbers are OakCapabilities' numbers, in the same order.
 var oakCapNumbers = []uint{0, 1, 3, 4, 5, 6, 7, 8}
+
+// linuxCapabilities are the capabilities' names, by number (0..40): a
+// bundle naming another is refused, as no kernel interface maps it.
+var linuxCapabilities = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
+	"CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+	"CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+	"CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+	"CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+	"CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+	"CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+	"CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+	"CAP_CHECKPOINT_RESTORE"}
 
 // rlimitTypes are the RLIMIT_* resources a bundle may name, by number.
 var rlimitTypes = map[string]int{
@@ -261,6 +276,9 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 		var extra []string
 		for _, set := range sets {
 			for i, cp := range set.caps {
+				if !slices.Contains(linuxCapabilities, cp) {
+					return nil, refuse(fmt.Sprintf("process.capabilities.%s[%d]", set.name, i), "%q is not a Linux capability", cp)
+				}
 				if slices.Contains(OakCapabilities, cp) {
 					continue
 				}
@@ -304,6 +322,16 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 			return nil, refuse(field, "%s hard limit %d is above this host's hard limit %d, which no process here may raise", rl.Type, rl.Hard, h)
 		}
 		c.Rlimits = append(c.Rlimits, OCIRlimit{Resource: res, Soft: rl.Soft, Hard: rl.Hard})
+	}
+	if p.OOMScoreAdj != nil {
+		// Raising it only makes the container the OOM killer's choice
+		// sooner; lowering it below the runtime's own value needs
+		// CAP_SYS_RESOURCE, which the kernel refuses at create.
+		if v := *p.OOMScoreAdj; v < -1000 || v > 1000 {
+			return nil, refuse("process.oomScoreAdj", "%d is outside -1000..1000", v)
+		}
+		v := *p.OOMScoreAdj
+		c.OOMScoreAdj = &v
 	}
 	if p.ApparmorProfile != "" || p.SelinuxLabel != "" {
 		warn("config.json: process.apparmorProfile/selinuxLabel: not applied; Oak's confinement does not rely on an LSM")

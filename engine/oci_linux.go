@@ -679,12 +679,13 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 	if err := r.save(rec); err != nil {
 		return fail(err)
 	}
+	// The sandbox sets rlimits on the container's init alone: set on the
+	// supervisor, a bundle's RLIMIT_AS or RLIMIT_DATA would starve its Go
+	// runtime (runtime-tools' process_rlimits test gives 1 GiB of
+	// address space).
+	var rlimits []sandbox.Rlimit
 	for _, rl := range oc.Rlimits {
-		// Inherited by the container's init; syscall.Setrlimit also
-		// keeps Go from restoring its own RLIMIT_NOFILE in children.
-		if err := syscall.Setrlimit(rl.Resource, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
-			return fail(fmt.Errorf("config.json: process.rlimits: resource %d: %w", rl.Resource, err))
-		}
+		rlimits = append(rlimits, sandbox.Rlimit{Name: rlimitName(rl.Resource), Resource: rl.Resource, Soft: rl.Soft, Hard: rl.Hard})
 	}
 	var files []sandbox.File
 	for _, f := range oc.CopyFiles {
@@ -742,8 +743,13 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 		ReadOnly: oc.ReadOnly, Files: files, Tmpfs: oc.Tmpfs, Args: oc.Args, Env: oc.Env, Cwd: oc.Cwd,
 		Hostname: oc.Hostname, UID: oc.UID, GID: oc.GID,
 		IDs:    sandbox.IDRange{Host: uint32(ociIDBase + slot*idSize), Size: idSize},
-		Limits: oc.Limits, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
+		Limits: oc.Limits, Rlimits: rlimits, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		Hold: func(pid int) error {
+			if oc.OOMScoreAdj != nil {
+				if err := setOOMScoreAdj(pid, *oc.OOMScoreAdj); err != nil {
+					return err
+				}
+			}
 			rec.Init, rec.InitStart, rec.Status = pid, pidStart(pid), ociCreated
 			if err := r.save(rec); err != nil {
 				return err
@@ -977,4 +983,25 @@ func splitEscaped(s string, sep byte) []string {
 		}
 	}
 	return append(out, cur.String())
+}
+
+// rlimitName is the config.json name of RLIMIT_* resource res.
+func rlimitName(res int) string {
+	for name, r := range rlimitTypes {
+		if r == res {
+			return name
+		}
+	}
+	return fmt.Sprintf("resource %d", res)
+}
+
+// setOOMScoreAdj writes the container's init's oom_score_adj, before it
+// runs anything of the image. The kernel lets the runtime raise it and
+// refuses to lower it below the runtime's own without CAP_SYS_RESOURCE.
+func setOOMScoreAdj(pid, v int) error {
+	err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(strconv.Itoa(v)), 0)
+	if err != nil {
+		return fmt.Errorf("config.json: process.oomScoreAdj: %d: %w", v, err)
+	}
+	return nil
 }

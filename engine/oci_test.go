@@ -166,6 +166,11 @@ func TestMapRefusals(t *testing.T) {
 		}), "linux.resources", "at least 6 MiB"},
 		{"shared propagation", edit(t, func(s *specs.Spec) { s.Linux.RootfsPropagation = "shared" }), "linux.rootfsPropagation", "private"},
 		{"personality", edit(t, func(s *specs.Spec) { s.Linux.Personality = &specs.LinuxPersonality{Domain: "LINUX32"} }), "linux.personality", ""},
+		{"unknown capability", edit(t, func(s *specs.Spec) {
+			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_TEST")
+		}), "process.capabilities.bounding[11]", `"CAP_TEST" is not a Linux capability`},
+		{"oom score above the range", edit(t, func(s *specs.Spec) { v := 1001; s.Process.OOMScoreAdj = &v }), "process.oomScoreAdj", "-1000..1000"},
+		{"oom score below the range", edit(t, func(s *specs.Spec) { v := -1001; s.Process.OOMScoreAdj = &v }), "process.oomScoreAdj", "-1000..1000"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -183,6 +188,27 @@ func TestMapRefusals(t *testing.T) {
 				t.Errorf("error %q does not say %q", err, c.says)
 			}
 		})
+	}
+}
+
+// process.oomScoreAdj is carried to the supervisor, which writes it for
+// the init; without it the init keeps the runtime's value.
+func TestMapOOMScoreAdj(t *testing.T) {
+	for _, v := range []int{-1000, 0, 500, 1000} {
+		c, err := mapJSON(t, edit(t, func(s *specs.Spec) { s.Process.OOMScoreAdj = &v }), false)
+		if err != nil {
+			t.Fatalf("oomScoreAdj %d: %v", v, err)
+		}
+		if c.OOMScoreAdj == nil || *c.OOMScoreAdj != v {
+			t.Errorf("oomScoreAdj %d mapped to %v", v, c.OOMScoreAdj)
+		}
+	}
+	c, err := mapJSON(t, podmanConfig, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OOMScoreAdj != nil {
+		t.Errorf("no oomScoreAdj mapped to %d", *c.OOMScoreAdj)
 	}
 }
 
@@ -260,6 +286,13 @@ func FuzzOCIConfig(f *testing.F) {
 		if err := c.Limits.Check(); err != nil {
 			t.Fatalf("accepted limits the sandbox refuses: %v", err)
 		}
+		if s.Process.Capabilities != nil {
+			for _, cp := range s.Process.Capabilities.Bounding {
+				if !slices.Contains(linuxCapabilities, cp) {
+					t.Fatalf("accepted capability %q", cp)
+				}
+			}
+		}
 		if c.DropCaps&^0x1fb != 0 {
 			t.Fatalf("drops %#x, outside Oak's eight", c.DropCaps)
 		}
@@ -267,6 +300,9 @@ func FuzzOCIConfig(f *testing.F) {
 			if r.Hard > hostLimit(r.Resource) || r.Soft > r.Hard {
 				t.Fatalf("accepted rlimit %+v", r)
 			}
+		}
+		if v := c.OOMScoreAdj; v != nil && (*v < -1000 || *v > 1000) {
+			t.Fatalf("accepted oomScoreAdj %d", *v)
 		}
 		for _, f := range c.CopyFiles {
 			if !slices.Contains(copiedFiles, f.Target) {
