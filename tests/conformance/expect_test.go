@@ -124,6 +124,9 @@ func (e *expectations) check(program string, v outcome, fs []failure) []string {
 	}
 	var problems []string
 	if exp.pass {
+		if v == skip {
+			return []string{fmt.Sprintf("%s: expected to pass, skipped", program)}
+		}
 		if v == fail {
 			for _, f := range fs {
 				problems = append(problems, fmt.Sprintf("%s: expected to pass, fails: %s", program, f.describe()))
@@ -196,6 +199,7 @@ pidfile flaky caps,hooks
 	}{
 		{"create", pass, nil, nil},
 		{"create", fail, capsFail, []string{"expected to pass"}},
+		{"create", skip, nil, []string{"expected to pass, skipped"}},
 		{"default", fail, capsFail, nil},
 		{"default", pass, nil, []string{"now: mark it pass"}},
 		{"default", fail, append(capsFail, failure{subject: "has expected hostname"}), []string{"not explained"}},
