@@ -74,6 +74,13 @@ type OCIContainer struct {
 	// OOMScoreAdj, when set, is written for the container's init before
 	// anything of the image runs (and so inherited by its command).
 	OOMScoreAdj *int `json:"oom_score_adj,omitempty"`
+	// MaskedPaths are linux.maskedPaths in the image (Oak's own /proc,
+	// /sys, /dev and /tmp hide the host's already). At create, a directory
+	// among them gets an empty private tmpfs (Tmpfs) and any other file
+	// becomes an empty file in Oak's top layer (MaskFiles): the image's
+	// content there is not seen.
+	MaskedPaths []string `json:"masked_paths,omitempty"`
+	MaskFiles   []string `json:"mask_files,omitempty"`
 }
 
 // OCICopyFile is a host file whose content is placed at Target.
@@ -150,6 +157,17 @@ var copiedFiles = []string{"/etc/hosts", "/etc/hostname", "/etc/resolv.conf", "/
 
 // ownDevices are the device nodes an Oak container has.
 var ownDevices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}
+
+// ownFS tells whether p lies in a file system Oak gives every container
+// of its own (/proc, /sys, /dev, /tmp), where no image content shows.
+func ownFS(p string) bool {
+	for _, m := range []string{"/proc", "/sys", "/dev", "/tmp"} {
+		if p == m || strings.HasPrefix(p, m+"/") {
+			return true
+		}
+	}
+	return false
+}
 
 // ParseOCIConfig decodes config.json and checks its version: a major
 // version other than 1 is refused.
@@ -490,9 +508,23 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 	if l.RootfsPropagation != "" && l.RootfsPropagation != "private" && l.RootfsPropagation != "rprivate" && l.RootfsPropagation != "slave" && l.RootfsPropagation != "rslave" {
 		return nil, refuse("linux.rootfsPropagation", "%q: an Oak container's mounts are private", l.RootfsPropagation)
 	}
-	// linux.maskedPaths and readonlyPaths: Oak's /proc is read-only with
-	// kernel state masked and it has no /sys but /sys/fs/cgroup, so every
-	// path runc would mask is absent or masked already. linux.cgroupsPath:
-	// the container's groups are Oak's own.
+	for i, m := range l.MaskedPaths {
+		p := path.Clean(m)
+		switch {
+		case !path.IsAbs(m) || strings.ContainsRune(m, 0):
+			return nil, refuse(fmt.Sprintf("linux.maskedPaths[%d]", i), "%q is not an absolute path", m)
+		case p == "/":
+			return nil, refuse(fmt.Sprintf("linux.maskedPaths[%d]", i), "masking the whole root leaves nothing to run")
+		case ownFS(p):
+			// Oak's /proc is read-only with kernel state masked, it has
+			// no /sys but /sys/fs/cgroup, five devices and a fresh /tmp.
+		case !slices.Contains(c.MaskedPaths, p):
+			c.MaskedPaths = append(c.MaskedPaths, p)
+		}
+	}
+	// linux.readonlyPaths: not applied inside the image (a gap: it would
+	// only narrow); every path runc makes read-only in /proc and /sys is
+	// absent or read-only in Oak's. linux.cgroupsPath: the container's
+	// groups are Oak's own.
 	return c, nil
 }

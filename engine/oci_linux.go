@@ -169,6 +169,9 @@ func LoadBundle(dir string, opts OCIOptions) (*OCIContainer, error) {
 	if err := sandbox.CheckRootFS(c.RootFS); err != nil {
 		return nil, refuse("root.path", "%v", err)
 	}
+	if err := maskIn(c); err != nil {
+		return nil, err
+	}
 	if c.Layers, err = overlayLayers(c.RootFS); err != nil {
 		return nil, refuse("root.path", "%v", err)
 	}
@@ -688,6 +691,9 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 		rlimits = append(rlimits, sandbox.Rlimit{Name: rlimitName(rl.Resource), Resource: rl.Resource, Soft: rl.Soft, Hard: rl.Hard})
 	}
 	var files []sandbox.File
+	for _, p := range oc.MaskFiles {
+		files = append(files, sandbox.File{Path: p, Mode: 0o444})
+	}
 	for _, f := range oc.CopyFiles {
 		b, err := readSmallFile(f.Source)
 		if err != nil {
@@ -1002,6 +1008,47 @@ func setOOMScoreAdj(pid, v int) error {
 	err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(strconv.Itoa(v)), 0)
 	if err != nil {
 		return fmt.Errorf("config.json: process.oomScoreAdj: %d: %w", v, err)
+	}
+	return nil
+}
+
+// maskIn decides, by what the image has at each of c.MaskedPaths, how it
+// is masked: a directory gets an empty private tmpfs, any other file an
+// empty file over it; a path the image lacks, or one inside a directory
+// masked already, needs nothing.
+func maskIn(c *OCIContainer) error {
+	var dirs, files []string
+	for _, p := range c.MaskedPaths {
+		r, fi, err := sandbox.LstatIn(c.RootFS, p)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+		case err != nil:
+			return refuse("linux.maskedPaths", "%s: %v", p, unwrapPath(err))
+		case ownFS(r) || r == "/":
+			// a link into Oak's own file systems
+		case fi.IsDir():
+			dirs = append(dirs, r)
+		default:
+			files = append(files, r)
+		}
+	}
+	hidden := func(p string) bool {
+		for _, d := range dirs {
+			if strings.HasPrefix(p, d+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, d := range dirs {
+		if !hidden(d) && !slices.Contains(c.Tmpfs, d) {
+			c.Tmpfs = append(c.Tmpfs, d)
+		}
+	}
+	for _, f := range files {
+		if !hidden(f) && !slices.Contains(c.MaskFiles, f) {
+			c.MaskFiles = append(c.MaskFiles, f)
+		}
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"errors"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -169,6 +170,8 @@ func TestMapRefusals(t *testing.T) {
 		{"unknown capability", edit(t, func(s *specs.Spec) {
 			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_TEST")
 		}), "process.capabilities.bounding[11]", `"CAP_TEST" is not a Linux capability`},
+		{"relative masked path", edit(t, func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"etc/shadow"} }), "linux.maskedPaths[0]", "not an absolute path"},
+		{"masked root", edit(t, func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"/x/.."} }), "linux.maskedPaths[0]", "whole root"},
 		{"oom score above the range", edit(t, func(s *specs.Spec) { v := 1001; s.Process.OOMScoreAdj = &v }), "process.oomScoreAdj", "-1000..1000"},
 		{"oom score below the range", edit(t, func(s *specs.Spec) { v := -1001; s.Process.OOMScoreAdj = &v }), "process.oomScoreAdj", "-1000..1000"},
 	}
@@ -209,6 +212,20 @@ func TestMapOOMScoreAdj(t *testing.T) {
 	}
 	if c.OOMScoreAdj != nil {
 		t.Errorf("no oomScoreAdj mapped to %d", *c.OOMScoreAdj)
+	}
+}
+
+// Masked paths in Oak's own file systems need nothing; the image's are
+// kept, cleaned, once each.
+func TestMapMaskedPaths(t *testing.T) {
+	c, err := mapJSON(t, edit(t, func(s *specs.Spec) {
+		s.Linux.MaskedPaths = []string{"/proc/kcore", "/sys/firmware", "/dev/x", "/tmp/y", "/etc/secret", "/srv/a/../b", "/etc/secret"}
+	}), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/etc/secret", "/srv/b"}; !slices.Equal(c.MaskedPaths, want) {
+		t.Errorf("masked paths %q, want %q", c.MaskedPaths, want)
 	}
 }
 
@@ -303,6 +320,11 @@ func FuzzOCIConfig(f *testing.F) {
 		}
 		if v := c.OOMScoreAdj; v != nil && (*v < -1000 || *v > 1000) {
 			t.Fatalf("accepted oomScoreAdj %d", *v)
+		}
+		for _, m := range c.MaskedPaths {
+			if !path.IsAbs(m) || m == "/" || ownFS(m) || path.Clean(m) != m {
+				t.Fatalf("masks %q", m)
+			}
 		}
 		for _, f := range c.CopyFiles {
 			if !slices.Contains(copiedFiles, f.Target) {
