@@ -81,6 +81,10 @@ type OCIContainer struct {
 	// content there is not seen.
 	MaskedPaths []string `json:"masked_paths,omitempty"`
 	MaskFiles   []string `json:"mask_files,omitempty"`
+	// ReadOnlyPaths are linux.readonlyPaths in the image, made read-only
+	// in the container (sandbox.Task.ReadOnlyPaths); resolved in the
+	// root at create.
+	ReadOnlyPaths []string `json:"read_only_paths,omitempty"`
 }
 
 // OCICopyFile is a host file whose content is placed at Target.
@@ -522,9 +526,19 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 			c.MaskedPaths = append(c.MaskedPaths, p)
 		}
 	}
-	// linux.readonlyPaths: not applied inside the image (a gap: it would
-	// only narrow); every path runc makes read-only in /proc and /sys is
-	// absent or read-only in Oak's. linux.cgroupsPath: the container's
-	// groups are Oak's own.
+	for i, m := range l.ReadonlyPaths {
+		p := path.Clean(m)
+		switch {
+		case !path.IsAbs(m) || strings.ContainsRune(m, 0):
+			return nil, refuse(fmt.Sprintf("linux.readonlyPaths[%d]", i), "%q is not an absolute path", m)
+		case p == "/":
+			c.ReadOnly = true
+		case ownFS(p):
+			// Oak's /proc and /sys are read-only; /dev and /tmp are its own.
+		case !slices.Contains(c.ReadOnlyPaths, p):
+			c.ReadOnlyPaths = append(c.ReadOnlyPaths, p)
+		}
+	}
+	// linux.cgroupsPath: the container's groups are Oak's own.
 	return c, nil
 }

@@ -746,7 +746,7 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 	}
 	task := &sandbox.Task{
 		ID: taskID, Layers: layers, TrustedOverlay: len(oc.Layers) > 0, DropCaps: oc.DropCaps, Scratch: filepath.Join(r.dir(id), "scratch"),
-		ReadOnly: oc.ReadOnly, Files: files, Tmpfs: oc.Tmpfs, Args: oc.Args, Env: oc.Env, Cwd: oc.Cwd,
+		ReadOnly: oc.ReadOnly, Files: files, Tmpfs: oc.Tmpfs, ReadOnlyPaths: oc.ReadOnlyPaths, Args: oc.Args, Env: oc.Env, Cwd: oc.Cwd,
 		Hostname: oc.Hostname, UID: oc.UID, GID: oc.GID,
 		IDs:    sandbox.IDRange{Host: uint32(ociIDBase + slot*idSize), Size: idSize},
 		Limits: oc.Limits, Rlimits: rlimits, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
@@ -1015,21 +1015,41 @@ func setOOMScoreAdj(pid, v int) error {
 // maskIn decides, by what the image has at each of c.MaskedPaths, how it
 // is masked: a directory gets an empty private tmpfs, any other file an
 // empty file over it; a path the image lacks, or one inside a directory
-// masked already, needs nothing.
+// masked already, needs nothing. It resolves c.ReadOnlyPaths likewise.
 func maskIn(c *OCIContainer) error {
-	var dirs, files []string
-	for _, p := range c.MaskedPaths {
+	// in resolves p in the root: "" when nothing needs doing there.
+	in := func(field, p string) (string, os.FileInfo, error) {
 		r, fi, err := sandbox.LstatIn(c.RootFS, p)
 		switch {
 		case errors.Is(err, os.ErrNotExist):
+			return "", nil, nil
 		case err != nil:
-			return refuse("linux.maskedPaths", "%s: %v", p, unwrapPath(err))
+			return "", nil, refuse(field, "%s: %v", p, unwrapPath(err))
 		case ownFS(r) || r == "/":
-			// a link into Oak's own file systems
+			return "", nil, nil // a link into Oak's own file systems
+		}
+		return r, fi, nil
+	}
+	var dirs, files, readOnly []string
+	for _, p := range c.MaskedPaths {
+		r, fi, err := in("linux.maskedPaths", p)
+		switch {
+		case err != nil:
+			return err
+		case r == "":
 		case fi.IsDir():
 			dirs = append(dirs, r)
 		default:
 			files = append(files, r)
+		}
+	}
+	for _, p := range c.ReadOnlyPaths {
+		r, _, err := in("linux.readonlyPaths", p)
+		if err != nil {
+			return err
+		}
+		if r != "" {
+			readOnly = append(readOnly, r)
 		}
 	}
 	hidden := func(p string) bool {
@@ -1048,6 +1068,12 @@ func maskIn(c *OCIContainer) error {
 	for _, f := range files {
 		if !hidden(f) && !slices.Contains(c.MaskFiles, f) {
 			c.MaskFiles = append(c.MaskFiles, f)
+		}
+	}
+	c.ReadOnlyPaths = nil
+	for _, r := range readOnly {
+		if !hidden(r) && !slices.Contains(c.ReadOnlyPaths, r) {
+			c.ReadOnlyPaths = append(c.ReadOnlyPaths, r)
 		}
 	}
 	return nil

@@ -25,9 +25,10 @@ func TestSplitEscaped(t *testing.T) {
 	}
 }
 
-// A masked directory gets a tmpfs, a masked file an empty file; what lies
-// inside a masked directory, what the image lacks and what a link leads
-// into Oak's own file systems need nothing.
+// A masked directory gets a tmpfs, a masked file an empty file, read-only
+// paths are resolved in the root; what lies inside a masked directory,
+// what the image lacks and what a link leads into Oak's own file systems
+// need nothing.
 func TestMaskIn(t *testing.T) {
 	root := t.TempDir()
 	for _, d := range []string{"etc/keys/sub", "srv"} {
@@ -46,7 +47,8 @@ func TestMaskIn(t *testing.T) {
 		}
 	}
 	c := &OCIContainer{RootFS: root, Tmpfs: []string{"/run"},
-		MaskedPaths: []string{"/etc/keys", "/etc/keys/sub", "/etc/keys/k", "/etc/shadow", "/etc/toproc", "/nothing", "/link-to-srv/f"}}
+		MaskedPaths:   []string{"/etc/keys", "/etc/keys/sub", "/etc/keys/k", "/etc/shadow", "/etc/toproc", "/nothing", "/link-to-srv/f"},
+		ReadOnlyPaths: []string{"/srv", "/link-to-srv", "/etc/keys/sub", "/etc/toproc", "/nothing"}}
 	if err := maskIn(c); err != nil {
 		t.Fatal(err)
 	}
@@ -55,5 +57,8 @@ func TestMaskIn(t *testing.T) {
 	}
 	if want := []string{"/etc/shadow", "/srv/f"}; !slices.Equal(c.MaskFiles, want) {
 		t.Errorf("masked files %q, want %q", c.MaskFiles, want)
+	}
+	if want := []string{"/srv"}; !slices.Equal(c.ReadOnlyPaths, want) {
+		t.Errorf("read-only paths %q, want %q", c.ReadOnlyPaths, want)
 	}
 }

@@ -171,6 +171,7 @@ func TestMapRefusals(t *testing.T) {
 			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_TEST")
 		}), "process.capabilities.bounding[11]", `"CAP_TEST" is not a Linux capability`},
 		{"relative masked path", edit(t, func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"etc/shadow"} }), "linux.maskedPaths[0]", "not an absolute path"},
+		{"relative read-only path", edit(t, func(s *specs.Spec) { s.Linux.ReadonlyPaths = []string{"etc"} }), "linux.readonlyPaths[0]", "not an absolute path"},
 		{"masked root", edit(t, func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"/x/.."} }), "linux.maskedPaths[0]", "whole root"},
 		{"oom score above the range", edit(t, func(s *specs.Spec) { v := 1001; s.Process.OOMScoreAdj = &v }), "process.oomScoreAdj", "-1000..1000"},
 		{"oom score below the range", edit(t, func(s *specs.Spec) { v := -1001; s.Process.OOMScoreAdj = &v }), "process.oomScoreAdj", "-1000..1000"},
@@ -226,6 +227,20 @@ func TestMapMaskedPaths(t *testing.T) {
 	}
 	if want := []string{"/etc/secret", "/srv/b"}; !slices.Equal(c.MaskedPaths, want) {
 		t.Errorf("masked paths %q, want %q", c.MaskedPaths, want)
+	}
+	c, err = mapJSON(t, edit(t, func(s *specs.Spec) {
+		s.Linux.ReadonlyPaths = []string{"/proc/sys", "/etc", "/etc/", "/srv/x"}
+	}), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/etc", "/srv/x"}; !slices.Equal(c.ReadOnlyPaths, want) || c.ReadOnly {
+		t.Errorf("read-only paths %q (root read-only %v), want %q", c.ReadOnlyPaths, c.ReadOnly, want)
+	}
+	// A read-only "/" is a read-only root.
+	c, err = mapJSON(t, edit(t, func(s *specs.Spec) { s.Linux.ReadonlyPaths = []string{"/"} }), false)
+	if err != nil || !c.ReadOnly || len(c.ReadOnlyPaths) != 0 {
+		t.Errorf("readonlyPaths [/]: %+v, %v; want a read-only root", c, err)
 	}
 }
 
@@ -321,7 +336,7 @@ func FuzzOCIConfig(f *testing.F) {
 		if v := c.OOMScoreAdj; v != nil && (*v < -1000 || *v > 1000) {
 			t.Fatalf("accepted oomScoreAdj %d", *v)
 		}
-		for _, m := range c.MaskedPaths {
+		for _, m := range append(c.MaskedPaths, c.ReadOnlyPaths...) {
 			if !path.IsAbs(m) || m == "/" || ownFS(m) || path.Clean(m) != m {
 				t.Fatalf("masks %q", m)
 			}
@@ -331,7 +346,7 @@ func FuzzOCIConfig(f *testing.F) {
 				t.Fatalf("copies a host file onto %s", f.Target)
 			}
 		}
-		task := sandbox.Task{ID: "x", Layers: []string{c.RootFS}, Scratch: "/s", Args: c.Args, Tmpfs: c.Tmpfs,
+		task := sandbox.Task{ID: "x", Layers: []string{c.RootFS}, Scratch: "/s", Args: c.Args, Tmpfs: c.Tmpfs, ReadOnlyPaths: c.ReadOnlyPaths,
 			IDs: sandbox.IDRange{Host: ociIDBase, Size: idSize}, Limits: c.Limits}
 		if err := task.Validate(); err != nil {
 			t.Fatalf("accepted a bundle the sandbox refuses: %v", err)

@@ -114,6 +114,10 @@ type Task struct {
 	// Tmpfs are absolute paths where the container gets a private tmpfs
 	// of its own, like /tmp: Limits.TmpfsBytes each, charged to its memory.
 	Tmpfs []string
+	// ReadOnlyPaths are absolute paths of the image that the container
+	// sees read-only (each bound onto itself, read-only, after Tmpfs); a
+	// path the image lacks is skipped. It can only take away.
+	ReadOnlyPaths []string
 	// DropCaps are capabilities (bit N: capability number N) that the
 	// command's root does not get of the eight Oak gives it; zero keeps
 	// all eight. It can only take away.
@@ -201,6 +205,11 @@ func (t *Task) validate() error {
 	for _, p := range t.Tmpfs {
 		if !validTarget(p) {
 			return fmt.Errorf("task %s: tmpfs %q: want an absolute path outside /proc, /dev and /tmp", t.ID, p)
+		}
+	}
+	for _, p := range t.ReadOnlyPaths {
+		if !validTarget(p) {
+			return fmt.Errorf("task %s: read-only path %q: want an absolute path outside /proc, /dev and /tmp", t.ID, p)
 		}
 	}
 	for _, v := range t.Volumes {

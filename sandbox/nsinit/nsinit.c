@@ -349,7 +349,9 @@ static void do_op(struct op *op)
 		unsigned long flags = op->flags;
 		if ((flags & MS_REMOUNT) && (flags & MS_BIND))
 			flags |= locked_flags(path);
-		if (mount(op->a[0] ? op->a : NULL, path, op->c[0] ? op->c : NULL, flags, op->d[0] ? op->d : NULL) != 0)
+		// A source of "." is the target itself (a read-only path).
+		const char *src = strcmp(op->a, ".") == 0 ? path : op->a[0] ? op->a : NULL;
+		if (mount(src, path, op->c[0] ? op->c : NULL, flags, op->d[0] ? op->d : NULL) != 0)
 			fail("mount %s on /%s (%s): %s", op->a[0] ? op->a : op->c, op->b, op->c, strerror(errno));
 		close(fd);
 		return;

@@ -32,7 +32,7 @@
 enum {
 	TAG_END = 0,
 	TAG_ROOTFS = 1,   // host path of the root file system, for messages
-	TAG_MOUNT = 2,    // u64 flags, u32 optional, then src\0 target\0 fstype\0 data
+	TAG_MOUNT = 2,    // u64 flags, u32 optional, then src\0 target\0 fstype\0 data; src "." is the target
 	TAG_MKFILE = 3,   // target (relative to the root): create an empty file
 	TAG_MKDIR = 4,    // target: create a directory
 	TAG_SYMLINK = 5,  // target\0 link text
