@@ -29,8 +29,7 @@ import (
 // OCIOptions says how a bundle is mapped.
 type OCIOptions struct {
 	// Strict refuses what the default mode narrows with a warning:
-	// capabilities outside Oak's eight, a seccomp profile, sysctls,
-	// supplementary groups.
+	// capabilities outside Oak's eight, a seccomp profile, sysctls.
 	Strict bool
 	// HostHardLimit returns the host's hard limit of rlimit resource res
 	// (RLIMIT_*); a bundle's rlimit above it is refused. Nil refuses every
@@ -85,6 +84,8 @@ type OCIContainer struct {
 	// in the container (sandbox.Task.ReadOnlyPaths); resolved in the
 	// root at create.
 	ReadOnlyPaths []string `json:"read_only_paths,omitempty"`
+	// Groups are the command's supplementary groups (process.user.additionalGids).
+	Groups []uint32 `json:"groups,omitempty"`
 }
 
 // OCICopyFile is a host file whose content is placed at Target.
@@ -276,9 +277,13 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 	if p.User.Username != "" {
 		return nil, refuse("process.user.username", "is for Windows")
 	}
-	if len(p.User.AdditionalGids) > 0 {
-		if err := narrow("process.user.additionalGids", "not set; the command runs with no supplementary groups"); err != nil {
-			return nil, err
+	for i, g := range p.User.AdditionalGids {
+		// Groups of the container's own id block: no authority outside it.
+		if g >= idSize {
+			return nil, refuse(fmt.Sprintf("process.user.additionalGids[%d]", i), "gid %d: a container's ids are 0..%d", g, idSize-1)
+		}
+		if !slices.Contains(c.Groups, g) {
+			c.Groups = append(c.Groups, g)
 		}
 	}
 	c.Terminal = p.Terminal

@@ -747,7 +747,7 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 	task := &sandbox.Task{
 		ID: taskID, Layers: layers, TrustedOverlay: len(oc.Layers) > 0, DropCaps: oc.DropCaps, Scratch: filepath.Join(r.dir(id), "scratch"),
 		ReadOnly: oc.ReadOnly, Files: files, Tmpfs: oc.Tmpfs, ReadOnlyPaths: oc.ReadOnlyPaths, Args: oc.Args, Env: oc.Env, Cwd: oc.Cwd,
-		Hostname: oc.Hostname, UID: oc.UID, GID: oc.GID,
+		Hostname: oc.Hostname, UID: oc.UID, GID: oc.GID, Groups: oc.Groups,
 		IDs:    sandbox.IDRange{Host: uint32(ociIDBase + slot*idSize), Size: idSize},
 		Limits: oc.Limits, Rlimits: rlimits, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		Hold: func(pid int) error {

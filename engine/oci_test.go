@@ -171,6 +171,8 @@ func TestMapRefusals(t *testing.T) {
 			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_TEST")
 		}), "process.capabilities.bounding[11]", `"CAP_TEST" is not a Linux capability`},
 		{"relative masked path", edit(t, func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"etc/shadow"} }), "linux.maskedPaths[0]", "not an absolute path"},
+		{"group outside the block", edit(t, func(s *specs.Spec) { s.Process.User.AdditionalGids = []uint32{5, 65536} }),
+			"process.user.additionalGids[1]", "0..65535"},
 		{"relative read-only path", edit(t, func(s *specs.Spec) { s.Linux.ReadonlyPaths = []string{"etc"} }), "linux.readonlyPaths[0]", "not an absolute path"},
 		{"masked root", edit(t, func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"/x/.."} }), "linux.maskedPaths[0]", "whole root"},
 		{"oom score above the range", edit(t, func(s *specs.Spec) { v := 1001; s.Process.OOMScoreAdj = &v }), "process.oomScoreAdj", "-1000..1000"},
@@ -213,6 +215,24 @@ func TestMapOOMScoreAdj(t *testing.T) {
 	}
 	if c.OOMScoreAdj != nil {
 		t.Errorf("no oomScoreAdj mapped to %d", *c.OOMScoreAdj)
+	}
+}
+
+// Supplementary groups of the container's own block are the command's,
+// once each, in the bundle's order, in strict mode too.
+func TestMapAdditionalGids(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		s := edit(t, func(s *specs.Spec) {
+			s.Process.User.AdditionalGids = []uint32{5, 100, 5, 65535}
+			s.Process.Capabilities, s.Linux.Seccomp, s.Linux.Sysctl = nil, nil, nil
+		})
+		c, err := mapJSON(t, s, strict)
+		if err != nil {
+			t.Fatalf("strict %v: %v", strict, err)
+		}
+		if want := []uint32{5, 100, 65535}; !slices.Equal(c.Groups, want) {
+			t.Errorf("strict %v: groups %v, want %v", strict, c.Groups, want)
+		}
 	}
 }
 
@@ -333,6 +353,11 @@ func FuzzOCIConfig(f *testing.F) {
 				t.Fatalf("accepted rlimit %+v", r)
 			}
 		}
+		for _, g := range c.Groups {
+			if g >= idSize {
+				t.Fatalf("group %d outside the container's block", g)
+			}
+		}
 		if v := c.OOMScoreAdj; v != nil && (*v < -1000 || *v > 1000) {
 			t.Fatalf("accepted oomScoreAdj %d", *v)
 		}
@@ -346,7 +371,7 @@ func FuzzOCIConfig(f *testing.F) {
 				t.Fatalf("copies a host file onto %s", f.Target)
 			}
 		}
-		task := sandbox.Task{ID: "x", Layers: []string{c.RootFS}, Scratch: "/s", Args: c.Args, Tmpfs: c.Tmpfs, ReadOnlyPaths: c.ReadOnlyPaths,
+		task := sandbox.Task{ID: "x", Layers: []string{c.RootFS}, Scratch: "/s", Args: c.Args, Tmpfs: c.Tmpfs, ReadOnlyPaths: c.ReadOnlyPaths, Groups: c.Groups,
 			IDs: sandbox.IDRange{Host: ociIDBase, Size: idSize}, Limits: c.Limits}
 		if err := task.Validate(); err != nil {
 			t.Fatalf("accepted a bundle the sandbox refuses: %v", err)

@@ -144,6 +144,10 @@ type Task struct {
 	// command) before it runs anything of the image.
 	Rlimits []Rlimit
 
+	// Groups are the command's supplementary groups inside the user
+	// namespace (none when empty), at most nsinit's USER_MAX_GROUPS.
+	Groups []uint32
+
 	Stdin, Stdout, Stderr *os.File // nil means /dev/null
 	// TTY: Stdin is a terminal, to become the command's controlling one.
 	TTY bool
@@ -205,6 +209,11 @@ func (t *Task) validate() error {
 	for _, p := range t.Tmpfs {
 		if !validTarget(p) {
 			return fmt.Errorf("task %s: tmpfs %q: want an absolute path outside /proc, /dev and /tmp", t.ID, p)
+		}
+	}
+	for _, g := range t.Groups {
+		if g >= t.IDs.Size {
+			return fmt.Errorf("task %s: supplementary group %d lies outside the container's ids 0..%d", t.ID, g, t.IDs.Size-1)
 		}
 	}
 	for _, p := range t.ReadOnlyPaths {

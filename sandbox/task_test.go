@@ -55,6 +55,15 @@ func TestReadOnlyPaths(t *testing.T) {
 	if ro.source != "." || ro.target != "etc/keys" || ro.flags != bindRO || !ro.optional {
 		t.Errorf("read-only op %+v", ro)
 	}
+	task.Groups = []uint32{5, 1<<16 - 1}
+	if err := task.validate(); err != nil {
+		t.Errorf("groups in the block: %v", err)
+	}
+	task.Groups = []uint32{1 << 16}
+	if err := task.validate(); err == nil || !strings.Contains(err.Error(), "supplementary group 65536") {
+		t.Errorf("group outside the block: %v, want a refusal", err)
+	}
+	task.Groups = nil
 	for _, p := range []string{"/proc/sys", "/tmp/x", "etc", "/"} {
 		task.ReadOnlyPaths = []string{p}
 		if err := task.validate(); err == nil || !strings.Contains(err.Error(), "read-only path") {

@@ -70,6 +70,8 @@ static struct {
 	struct sock_filter *filter;
 	unsigned short filter_len;
 	uint32_t uid, gid;
+	gid_t groups[USER_MAX_GROUPS];
+	size_t ngroups;
 	char *volumes[MAX_VOLUMES];
 	int bind[MAX_VOLUMES]; // a host directory: never filled
 	int nvolumes;
@@ -210,10 +212,16 @@ static void read_config(void)
 			memcpy(&cfg.dropcaps, buf, 8);
 			break;
 		case TAG_USER:
-			if (len != 8)
+			if (len < 8 || len % 4 != 0 || (len - 8) / 4 > USER_MAX_GROUPS)
 				fail("nsinit: bad user record");
 			memcpy(&cfg.uid, buf, 4);
 			memcpy(&cfg.gid, buf + 4, 4);
+			cfg.ngroups = (len - 8) / 4;
+			for (size_t i = 0; i < cfg.ngroups; i++) {
+				uint32_t g;
+				memcpy(&g, buf + 8 + 4 * i, 4);
+				cfg.groups[i] = g;
+			}
 			break;
 		case TAG_MOUNT:
 		case TAG_MKFILE:
@@ -733,6 +741,8 @@ static void exec_path(const char *file)
 
 static void exec_command(const sigset_t *oldmask)
 {
+	if (setgroups(cfg.ngroups, cfg.groups) != 0)
+		fail("supplementary groups: %s", strerror(errno));
 	if (setresgid(cfg.gid, cfg.gid, cfg.gid) != 0)
 		fail("setgid %u: %s", cfg.gid, strerror(errno));
 	// Root keeps CONTAINER_CAPS for its execve; any other user loses every

@@ -41,7 +41,7 @@ enum {
 	TAG_ARG = 8,      // repeated: argv
 	TAG_ENV = 9,      // repeated: envp
 	TAG_SECCOMP = 10, // struct sock_filter[]
-	TAG_USER = 11,    // u32 uid, u32 gid
+	TAG_USER = 11,    // u32 uid, u32 gid, then up to USER_MAX_GROUPS u32 supplementary groups
 	TAG_VOLUME = 12,  // target (relative to the root); its mount is the next passed descriptor
 	TAG_CGROUP = 13,  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
 	TAG_TTY = 14,     // empty: the command's stdin is a terminal to make its controlling one
@@ -70,6 +70,9 @@ enum {
 	LOCAL_DONE = 3,
 };
 #define LOCAL_MAX_GROUPS 64
+
+// USER_MAX_GROUPS bounds the command's supplementary groups (TAG_USER).
+#define USER_MAX_GROUPS 64
 
 // Messages of the exec channel (SOCK_SEQPACKET, u32 fields, little-endian).
 // Host → init: EXEC_START [type][id][uid][gid][flags][nargs][nenv] then cwd,

@@ -325,8 +325,8 @@ func TestRuntimeRunAndErrors(t *testing.T) {
 // TestRuntimeNarrowingFields: what a bundle asks that only narrows the
 // container is done, seen from inside: linux.maskedPaths hide the image's
 // files and directories, linux.readonlyPaths refuse writes (EROFS) while
-// the rest of the root stays writable, process.oomScoreAdj is the
-// command's.
+// the rest of the root stays writable, process.oomScoreAdj and
+// process.user.additionalGids are the command's.
 func TestRuntimeNarrowingFields(t *testing.T) {
 	needOak(t, true)
 	// What is masked must be there to hide.
@@ -338,14 +338,15 @@ func TestRuntimeNarrowingFields(t *testing.T) {
 	}
 	r := newRuntime(t)
 	b := bundle(t, []string{"sh", "-c", "wc -c < /etc/group; ls /usr | wc -l; cat /proc/self/oom_score_adj; " +
-		"touch /etc/new 2>&1; touch /var/new && echo var writable"}, func(s *specs.Spec) {
+		"touch /etc/new 2>&1; touch /var/new && echo var writable; id -G"}, func(s *specs.Spec) {
+		s.Process.User.AdditionalGids = []uint32{5, 100}
 		s.Linux.MaskedPaths = []string{"/etc/group", "/usr", "/proc/kcore"}
 		s.Linux.ReadonlyPaths = []string{"/etc", "/proc/sys"}
 		adj := 500
 		s.Process.OOMScoreAdj = &adj
 	})
 	res := r.run(nil, "run", "--bundle", b, "narrow-"+randHex(t))
-	want := "0\n0\n500\ntouch: /etc/new: Read-only file system\nvar writable\n"
+	want := "0\n0\n500\ntouch: /etc/new: Read-only file system\nvar writable\n0 5 100\n"
 	if res.code != 0 || res.stdout != want {
 		t.Errorf("run: %s, want stdout %q", res, want)
 	}
