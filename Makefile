@@ -8,7 +8,7 @@ LDFLAGS   := -linkmode external -extldflags -static -s -w
 DEB_PKGS  := busybox-static runc gcc libc6-dev make e2fsprogs iproute2 iptables podman conmon containerd \
              mmdebstrap musl-tools strace curl postgresql-client redis-tools mariadb-client
 
-.PHONY: all oak plot deps demo test corpus clean
+.PHONY: all oak plot deps demo test corpus conformance clean
 
 all: oak plot
 
@@ -41,6 +41,12 @@ test: deps
 # the images (about 1.5 minutes, cached in /var/cache/oak-corpus).
 corpus: deps
 	OAK_CORPUS=1 $(GO) test -count=1 -timeout 30m -v ./tests/corpus/
+
+# conformance runs the OCI runtime-tools validation suite against
+# oak-runtime and runc, verbosely (docs/conformance.md); `make test` runs
+# it too.
+conformance: deps
+	$(GO) test -count=1 -timeout 15m -v -run TestConformance ./tests/conformance/
 
 clean:
 	rm -rf bin

@@ -29,8 +29,7 @@ import (
 // OCIOptions says how a bundle is mapped.
 type OCIOptions struct {
 	// Strict refuses what the default mode narrows with a warning:
-	// capabilities outside Oak's eight, a seccomp profile, sysctls,
-	// supplementary groups.
+	// capabilities outside Oak's eight, a seccomp profile, sysctls.
 	Strict bool
 	// HostHardLimit returns the host's hard limit of rlimit resource res
 	// (RLIMIT_*); a bundle's rlimit above it is refused. Nil refuses every
@@ -80,6 +79,22 @@ type OCIContainer struct {
 	// PreserveFDs is create's --preserve-fds: the supervisor has that
 	// many of its caller's descriptors at 4.. for the command's 3.. .
 	PreserveFDs int `json:"preserve_fds,omitempty"`
+	// OOMScoreAdj, when set, is written for the container's init before
+	// anything of the image runs (and so inherited by its command).
+	OOMScoreAdj *int `json:"oom_score_adj,omitempty"`
+	// MaskedPaths are linux.maskedPaths in the image (Oak's own /proc,
+	// /sys, /dev and /tmp hide the host's already). At create, a directory
+	// among them gets an empty private tmpfs (Tmpfs) and any other file
+	// becomes an empty file in Oak's top layer (MaskFiles): the image's
+	// content there is not seen.
+	MaskedPaths []string `json:"masked_paths,omitempty"`
+	MaskFiles   []string `json:"mask_files,omitempty"`
+	// ReadOnlyPaths are linux.readonlyPaths in the image, made read-only
+	// in the container (sandbox.Task.ReadOnlyPaths); resolved in the
+	// root at create.
+	ReadOnlyPaths []string `json:"read_only_paths,omitempty"`
+	// Groups are the command's supplementary groups (process.user.additionalGids).
+	Groups []uint32 `json:"groups,omitempty"`
 }
 
 // OCICopyFile is a host file whose content is placed at Target.
@@ -130,6 +145,18 @@ var OakCapabilities = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "C
 
 // oakCapNumbers are OakCapabilities' numbers, in the same order.
 var oakCapNumbers = []uint{0, 1, 3, 4, 5, 6, 7, 8}
+
+// linuxCapabilities are the capabilities' names, by number (0..40): a
+// bundle naming another is refused, as no kernel interface maps it.
+var linuxCapabilities = []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER",
+	"CAP_FSETID", "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+	"CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK",
+	"CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE",
+	"CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE",
+	"CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE",
+	"CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG",
+	"CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF",
+	"CAP_CHECKPOINT_RESTORE"}
 
 // rlimitTypes are the RLIMIT_* resources a bundle may name, by number.
 var rlimitTypes = map[string]int{
@@ -192,6 +219,17 @@ func mapNamespacePath(c *OCIContainer, field string, ns specs.LinuxNamespace) er
 	}
 	c.Join = append(c.Join, OCIJoin{Type: ns.Type, Path: filepath.Clean(ns.Path), Field: field})
 	return nil
+}
+
+// ownFS tells whether p lies in a file system Oak gives every container
+// of its own (/proc, /sys, /dev, /tmp), where no image content shows.
+func ownFS(p string) bool {
+	for _, m := range []string{"/proc", "/sys", "/dev", "/tmp"} {
+		if p == m || strings.HasPrefix(p, m+"/") {
+			return true
+		}
+	}
+	return false
 }
 
 // ParseOCIConfig decodes config.json and checks its version: a major
@@ -298,9 +336,13 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 	if p.User.Username != "" {
 		return nil, refuse("process.user.username", "is for Windows")
 	}
-	if len(p.User.AdditionalGids) > 0 {
-		if err := narrow("process.user.additionalGids", "not set; the command runs with no supplementary groups"); err != nil {
-			return nil, err
+	for i, g := range p.User.AdditionalGids {
+		// Groups of the container's own id block: no authority outside it.
+		if g >= idSize {
+			return nil, refuse(fmt.Sprintf("process.user.additionalGids[%d]", i), "gid %d: a container's ids are 0..%d", g, idSize-1)
+		}
+		if !slices.Contains(c.Groups, g) {
+			c.Groups = append(c.Groups, g)
 		}
 	}
 	c.Terminal = p.Terminal
@@ -330,6 +372,16 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 			return nil, refuse(field, "%s hard limit %d is above this host's hard limit %d, which no process here may raise", rl.Type, rl.Hard, h)
 		}
 		c.Rlimits = append(c.Rlimits, OCIRlimit{Resource: res, Soft: rl.Soft, Hard: rl.Hard})
+	}
+	if p.OOMScoreAdj != nil {
+		// Raising it only makes the container the OOM killer's choice
+		// sooner; lowering it below the runtime's own value needs
+		// CAP_SYS_RESOURCE, which the kernel refuses at create.
+		if v := *p.OOMScoreAdj; v < -1000 || v > 1000 {
+			return nil, refuse("process.oomScoreAdj", "%d is outside -1000..1000", v)
+		}
+		v := *p.OOMScoreAdj
+		c.OOMScoreAdj = &v
 	}
 	if p.ApparmorProfile != "" || p.SelinuxLabel != "" {
 		warn("config.json: process.apparmorProfile/selinuxLabel: not applied; Oak's confinement does not rely on an LSM")
@@ -500,10 +552,34 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 	if l.RootfsPropagation != "" && l.RootfsPropagation != "private" && l.RootfsPropagation != "rprivate" && l.RootfsPropagation != "slave" && l.RootfsPropagation != "rslave" {
 		return nil, refuse("linux.rootfsPropagation", "%q: an Oak container's mounts are private", l.RootfsPropagation)
 	}
-	// linux.maskedPaths and readonlyPaths: Oak's /proc is read-only with
-	// kernel state masked and it has no /sys but /sys/fs/cgroup, so every
-	// path runc would mask is absent or masked already. linux.cgroupsPath:
-	// the container's groups are Oak's own.
+	for i, m := range l.MaskedPaths {
+		p := path.Clean(m)
+		switch {
+		case !path.IsAbs(m) || strings.ContainsRune(m, 0):
+			return nil, refuse(fmt.Sprintf("linux.maskedPaths[%d]", i), "%q is not an absolute path", m)
+		case p == "/":
+			return nil, refuse(fmt.Sprintf("linux.maskedPaths[%d]", i), "masking the whole root leaves nothing to run")
+		case ownFS(p):
+			// Oak's /proc is read-only with kernel state masked, it has
+			// no /sys but /sys/fs/cgroup, five devices and a fresh /tmp.
+		case !slices.Contains(c.MaskedPaths, p):
+			c.MaskedPaths = append(c.MaskedPaths, p)
+		}
+	}
+	for i, m := range l.ReadonlyPaths {
+		p := path.Clean(m)
+		switch {
+		case !path.IsAbs(m) || strings.ContainsRune(m, 0):
+			return nil, refuse(fmt.Sprintf("linux.readonlyPaths[%d]", i), "%q is not an absolute path", m)
+		case p == "/":
+			c.ReadOnly = true
+		case ownFS(p):
+			// Oak's /proc and /sys are read-only; /dev and /tmp are its own.
+		case !slices.Contains(c.ReadOnlyPaths, p):
+			c.ReadOnlyPaths = append(c.ReadOnlyPaths, p)
+		}
+	}
+	// linux.cgroupsPath: the container's groups are Oak's own.
 	return c, nil
 }
 
@@ -527,6 +603,9 @@ func mapCapabilities(caps *specs.LinuxCapabilities, dropped uint64, strict bool,
 	for _, set := range sets {
 		for i, cp := range set.caps {
 			field := fmt.Sprintf("process.capabilities.%s[%d]", set.name, i)
+			if !slices.Contains(linuxCapabilities, cp) {
+				return 0, refuse(field, "%q is not a Linux capability", cp)
+			}
 			if j := slices.Index(OakCapabilities, cp); j >= 0 {
 				if dropped&(1<<oakCapNumbers[j]) != 0 {
 					return 0, refuse(field, "%s was not given to the container's root", cp)

@@ -175,6 +175,9 @@ func LoadBundle(dir string, opts OCIOptions) (*OCIContainer, error) {
 	if err := sandbox.CheckRootFS(c.RootFS); err != nil {
 		return nil, refuse("root.path", "%v", err)
 	}
+	if err := maskIn(c); err != nil {
+		return nil, err
+	}
 	if c.Layers, err = overlayLayers(c.RootFS); err != nil {
 		return nil, refuse("root.path", "%v", err)
 	}
@@ -722,14 +725,18 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 	if err := r.save(rec); err != nil {
 		return fail(err)
 	}
+	// The sandbox sets rlimits on the container's init alone: set on the
+	// supervisor, a bundle's RLIMIT_AS or RLIMIT_DATA would starve its Go
+	// runtime (runtime-tools' process_rlimits test gives 1 GiB of
+	// address space).
+	var rlimits []sandbox.Rlimit
 	for _, rl := range oc.Rlimits {
-		// Inherited by the container's init; syscall.Setrlimit also
-		// keeps Go from restoring its own RLIMIT_NOFILE in children.
-		if err := syscall.Setrlimit(rl.Resource, &syscall.Rlimit{Cur: rl.Soft, Max: rl.Hard}); err != nil {
-			return fail(fmt.Errorf("config.json: process.rlimits: resource %d: %w", rl.Resource, err))
-		}
+		rlimits = append(rlimits, sandbox.Rlimit{Name: rlimitName(rl.Resource), Resource: rl.Resource, Soft: rl.Soft, Hard: rl.Hard})
 	}
 	var files []sandbox.File
+	for _, p := range oc.MaskFiles {
+		files = append(files, sandbox.File{Path: p, Mode: 0o444})
+	}
 	for _, f := range oc.CopyFiles {
 		b, err := readSmallFile(f.Source)
 		if err != nil {
@@ -812,12 +819,17 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 	}
 	task := &sandbox.Task{
 		ID: taskID, Layers: layers, TrustedOverlay: len(oc.Layers) > 0, DropCaps: oc.DropCaps, Scratch: filepath.Join(r.dir(id), "scratch"),
-		ReadOnly: oc.ReadOnly, Files: files, Tmpfs: oc.Tmpfs, Args: oc.Args, Env: oc.Env, Cwd: oc.Cwd,
-		Hostname: oc.Hostname, UID: oc.UID, GID: oc.GID,
+		ReadOnly: oc.ReadOnly, Files: files, Tmpfs: oc.Tmpfs, ReadOnlyPaths: oc.ReadOnlyPaths, Args: oc.Args, Env: oc.Env, Cwd: oc.Cwd,
+		Hostname: oc.Hostname, UID: oc.UID, GID: oc.GID, Groups: oc.Groups,
 		IDs:    sandbox.IDRange{Host: uint32(ociIDBase + slot*idSize), Size: idSize},
-		Limits: oc.Limits, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, ExtraFiles: extra,
+		Limits: oc.Limits, Rlimits: rlimits, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, ExtraFiles: extra,
 		JoinNet: joined.net, JoinIPC: joined.ipc, JoinUTS: joined.uts,
 		Hold: func(pid int) error {
+			if oc.OOMScoreAdj != nil {
+				if err := setOOMScoreAdj(pid, *oc.OOMScoreAdj); err != nil {
+					return err
+				}
+			}
 			rec.Init, rec.InitStart, rec.Status = pid, pidStart(pid), ociCreated
 			if err := r.save(rec); err != nil {
 				return err
@@ -1177,4 +1189,92 @@ func (r *Runtime) Exec(id string, opts OCIExecOptions) (*OCIExecSession, error) 
 		return nil, err
 	}
 	return &OCIExecSession{c}, nil
+}
+
+// rlimitName is the config.json name of RLIMIT_* resource res.
+func rlimitName(res int) string {
+	for name, r := range rlimitTypes {
+		if r == res {
+			return name
+		}
+	}
+	return fmt.Sprintf("resource %d", res)
+}
+
+// setOOMScoreAdj writes the container's init's oom_score_adj, before it
+// runs anything of the image. The kernel lets the runtime raise it and
+// refuses to lower it below the runtime's own without CAP_SYS_RESOURCE.
+func setOOMScoreAdj(pid, v int) error {
+	err := os.WriteFile(fmt.Sprintf("/proc/%d/oom_score_adj", pid), []byte(strconv.Itoa(v)), 0)
+	if err != nil {
+		return fmt.Errorf("config.json: process.oomScoreAdj: %d: %w", v, err)
+	}
+	return nil
+}
+
+// maskIn decides, by what the image has at each of c.MaskedPaths, how it
+// is masked: a directory gets an empty private tmpfs, any other file an
+// empty file over it; a path the image lacks, or one inside a directory
+// masked already, needs nothing. It resolves c.ReadOnlyPaths likewise.
+func maskIn(c *OCIContainer) error {
+	// in resolves p in the root: "" when nothing needs doing there.
+	in := func(field, p string) (string, os.FileInfo, error) {
+		r, fi, err := sandbox.LstatIn(c.RootFS, p)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return "", nil, nil
+		case err != nil:
+			return "", nil, refuse(field, "%s: %v", p, unwrapPath(err))
+		case ownFS(r) || r == "/":
+			return "", nil, nil // a link into Oak's own file systems
+		}
+		return r, fi, nil
+	}
+	var dirs, files, readOnly []string
+	for _, p := range c.MaskedPaths {
+		r, fi, err := in("linux.maskedPaths", p)
+		switch {
+		case err != nil:
+			return err
+		case r == "":
+		case fi.IsDir():
+			dirs = append(dirs, r)
+		default:
+			files = append(files, r)
+		}
+	}
+	for _, p := range c.ReadOnlyPaths {
+		r, _, err := in("linux.readonlyPaths", p)
+		if err != nil {
+			return err
+		}
+		if r != "" {
+			readOnly = append(readOnly, r)
+		}
+	}
+	hidden := func(p string) bool {
+		for _, d := range dirs {
+			if strings.HasPrefix(p, d+"/") {
+				return true
+			}
+		}
+		return false
+	}
+	for _, d := range dirs {
+		if !hidden(d) && !slices.Contains(c.Tmpfs, d) {
+			c.Tmpfs = append(c.Tmpfs, d)
+		}
+	}
+	for _, f := range files {
+		if !hidden(f) && !slices.Contains(c.MaskFiles, f) {
+			c.MaskFiles = append(c.MaskFiles, f)
+		}
+	}
+	c.ReadOnlyPaths = nil
+	for _, r := range readOnly {
+		if !hidden(r) && !slices.Contains(c.ReadOnlyPaths, r) {
+			c.ReadOnlyPaths = append(c.ReadOnlyPaths, r)
+		}
+	}
+	return nil
 }

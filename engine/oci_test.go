@@ -3,6 +3,7 @@ package engine
 import (
 	"encoding/json"
 	"errors"
+	"path"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -221,6 +222,16 @@ func TestMapRefusals(t *testing.T) {
 		}), "linux.resources", "at least 6 MiB"},
 		{"shared propagation", edit(t, func(s *specs.Spec) { s.Linux.RootfsPropagation = "shared" }), "linux.rootfsPropagation", "private"},
 		{"personality", edit(t, func(s *specs.Spec) { s.Linux.Personality = &specs.LinuxPersonality{Domain: "LINUX32"} }), "linux.personality", ""},
+		{"unknown capability", edit(t, func(s *specs.Spec) {
+			s.Process.Capabilities.Bounding = append(s.Process.Capabilities.Bounding, "CAP_TEST")
+		}), "process.capabilities.bounding[11]", `"CAP_TEST" is not a Linux capability`},
+		{"relative masked path", edit(t, func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"etc/shadow"} }), "linux.maskedPaths[0]", "not an absolute path"},
+		{"group outside the block", edit(t, func(s *specs.Spec) { s.Process.User.AdditionalGids = []uint32{5, 65536} }),
+			"process.user.additionalGids[1]", "0..65535"},
+		{"relative read-only path", edit(t, func(s *specs.Spec) { s.Linux.ReadonlyPaths = []string{"etc"} }), "linux.readonlyPaths[0]", "not an absolute path"},
+		{"masked root", edit(t, func(s *specs.Spec) { s.Linux.MaskedPaths = []string{"/x/.."} }), "linux.maskedPaths[0]", "whole root"},
+		{"oom score above the range", edit(t, func(s *specs.Spec) { v := 1001; s.Process.OOMScoreAdj = &v }), "process.oomScoreAdj", "-1000..1000"},
+		{"oom score below the range", edit(t, func(s *specs.Spec) { v := -1001; s.Process.OOMScoreAdj = &v }), "process.oomScoreAdj", "-1000..1000"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -238,6 +249,73 @@ func TestMapRefusals(t *testing.T) {
 				t.Errorf("error %q does not say %q", err, c.says)
 			}
 		})
+	}
+}
+
+// process.oomScoreAdj is carried to the supervisor, which writes it for
+// the init; without it the init keeps the runtime's value.
+func TestMapOOMScoreAdj(t *testing.T) {
+	for _, v := range []int{-1000, 0, 500, 1000} {
+		c, err := mapJSON(t, edit(t, func(s *specs.Spec) { s.Process.OOMScoreAdj = &v }), false)
+		if err != nil {
+			t.Fatalf("oomScoreAdj %d: %v", v, err)
+		}
+		if c.OOMScoreAdj == nil || *c.OOMScoreAdj != v {
+			t.Errorf("oomScoreAdj %d mapped to %v", v, c.OOMScoreAdj)
+		}
+	}
+	c, err := mapJSON(t, podmanConfig, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.OOMScoreAdj != nil {
+		t.Errorf("no oomScoreAdj mapped to %d", *c.OOMScoreAdj)
+	}
+}
+
+// Supplementary groups of the container's own block are the command's,
+// once each, in the bundle's order, in strict mode too.
+func TestMapAdditionalGids(t *testing.T) {
+	for _, strict := range []bool{false, true} {
+		s := edit(t, func(s *specs.Spec) {
+			s.Process.User.AdditionalGids = []uint32{5, 100, 5, 65535}
+			s.Process.Capabilities, s.Linux.Seccomp, s.Linux.Sysctl = nil, nil, nil
+		})
+		c, err := mapJSON(t, s, strict)
+		if err != nil {
+			t.Fatalf("strict %v: %v", strict, err)
+		}
+		if want := []uint32{5, 100, 65535}; !slices.Equal(c.Groups, want) {
+			t.Errorf("strict %v: groups %v, want %v", strict, c.Groups, want)
+		}
+	}
+}
+
+// Masked paths in Oak's own file systems need nothing; the image's are
+// kept, cleaned, once each.
+func TestMapMaskedPaths(t *testing.T) {
+	c, err := mapJSON(t, edit(t, func(s *specs.Spec) {
+		s.Linux.MaskedPaths = []string{"/proc/kcore", "/sys/firmware", "/dev/x", "/tmp/y", "/etc/secret", "/srv/a/../b", "/etc/secret"}
+	}), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/etc/secret", "/srv/b"}; !slices.Equal(c.MaskedPaths, want) {
+		t.Errorf("masked paths %q, want %q", c.MaskedPaths, want)
+	}
+	c, err = mapJSON(t, edit(t, func(s *specs.Spec) {
+		s.Linux.ReadonlyPaths = []string{"/proc/sys", "/etc", "/etc/", "/srv/x"}
+	}), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"/etc", "/srv/x"}; !slices.Equal(c.ReadOnlyPaths, want) || c.ReadOnly {
+		t.Errorf("read-only paths %q (root read-only %v), want %q", c.ReadOnlyPaths, c.ReadOnly, want)
+	}
+	// A read-only "/" is a read-only root.
+	c, err = mapJSON(t, edit(t, func(s *specs.Spec) { s.Linux.ReadonlyPaths = []string{"/"} }), false)
+	if err != nil || !c.ReadOnly || len(c.ReadOnlyPaths) != 0 {
+		t.Errorf("readonlyPaths [/]: %+v, %v; want a read-only root", c, err)
 	}
 }
 
@@ -316,6 +394,13 @@ func FuzzOCIConfig(f *testing.F) {
 		if err := c.Limits.Check(); err != nil {
 			t.Fatalf("accepted limits the sandbox refuses: %v", err)
 		}
+		if s.Process.Capabilities != nil {
+			for _, cp := range s.Process.Capabilities.Bounding {
+				if !slices.Contains(linuxCapabilities, cp) {
+					t.Fatalf("accepted capability %q", cp)
+				}
+			}
+		}
 		if c.DropCaps&^0x1fb != 0 {
 			t.Fatalf("drops %#x, outside Oak's eight", c.DropCaps)
 		}
@@ -324,12 +409,25 @@ func FuzzOCIConfig(f *testing.F) {
 				t.Fatalf("accepted rlimit %+v", r)
 			}
 		}
+		for _, g := range c.Groups {
+			if g >= idSize {
+				t.Fatalf("group %d outside the container's block", g)
+			}
+		}
+		if v := c.OOMScoreAdj; v != nil && (*v < -1000 || *v > 1000) {
+			t.Fatalf("accepted oomScoreAdj %d", *v)
+		}
+		for _, m := range append(c.MaskedPaths, c.ReadOnlyPaths...) {
+			if !path.IsAbs(m) || m == "/" || ownFS(m) || path.Clean(m) != m {
+				t.Fatalf("masks %q", m)
+			}
+		}
 		for _, f := range c.CopyFiles {
 			if !slices.Contains(copiedFiles, f.Target) {
 				t.Fatalf("copies a host file onto %s", f.Target)
 			}
 		}
-		task := sandbox.Task{ID: "x", Layers: []string{c.RootFS}, Scratch: "/s", Args: c.Args, Tmpfs: c.Tmpfs,
+		task := sandbox.Task{ID: "x", Layers: []string{c.RootFS}, Scratch: "/s", Args: c.Args, Tmpfs: c.Tmpfs, ReadOnlyPaths: c.ReadOnlyPaths, Groups: c.Groups,
 			IDs: sandbox.IDRange{Host: ociIDBase, Size: idSize}, Limits: c.Limits}
 		if err := task.Validate(); err != nil {
 			t.Fatalf("accepted a bundle the sandbox refuses: %v", err)

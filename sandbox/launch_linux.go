@@ -81,6 +81,9 @@ func Start(t *Task) (*Process, error) {
 	if len(t.ExtraFiles) > nsinit.MaxExtraFDs || slices.Contains(t.ExtraFiles, nil) {
 		return nil, fmt.Errorf("task %s: %d extra descriptors: want at most %d, none nil", t.ID, len(t.ExtraFiles), nsinit.MaxExtraFDs)
 	}
+	if len(t.Groups) > nsinit.UserMaxGroups {
+		return nil, fmt.Errorf("task %s: %d supplementary groups: at most %d", t.ID, len(t.Groups), nsinit.UserMaxGroups)
+	}
 	pr, err := prepare(t.ID, t.IDs, t.CgroupParent, t.joins(), t.ExtraFiles)
 	if err != nil {
 		return nil, err
@@ -880,10 +883,12 @@ func encodeTask(t *Task, filter []byte, views []cgroupView) []byte {
 		rec(nsinit.TagEnv, []byte(e))
 	}
 	rec(nsinit.TagSeccomp, filter)
-	var ids [8]byte
-	binary.LittleEndian.PutUint32(ids[:], t.UID)
-	binary.LittleEndian.PutUint32(ids[4:], t.GID)
-	rec(nsinit.TagUser, ids[:])
+	ids := binary.LittleEndian.AppendUint32(nil, t.UID)
+	ids = binary.LittleEndian.AppendUint32(ids, t.GID)
+	for _, g := range t.Groups {
+		ids = binary.LittleEndian.AppendUint32(ids, g)
+	}
+	rec(nsinit.TagUser, ids)
 	if t.DropCaps != 0 {
 		rec(nsinit.TagDropCaps, binary.LittleEndian.AppendUint64(nil, t.DropCaps))
 	}

@@ -66,3 +66,16 @@ func LookPathIn(root, name string, env []string, cwd string) error {
 	}
 	return &ExecError{Errno: syscall.ENOENT, Msg: fmt.Sprintf("exec: %q: executable file not found in $PATH", name)}
 }
+
+// LstatIn resolves p in the root file system at root (a host directory)
+// the way the container will see it, links followed inside root only,
+// and returns the resolved path (absolute, inside the container) and its
+// Lstat. Like LookPathIn it is a pre-check at create time.
+func LstatIn(root, p string) (string, os.FileInfo, error) {
+	r, err := resolveIn(root, p)
+	if err != nil {
+		return "", nil, err
+	}
+	fi, err := os.Lstat(filepath.Join(root, r))
+	return r, fi, err
+}

@@ -126,5 +126,12 @@ func mountPlan(t *Task) []op {
 		ops = append(ops, op{kind: opMount, source: "tmpfs", target: p[1:], fstype: "tmpfs",
 			flags: nosuidNodev, data: fmt.Sprintf("mode=755,size=%d", tmpfs)})
 	}
+	for _, p := range t.ReadOnlyPaths {
+		// Source "." is the target itself: bound onto itself, then made
+		// read-only.
+		ops = append(ops,
+			op{kind: opMount, source: ".", target: p[1:], flags: unix.MS_BIND | unix.MS_REC, optional: true},
+			op{kind: opMount, source: ".", target: p[1:], flags: bindRO, optional: true})
+	}
 	return ops
 }

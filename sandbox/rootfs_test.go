@@ -57,3 +57,27 @@ func TestClimbsOut(t *testing.T) {
 		}
 	}
 }
+
+// LstatIn follows links inside the root only and refuses a relative link
+// that climbs out of it.
+func TestLstatIn(t *testing.T) {
+	root := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(root, "etc/keys"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for link, target := range map[string]string{"abs": "/etc/keys", "out": "../../../etc"} {
+		if err := os.Symlink(target, filepath.Join(root, link)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, fi, err := LstatIn(root, "/abs")
+	if err != nil || r != "/etc/keys" || !fi.IsDir() {
+		t.Errorf("LstatIn(/abs) = %q, %v, %v; want /etc/keys, a directory", r, fi, err)
+	}
+	if _, _, err := LstatIn(root, "/etc/none"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("LstatIn(/etc/none): %v, want not exist", err)
+	}
+	if _, _, err := LstatIn(root, "/out/passwd"); !errors.Is(err, ErrEscape) {
+		t.Errorf("LstatIn(/out/passwd): %v, want ErrEscape", err)
+	}
+}

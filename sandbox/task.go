@@ -114,6 +114,10 @@ type Task struct {
 	// Tmpfs are absolute paths where the container gets a private tmpfs
 	// of its own, like /tmp: Limits.TmpfsBytes each, charged to its memory.
 	Tmpfs []string
+	// ReadOnlyPaths are absolute paths of the image that the container
+	// sees read-only (each bound onto itself, read-only, after Tmpfs); a
+	// path the image lacks is skipped. It can only take away.
+	ReadOnlyPaths []string
 	// DropCaps are capabilities (bit N: capability number N) that the
 	// command's root does not get of the eight Oak gives it; zero keeps
 	// all eight. It can only take away.
@@ -144,6 +148,10 @@ type Task struct {
 	// Rlimits are set on the container's init (and so inherited by its
 	// command) before it runs anything of the image.
 	Rlimits []Rlimit
+
+	// Groups are the command's supplementary groups inside the user
+	// namespace (none when empty), at most nsinit's USER_MAX_GROUPS.
+	Groups []uint32
 
 	Stdin, Stdout, Stderr *os.File // nil means /dev/null
 	// TTY: Stdin is a terminal, to become the command's controlling one.
@@ -228,6 +236,16 @@ func (t *Task) validate() error {
 	for _, p := range t.Tmpfs {
 		if !validTarget(p) {
 			return fmt.Errorf("task %s: tmpfs %q: want an absolute path outside /proc, /dev and /tmp", t.ID, p)
+		}
+	}
+	for _, g := range t.Groups {
+		if g >= t.IDs.Size {
+			return fmt.Errorf("task %s: supplementary group %d lies outside the container's ids 0..%d", t.ID, g, t.IDs.Size-1)
+		}
+	}
+	for _, p := range t.ReadOnlyPaths {
+		if !validTarget(p) {
+			return fmt.Errorf("task %s: read-only path %q: want an absolute path outside /proc, /dev and /tmp", t.ID, p)
 		}
 	}
 	for _, v := range t.Volumes {

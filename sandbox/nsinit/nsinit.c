@@ -71,6 +71,8 @@ static struct {
 	struct sock_filter *filter;
 	unsigned short filter_len;
 	uint32_t uid, gid;
+	gid_t groups[USER_MAX_GROUPS];
+	size_t ngroups;
 	char *volumes[MAX_VOLUMES];
 	int bind[MAX_VOLUMES]; // a host directory: never filled
 	int nvolumes;
@@ -230,10 +232,16 @@ static void read_config(void)
 			memcpy(&cfg.dropcaps, buf, 8);
 			break;
 		case TAG_USER:
-			if (len != 8)
+			if (len < 8 || len % 4 != 0 || (len - 8) / 4 > USER_MAX_GROUPS)
 				fail("nsinit: bad user record");
 			memcpy(&cfg.uid, buf, 4);
 			memcpy(&cfg.gid, buf + 4, 4);
+			cfg.ngroups = (len - 8) / 4;
+			for (size_t i = 0; i < cfg.ngroups; i++) {
+				uint32_t g;
+				memcpy(&g, buf + 8 + 4 * i, 4);
+				cfg.groups[i] = g;
+			}
 			break;
 		case TAG_MOUNT:
 		case TAG_MKFILE:
@@ -378,7 +386,9 @@ static void do_op(struct op *op)
 		unsigned long flags = op->flags;
 		if ((flags & MS_REMOUNT) && (flags & MS_BIND))
 			flags |= locked_flags(path);
-		if (mount(op->a[0] ? op->a : NULL, path, op->c[0] ? op->c : NULL, flags, op->d[0] ? op->d : NULL) != 0)
+		// A source of "." is the target itself (a read-only path).
+		const char *src = strcmp(op->a, ".") == 0 ? path : op->a[0] ? op->a : NULL;
+		if (mount(src, path, op->c[0] ? op->c : NULL, flags, op->d[0] ? op->d : NULL) != 0)
 			fail("mount %s on /%s (%s): %s", op->a[0] ? op->a : op->c, op->b, op->c, strerror(errno));
 		close(fd);
 		return;
@@ -780,6 +790,8 @@ static void place_extra_fds(void)
 
 static void exec_command(const sigset_t *oldmask)
 {
+	if (setgroups(cfg.ngroups, cfg.groups) != 0)
+		fail("supplementary groups: %s", strerror(errno));
 	if (setresgid(cfg.gid, cfg.gid, cfg.gid) != 0)
 		fail("setgid %u: %s", cfg.gid, strerror(errno));
 	// Root keeps CONTAINER_CAPS for its execve; any other user loses every

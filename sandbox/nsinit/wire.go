@@ -72,6 +72,7 @@ const (
 	LocalConnect   = C.LOCAL_CONNECT
 	LocalDone      = C.LOCAL_DONE
 	LocalMaxGroups = C.LOCAL_MAX_GROUPS
+	UserMaxGroups  = C.USER_MAX_GROUPS
 )
 
 // Messages of the exec channel between the host and a container's init.

@@ -43,7 +43,7 @@
 enum {
 	TAG_END = 0,
 	TAG_ROOTFS = 1,   // host path of the root file system, for messages
-	TAG_MOUNT = 2,    // u64 flags, u32 optional, then src\0 target\0 fstype\0 data
+	TAG_MOUNT = 2,    // u64 flags, u32 optional, then src\0 target\0 fstype\0 data; src "." is the target
 	TAG_MKFILE = 3,   // target (relative to the root): create an empty file
 	TAG_MKDIR = 4,    // target: create a directory
 	TAG_SYMLINK = 5,  // target\0 link text
@@ -52,7 +52,7 @@ enum {
 	TAG_ARG = 8,      // repeated: argv
 	TAG_ENV = 9,      // repeated: envp
 	TAG_SECCOMP = 10, // struct sock_filter[]
-	TAG_USER = 11,    // u32 uid, u32 gid
+	TAG_USER = 11,    // u32 uid, u32 gid, then up to USER_MAX_GROUPS u32 supplementary groups
 	TAG_VOLUME = 12,  // target (relative to the root); its mount is the next passed descriptor
 	TAG_CGROUP = 13,  // fstype\0 directory under /sys/fs/cgroup\0 options: a view of the container's own group
 	TAG_TTY = 14,     // empty: the command's stdin is a terminal to make its controlling one
@@ -81,6 +81,9 @@ enum {
 	LOCAL_DONE = 3,
 };
 #define LOCAL_MAX_GROUPS 64
+
+// USER_MAX_GROUPS bounds the command's supplementary groups (TAG_USER).
+#define USER_MAX_GROUPS 64
 
 // Messages of the exec channel (SOCK_SEQPACKET, u32 fields, little-endian).
 // Host → init: EXEC_START [type][id][uid][gid][flags][nargs][nenv][dropcaps]

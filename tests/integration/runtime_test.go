@@ -322,6 +322,36 @@ func TestRuntimeRunAndErrors(t *testing.T) {
 	}
 }
 
+// TestRuntimeNarrowingFields: what a bundle asks that only narrows the
+// container is done, seen from inside: linux.maskedPaths hide the image's
+// files and directories, linux.readonlyPaths refuse writes (EROFS) while
+// the rest of the root stays writable, process.oomScoreAdj and
+// process.user.additionalGids are the command's.
+func TestRuntimeNarrowingFields(t *testing.T) {
+	needOak(t, true)
+	// What is masked must be there to hide.
+	if fi, err := os.Stat(filepath.Join(rootfsDir, "etc/group")); err != nil || fi.Size() == 0 {
+		t.Fatalf("the test image needs a non-empty /etc/group: %v", err)
+	}
+	if ents, err := os.ReadDir(filepath.Join(rootfsDir, "usr")); err != nil || len(ents) == 0 {
+		t.Fatalf("the test image needs a non-empty /usr: %v", err)
+	}
+	r := newRuntime(t)
+	b := bundle(t, []string{"sh", "-c", "wc -c < /etc/group; ls /usr | wc -l; cat /proc/self/oom_score_adj; " +
+		"touch /etc/new 2>&1; touch /var/new && echo var writable; id -G"}, func(s *specs.Spec) {
+		s.Process.User.AdditionalGids = []uint32{5, 100}
+		s.Linux.MaskedPaths = []string{"/etc/group", "/usr", "/proc/kcore"}
+		s.Linux.ReadonlyPaths = []string{"/etc", "/proc/sys"}
+		adj := 500
+		s.Process.OOMScoreAdj = &adj
+	})
+	res := r.run(nil, "run", "--bundle", b, "narrow-"+randHex(t))
+	want := "0\n0\n500\ntouch: /etc/new: Read-only file system\nvar writable\n0 5 100\n"
+	if res.code != 0 || res.stdout != want {
+		t.Errorf("run: %s, want stdout %q", res, want)
+	}
+}
+
 // TestRuntimeBadBundles: every bundle Oak cannot run as asked fails create
 // with exit 1, an error naming the file or field, and no state left.
 func TestRuntimeBadBundles(t *testing.T) {
