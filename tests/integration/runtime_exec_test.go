@@ -149,21 +149,30 @@ func waitGone(t *testing.T, what string, args ...string) {
 	}
 }
 
-// leftOver lists processes whose command line mentions s (a container id):
-// supervisors and exec proxies left behind.
+// leftOver lists processes whose command line mentions s (a container id)
+// and oak-runtime: supervisors and exec proxies left behind, and the
+// caller's own helpers (conmon and its exit command) that still run
+// oak-runtime. Those end shortly after the container, asynchronously, so
+// it waits up to ten seconds for the list to empty.
 func leftOver(s string) []string {
-	var out []string
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		if _, err := strconv.Atoi(e.Name()); err != nil {
-			continue
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var out []string
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if _, err := strconv.Atoi(e.Name()); err != nil {
+				continue
+			}
+			b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+			if err == nil && bytes.Contains(b, []byte(s)) && bytes.Contains(b, []byte("oak-runtime")) {
+				out = append(out, e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+			}
 		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && bytes.Contains(b, []byte(s)) && bytes.Contains(b, []byte("oak-runtime")) {
-			out = append(out, e.Name()+": "+strings.ReplaceAll(string(b), "\x00", " "))
+		if len(out) == 0 || time.Now().After(deadline) {
+			return out
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	return out
 }
 
 func writeProcess(t *testing.T, p *specs.Process) string {
