@@ -16,8 +16,9 @@ import (
 // restarted, whatever its policy.
 type RestartPolicy struct {
 	// Name is "no" (or empty), "on-failure", "always" or
-	// "unless-stopped". Oak has no daemon that outlives the supervisor,
-	// so unless-stopped and always behave alike.
+	// "unless-stopped". A container's supervisor does the restarting and
+	// nothing restarts containers when the host or oak daemon starts
+	// again, so unless-stopped and always behave alike.
 	Name string `json:"name,omitempty"`
 	// MaxRetries bounds the restarts of on-failure; 0 is no bound.
 	MaxRetries int `json:"max_retries,omitempty"`

@@ -230,7 +230,7 @@ over its own files and users, a fixed system-call allowlist.`,
 	f.StringArrayVar(&opts.Names.DNSSearch, "dns-search", nil, "search domain for /etc/resolv.conf")
 	f.StringArrayVar(&opts.Names.DNSOptions, "dns-option", nil, "option for /etc/resolv.conf, e.g. ndots:2")
 	f.StringArrayVar(&opts.Names.AddHosts, "add-host", nil, "add NAME:IP to /etc/hosts")
-	f.StringVar(&restart, "restart", "no", "restart the command when it ends: no, on-failure[:N], always, unless-stopped\n(back-off from 100ms, doubling; oak stop ends it for good; without a daemon, unless-stopped is always)")
+	f.StringVar(&restart, "restart", "no", "restart the command when it ends: no, on-failure[:N], always, unless-stopped\n(back-off from 100ms, doubling; oak stop ends it for good; unless-stopped is always: nothing restarts containers at boot)")
 	return cmd
 }
 
