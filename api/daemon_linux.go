@@ -16,7 +16,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 )
 
@@ -210,8 +209,7 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	if !activated {
 		defer os.Remove(filepath.Join(cfg.Root, SocketName))
 	}
-	reg := prometheus.NewRegistry()
-	srv := NewServer(eng, cfg.Log, reg)
+	srv := NewServer(eng, cfg.Log)
 	streams, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
 	hs := &http.Server{Handler: srv, BaseContext: func(net.Listener) context.Context { return streams },

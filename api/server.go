@@ -8,13 +8,9 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/oak-engine/oak/engine"
 )
@@ -65,9 +61,9 @@ type Server struct {
 
 // NewServer makes the server of eng, logging to log and registering its
 // metrics with reg. It answers /v1/ready with 503 until SetReady.
-func NewServer(eng Engine, log *slog.Logger, reg *prometheus.Registry) *Server {
+func NewServer(eng Engine, log *slog.Logger) *Server {
 	s := &Server{eng: eng, log: log, mux: http.NewServeMux()}
-	s.metrics = newMetrics(reg, eng)
+	s.metrics = newMetrics(eng)
 	s.routes = []Route{
 		{"GET", "/v1/health", s.health},
 		{"GET", "/v1/ready", s.readiness},
@@ -96,11 +92,7 @@ func NewServer(eng Engine, log *slog.Logger, reg *prometheus.Registry) *Server {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}
 	metricsRoute := Route{Method: "GET", Pattern: "/metrics"}
-	prom := promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
-	metricsRoute.handler = func(w http.ResponseWriter, r *http.Request) error {
-		prom.ServeHTTP(w, r)
-		return nil
-	}
+	metricsRoute.handler = s.metrics.serveMetrics
 	s.routes = append(s.routes, metricsRoute)
 	s.mux.Handle("GET /metrics", s.wrap(metricsRoute))
 	return s
@@ -124,7 +116,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rec.status == http.StatusMethodNotAllowed {
 			code, status = CodeMethodNotAllowed, http.StatusMethodNotAllowed
 		}
-		s.metrics.requests.WithLabelValues("unmatched", strconv.Itoa(status)).Inc()
+		s.metrics.request("unmatched", status)
 		writeJSON(w, status, ErrorBody{Error: r.Method + " " + r.URL.Path + ": " + http.StatusText(status), Code: code})
 		return
 	}
@@ -159,7 +151,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 		if rec.status == 0 {
 			rec.status = http.StatusOK
 		}
-		s.metrics.requests.WithLabelValues(rt.Method+" "+rt.Pattern, strconv.Itoa(rec.status)).Inc()
+		s.metrics.request(rt.Method+" "+rt.Pattern, rec.status)
 		attrs := []any{"method", r.Method, "path", r.URL.Path, "status", rec.status, "duration", time.Since(start)}
 		if err != nil {
 			attrs = append(attrs, "error", err.Error())

@@ -18,8 +18,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/oak-engine/oak/engine"
 )
 
@@ -164,12 +162,11 @@ func (f *fakeEngine) CreateVolume(name string, size int64, o engine.VolumeOption
 }
 func (f *fakeEngine) RemoveVolume(name string) error { return nil }
 
-func newTestServer(t *testing.T) (*Server, *fakeEngine, *prometheus.Registry) {
+func newTestServer(t *testing.T) (*Server, *fakeEngine) {
 	f := &fakeEngine{}
-	reg := prometheus.NewRegistry()
-	s := NewServer(f, slog.New(slog.NewTextHandler(io.Discard, nil)), reg)
+	s := NewServer(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	s.SetReady()
-	return s, f, reg
+	return s, f
 }
 
 func do(s *Server, method, target, body string) *httptest.ResponseRecorder {
@@ -185,7 +182,7 @@ func do(s *Server, method, target, body string) *httptest.ResponseRecorder {
 // TestStatusesAndCodes pins the status and error code of each kind of
 // answer, and that an error names the field it is about.
 func TestStatusesAndCodes(t *testing.T) {
-	s, _, _ := newTestServer(t)
+	s, _ := newTestServer(t)
 	for _, tc := range []struct {
 		method, target, body string
 		status               int
@@ -256,7 +253,7 @@ func TestStatusesAndCodes(t *testing.T) {
 // TestCreateMapsRequest checks that a request's fields reach the engine,
 // and that what it leaves out takes Oak's defaults.
 func TestCreateMapsRequest(t *testing.T) {
-	s, f, _ := newTestServer(t)
+	s, f := newTestServer(t)
 	w := do(s, "POST", "/v1/containers", `{"Image":"/srv/rootfs","Cmd":["sh","-c","true"],"Name":"a",
 		"PidsLimit":64,"NanoCpus":500000000,"RestartPolicy":"on-failure:3","Entrypoint":[],
 		"Ulimits":[{"Name":"nofile","Soft":10,"Hard":20}],"Labels":{"k":"v"},"Tty":true}`)
@@ -326,7 +323,7 @@ func TestRunRequestRoundTrip(t *testing.T) {
 // TestLogStream checks the framing: both streams in order, then the error
 // that cut a follow short.
 func TestLogStream(t *testing.T) {
-	s, _, _ := newTestServer(t)
+	s, _ := newTestServer(t)
 	w := do(s, "GET", "/v1/containers/web/logs?follow=1", "")
 	if w.Code != 200 || w.Header().Get("Content-Type") != StreamContentType {
 		t.Fatalf("status %d, type %q", w.Code, w.Header().Get("Content-Type"))
@@ -381,7 +378,7 @@ func TestErrorUnwrapsToEngineErrors(t *testing.T) {
 // TestMetrics checks that requests, launches and containers by state are
 // counted as served.
 func TestMetrics(t *testing.T) {
-	s, _, _ := newTestServer(t)
+	s, _ := newTestServer(t)
 	do(s, "POST", "/v1/containers", `{"Image":"demo"}`)
 	do(s, "POST", "/v1/containers", `{"Image":"missing-command"}`)
 	do(s, "GET", "/v1/containers/nosuch", "")
@@ -391,8 +388,8 @@ func TestMetrics(t *testing.T) {
 		`oak_launches_total{result="ok"} 1`,
 		`oak_launches_total{result="failed"} 1`,
 		`oak_launch_seconds_count 1`,
-		`oak_api_requests_total{code="404",route="GET /v1/containers/{id}"} 1`,
-		`oak_api_requests_total{code="201",route="POST /v1/containers"} 1`,
+		`oak_api_requests_total{route="GET /v1/containers/{id}",code="404"} 1`,
+		`oak_api_requests_total{route="POST /v1/containers",code="201"} 1`,
 		`oak_containers{state="running"} 1`,
 		`oak_containers{state="exited"} 1`,
 		`oak_containers{state="broken"} 0`,
@@ -406,7 +403,7 @@ func TestMetrics(t *testing.T) {
 // TestWaitEndsWithTheDaemon: a wait in flight ends when its context
 // (the daemon's, at shutdown) does, with 503.
 func TestWaitEndsWithTheDaemon(t *testing.T) {
-	s, _, _ := newTestServer(t)
+	s, _ := newTestServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := httptest.NewRequest("POST", "/v1/containers/web/wait", nil).WithContext(ctx)
 	w := httptest.NewRecorder()

@@ -146,7 +146,7 @@ func TestDaemonMetrics(t *testing.T) {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	for _, want := range []string{`oak_containers{state="running"} 1`, `oak_launches_total{result="ok"} 1`,
-		`oak_launch_seconds_count 1`, `oak_api_requests_total{code="201",route="POST /v1/containers"} 1`} {
+		`oak_launch_seconds_count 1`, `oak_api_requests_total{route="POST /v1/containers",code="201"} 1`} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("metrics lack %s:\n%s", want, b)
 		}
