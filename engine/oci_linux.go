@@ -671,6 +671,7 @@ func acquireSlot() (int, *os.File, error) {
 // container, reports "created" on report once the init waits, lets it run
 // on the start verb, serves it, and returns the container's exit status.
 func (r *Runtime) Supervise(id string, report *os.File) int {
+	sandbox.PrimeMoves() // the grace period runs out while the bundle is read
 	syscall.CloseOnExec(int(report.Fd()))
 	reported := false
 	tell := func(msg []byte) {
