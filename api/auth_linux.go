@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"syscall"
@@ -60,8 +61,21 @@ func peerOf(c net.Conn) peer {
 // listenTenants makes the tenants' socket of root, mode 0666 from the
 // start (umask 0111): connecting is anyone's, authority is decided per
 // request. A socket file left by a dead daemon is replaced (the caller
-// holds the daemon lock).
-func listenTenants(root string) (net.Listener, error) {
+// holds the daemon lock). The state root is narrowed to its owner's
+// first, with a warning, if others may read or search it: a tenant must
+// reach the records through the daemon only.
+func listenTenants(root string, log *slog.Logger) (net.Listener, error) {
+	fi, err := os.Stat(root)
+	if err != nil {
+		return nil, fmt.Errorf("state root %s: %w", root, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		if err := os.Chmod(root, perm&0o700); err != nil {
+			return nil, fmt.Errorf("state root %s: narrow to its owner: %w", root, err)
+		}
+		log.Warn("daemon: the state root was open to others; narrowed to its owner, as tenants must not read it",
+			"root", root, "was", perm.String(), "now", (perm & 0o700).String())
+	}
 	path := TenantSocket(root)
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("listen %s: %w", path, err)

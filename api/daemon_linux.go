@@ -214,7 +214,7 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	srv := NewServer(eng, cfg.Log, reg)
 	streams, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
-	tl, err := listenTenants(cfg.Root)
+	tl, err := listenTenants(cfg.Root, cfg.Log)
 	if err != nil {
 		return err
 	}

@@ -93,8 +93,13 @@ func openTenantBackend(root string) (backend, error) {
 	err := c.Ping(ctx)
 	var ce *api.ConnError
 	if errors.As(err, &ce) {
+		var cause any = ce.Err
+		var errno syscall.Errno
+		if errors.As(ce.Err, &errno) {
+			cause = errno // "no such file or directory", not the HTTP request around it
+		}
 		return nil, fmt.Errorf("no oak daemon answers on %s (%v): uid %d cannot start one, because the daemon runs as root; the host's administrator starts it (oak daemon)",
-			api.TenantSocket(root), ce.Err, os.Geteuid())
+			api.TenantSocket(root), cause, os.Geteuid())
 	}
 	if err != nil {
 		return nil, err
