@@ -213,6 +213,40 @@ func (c caller) own(cs []*engine.ContainerInfo) []*engine.ContainerInfo {
 	return out
 }
 
+// containersFor lists the containers r's caller may see that pass
+// filters (as oak ps --filter), named as the caller knows them: a
+// tenant's name= filters match those names, not the records'.
+func (s *Server) containersFor(r *http.Request, filters []string) ([]*engine.ContainerInfo, error) {
+	c := callerOf(r)
+	var byName, rest []string
+	for _, f := range filters {
+		if k, _, _ := strings.Cut(f, "="); c.tenant != nil && strings.EqualFold(strings.TrimSpace(k), "name") {
+			byName = append(byName, f)
+		} else {
+			rest = append(rest, f)
+		}
+	}
+	f, err := engine.ParseFilter(rest)
+	if err != nil {
+		return nil, &FieldError{"filter", err.Error()}
+	}
+	nf, err := engine.ParseFilter(byName)
+	if err != nil {
+		return nil, &FieldError{"filter", err.Error()}
+	}
+	cs, err := s.eng.ListContainers(f)
+	if err != nil {
+		return nil, err
+	}
+	out := []*engine.ContainerInfo{}
+	for _, ci := range c.own(cs) {
+		if nf.Match(ci, nil) { // name= only: no image to match
+			out = append(out, ci)
+		}
+	}
+	return out, nil
+}
+
 // shown is ci as c sees it (see own); ci is c's.
 func (c caller) shown(ci *engine.ContainerInfo) *engine.ContainerInfo {
 	if c.tenant == nil {

@@ -55,16 +55,12 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 	if q.err != nil {
 		return q.err
 	}
-	f, err := engine.ParseFilter(q.strings("filter"))
-	if err != nil {
-		return &FieldError{"filter", err.Error()}
-	}
-	cs, err := s.eng.ListContainers(f)
+	cs, err := s.containersFor(r, q.strings("filter"))
 	if err != nil {
 		return err
 	}
 	out := []*engine.ContainerInfo{}
-	for _, c := range callerOf(r).own(cs) {
+	for _, c := range cs {
 		if all || c.State.Running || c.State.Restarting {
 			out = append(out, c)
 		}

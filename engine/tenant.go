@@ -215,13 +215,10 @@ func (e *Engine) CreateTenant(o TenantOptions) (*Tenant, error) {
 	return t, nil
 }
 
-// ListTenants describes every tenant, by name.
+// ListTenants describes every tenant, by name. It takes no lock: each
+// record is replaced atomically, so a reader sees whole records, and the
+// daemon reads them on every request of a uid other than root's.
 func (e *Engine) ListTenants() ([]*Tenant, error) {
-	unlock, err := e.lock()
-	if err != nil {
-		return nil, err
-	}
-	defer unlock()
 	return e.tenants()
 }
 
@@ -327,6 +324,9 @@ func (e *Engine) admitTenant(o *RunOptions) error {
 			return err
 		}
 		o.Name = TenantContainerName(t.Name, o.Name)
+		if len(o.Name) > MaxNameLen {
+			return fmt.Errorf("invalid --name: at most %d characters for tenant %s's containers", MaxNameLen-len(t.Name)-1, t.Name)
+		}
 	}
 	listens, err := parseGrants(o.Publish, nil)
 	if err != nil {

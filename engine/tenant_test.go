@@ -99,6 +99,7 @@ func TestAdmitTenant(t *testing.T) {
 		{RunOptions{Image: "demo", Publish: []string{"8080:80"}}, "host port the daemon picks"},
 		{RunOptions{Image: "demo", Volumes: []string{"theirs:/data"}}, volume.ErrNotFound.Error()},
 		{RunOptions{Image: "demo", Name: "bad/name"}, "invalid"},
+		{RunOptions{Image: "demo", Name: strings.Repeat("n", MaxNameLen)}, "at most 126 characters"},
 	} {
 		c.o.Tenant = "a"
 		err := e.admitTenant(&c.o)
