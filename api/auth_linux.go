@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -18,13 +19,13 @@ import (
 // volume image directly) and a socket can only be reached through
 // directories its caller may search. It is mode 0666: who may connect is
 // decided per request, from the peer's credentials (see auth.go).
-func TenantSocket(root string) string { return root + ".tenants.sock" }
+func TenantSocket(root string) string { return filepath.Clean(root) + ".tenants.sock" }
 
 // socketFor is the socket the calling process reaches root's daemon on:
 // root's own, 0600, for uid 0; the tenants' for anyone else.
 func socketFor(root string) string {
 	if os.Geteuid() == 0 {
-		return root + "/" + SocketName
+		return filepath.Join(root, SocketName)
 	}
 	return TenantSocket(root)
 }

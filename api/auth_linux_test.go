@@ -106,3 +106,11 @@ func peerClient() {
 	os.Stdout.WriteString(strconv.Itoa(resp.StatusCode) + " " + string(b))
 	os.Exit(0)
 }
+
+func TestTenantSocketBesideRoot(t *testing.T) {
+	for _, root := range []string{"/var/lib/oak", "/var/lib/oak/", "/var/lib//oak/."} {
+		if got := TenantSocket(root); got != "/var/lib/oak.tenants.sock" {
+			t.Errorf("TenantSocket(%q) = %s, want /var/lib/oak.tenants.sock, outside the root", root, got)
+		}
+	}
+}
