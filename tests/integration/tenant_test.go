@@ -71,6 +71,7 @@ func newTenantOak(t *testing.T) *oakEnv {
 				o.run("rm", "-f", e.ID)
 			}
 		}
+		o.run("volume", "rm", "adata") // made by the test, if it got that far
 		for _, name := range []string{"a", "b"} {
 			if r := o.run("tenant", "rm", name); r.code != 0 {
 				t.Errorf("cleanup: %s", r)
@@ -163,6 +164,20 @@ func TestTenantsAreConfined(t *testing.T) {
 	if r := o.as(uidA, "inspect", "web"); r.code != 0 || json.Unmarshal([]byte(r.stdout), &ci) != nil || len(ci) != 1 ||
 		ci[0].HostConfig.Factory != "a" || ci[0].HostConfig.Tenant != "a" || ci[0].HostConfig.Memory != 256<<20 {
 		t.Errorf("tenant a's inspect: want factory a, tenant a, the factory's 256 MiB\n%s", r)
+	}
+
+	// A volume made for a's factory is a's: a mounts it; b is told of it
+	// what it is told of a volume that does not exist.
+	if r := o.run("volume", "create", "--factory", "a", "--sparse", "--size", "64m", "adata"); r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if r := o.as(uidA, "run", "-d", "--rm", "--read-only", "-v", "adata:/data", "demo", "true"); r.code != 0 {
+		t.Errorf("tenant a mounting its own volume\n%s", r)
+	}
+	got := o.as(uidB, "run", "-d", "-v", "adata:/data", "demo", "true")
+	missing := o.as(uidB, "run", "-d", "-v", "nosuch:/data", "demo", "true")
+	if got.code == 0 || got.stderr != strings.ReplaceAll(missing.stderr, "nosuch", "adata") || !strings.Contains(got.stderr, "no such volume") {
+		t.Errorf("tenant b mounting a's volume: exit %d %q; a missing one: exit %d %q", got.code, got.stderr, missing.code, missing.stderr)
 	}
 
 	// A user who is no tenant is refused, saying why.
