@@ -49,13 +49,13 @@ type caller struct {
 type callerKey struct{}
 
 // callerOf is r's caller; a request that was not authorized (a handler
-// called outside wrap) is nobody's and is treated as a tenant that owns
-// nothing.
+// called outside wrap) is nobody's: a tenant no record names, which owns
+// nothing and for which the engine makes nothing.
 func callerOf(r *http.Request) caller {
 	if c, ok := r.Context().Value(callerKey{}).(caller); ok {
 		return c
 	}
-	return caller{uid: ^uint32(0), tenant: &engine.Tenant{}}
+	return caller{uid: ^uint32(0), tenant: &engine.Tenant{Name: "(unauthorized)"}}
 }
 
 // TenantEngine is what the server needs of the engine to serve tenants;
