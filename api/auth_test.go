@@ -186,7 +186,7 @@ func TestTenantViews(t *testing.T) {
 		{4001, "/v1/containers", 200, []string{`"Name":"web"`}, []string{"mine", "rootweb", "a.web"}},
 		{4002, "/v1/containers", 200, []string{`"Name":"mine"`}, []string{"web"}},
 		{4001, "/v1/containers?filter=name%3D%5Eweb%24", 200, []string{`"Name":"web"`}, nil}, // ^web$: its name, not the record's
-		{4001, "/v1/containers?filter=name%3Da%5C.", 200, []string{"[]"}, []string{"web"}}, // a\.: the record's prefix is not its name
+		{4001, "/v1/containers?filter=name%3Da%5C.", 200, []string{"[]"}, []string{"web"}},   // a\.: the record's prefix is not its name
 		{4001, "/v1/containers/web", 200, []string{`"Name":"web"`}, []string{"a.web"}},
 		{4001, "/v1/containers/we", 200, []string{`"Id":"web"`}, nil}, // an id prefix, among its own
 		{4001, "/v1/containers/a.web", 404, []string{"no such container: a.web"}, nil},
