@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"time"
@@ -24,10 +23,11 @@ type Client struct {
 	http *http.Client
 }
 
-// NewClient is a client of the daemon serving root. It does not connect
-// until a request is made.
+// NewClient is a client of the daemon serving root, on its own socket
+// for uid 0 and on the tenants' socket (TenantSocket) for anyone else. It
+// does not connect until a request is made.
 func NewClient(root string) *Client {
-	sock := filepath.Join(root, SocketName)
+	sock := socketFor(root)
 	return newClient(root, func() (net.Conn, error) { return dialUnix(sock) })
 }
 

@@ -212,7 +212,13 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	srv := NewServer(eng, cfg.Log)
 	streams, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
+	tl, err := listenTenants(cfg.Root, cfg.Log)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(TenantSocket(cfg.Root))
 	hs := &http.Server{Handler: srv, BaseContext: func(net.Listener) context.Context { return streams },
+		ConnContext:       peerContext, // every request is authorized by its peer's uid (auth.go)
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
 	watched := []string{LockName}
@@ -225,8 +231,9 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	}
 	// Ready from the first request: the lock is held and the root open.
 	srv.SetReady()
-	served := make(chan error, 1)
+	served := make(chan error, 2)
 	go func() { served <- hs.Serve(l) }()
+	go func() { served <- hs.Serve(tl) }()
 	cfg.Log.Info("daemon ready", "root", cfg.Root, "socket", l.Addr().String(), "socket_activated", activated, "pid", os.Getpid())
 	report("ready\n")
 	select {

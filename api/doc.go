@@ -11,8 +11,10 @@
 // upgraded loses nothing, and the next one answers for every container.
 //
 // Only one daemon serves a state root: it holds an exclusive flock on
-// ROOT/daemon.lock, which also records its pid. The socket is
-// ROOT/oak.sock, mode 0600: whoever can connect can run containers, as
-// whoever can run oak can. docs/daemon.md describes the service and
-// docs/api.yaml its API.
+// ROOT/daemon.lock, which also records its pid. It listens on
+// ROOT/oak.sock, mode 0600, root's, and on ROOT.tenants.sock, mode 0666,
+// for tenants; on both, every request is its peer's (SO_PEERCRED): root
+// reaches everything, a tenant its own containers and volumes, anyone
+// else nothing (auth.go). docs/daemon.md describes the service,
+// docs/tenants.md tenants and docs/api.yaml the API.
 package api

@@ -22,6 +22,8 @@ const (
 	CodeMethodNotAllowed     = "method_not_allowed"     // 405
 	CodeCommandNotFound      = "command_not_found"      // 400: the command is not in the image
 	CodeCommandNotExecutable = "command_not_executable" // 400: it is there but cannot be run
+	CodeUnauthorized         = "unauthorized"           // 401: the caller's identity is unknown
+	CodeForbidden            = "forbidden"              // 403: the caller may not use this route (see auth.go)
 	CodeRefused              = "refused"                // 400 on create, 409 on a verb: the engine refused it
 	CodeTooLarge             = "too_large"              // 413: the body is above MaxBody
 	CodeInternal             = "internal"               // 500: the daemon failed
@@ -44,7 +46,10 @@ var codeSentinels = map[string]error{
 // a name in use).
 func classify(err error, create bool) (int, string) {
 	var fe *FieldError
+	var ae *authError
 	switch {
+	case errors.As(err, &ae):
+		return ae.status, ae.code
 	case errors.As(err, &fe):
 		return http.StatusBadRequest, CodeBadRequest
 	case errors.Is(err, engine.ErrNoSuchContainer):

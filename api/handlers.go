@@ -32,7 +32,7 @@ func (s *Server) createContainer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	opts, err := req.RunOptions()
+	opts, err := runOptions(r, req)
 	if err != nil {
 		return err
 	}
@@ -55,11 +55,7 @@ func (s *Server) listContainers(w http.ResponseWriter, r *http.Request) error {
 	if q.err != nil {
 		return q.err
 	}
-	f, err := engine.ParseFilter(q.strings("filter"))
-	if err != nil {
-		return &FieldError{"filter", err.Error()}
-	}
-	cs, err := s.eng.ListContainers(f)
+	cs, err := s.containersFor(r, q.strings("filter"))
 	if err != nil {
 		return err
 	}
@@ -81,7 +77,7 @@ func (s *Server) inspectContainer(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, c)
+	writeJSON(w, http.StatusOK, callerOf(r).shown(c))
 	return nil
 }
 
@@ -299,6 +295,9 @@ func (s *Server) listVolumes(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	vs, err := s.eng.ListVolumes()
+	if err == nil {
+		vs, err = s.volumesFor(r, vs)
+	}
 	if err != nil {
 		return err
 	}
@@ -327,7 +326,7 @@ func (s *Server) createVolume(w http.ResponseWriter, r *http.Request) error {
 	if req.Owner != nil {
 		o.Owner = &engine.VolumeOwner{UID: req.Owner.UID, GID: req.Owner.GID}
 	}
-	v, err := s.eng.CreateVolume(req.Name, req.Size, o)
+	v, err := s.createVolumeFor(r, req.Name, req.Size, o)
 	if err != nil {
 		return err
 	}

@@ -130,7 +130,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
-		err := rt.handler(rec, r)
+		r, err := s.authorize(rt, r)
+		if err == nil {
+			err = rt.handler(rec, r)
+		}
 		if err != nil {
 			status, code := classify(err, create)
 			if errors.Is(err, errTooLarge) {

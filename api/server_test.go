@@ -175,7 +175,7 @@ func do(s *Server, method, target, body string) *httptest.ResponseRecorder {
 		rd = strings.NewReader(body)
 	}
 	w := httptest.NewRecorder()
-	s.ServeHTTP(w, httptest.NewRequest(method, target, rd))
+	s.ServeHTTP(w, asRoot(httptest.NewRequest(method, target, rd)))
 	return w
 }
 
@@ -294,7 +294,7 @@ func TestRunRequestRoundTrip(t *testing.T) {
 		Publish: []string{"8080:80"}, Egress: []string{"any"}, ReadOnly: true, User: "1:2",
 		Names:   engine.NameOptions{Hostname: "h", DNS: []string{"1.1.1.1"}, AddHosts: []string{"x:1.2.3.4"}},
 		Log:     engine.LogOptions{MaxSize: 0, MaxFile: 1},
-		Ulimits: []engine.Ulimit{{Name: "nofile", Soft: -1, Hard: -1}}}
+		Ulimits: []engine.Ulimit{{Name: "nofile", Soft: -1, Hard: -1}}, Tenant: "t"}
 	o.Limits.MemoryBytes, o.Limits.Pids, o.Limits.CPUMilli, o.Limits.TmpfsBytes, o.Limits.WritableBytes = 0, 0, 250, 4096, 8<<20
 	// Every field is set, so that a field the request does not carry
 	// (as Factory once was not) fails the round trip.
@@ -315,6 +315,12 @@ func TestRunRequestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The tenant is the caller's, from its credentials (auth.go): no
+	// request carries it.
+	if got.Tenant != "" {
+		t.Errorf("a request carried tenant %q", got.Tenant)
+	}
+	got.Tenant = o.Tenant
 	if a, b := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", o); a != b {
 		t.Errorf("round trip changed the request:\n got %s\nwant %s", a, b)
 	}
@@ -405,7 +411,7 @@ func TestMetrics(t *testing.T) {
 func TestWaitEndsWithTheDaemon(t *testing.T) {
 	s, _ := newTestServer(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	r := httptest.NewRequest("POST", "/v1/containers/web/wait", nil).WithContext(ctx)
+	r := asRoot(httptest.NewRequest("POST", "/v1/containers/web/wait", nil).WithContext(ctx))
 	w := httptest.NewRecorder()
 	done := make(chan struct{})
 	go func() {

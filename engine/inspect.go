@@ -73,6 +73,7 @@ type HostConfig struct {
 	ReadonlyRootfs bool
 	AutoRemove     bool
 	Factory        string   `json:",omitempty"` // the factory it was made from (run --factory)
+	Tenant         string   `json:",omitempty"` // the tenant it is for; "" the host administrator's
 	Publish        []string // -p grants as given
 	Egress         []string // --egress grants as given
 	Dns            []string
@@ -115,6 +116,7 @@ func (e *Engine) containerInfo(c *Container) *ContainerInfo {
 	ci.Config.Cmd = c.Command
 	ci.HostConfig.AutoRemove = c.AutoRemove
 	ci.HostConfig.Factory = c.Factory
+	ci.HostConfig.Tenant = c.Tenant
 	var s Spec
 	if c.Status == StatusBroken || readJSON(e.specPath(c.ID), &s) != nil {
 		return ci

@@ -54,6 +54,9 @@ type RunOptions struct {
 	// quota bounds the container's and its siblings' sum, and zero
 	// Limits fields default to the factory's (see Engine.admit).
 	Factory string
+	// Tenant, if set, is the tenant the container is made for: the
+	// request is narrowed to what a tenant may ask (see admitTenant).
+	Tenant string
 }
 
 // Spec is the resolved form of RunOptions kept in the record, everything a
@@ -109,6 +112,9 @@ const (
 // create validates opts, allocates the container's name, id and id range,
 // and writes its record in state "created". Nothing is written on error.
 func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
+	if err := e.admitTenant(&opts); err != nil {
+		return nil, nil, err
+	}
 	if err := errors.Join(opts.Limits.Check(), opts.Log.Check()); err != nil {
 		return nil, nil, fmt.Errorf("run: %w", err)
 	}
@@ -211,7 +217,7 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	id := newID()
 	c := &Container{ID: id, Name: opts.Name, Image: opts.Image, Command: args, Created: time.Now().UTC(),
 		Status: StatusCreated, AutoRemove: opts.AutoRemove, Supervisor: os.Getpid(), SupStart: pidStart(os.Getpid()),
-		Labels: opts.Labels}
+		Labels: opts.Labels, Tenant: opts.Tenant}
 	if c.Name == "" {
 		c.Name = "oak-" + ShortID(id)
 	}

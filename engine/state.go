@@ -72,6 +72,9 @@ type Container struct {
 	// container's (see factory.go).
 	Factory      string `json:"factory,omitempty"`
 	CgroupParent string `json:"cgroup_parent,omitempty"`
+	// Tenant is the tenant that made it (through the daemon's API), whose
+	// alone it is; "" for the host administrator's (see tenant.go).
+	Tenant string `json:"tenant,omitempty"`
 
 	// Problem says why the record could not be read when Status is
 	// StatusBroken; only ID (the directory's name) and Created (its

@@ -57,6 +57,9 @@ func daemonWanted() bool {
 // openBackend is the daemon of root (started if none answers), or the
 // engine in this process when the daemon is not wanted.
 func openBackend(root string) (backend, error) {
+	if asTenant() {
+		return openTenantBackend(root)
+	}
 	e, err := engine.New(root) // makes the root, as a first in-process verb would
 	if err != nil {
 		return nil, err
@@ -66,6 +69,39 @@ func openBackend(root string) (backend, error) {
 	}
 	c := api.NewClient(e.Root)
 	if err := ensureDaemon(c, e.Root); err != nil {
+		return nil, err
+	}
+	return clientBackend{c}, nil
+}
+
+// asTenant says whether this process reaches the daemon as a tenant: any
+// uid but root's (docs/tenants.md).
+func asTenant() bool { return os.Geteuid() != 0 }
+
+// openTenantBackend is the daemon of root on its tenants' socket. A
+// tenant neither reads the state root (it is root's, 0700) nor starts a
+// daemon: the daemon holds the host's authority, so it runs as root, and
+// root starts it (oak daemon, a service unit, or any oak verb run as
+// root).
+func openTenantBackend(root string) (backend, error) {
+	if !daemonWanted() {
+		return nil, fmt.Errorf("--no-daemon (OAK_NO_DAEMON): only root runs the engine in this process; uid %d reaches it through the daemon, as a tenant", os.Geteuid())
+	}
+	c := api.NewClient(root)
+	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+	defer cancel()
+	err := c.Ping(ctx)
+	var ce *api.ConnError
+	if errors.As(err, &ce) {
+		var cause any = ce.Err
+		var errno syscall.Errno
+		if errors.As(ce.Err, &errno) {
+			cause = errno // "no such file or directory", not the HTTP request around it
+		}
+		return nil, fmt.Errorf("no oak daemon answers on %s (%v): uid %d cannot start one, because the daemon runs as root; the host's administrator starts it (oak daemon)",
+			api.TenantSocket(root), cause, os.Geteuid())
+	}
+	if err != nil {
 		return nil, err
 	}
 	return clientBackend{c}, nil

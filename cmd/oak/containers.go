@@ -68,8 +68,9 @@ over its own files and users, a fixed system-call allowlist.`,
 			if opts.Limits.Pids, err = engine.ParsePids(pids); err != nil {
 				return err
 			}
-			if opts.Factory != "" {
-				// A limit not given is the factory's.
+			if opts.Factory != "" || asTenant() {
+				// A limit not given is the factory's (a tenant's
+				// containers are made from its factory).
 				if !cmd.Flags().Changed("memory") {
 					opts.Limits.MemoryBytes = 0
 				}
@@ -90,10 +91,6 @@ over its own files and users, a fixed system-call allowlist.`,
 					return err
 				}
 				opts.Volumes = append(opts.Volumes, v)
-			}
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
 			}
 			opts.TTY = detach && tty // a foreground -t gets this process's own pty below
 			if err := checkRefusals(cmd.Flags()); err != nil {
@@ -145,6 +142,10 @@ over its own files and users, a fixed system-call allowlist.`,
 				}
 				fmt.Println(id)
 				return nil
+			}
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
 			}
 			stdio := engine.Stdio{Stdout: os.Stdout, Stderr: os.Stderr}
 			// The container never gets this process's own terminal or

@@ -24,7 +24,10 @@ func newDaemonCmd(stateRoot func() string) *cobra.Command {
 		Use:   "daemon",
 		Short: "Serve the engine's API on ROOT/oak.sock (started on first use by the CLI)",
 		Long: `Serve the engine's HTTP/JSON API on the unix socket ROOT/oak.sock (mode 0600),
-or on the socket systemd passes (socket activation). One daemon serves a
+or on the socket systemd passes (socket activation), and tenants' requests
+on ROOT.tenants.sock (mode 0666; each request is its caller's, by the
+peer's uid: root reaches everything, a tenant its own, anyone else is
+refused; see docs/tenants.md). One daemon serves a
 state root; a second one exits naming the first one's pid. Containers do
 not depend on it: each has its own supervisor, so they keep running when
 the daemon is stopped, killed or upgraded, and the next daemon answers for

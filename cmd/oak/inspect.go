@@ -42,9 +42,12 @@ func inspectObjects(stateRoot func() string, kind, spec string, refs []string) e
 		}
 		f.table = false // a table means nothing for single objects
 	}
-	e, err := engine.New(stateRoot())
-	if err != nil {
-		return err
+	var e *engine.Engine // the stores, root's alone: a tenant inspects containers only
+	var err error
+	if !asTenant() {
+		if e, err = engine.New(stateRoot()); err != nil {
+			return err
+		}
 	}
 	var b backend
 	if kind == "" || kind == engine.KindContainer {
@@ -84,6 +87,9 @@ func inspectOne(b backend, e *engine.Engine, ref, kind string) (any, error) {
 		if err == nil || kind == engine.KindContainer || !errors.Is(err, engine.ErrNoSuchContainer) {
 			return c, err
 		}
+	}
+	if e == nil {
+		return nil, fmt.Errorf("%w: %s", engine.ErrNoSuchContainer, ref)
 	}
 	return e.Inspect(ref, kind)
 }
