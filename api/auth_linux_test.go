@@ -14,8 +14,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestPeerCredentials serves the API as the daemon does (its connection
@@ -51,7 +49,7 @@ func TestPeerCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	f := &tenantEngine{fakeEngine: &fakeEngine{}}
-	s := NewServer(f, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	s := NewServer(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	s.SetReady()
 	hs := &http.Server{Handler: s, ConnContext: peerContext}
 	go hs.Serve(l)

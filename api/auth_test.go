@@ -11,8 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/oak-engine/oak/engine"
 	"github.com/oak-engine/oak/storage/volume"
 )
@@ -79,7 +77,7 @@ func (f *tenantEngine) InspectVolume(name string) (*engine.VolumeInfo, error) {
 
 func newTenantServer(t *testing.T) (*Server, *tenantEngine) {
 	f := &tenantEngine{fakeEngine: &fakeEngine{}}
-	s := NewServer(f, slog.New(slog.NewTextHandler(io.Discard, nil)), prometheus.NewRegistry())
+	s := NewServer(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	s.SetReady()
 	return s, f
 }
@@ -249,7 +247,7 @@ func TestUnknownPeerRefused(t *testing.T) {
 		}
 	}
 	// Without tenants in the engine, every uid but 0 is refused.
-	plain, _, _ := newTestServer(t)
+	plain, _ := newTestServer(t)
 	if w := doAs(plain, 4001, "GET", "/v1/containers", ""); w.Code != http.StatusForbidden {
 		t.Errorf("uid 4001 on an engine without tenants: %d %s", w.Code, w.Body)
 	}
