@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -828,7 +829,15 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 		Hold: func(pid int) error {
 			if oc.OOMScoreAdj != nil {
 				if err := setOOMScoreAdj(pid, *oc.OOMScoreAdj); err != nil {
-					return err
+					// Lowering it below the runtime's own needs
+					// CAP_SYS_RESOURCE (the kubelet asks -998 for every
+					// pod sandbox): a claim on the host's memory that
+					// the runtime cannot give is narrowed to what it
+					// has, as other narrowings are, unless --strict.
+					if !errors.Is(err, fs.ErrPermission) || r.Strict {
+						return err
+					}
+					r.warn("%v; the container keeps the runtime's own score", err)
 				}
 			}
 			rec.Init, rec.InitStart, rec.Status = pid, pidStart(pid), ociCreated

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 )
 
 // The OCI runtime (oak-runtime, a link to the oak binary) driven the way
@@ -350,6 +351,51 @@ func TestRuntimeNarrowingFields(t *testing.T) {
 	if res.code != 0 || res.stdout != want {
 		t.Errorf("run: %s, want stdout %q", res, want)
 	}
+}
+
+// TestRuntimeOOMScoreLowered: a bundle that asks for an oom_score_adj
+// below the runtime's own (the kubelet asks -998 for every pod sandbox)
+// gets it where the runtime holds CAP_SYS_RESOURCE; without it the score
+// is narrowed to the runtime's own with a warning in the log, and
+// --strict refuses the bundle naming the field.
+func TestRuntimeOOMScoreLowered(t *testing.T) {
+	needOak(t, true)
+	own, err := os.ReadFile("/proc/self/oom_score_adj")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRuntime(t)
+	b := bundle(t, []string{"cat", "/proc/self/oom_score_adj"}, func(s *specs.Spec) {
+		adj := -998
+		s.Process.OOMScoreAdj = &adj
+	})
+	log := filepath.Join(t.TempDir(), "log")
+	res := r.run(nil, "--log", log, "run", "--bundle", b, "oom-"+randHex(t))
+	logged, _ := os.ReadFile(log)
+	if hasCapability(unix.CAP_SYS_RESOURCE) {
+		if res.code != 0 || res.stdout != "-998\n" {
+			t.Errorf("run with CAP_SYS_RESOURCE: %s, want -998", res)
+		}
+		return
+	}
+	if res.code != 0 || res.stdout != string(own) || !strings.Contains(string(logged), "process.oomScoreAdj: -998") {
+		t.Errorf("run without CAP_SYS_RESOURCE: %s\nlog: %s\nwant the runtime's own score %q and a warning naming process.oomScoreAdj", res, logged, own)
+	}
+	res = r.run(nil, "--strict", "run", "--bundle", b, "oom-"+randHex(t))
+	if res.code == 0 || !strings.Contains(res.stderr, "process.oomScoreAdj") {
+		t.Errorf("run --strict: %s, want a refusal naming process.oomScoreAdj", res)
+	}
+}
+
+// hasCapability reports whether this process holds capability c in its
+// effective set.
+func hasCapability(c int) bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return false
+	}
+	return data[c/32].Effective&(1<<(c%32)) != 0
 }
 
 // TestRuntimeBadBundles: every bundle Oak cannot run as asked fails create
