@@ -595,8 +595,9 @@ func TestRuntimePodmanExec(t *testing.T) {
 }
 
 // startContainerd starts a private containerd (no CRI) for the test and
-// returns ctr bound to it, in a namespace of the test's own.
-func startContainerd(t *testing.T) func(args ...string) *exec.Cmd {
+// returns ctr bound to it, in a namespace of the test's own, and
+// containerd's log.
+func startContainerd(t *testing.T) (ctr func(args ...string) *exec.Cmd, log *os.File) {
 	t.Helper()
 	for _, b := range []string{"containerd", "ctr"} {
 		if _, err := exec.LookPath(b); err != nil {
@@ -619,7 +620,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	log := tempFile(t)
+	log = tempFile(t)
 	d := exec.Command("containerd", "--config", filepath.Join(dir, "config.toml"))
 	d.Stdout, d.Stderr = log, log
 	if err := d.Start(); err != nil {
@@ -630,13 +631,13 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		d.Wait()
 	})
 	ns := "oaktest" + randHex(t)
-	ctr := func(args ...string) *exec.Cmd {
+	ctr = func(args ...string) *exec.Cmd {
 		return exec.Command("ctr", append([]string{"-a", sock, "-n", ns}, args...)...)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, _, code := runCmd(ctr("version")); code == 0 {
-			return ctr
+			return ctr, log
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("containerd did not come up:\n%s", readAll(log))
@@ -650,7 +651,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 func TestRuntimeContainerdExec(t *testing.T) {
 	needOak(t, true)
 	r := newRuntime(t)
-	ctr := startContainerd(t)
+	ctr, _ := startContainerd(t)
 	id := "c" + randHex(t)
 	if _, errs, code := runCmd(ctr("run", "-d", "--runc-binary", r.bin, "--rootfs", rootfsDir, id, "sleep", "1000")); code != 0 {
 		t.Fatalf("ctr run -d: exit %d\n%s", code, errs)

@@ -578,52 +578,8 @@ func TestRuntimePodman(t *testing.T) {
 // ctr run --runc-binary oak-runtime.
 func TestRuntimeContainerd(t *testing.T) {
 	needOak(t, true)
-	for _, b := range []string{"containerd", "ctr"} {
-		if _, err := exec.LookPath(b); err != nil {
-			t.Fatalf("%s is not installed (make deps installs it): %v", b, err)
-		}
-	}
+	ctr, log := startContainerd(t)
 	r := newRuntime(t)
-	dir := t.TempDir()
-	sock := filepath.Join(dir, "c.sock")
-	config := fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %q
-[ttrpc]
-  address = %q
-[debug]
-  address = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, sock+".ttrpc", filepath.Join(dir, "debug.sock"))
-	if err := os.WriteFile(filepath.Join(dir, "config.toml"), []byte(config), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	log := tempFile(t)
-	d := exec.Command("containerd", "--config", filepath.Join(dir, "config.toml"))
-	d.Stdout, d.Stderr = log, log
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		d.Process.Signal(syscall.SIGTERM)
-		d.Wait()
-	})
-	ns := "oaktest" + randHex(t)
-	ctr := func(args ...string) *exec.Cmd {
-		return exec.Command("ctr", append([]string{"-a", sock, "-n", ns}, args...)...)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if _, _, code := runCmd(ctr("version")); code == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("containerd did not come up:\n%s", readAll(log))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 	id := "c" + randHex(t)
 	out, errs, code := runCmd(ctr("run", "--rm", "--runc-binary", r.bin, "--rootfs", rootfsDir, id,
 		"sh", "-c", "echo hello from ctr; grep CapBnd /proc/self/status; grep -c ' /run tmpfs' /proc/mounts; exit 5"))
