@@ -160,36 +160,17 @@ volumes and writable layers. "-" is no limit of its own.`,
 		Short: "Show factories as JSON: limits, what is given out and reserved, kernel usage, members",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var f *format
-			if inspectFormat != "" {
-				var err error
-				if f, err = parseFormat(inspectFormat, ""); err != nil {
-					return err
-				}
-				f.table = false
-			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
 			}
-			objs := []any{}
-			failed := false
-			for _, name := range args {
+			return printInspected(inspectFormat, args, func(name string) (any, error) {
 				fi, err := e.InspectFactory(name)
 				if err != nil {
-					fmt.Fprintln(os.Stderr, "oak: "+oneLine(err.Error()))
-					failed = true
-					continue
+					return nil, err
 				}
-				objs = append(objs, fi)
-			}
-			if err := f.objects(os.Stdout, objs); err != nil {
-				return err
-			}
-			if failed {
-				return &exitError{code: 1}
-			}
-			return nil
+				return fi, nil
+			})
 		},
 	}
 	inspect.ValidArgsFunction = completeFactories(stateRoot)

@@ -31,17 +31,8 @@ looked up as a container, then an image, then a volume, as docker does;
 }
 
 // inspectObjects prints the objects refs name, of kind ("" for any), in
-// format. Like docker, it prints what it found and then fails, exit 1, if
-// any ref named nothing.
+// format (see printInspected).
 func inspectObjects(stateRoot func() string, kind, spec string, refs []string) error {
-	var f *format
-	if spec != "" {
-		var err error
-		if f, err = parseFormat(spec, ""); err != nil {
-			return err
-		}
-		f.table = false // a table means nothing for single objects
-	}
 	var e *engine.Engine // the stores, root's alone: a tenant inspects containers only
 	var err error
 	if !asTenant() {
@@ -55,10 +46,25 @@ func inspectObjects(stateRoot func() string, kind, spec string, refs []string) e
 			return err
 		}
 	}
+	return printInspected(spec, refs, func(ref string) (any, error) { return inspectOne(b, e, ref, kind) })
+}
+
+// printInspected prints what find returns for each of refs, as a JSON
+// array or each through the Go template spec. Like docker, it prints what
+// it found and then fails, exit 1, if any ref found nothing, saying why.
+func printInspected(spec string, refs []string, find func(ref string) (any, error)) error {
+	var f *format
+	if spec != "" {
+		var err error
+		if f, err = parseFormat(spec, ""); err != nil {
+			return err
+		}
+		f.table = false // a table means nothing for single objects
+	}
 	objs := []any{}
 	var errs []error
 	for _, ref := range refs {
-		o, err := inspectOne(b, e, ref, kind)
+		o, err := find(ref)
 		if err != nil {
 			errs = append(errs, err)
 			continue

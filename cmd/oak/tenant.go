@@ -175,36 +175,17 @@ them), from a factory named NAME made for it and removed with it.`,
 		Short: "Show tenants as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var f *format
-			if inspectFormat != "" {
-				var err error
-				if f, err = parseFormat(inspectFormat, ""); err != nil {
-					return err
-				}
-				f.table = false
-			}
 			e, err := tenantEngine(stateRoot)
 			if err != nil {
 				return err
 			}
-			objs := []any{}
-			failed := false
-			for _, name := range args {
+			return printInspected(inspectFormat, args, func(name string) (any, error) {
 				t, err := e.InspectTenant(name)
 				if err != nil {
-					fmt.Fprintln(os.Stderr, "oak: "+oneLine(err.Error()))
-					failed = true
-					continue
+					return nil, err
 				}
-				objs = append(objs, viewTenant(t))
-			}
-			if err := f.objects(os.Stdout, objs); err != nil {
-				return err
-			}
-			if failed {
-				return &exitError{code: 1}
-			}
-			return nil
+				return viewTenant(t), nil
+			})
 		},
 	}
 	inspect.ValidArgsFunction = completeNames(false, tenantNames, stateRoot)
