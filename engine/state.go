@@ -83,6 +83,8 @@ type Container struct {
 // root's lock, so concurrent oak processes never see half a change.
 type Engine struct {
 	Root string
+
+	functions functionState // function.go: invocation queues
 }
 
 // New opens (creating if needed) the state root dir.
