@@ -216,6 +216,7 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	defer endStreams()
 	hs := &http.Server{Handler: srv, BaseContext: func(net.Listener) context.Context { return streams },
 		ReadHeaderTimeout: 10 * time.Second,
+		ConnContext:       peerContext, // function.go: invocations are fair among peers
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
 	watched := []string{LockName}
 	if !activated {

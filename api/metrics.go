@@ -17,6 +17,7 @@ type metrics struct {
 	launches *prometheus.CounterVec
 	latency  prometheus.Histogram
 	requests *prometheus.CounterVec
+	fn       *functionMetrics // function.go
 }
 
 func newMetrics(reg *prometheus.Registry, eng Engine) *metrics {
@@ -36,6 +37,7 @@ func newMetrics(reg *prometheus.Registry, eng Engine) *metrics {
 			Help: "API requests answered, by route (method and pattern) and HTTP status.",
 		}, []string{"route", "code"}),
 	}
+	m.fn = newFunctionMetrics(reg)
 	m.launches.WithLabelValues("ok")
 	m.launches.WithLabelValues("failed")
 	reg.MustRegister(m.launches, m.latency, m.requests, containerCollector{eng},

@@ -187,7 +187,7 @@ func (e *Engine) saveFunction(f *Function) error {
 // written first, under the lock: a crash before the factory exists leaves
 // a function that oak function rm removes; nothing is left that a later
 // create of the same name would trip over unknowingly.
-func (e *Engine) CreateFunction(o FunctionOptions) (*Function, error) {
+func (e *Engine) CreateFunction(o FunctionOptions) (*FunctionInfo, error) {
 	o = o.withDefaults()
 	op := "function create " + o.Name
 	if err := o.check(); err != nil {
@@ -221,11 +221,42 @@ func (e *Engine) CreateFunction(o FunctionOptions) (*Function, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	return f, nil
+	return f.info(), nil
 }
 
-// ListFunctions returns every function, by name.
-func (e *Engine) ListFunctions() ([]*Function, error) {
+// FunctionInfo describes one function for oak function ls and inspect,
+// and the API.
+type FunctionInfo struct {
+	Name        string
+	Image       string
+	Command     []string // empty: the image's entrypoint and command
+	Env         []string
+	Limits      FunctionLimitsInfo // of each invocation
+	Concurrency int
+	Warm        int
+	Factory     string // its factory, whose quota is Concurrency × Limits
+	Created     time.Time
+	Removing    bool `json:",omitempty"`
+}
+
+// FunctionLimitsInfo is FunctionLimits as FunctionInfo shows it: the
+// timeout in Go's duration notation ("1m0s").
+type FunctionLimitsInfo struct {
+	MemoryBytes int64
+	Pids        int64
+	CPUMilli    int64
+	Timeout     string
+}
+
+func (f *Function) info() *FunctionInfo {
+	return &FunctionInfo{Name: f.Name, Image: f.Image, Command: f.Command, Env: f.Env,
+		Limits: FunctionLimitsInfo{MemoryBytes: f.Limits.MemoryBytes, Pids: f.Limits.Pids,
+			CPUMilli: f.Limits.CPUMilli, Timeout: f.Limits.Timeout.String()},
+		Concurrency: f.Concurrency, Warm: f.Warm, Factory: f.Factory, Created: f.Created, Removing: f.Removing}
+}
+
+// ListFunctions describes every function, by name.
+func (e *Engine) ListFunctions() ([]*FunctionInfo, error) {
 	ents, err := os.ReadDir(e.functionDir())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -233,7 +264,7 @@ func (e *Engine) ListFunctions() ([]*Function, error) {
 	if err != nil {
 		return nil, fmt.Errorf("functions: %w", unwrapPath(err))
 	}
-	var fs []*Function
+	var fs []*FunctionInfo
 	for _, ent := range ents {
 		name, ok := strings.CutSuffix(ent.Name(), ".json")
 		if !ok || strings.HasPrefix(name, ".") {
@@ -246,14 +277,20 @@ func (e *Engine) ListFunctions() ([]*Function, error) {
 		if err != nil {
 			return nil, err
 		}
-		fs = append(fs, f)
+		fs = append(fs, f.info())
 	}
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
 	return fs, nil
 }
 
-// InspectFunction returns function name's record.
-func (e *Engine) InspectFunction(name string) (*Function, error) { return e.loadFunction(name) }
+// InspectFunction describes function name.
+func (e *Engine) InspectFunction(name string) (*FunctionInfo, error) {
+	f, err := e.loadFunction(name)
+	if err != nil {
+		return nil, err
+	}
+	return f.info(), nil
+}
 
 // RemoveFunction removes function name: it marks the record removing (no
 // invocation starts from then on), removes its factory with everything

@@ -1,0 +1,355 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/oak-engine/oak/engine"
+)
+
+// FunctionEngine is what the function routes ask of the engine;
+// *engine.Engine has it. A server whose engine lacks it answers them
+// with an error.
+type FunctionEngine interface {
+	CreateFunction(o engine.FunctionOptions) (*engine.FunctionInfo, error)
+	ListFunctions() ([]*engine.FunctionInfo, error)
+	InspectFunction(name string) (*engine.FunctionInfo, error)
+	RemoveFunction(name string) error
+	Invoke(ctx context.Context, name string, stdin io.Reader, stdout, stderr io.Writer) (engine.Invocation, error)
+}
+
+// FunctionCreate is the body of POST /v1/functions. A limit left out (0)
+// takes the engine's default for a function; a function's invocations
+// are always bounded.
+type FunctionCreate struct {
+	Name  string
+	Image string
+	// Cmd, when not empty, replaces the image's entrypoint and command.
+	Cmd []string `json:",omitempty"`
+	Env []string `json:",omitempty"` // KEY=VALUE
+	// Memory, PidsLimit and NanoCpus bound each invocation; the
+	// function's factory holds Concurrency times them.
+	Memory    int64 `json:",omitempty"` // bytes; 0: 128 MiB
+	PidsLimit int64 `json:",omitempty"` // 0: 64
+	NanoCpus  int64 `json:",omitempty"` // billionths of a core, whole thousandths; 0: one core
+	// Timeout is Go's duration notation ("30s", "1m"); "": one minute.
+	Timeout     string `json:",omitempty"`
+	Concurrency int    `json:",omitempty"` // invocations at once; 0: 4
+	Warm        int    `json:",omitempty"` // prepared sandboxes the daemon keeps
+}
+
+// FunctionOptions maps c onto the engine's request, refusing values no
+// front end could ask for; the rest is the engine's to check.
+func (c *FunctionCreate) FunctionOptions() (engine.FunctionOptions, error) {
+	o := engine.FunctionOptions{Name: c.Name, Image: c.Image, Command: c.Cmd, Env: c.Env,
+		Concurrency: c.Concurrency, Warm: c.Warm}
+	switch {
+	case c.Name == "":
+		return o, &FieldError{"Name", "required"}
+	case c.Image == "":
+		return o, &FieldError{"Image", "required"}
+	case c.Memory < 0:
+		return o, &FieldError{"Memory", "want bytes, 0 for the default"}
+	case c.PidsLimit < 0:
+		return o, &FieldError{"PidsLimit", "want a count, 0 for the default"}
+	case c.NanoCpus < 0 || c.NanoCpus%1_000_000 != 0:
+		return o, &FieldError{"NanoCpus", "want a whole number of thousandths of a core (multiples of 1000000), 0 for the default"}
+	case c.Concurrency < 0:
+		return o, &FieldError{"Concurrency", "want a count, 0 for the default"}
+	case c.Warm < 0:
+		return o, &FieldError{"Warm", "want a count"}
+	}
+	o.Limits = engine.FunctionLimits{MemoryBytes: c.Memory, Pids: c.PidsLimit, CPUMilli: c.NanoCpus / 1_000_000}
+	if c.Timeout != "" {
+		d, err := time.ParseDuration(c.Timeout)
+		if err != nil || d <= 0 {
+			return o, &FieldError{"Timeout", fmt.Sprintf("%q: want a positive duration such as 30s", c.Timeout)}
+		}
+		o.Limits.Timeout = d
+	}
+	return o, nil
+}
+
+// Headers and trailers of an invocation's answer. The body is the
+// command's stdout, streamed; what is known only at its end comes in
+// trailers.
+const (
+	HeaderInvocation = "X-Oak-Invocation" // header: the id of the container serving it
+	TrailerExitCode  = "X-Oak-Exit-Code"  // the command's exit status; 137 when killed
+	TrailerTimedOut  = "X-Oak-Timed-Out"  // "true" when the function's timeout killed it
+	TrailerOOMKilled = "X-Oak-Oom-Killed" // "true" when its memory limit killed it
+	TrailerStderr    = "X-Oak-Stderr"     // its stderr, base64 (standard, padded), at most MaxInvokeStderr bytes
+	TrailerStderrCut = "X-Oak-Stderr-Truncated"
+)
+
+// MaxInvokeBody bounds an invocation's request body, its stdin; above it
+// the answer is 413.
+const MaxInvokeBody = 6 << 20
+
+// MaxInvokeStderr bounds the stderr an invocation's answer carries: its
+// first bytes; X-Oak-Stderr-Truncated says more was written.
+const MaxInvokeStderr = 64 << 10
+
+// functionRoutes are the routes of functions, for the server's table.
+func (s *Server) functionRoutes() []Route {
+	return []Route{
+		{"POST", "/v1/functions", s.createFunction},
+		{"GET", "/v1/functions", s.listFunctions},
+		{"GET", "/v1/functions/{name}", s.inspectFunction},
+		{"DELETE", "/v1/functions/{name}", s.removeFunction},
+		{"POST", "/v1/functions/{name}/invoke", s.invokeFunction},
+	}
+}
+
+var errNoFunctions = errors.New("functions: this daemon's engine does not serve them")
+
+func (s *Server) functions() (FunctionEngine, error) {
+	fe, ok := s.eng.(FunctionEngine)
+	if !ok {
+		return nil, errNoFunctions
+	}
+	return fe, nil
+}
+
+func (s *Server) createFunction(w http.ResponseWriter, r *http.Request) error {
+	fe, err := s.functions()
+	if err != nil {
+		return err
+	}
+	if err := parseQuery(r.URL).err; err != nil {
+		return err
+	}
+	req, err := decodeBody[FunctionCreate](r.Body)
+	if err != nil {
+		return err
+	}
+	o, err := req.FunctionOptions()
+	if err != nil {
+		return err
+	}
+	f, err := fe.CreateFunction(o)
+	if err != nil {
+		return err
+	}
+	s.log.Info("function created", "name", f.Name, "image", f.Image)
+	writeJSON(w, http.StatusCreated, f)
+	return nil
+}
+
+func (s *Server) listFunctions(w http.ResponseWriter, r *http.Request) error {
+	fe, err := s.functions()
+	if err != nil {
+		return err
+	}
+	if err := parseQuery(r.URL).err; err != nil {
+		return err
+	}
+	fs, err := fe.ListFunctions()
+	if err != nil {
+		return err
+	}
+	if fs == nil {
+		fs = []*engine.FunctionInfo{}
+	}
+	writeJSON(w, http.StatusOK, fs)
+	return nil
+}
+
+func (s *Server) inspectFunction(w http.ResponseWriter, r *http.Request) error {
+	fe, err := s.functions()
+	if err != nil {
+		return err
+	}
+	if err := parseQuery(r.URL).err; err != nil {
+		return err
+	}
+	f, err := fe.InspectFunction(r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, f)
+	return nil
+}
+
+func (s *Server) removeFunction(w http.ResponseWriter, r *http.Request) error {
+	fe, err := s.functions()
+	if err != nil {
+		return err
+	}
+	if err := parseQuery(r.URL).err; err != nil {
+		return err
+	}
+	if err := fe.RemoveFunction(r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// invokeFunction runs one invocation: the request body (at most
+// MaxInvokeBody bytes) is its stdin, the answer's body its stdout, and
+// the trailers say how it ended. An error before the command ran is an
+// ErrorBody with its status, like every other route's.
+func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
+	start := time.Now()
+	fe, err := s.functions()
+	if err != nil {
+		return err
+	}
+	if err := parseQuery(r.URL).err; err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	in, err := io.ReadAll(io.LimitReader(r.Body, MaxInvokeBody+1))
+	if err != nil {
+		return &FieldError{"body", err.Error()}
+	}
+	if len(in) > MaxInvokeBody {
+		return fmt.Errorf("invoke %s: %w", name, errInvokeTooLarge)
+	}
+	out := &invokeWriter{w: w}
+	var stderr cappedBuffer
+	ctx := engine.WithInvoker(r.Context(), clientOf(r))
+	inv, err := fe.Invoke(ctx, name, bytes.NewReader(in), out, &stderr)
+	if err != nil && inv.ID == "" {
+		if !errors.Is(err, engine.ErrNoSuchFunction) { // no series for names that name nothing
+			s.metrics.invoked(name, "failed", 0)
+		}
+		return err // nothing of the answer is out: an ErrorBody
+	}
+	out.begin(inv.ID)
+	result := "ok"
+	switch {
+	case inv.TimedOut:
+		result = "timeout"
+	case inv.Code != 0:
+		result = "error"
+	}
+	s.metrics.invoked(name, result, time.Since(start))
+	h := w.Header()
+	h.Set(TrailerExitCode, strconv.Itoa(inv.Code))
+	h.Set(TrailerTimedOut, strconv.FormatBool(inv.TimedOut))
+	h.Set(TrailerOOMKilled, strconv.FormatBool(inv.OOMKilled))
+	h.Set(TrailerStderr, base64.StdEncoding.EncodeToString(stderr.b.Bytes()))
+	h.Set(TrailerStderrCut, strconv.FormatBool(stderr.cut))
+	if err != nil {
+		s.log.Warn("invocation ended with an error", "function", name, "id", inv.ID, "error", err)
+	}
+	return nil
+}
+
+// errInvokeTooLarge is an invocation's body above MaxInvokeBody.
+var errInvokeTooLarge = &tooLargeError{fmt.Sprintf("request body above %d bytes", MaxInvokeBody)}
+
+type tooLargeError struct{ msg string }
+
+func (e *tooLargeError) Error() string   { return e.msg }
+func (e *tooLargeError) Is(t error) bool { return t == errTooLarge }
+
+// invokeWriter writes an invocation's stdout as the answer's body,
+// declaring the trailers before the first byte.
+type invokeWriter struct {
+	w     http.ResponseWriter
+	begun bool
+}
+
+func (iw *invokeWriter) begin(id string) {
+	if iw.begun {
+		return
+	}
+	iw.begun = true
+	h := iw.w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	if id != "" {
+		h.Set(HeaderInvocation, id)
+	}
+	for _, t := range []string{TrailerExitCode, TrailerTimedOut, TrailerOOMKilled, TrailerStderr, TrailerStderrCut} {
+		h.Add("Trailer", t)
+	}
+	iw.w.WriteHeader(http.StatusOK)
+}
+
+func (iw *invokeWriter) Write(p []byte) (int, error) {
+	iw.begin("")
+	return iw.w.Write(p)
+}
+
+// cappedBuffer keeps the first MaxInvokeStderr bytes written to it and
+// notes whether more came. Writes never fail: the command is not to see
+// an error for writing too much.
+type cappedBuffer struct {
+	b   bytes.Buffer
+	cut bool
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if room := MaxInvokeStderr - c.b.Len(); len(p) > room {
+		c.b.Write(p[:max(room, 0)])
+		c.cut = true
+		return len(p), nil
+	}
+	return c.b.Write(p)
+}
+
+// functionMetrics are the invocation metrics: counted and timed as this
+// daemon serves them.
+type functionMetrics struct {
+	invocations *prometheus.CounterVec
+	seconds     *prometheus.HistogramVec
+}
+
+func newFunctionMetrics(reg *prometheus.Registry) *functionMetrics {
+	m := &functionMetrics{
+		invocations: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "oak_invocations_total",
+			Help: "Function invocations this daemon was asked for, by function and result (ok: exit 0, error: another status, timeout: killed by the function's timeout, failed: did not run).",
+		}, []string{"function", "result"}),
+		seconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "oak_invocation_seconds",
+			Help: "Time from an invocation request's arrival to its command's end (waiting for a slot included), for invocations that ran.",
+			// 1 ms to about 65 s.
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 17),
+		}, []string{"function"}),
+	}
+	reg.MustRegister(m.invocations, m.seconds)
+	return m
+}
+
+// invoked records one invocation's outcome; d is observed for those that
+// ran.
+func (m *metrics) invoked(function, result string, d time.Duration) {
+	m.fn.invocations.WithLabelValues(function, result).Inc()
+	if result != "failed" {
+		m.fn.seconds.WithLabelValues(function).Observe(d.Seconds())
+	}
+}
+
+// peerKey is the context key of a connection's peer, as the daemon's
+// ConnContext (peerContext) finds it.
+type peerKey struct{}
+
+// Peer is the process at the other end of an API connection, as the
+// kernel reports it for a unix socket (SO_PEERCRED) when it was accepted.
+type Peer struct {
+	PID int32
+	UID uint32
+}
+
+// clientOf names the client of r for the fairness of invocations: its
+// peer process ("pid 123 uid 0"), or its remote address on a connection
+// of unknown peer.
+func clientOf(r *http.Request) string {
+	if p, ok := r.Context().Value(peerKey{}).(Peer); ok {
+		return fmt.Sprintf("pid %d uid %d", p.PID, p.UID)
+	}
+	return "addr " + r.RemoteAddr
+}
