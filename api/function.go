@@ -79,25 +79,32 @@ func (c *FunctionCreate) FunctionOptions() (engine.FunctionOptions, error) {
 	return o, nil
 }
 
-// Headers and trailers of an invocation's answer. The body is the
-// command's stdout, streamed; what is known only at its end comes in
-// trailers.
+// Headers of an invocation's answer, which say how it ended; its body is
+// the command's stdout. The answer is sent when the command has ended,
+// so that its status comes first, in a header every HTTP client reads
+// (trailers would let stdout stream, but many clients cannot read them,
+// and Go's own limits them to 4 KiB).
 const (
-	HeaderInvocation = "X-Oak-Invocation" // header: the id of the container serving it
-	TrailerExitCode  = "X-Oak-Exit-Code"  // the command's exit status; 137 when killed
-	TrailerTimedOut  = "X-Oak-Timed-Out"  // "true" when the function's timeout killed it
-	TrailerOOMKilled = "X-Oak-Oom-Killed" // "true" when its memory limit killed it
-	TrailerStderr    = "X-Oak-Stderr"     // its stderr, base64 (standard, padded), at most MaxInvokeStderr bytes
-	TrailerStderrCut = "X-Oak-Stderr-Truncated"
+	HeaderInvocation   = "X-Oak-Invocation"       // the id of the container that served it (removed since)
+	HeaderExitCode     = "X-Oak-Exit-Code"        // the command's exit status; 137 when killed
+	HeaderTimedOut     = "X-Oak-Timed-Out"        // "true" when the function's timeout killed it
+	HeaderOOMKilled    = "X-Oak-Oom-Killed"       // "true" when its memory limit killed it
+	HeaderStderr       = "X-Oak-Stderr"           // its stderr, standard base64, its first MaxInvokeStderr bytes
+	HeaderStderrCut    = "X-Oak-Stderr-Truncated" // "true" when it wrote more than MaxInvokeStderr bytes
+	HeaderStdoutCut    = "X-Oak-Stdout-Truncated" // "true" when it wrote more than MaxInvokeStdout bytes
+	HeaderQueueSeconds = "X-Oak-Queue-Seconds"    // time it waited for a slot of the function's concurrency
 )
 
-// MaxInvokeBody bounds an invocation's request body, its stdin; above it
-// the answer is 413.
-const MaxInvokeBody = 6 << 20
-
-// MaxInvokeStderr bounds the stderr an invocation's answer carries: its
-// first bytes; X-Oak-Stderr-Truncated says more was written.
-const MaxInvokeStderr = 64 << 10
+// Bounds of an invocation's request and answer. The request body, its
+// stdin, above MaxInvokeBody is refused with 413; the answer carries the
+// first MaxInvokeStdout bytes of stdout and MaxInvokeStderr of stderr
+// (base64 in a header: 32 KiB is about 43 KB, within what common
+// clients take in one header line).
+const (
+	MaxInvokeBody   = 6 << 20
+	MaxInvokeStdout = 6 << 20
+	MaxInvokeStderr = 32 << 10
+)
 
 // functionRoutes are the routes of functions, for the server's table.
 func (s *Server) functionRoutes() []Route {
@@ -197,7 +204,7 @@ func (s *Server) removeFunction(w http.ResponseWriter, r *http.Request) error {
 
 // invokeFunction runs one invocation: the request body (at most
 // MaxInvokeBody bytes) is its stdin, the answer's body its stdout, and
-// the trailers say how it ended. An error before the command ran is an
+// its headers say how it ended. An error before the command ran is an
 // ErrorBody with its status, like every other route's.
 func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
@@ -216,17 +223,16 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 	if len(in) > MaxInvokeBody {
 		return fmt.Errorf("invoke %s: %w", name, errInvokeTooLarge)
 	}
-	out := &invokeWriter{w: w}
-	var stderr cappedBuffer
+	stdout := &cappedBuffer{max: MaxInvokeStdout}
+	stderr := &cappedBuffer{max: MaxInvokeStderr}
 	ctx := engine.WithInvoker(r.Context(), clientOf(r))
-	inv, err := fe.Invoke(ctx, name, bytes.NewReader(in), out, &stderr)
+	inv, err := fe.Invoke(ctx, name, bytes.NewReader(in), stdout, stderr)
 	if err != nil && inv.ID == "" {
 		if !errors.Is(err, engine.ErrNoSuchFunction) { // no series for names that name nothing
 			s.metrics.invoked(name, "failed", 0)
 		}
-		return err // nothing of the answer is out: an ErrorBody
+		return err // an ErrorBody
 	}
-	out.begin(inv.ID)
 	result := "ok"
 	switch {
 	case inv.TimedOut:
@@ -235,15 +241,21 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 		result = "error"
 	}
 	s.metrics.invoked(name, result, time.Since(start))
-	h := w.Header()
-	h.Set(TrailerExitCode, strconv.Itoa(inv.Code))
-	h.Set(TrailerTimedOut, strconv.FormatBool(inv.TimedOut))
-	h.Set(TrailerOOMKilled, strconv.FormatBool(inv.OOMKilled))
-	h.Set(TrailerStderr, base64.StdEncoding.EncodeToString(stderr.b.Bytes()))
-	h.Set(TrailerStderrCut, strconv.FormatBool(stderr.cut))
 	if err != nil {
 		s.log.Warn("invocation ended with an error", "function", name, "id", inv.ID, "error", err)
 	}
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set(HeaderInvocation, inv.ID)
+	h.Set(HeaderExitCode, strconv.Itoa(inv.Code))
+	h.Set(HeaderTimedOut, strconv.FormatBool(inv.TimedOut))
+	h.Set(HeaderOOMKilled, strconv.FormatBool(inv.OOMKilled))
+	h.Set(HeaderStderr, base64.StdEncoding.EncodeToString(stderr.b.Bytes()))
+	h.Set(HeaderStderrCut, strconv.FormatBool(stderr.cut))
+	h.Set(HeaderStdoutCut, strconv.FormatBool(stdout.cut))
+	h.Set(HeaderQueueSeconds, strconv.FormatFloat(inv.Queued.Seconds(), 'f', -1, 64))
+	w.WriteHeader(http.StatusOK)
+	w.Write(stdout.b.Bytes())
 	return nil
 }
 
@@ -255,44 +267,17 @@ type tooLargeError struct{ msg string }
 func (e *tooLargeError) Error() string   { return e.msg }
 func (e *tooLargeError) Is(t error) bool { return t == errTooLarge }
 
-// invokeWriter writes an invocation's stdout as the answer's body,
-// declaring the trailers before the first byte.
-type invokeWriter struct {
-	w     http.ResponseWriter
-	begun bool
-}
-
-func (iw *invokeWriter) begin(id string) {
-	if iw.begun {
-		return
-	}
-	iw.begun = true
-	h := iw.w.Header()
-	h.Set("Content-Type", "application/octet-stream")
-	if id != "" {
-		h.Set(HeaderInvocation, id)
-	}
-	for _, t := range []string{TrailerExitCode, TrailerTimedOut, TrailerOOMKilled, TrailerStderr, TrailerStderrCut} {
-		h.Add("Trailer", t)
-	}
-	iw.w.WriteHeader(http.StatusOK)
-}
-
-func (iw *invokeWriter) Write(p []byte) (int, error) {
-	iw.begin("")
-	return iw.w.Write(p)
-}
-
-// cappedBuffer keeps the first MaxInvokeStderr bytes written to it and
-// notes whether more came. Writes never fail: the command is not to see
-// an error for writing too much.
+// cappedBuffer keeps the first max bytes written to it and notes whether
+// more came. Writes never fail: the command is not to see an error for
+// writing too much.
 type cappedBuffer struct {
 	b   bytes.Buffer
+	max int
 	cut bool
 }
 
 func (c *cappedBuffer) Write(p []byte) (int, error) {
-	if room := MaxInvokeStderr - c.b.Len(); len(p) > room {
+	if room := c.max - c.b.Len(); len(p) > room {
 		c.b.Write(p[:max(room, 0)])
 		c.cut = true
 		return len(p), nil

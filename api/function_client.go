@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/oak-engine/oak/engine"
 )
@@ -44,9 +45,9 @@ func (c *Client) RemoveFunction(ctx context.Context, name string) error {
 }
 
 // Invoke runs one invocation of function name with stdin (read whole
-// first, at most MaxInvokeBody bytes) as its input, copies its stdout to
-// stdout as it comes and its stderr (at most MaxInvokeStderr bytes) to
-// stderr at its end, and returns how it ended.
+// first, at most MaxInvokeBody bytes) as its input, copies its stdout
+// (at most MaxInvokeStdout bytes) to stdout and its stderr (at most
+// MaxInvokeStderr bytes) to stderr, and returns how it ended.
 func (c *Client) Invoke(ctx context.Context, name string, stdin io.Reader, stdout, stderr io.Writer) (engine.Invocation, error) {
 	var inv engine.Invocation
 	path := "/v1/functions/" + url.PathEscape(name) + "/invoke"
@@ -74,29 +75,32 @@ func (c *Client) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	if resp.StatusCode != http.StatusOK {
 		return inv, errorAnswer(resp, "POST", path)
 	}
-	inv.ID = resp.Header.Get(HeaderInvocation)
-	if stdout == nil {
-		stdout = io.Discard
-	}
-	if _, err := io.Copy(stdout, resp.Body); err != nil {
-		return inv, fmt.Errorf("invoke %s: stdout: %w", name, err)
-	}
-	// The trailers are there once the body is read to its end.
-	code, err := strconv.Atoi(resp.Trailer.Get(TrailerExitCode))
+	h := resp.Header
+	code, err := strconv.Atoi(h.Get(HeaderExitCode))
 	if err != nil {
-		return inv, fmt.Errorf("invoke %s: the answer has no %s trailer: the daemon lost the invocation", name, TrailerExitCode)
+		return inv, fmt.Errorf("invoke %s: the answer has no %s", name, HeaderExitCode)
 	}
-	inv.Code = code
-	inv.TimedOut = resp.Trailer.Get(TrailerTimedOut) == "true"
-	inv.OOMKilled = resp.Trailer.Get(TrailerOOMKilled) == "true"
-	errb, err := base64.StdEncoding.DecodeString(resp.Trailer.Get(TrailerStderr))
+	errb, err := base64.StdEncoding.DecodeString(h.Get(HeaderStderr))
 	if err != nil {
-		return inv, fmt.Errorf("invoke %s: bad %s trailer: %w", name, TrailerStderr, err)
+		return inv, fmt.Errorf("invoke %s: bad %s: %w", name, HeaderStderr, err)
+	}
+	inv.ID, inv.Code = h.Get(HeaderInvocation), code
+	inv.TimedOut, inv.OOMKilled = h.Get(HeaderTimedOut) == "true", h.Get(HeaderOOMKilled) == "true"
+	if q, err := strconv.ParseFloat(h.Get(HeaderQueueSeconds), 64); err == nil {
+		inv.Queued = time.Duration(q * float64(time.Second))
+	}
+	if stdout != nil {
+		if _, err := io.Copy(stdout, resp.Body); err != nil {
+			return inv, fmt.Errorf("invoke %s: stdout: %w", name, err)
+		}
+	}
+	if h.Get(HeaderStdoutCut) == "true" && stderr != nil {
+		fmt.Fprintf(stderr, "oak: stdout cut at %d bytes\n", MaxInvokeStdout)
 	}
 	if stderr != nil && len(errb) > 0 {
 		stderr.Write(errb)
 	}
-	if resp.Trailer.Get(TrailerStderrCut) == "true" && stderr != nil {
+	if h.Get(HeaderStderrCut) == "true" && stderr != nil {
 		fmt.Fprintf(stderr, "oak: stderr cut at %d bytes\n", MaxInvokeStderr)
 	}
 	return inv, nil

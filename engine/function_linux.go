@@ -38,7 +38,8 @@ func WithInvoker(ctx context.Context, client string) context.Context {
 	return context.WithValue(ctx, invokerKey{}, client)
 }
 
-func invokerOf(ctx context.Context) string {
+// InvokerOf is the client ctx names (WithInvoker), "" if none.
+func InvokerOf(ctx context.Context) string {
 	s, _ := ctx.Value(invokerKey{}).(string)
 	return s
 }
@@ -67,7 +68,7 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 		return inv, fmt.Errorf("%s: %w: it is being removed", op, ErrNoSuchFunction)
 	}
 	queued := time.Now()
-	release, err := e.functions.queue(f).acquire(ctx, invokerOf(ctx))
+	release, err := e.functions.queue(f).acquire(ctx, InvokerOf(ctx))
 	if err != nil {
 		return inv, fmt.Errorf("%s: waiting for a slot of its concurrency %d: %w", op, f.Concurrency, err)
 	}
