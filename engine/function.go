@@ -237,6 +237,12 @@ type FunctionInfo struct {
 	Factory     string // its factory, whose quota is Concurrency × Limits
 	Created     time.Time
 	Removing    bool `json:",omitempty"`
+	// Running and Waiting are the invocations that hold a slot of its
+	// concurrency and that wait for one, in the process answering (the
+	// daemon serves every client's through it; an oak run with
+	// OAK_NO_DAEMON=1 sees only its own).
+	Running int
+	Waiting int
 }
 
 // FunctionLimitsInfo is FunctionLimits as FunctionInfo shows it: the
@@ -253,6 +259,15 @@ func (f *Function) info() *FunctionInfo {
 		Limits: FunctionLimitsInfo{MemoryBytes: f.Limits.MemoryBytes, Pids: f.Limits.Pids,
 			CPUMilli: f.Limits.CPUMilli, Timeout: f.Limits.Timeout.String()},
 		Concurrency: f.Concurrency, Warm: f.Warm, Factory: f.Factory, Created: f.Created, Removing: f.Removing}
+}
+
+// describe is f's info with its queue's counts in this process.
+func (e *Engine) describe(f *Function) *FunctionInfo {
+	fi := f.info()
+	if q := e.functions.lookup(f); q != nil {
+		fi.Running, fi.Waiting = q.counts()
+	}
+	return fi
 }
 
 // ListFunctions describes every function, by name.
@@ -277,7 +292,7 @@ func (e *Engine) ListFunctions() ([]*FunctionInfo, error) {
 		if err != nil {
 			return nil, err
 		}
-		fs = append(fs, f.info())
+		fs = append(fs, e.describe(f))
 	}
 	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
 	return fs, nil
@@ -289,7 +304,7 @@ func (e *Engine) InspectFunction(name string) (*FunctionInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	return f.info(), nil
+	return e.describe(f), nil
 }
 
 // RemoveFunction removes function name: it marks the record removing (no
@@ -341,7 +356,7 @@ func (s *functionState) queue(f *Function) *fairQueue {
 	if s.queues == nil {
 		s.queues = map[string]*fairQueue{}
 	}
-	key := f.Name + "\x00" + f.Created.String()
+	key := queueKey(f)
 	q := s.queues[key]
 	if q == nil {
 		q = newFairQueue(f.Concurrency)
@@ -349,6 +364,16 @@ func (s *functionState) queue(f *Function) *fairQueue {
 	}
 	return q
 }
+
+// lookup is function f's queue, nil if none was made.
+func (s *functionState) lookup(f *Function) *fairQueue {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queues[queueKey(f)]
+}
+
+// queueKey tells apart a function and one made later under its name.
+func queueKey(f *Function) string { return f.Name + "\x00" + f.Created.String() }
 
 // discard forgets every queue of function name; invocations waiting in
 // them find the record gone when they are let through.

@@ -160,7 +160,17 @@ func before(a, b *queueClient) bool {
 	return a.waiting[0].seq < b.waiting[0].seq
 }
 
-// queued is how many callers wait, for tests and metrics.
+// counts is how many slots are held and how many callers wait.
+func (q *fairQueue) counts() (holding, waiting int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, c := range q.clients {
+		holding += c.holding
+	}
+	return holding, q.waiters()
+}
+
+// queued is how many callers wait, for tests.
 func (q *fairQueue) queued() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()

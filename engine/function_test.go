@@ -50,6 +50,9 @@ func TestFairQueueFlood(t *testing.T) {
 	}
 	enqueue("B", 0)
 	waitQueued(t, q, 101)
+	if h, w := q.counts(); h != 1 || w != 101 {
+		t.Fatalf("counts: holding %d waiting %d, want 1 and 101", h, w)
+	}
 	first()
 	if got := <-order; got != "B0" {
 		t.Fatalf("first grant after the flood went to %s, want B0", got)

@@ -184,7 +184,7 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	spec := &Spec{Image: opts.Image, ImageID: img.ID, Publish: publish, Egress: opts.Egress,
 		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits,
 		ReadOnly: opts.ReadOnly, Names: opts.Names, Tmpfs: opts.Tmpfs, TTY: opts.TTY, Restart: opts.Restart, StopSignal: img.Config.StopSignal,
-		Ulimits: opts.Ulimits}
+		Ulimits: opts.Ulimits, Labels: opts.Labels}
 	if spec.StopSignal != "" {
 		if _, err := ParseSignal(spec.StopSignal); err != nil {
 			return nil, nil, fmt.Errorf("image %s: stop %w", opts.Image, err)
