@@ -210,6 +210,7 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	if !activated {
 		defer os.Remove(filepath.Join(cfg.Root, SocketName))
 	}
+	defer keepWarm(eng)() // function.go: the functions' warm sandboxes, while this daemon holds the root
 	reg := prometheus.NewRegistry()
 	srv := NewServer(eng, cfg.Log, reg)
 	streams, endStreams := context.WithCancel(context.Background())

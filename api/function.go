@@ -93,6 +93,7 @@ const (
 	HeaderStderrCut    = "X-Oak-Stderr-Truncated" // "true" when it wrote more than MaxInvokeStderr bytes
 	HeaderStdoutCut    = "X-Oak-Stdout-Truncated" // "true" when it wrote more than MaxInvokeStdout bytes
 	HeaderQueueSeconds = "X-Oak-Queue-Seconds"    // time it waited for a slot of the function's concurrency
+	HeaderWarm         = "X-Oak-Warm"             // "true" when a warm sandbox served it
 )
 
 // Bounds of an invocation's request and answer. The request body, its
@@ -105,6 +106,27 @@ const (
 	MaxInvokeStdout = 6 << 20
 	MaxInvokeStderr = 32 << 10
 )
+
+// warmKeeper is an engine that keeps functions' warm sandboxes while it
+// serves as the daemon (*engine.Engine).
+type warmKeeper interface {
+	KeepWarm(ctx context.Context) <-chan struct{}
+}
+
+// keepWarm starts eng's warm sandboxes, if it has them, and returns
+// their stop, which destroys them and waits until they are gone.
+func keepWarm(eng Engine) (stop func()) {
+	w, ok := eng.(warmKeeper)
+	if !ok {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := w.KeepWarm(ctx)
+	return func() {
+		cancel()
+		<-done
+	}
+}
 
 // functionRoutes are the routes of functions, for the server's table.
 func (s *Server) functionRoutes() []Route {
@@ -253,6 +275,7 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 	h.Set(HeaderStderr, base64.StdEncoding.EncodeToString(stderr.b.Bytes()))
 	h.Set(HeaderStderrCut, strconv.FormatBool(stderr.cut))
 	h.Set(HeaderStdoutCut, strconv.FormatBool(stdout.cut))
+	h.Set(HeaderWarm, strconv.FormatBool(inv.Warm))
 	h.Set(HeaderQueueSeconds, strconv.FormatFloat(inv.Queued.Seconds(), 'f', -1, 64))
 	w.WriteHeader(http.StatusOK)
 	w.Write(stdout.b.Bytes())

@@ -86,6 +86,7 @@ func (c *Client) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	}
 	inv.ID, inv.Code = h.Get(HeaderInvocation), code
 	inv.TimedOut, inv.OOMKilled = h.Get(HeaderTimedOut) == "true", h.Get(HeaderOOMKilled) == "true"
+	inv.Warm = h.Get(HeaderWarm) == "true"
 	if q, err := strconv.ParseFloat(h.Get(HeaderQueueSeconds), 64); err == nil {
 		inv.Queued = time.Duration(q * float64(time.Second))
 	}

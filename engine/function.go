@@ -221,6 +221,7 @@ func (e *Engine) CreateFunction(o FunctionOptions) (*FunctionInfo, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+	e.refill(f)
 	return f.info(), nil
 }
 
@@ -243,6 +244,10 @@ type FunctionInfo struct {
 	// OAK_NO_DAEMON=1 sees only its own).
 	Running int
 	Waiting int
+	// WarmReady is how many warm sandboxes the daemon has ready for it;
+	// WarmError why it could not prepare the last one, if it could not.
+	WarmReady int
+	WarmError string `json:",omitempty"`
 }
 
 // FunctionLimitsInfo is FunctionLimits as FunctionInfo shows it: the
@@ -266,6 +271,11 @@ func (e *Engine) describe(f *Function) *FunctionInfo {
 	fi := f.info()
 	if q := e.functions.lookup(f); q != nil {
 		fi.Running, fi.Waiting = q.counts()
+	}
+	ready, err := e.warmCounts(f)
+	fi.WarmReady = ready
+	if err != nil {
+		fi.WarmError = err.Error()
 	}
 	return fi
 }
@@ -327,6 +337,9 @@ func (e *Engine) RemoveFunction(name string) error {
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	e.functions.discard(name)
+	for _, p := range e.functions.warm.drop(name) {
+		e.closePool(p)
+	}
 	if err := e.RemoveFactory(f.Factory, true); err != nil && !errors.Is(err, ErrNoSuchFactory) {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -344,8 +357,10 @@ func (e *Engine) RemoveFunction(name string) error {
 // functionState is what an engine keeps in memory about functions: each
 // function's fair queue of invocations. The zero value is ready.
 type functionState struct {
-	mu     sync.Mutex
-	queues map[string]*fairQueue
+	mu       sync.Mutex
+	queues   map[string]*fairQueue
+	warm     warmPools // function_warm_linux.go
+	launcher launcher  // function_warm_linux.go
 }
 
 // queue is function f's queue, made (or made again, after a change of its
@@ -375,13 +390,16 @@ func (s *functionState) lookup(f *Function) *fairQueue {
 // queueKey tells apart a function and one made later under its name.
 func queueKey(f *Function) string { return f.Name + "\x00" + f.Created.String() }
 
+// cutKey is the function name of a queueKey.
+func cutKey(k string) (name, created string, ok bool) { return strings.Cut(k, "\x00") }
+
 // discard forgets every queue of function name; invocations waiting in
 // them find the record gone when they are let through.
 func (s *functionState) discard(name string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k := range s.queues {
-		if n, _, _ := strings.Cut(k, "\x00"); n == name {
+		if n, _, _ := cutKey(k); n == name {
 			delete(s.queues, k)
 		}
 	}

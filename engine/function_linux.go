@@ -20,6 +20,7 @@ type Invocation struct {
 	Code      int           // the command's exit status; 137 when killed
 	TimedOut  bool          // killed when the function's timeout ran out
 	OOMKilled bool          // killed by its memory limit
+	Warm      bool          // served by a warm sandbox
 	Queued    time.Duration // time waiting for a slot of the function's concurrency
 	Ran       time.Duration // time from the container's creation to its end
 }
@@ -72,7 +73,10 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	if err != nil {
 		return inv, fmt.Errorf("%s: waiting for a slot of its concurrency %d: %w", op, f.Concurrency, err)
 	}
-	defer release()
+	defer func() {
+		release()
+		e.refill(f) // the slot is free for a warm sandbox again
+	}()
 	inv.Queued = time.Since(queued)
 
 	in, closeIn, err := stdinFile(stdin)
@@ -80,12 +84,6 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 		return inv, fmt.Errorf("%s: stdin: %w", op, err)
 	}
 	defer closeIn()
-	opts := RunOptions{Image: f.Image, Env: f.Env, AutoRemove: true, Factory: f.Factory,
-		Limits: sandbox.Limits{MemoryBytes: f.Limits.MemoryBytes, Pids: f.Limits.Pids, CPUMilli: f.Limits.CPUMilli},
-		Log:    DefaultLogOptions(), Labels: map[string]string{FunctionLabel: f.Name}}
-	if len(f.Command) > 0 {
-		opts.Entrypoint = f.Command
-	}
 	if stdout == nil {
 		stdout = io.Discard
 	}
@@ -93,11 +91,25 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 		stderr = io.Discard
 	}
 	start := time.Now()
-	sandbox.PrimeMoves()
-	c, spec, err := e.create(opts)
-	if err != nil {
-		return inv, fmt.Errorf("%s: %w", op, err)
+	var c *Container
+	var spec *Spec
+	if ws := e.takeWarm(f); ws != nil {
+		c, spec, inv.Warm = ws.c, ws.spec, true
+	} else {
+		sandbox.PrimeMoves()
+		if c, spec, err = e.create(invocationOptions(f)); err != nil {
+			return inv, fmt.Errorf("%s: %w", op, err)
+		}
+		if err := e.prepare(c); err != nil {
+			e.discard(c)
+			return inv, fmt.Errorf("%s: run %s: %w", op, f.Image, e.explainLaunch(c, err))
+		}
 	}
+	defer func() {
+		if c.prepared != nil { // supervise failed before it started it
+			c.prepared.Discard()
+		}
+	}()
 	inv.ID = c.ID
 	// The kill for the timeout or the caller's going away reaches the
 	// container through the channel a foreground run forwards signals
@@ -129,6 +141,17 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	}
 	inv.Code, inv.OOMKilled, inv.TimedOut = exit.Code, exit.OOMKilled, timedOut.Load()
 	return inv, err
+}
+
+// invocationOptions is the run of one invocation of f.
+func invocationOptions(f *Function) RunOptions {
+	opts := RunOptions{Image: f.Image, Env: f.Env, AutoRemove: true, Factory: f.Factory,
+		Limits: sandbox.Limits{MemoryBytes: f.Limits.MemoryBytes, Pids: f.Limits.Pids, CPUMilli: f.Limits.CPUMilli},
+		Log:    DefaultLogOptions(), Labels: map[string]string{FunctionLabel: f.Name}}
+	if len(f.Command) > 0 {
+		opts.Entrypoint = f.Command
+	}
+	return opts
 }
 
 // stdinFile is r as a file a container can have as its stdin: r itself

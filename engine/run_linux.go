@@ -106,6 +106,11 @@ const (
 	maxSlots = 1 << 14
 )
 
+// slotIDs is the host uid/gid range of container slot n.
+func slotIDs(n int) sandbox.IDRange {
+	return sandbox.IDRange{Host: uint32(idBase + n*idSize), Size: idSize}
+}
+
 // create validates opts, allocates the container's name, id and id range,
 // and writes its record in state "created". Nothing is written on error.
 func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
@@ -524,7 +529,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		ID:      c.ID, Layers: layers, UID: spec.UID, GID: spec.GID, Scratch: filepath.Join(e.dir(c.ID), "scratch"), Args: spec.Args,
 		Env: append(spec.Env, "HOSTNAME="+host), Cwd: spec.Cwd, Hostname: host,
 		ReadOnly: spec.ReadOnly, Files: spec.Names.etcFiles(host), Tmpfs: spec.Tmpfs,
-		IDs:    sandbox.IDRange{Host: uint32(idBase + c.Slot*idSize), Size: idSize},
+		IDs:    slotIDs(c.Slot),
 		Limits: limits, Stdin: out.Stdin, Stdout: stdout, Stderr: stderr,
 	}
 	if out.TTY != nil {
@@ -550,7 +555,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		return sandbox.Exit{}, false, nil, fmt.Errorf("run %s: %w", c.Image, err)
 	}
 	trace.Mark("engine: task ready")
-	p, err := sandbox.Start(task)
+	p, err := c.start(task)
 	if term != nil {
 		task.Stdin.Close() // the container holds the slave now
 	}

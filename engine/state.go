@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/oak-engine/oak/sandbox"
 )
 
 // Status values of a container record.
@@ -77,6 +79,10 @@ type Container struct {
 	// StatusBroken; only ID (the directory's name) and Created (its
 	// modification time) are known then.
 	Problem string `json:"-"`
+
+	// prepared, if set, is the sandbox made ahead for it (a function's
+	// warm sandbox, function_warm_linux.go), which its first start takes.
+	prepared *sandbox.Prepared
 }
 
 // Engine owns one state root. Every method that changes records holds the

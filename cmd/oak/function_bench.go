@@ -30,10 +30,13 @@ the demo image, against a plain process running the same 'true' (os/exec,
 start to exit). All run interleaved in this one invocation, in a fresh
 state root with a daemon served by this process:
 
-  plain     os/exec of the image's true
-  engine    Engine.Invoke, cold: one container made, started, waited
-            for and removed per invocation
-  api       POST /v1/functions/NAME/invoke through the daemon's socket
+  plain         os/exec of the image's true
+  engine-cold   Engine.Invoke: one container made, started, waited for
+                and removed per invocation
+  engine-warm   the same, served by a warm sandbox (--warm 1); the wait
+                for the daemon to prepare it is not timed
+  api-cold      POST /v1/functions/NAME/invoke through the daemon's socket
+  api-warm      the same, warm
 
 It prints medians, overhead (median minus plain's) and ratio to plain.`,
 		Args: cobra.NoArgs,
@@ -65,11 +68,15 @@ func benchFunction(ctx context.Context, runs int, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if _, err := e.CreateFunction(engine.FunctionOptions{Name: "true", Image: engine.DemoImage, Command: []string{"true"},
-		Concurrency: 1}); err != nil {
-		return err
+	for _, f := range []engine.FunctionOptions{
+		{Name: "cold", Image: engine.DemoImage, Command: []string{"true"}, Concurrency: 1},
+		{Name: "warm", Image: engine.DemoImage, Command: []string{"true"}, Concurrency: 1, Warm: 1},
+	} {
+		if _, err := e.CreateFunction(f); err != nil {
+			return err
+		}
+		defer e.RemoveFunction(f.Name)
 	}
-	defer e.RemoveFunction("true")
 	sctx, stop := context.WithCancel(ctx)
 	served := make(chan error, 1)
 	go func() {
@@ -86,17 +93,31 @@ func benchFunction(ctx context.Context, runs int, out io.Writer) error {
 		}
 	}
 	trueBin := filepath.Join(img.Layers[len(img.Layers)-1], "bin", "true")
+	// A warm variant fails unless the invocation took a warm sandbox.
+	warm := func(inv engine.Invocation, err error) error {
+		if err == nil && !inv.Warm {
+			err = fmt.Errorf("invocation %s was not served warm", inv.ID)
+		}
+		return invoked(inv, err)
+	}
 	variants := []struct {
 		name string
 		run  func() error
 	}{
 		{"plain", func() error { return exec.Command(trueBin).Run() }},
-		{"engine", func() error { return invoked(e.Invoke(ctx, "true", nil, io.Discard, io.Discard)) }},
-		{"api", func() error { return invoked(c.Invoke(ctx, "true", nil, io.Discard, io.Discard)) }},
+		{"engine-cold", func() error { return invoked(e.Invoke(ctx, "cold", nil, io.Discard, io.Discard)) }},
+		{"engine-warm", func() error { return warm(e.Invoke(ctx, "warm", nil, io.Discard, io.Discard)) }},
+		{"api-cold", func() error { return invoked(c.Invoke(ctx, "cold", nil, io.Discard, io.Discard)) }},
+		{"api-warm", func() error { return warm(c.Invoke(ctx, "warm", nil, io.Discard, io.Discard)) }},
 	}
 	times := make([][]time.Duration, len(variants))
 	for i := -3; i < runs; i++ { // three untimed rounds first
 		for v, x := range variants {
+			// Every variant starts with the warm sandbox ready: none
+			// competes with a refill in the background.
+			if err := waitWarm(e, "warm"); err != nil {
+				return err
+			}
 			start := time.Now()
 			if err := x.run(); err != nil {
 				return fmt.Errorf("bench function: %s: %w", x.name, err)
@@ -107,13 +128,32 @@ func benchFunction(ctx context.Context, runs int, out io.Writer) error {
 		}
 	}
 	plain := median(times[0])
-	fmt.Fprintf(out, "%-8s %12s %12s %8s   (medians of %d, request to exit of 'true')\n", "VARIANT", "MEDIAN", "OVERHEAD", "RATIO", runs)
+	fmt.Fprintf(out, "%-12s %12s %12s %8s   (medians of %d, request to exit of 'true')\n", "VARIANT", "MEDIAN", "OVERHEAD", "RATIO", runs)
 	for v, x := range variants {
 		m := median(times[v])
-		fmt.Fprintf(out, "%-8s %12v %12v %8.2f\n", x.name, m.Round(time.Microsecond), (m - plain).Round(time.Microsecond),
+		fmt.Fprintf(out, "%-12s %12v %12v %8.2f\n", x.name, m.Round(time.Microsecond), (m - plain).Round(time.Microsecond),
 			float64(m)/float64(plain))
 	}
 	return nil
+}
+
+// waitWarm waits until function name has a warm sandbox ready.
+func waitWarm(e *engine.Engine, name string) error {
+	for deadline := time.Now().Add(startTimeout); ; time.Sleep(200 * time.Microsecond) {
+		f, err := e.InspectFunction(name)
+		if err != nil {
+			return err
+		}
+		if f.WarmReady > 0 {
+			return nil
+		}
+		if f.WarmError != "" {
+			return fmt.Errorf("bench function: warm sandbox of %s: %s", name, f.WarmError)
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("bench function: no warm sandbox of %s within %v", name, startTimeout)
+		}
+	}
 }
 
 // invoked is the error of an invocation that did not run or did not
