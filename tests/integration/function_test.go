@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -61,6 +62,7 @@ type functionInfo struct {
 	Factory          string
 	Concurrency      int
 	Running, Waiting int
+	WarmReady        int
 }
 
 func (o *oakEnv) inspectFunction(name string) functionInfo {
@@ -342,4 +344,108 @@ func TestFunctionFairness(t *testing.T) {
 	if !slices.Contains(aIDs, id1[0]) || slices.Contains(aIDs, id2[0]) {
 		t.Errorf("A's invocations were served by %v; want %s (the first) among them and %s (B's) not", aIDs, id1[0], id2[0])
 	}
+}
+
+// stateSlots reads the uid slot of every live container record of o's
+// root, by id.
+func (o *oakEnv) stateSlots() map[string]int {
+	o.t.Helper()
+	slots := map[string]int{}
+	ents, _ := os.ReadDir(filepath.Join(o.root, "containers"))
+	for _, ent := range ents {
+		b, err := os.ReadFile(filepath.Join(o.root, "containers", ent.Name(), "state.json"))
+		if err != nil {
+			continue
+		}
+		var c struct {
+			Slot   int
+			Status string
+		}
+		if json.Unmarshal(b, &c) == nil && c.Status != "exited" {
+			slots[ent.Name()] = c.Slot
+		}
+	}
+	return slots
+}
+
+// factoryPids is what the kernel charges factory name's group in tasks.
+func factoryPids(t *testing.T, o *oakEnv, name string) string {
+	t.Helper()
+	fi := o.inspectFactory(name)
+	return readFirst(factoryFile(fi, "pids", "pids.current"))
+}
+
+// TestFunctionWarm: the daemon keeps --warm sandboxes, each a created
+// container whose record holds its uid slot; an invocation takes one and
+// the pool is refilled; stopping or killing the daemon, or removing the
+// function, leaves nothing of them.
+func TestFunctionWarm(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	o.function("--warm", "2", "--concurrency", "3", "w", "demo", "cat")
+	o.waitFunction("w", "2 warm", func(f functionInfo) bool { return f.WarmReady == 2 })
+	warm := o.stateSlots()
+	if len(warm) != 2 {
+		t.Fatalf("records of the warm sandboxes: %v, want 2", warm)
+	}
+	// A container run meanwhile by another process takes another slot.
+	noDaemon := *o
+	noDaemon.env = append(noDaemon.env, "OAK_NO_DAEMON=1")
+	id := strings.TrimSpace(noDaemon.run("run", "-d", "demo", "sleep", "600").stdout)
+	slots := o.stateSlots()
+	for wid, s := range warm {
+		if other, ok := slots[id]; !ok || other == s {
+			t.Errorf("container %s has slot %d (ok %v), the one warm sandbox %s holds", id, other, ok, wid)
+		}
+	}
+	o.run("rm", "-f", id)
+
+	c := o.apiClient()
+	resp, err := c.Post("http://oak/v1/functions/w/invoke", "application/octet-stream", strings.NewReader("warm body"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	served := resp.Header.Get("X-Oak-Invocation")
+	if resp.StatusCode != 200 || string(body) != "warm body" || resp.Header.Get("X-Oak-Warm") != "true" || !hasKey(warm, served) {
+		t.Errorf("invoke: %d %q warm %q served by %s, want one of %v", resp.StatusCode, body, resp.Header.Get("X-Oak-Warm"), served, warm)
+	}
+	o.waitFunction("w", "refilled", func(f functionInfo) bool { return f.WarmReady == 2 })
+
+	// A daemon stopped destroys them; one killed leaves records that the
+	// next oak settles, and inits that died with it.
+	if r := o.run("daemon", "stop"); r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if cs, _ := noDaemon.psAll(); len(cs) != 0 {
+		t.Errorf("after daemon stop: containers %v", cs)
+	}
+	if n := factoryPids(t, &noDaemon, "fn-w"); n != "0" {
+		t.Errorf("after daemon stop: factory fn-w holds %s tasks", n)
+	}
+	o.waitFunction("w", "2 warm again", func(f functionInfo) bool { return f.WarmReady == 2 })
+	syscall.Kill(o.daemonPid(), syscall.SIGKILL)
+	deadline := time.Now().Add(oakTimeout)
+	for factoryPids(t, &noDaemon, "fn-w") != "0" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the warm sandboxes' inits outlive the killed daemon")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if cs, _ := noDaemon.psAll(); len(cs) != 0 {
+		t.Errorf("after the daemon was killed: containers %v", cs)
+	}
+	o.waitFunction("w", "warm with a new daemon", func(f functionInfo) bool { return f.WarmReady == 2 })
+	if r := o.run("function", "rm", "w"); r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if cs, _ := noDaemon.psAll(); len(cs) != 0 {
+		t.Errorf("after function rm: containers %v", cs)
+	}
+}
+
+func hasKey(m map[string]int, k string) bool {
+	_, ok := m[k]
+	return ok
 }
