@@ -359,8 +359,9 @@ func (e *Engine) RemoveFunction(name string) error {
 type functionState struct {
 	mu       sync.Mutex
 	queues   map[string]*fairQueue
-	warm     warmPools // function_warm_linux.go
-	launcher launcher  // function_warm_linux.go
+	warm     warmPools      // function_warm_linux.go
+	launcher launcher       // function_warm_linux.go
+	teardown sync.WaitGroup // removals of held invocations' records, after their answer
 }
 
 // queue is function f's queue, made (or made again, after a change of its

@@ -79,21 +79,27 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	}()
 	inv.Queued = time.Since(queued)
 
-	in, closeIn, err := stdinFile(stdin)
-	if err != nil {
-		return inv, fmt.Errorf("%s: stdin: %w", op, err)
-	}
-	defer closeIn()
 	if stdout == nil {
 		stdout = io.Discard
 	}
 	if stderr == nil {
 		stderr = io.Discard
 	}
+	ws := e.takeWarm(f)
+	if ws != nil && ws.held != nil {
+		held, err := e.invokeHeld(ctx, f, ws, stdin, stdout, stderr)
+		held.Queued = inv.Queued
+		return held, err
+	}
+	in, closeIn, err := stdinFile(stdin)
+	if err != nil {
+		return inv, fmt.Errorf("%s: stdin: %w", op, err)
+	}
+	defer closeIn()
 	start := time.Now()
 	var c *Container
 	var spec *Spec
-	if ws := e.takeWarm(f); ws != nil {
+	if ws != nil {
 		c, spec, inv.Warm = ws.c, ws.spec, true
 	} else {
 		sandbox.PrimeMoves()

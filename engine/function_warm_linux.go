@@ -80,6 +80,7 @@ func (e *Engine) prepare(c *Container) error {
 type warmSandbox struct {
 	c    *Container
 	spec *Spec
+	held *heldLaunch // its launch, waiting for the invocation's word
 }
 
 // warmPools are the warm sandboxes of an engine's functions, by queueKey.
@@ -126,6 +127,7 @@ func (e *Engine) KeepWarm(ctx context.Context) <-chan struct{} {
 		for _, p := range pools {
 			e.closePool(p)
 		}
+		e.functions.teardown.Wait()
 	}()
 	return done
 }
@@ -253,12 +255,22 @@ func (e *Engine) prepareWarm(f *Function) (*warmSandbox, error) {
 		e.destroyWarm(ws)
 		return nil, err
 	}
+	h, err := e.hold(c, spec)
+	if err != nil {
+		e.destroyWarm(ws)
+		return nil, err
+	}
+	ws.held = h
 	return ws, nil
 }
 
 // destroyWarm destroys a warm sandbox that will serve no invocation: its
 // init and groups, and its record.
 func (e *Engine) destroyWarm(ws *warmSandbox) {
+	if ws.held != nil {
+		ws.held.abandon()
+		ws.held = nil
+	}
 	if ws.c.prepared != nil {
 		ws.c.prepared.Discard()
 		ws.c.prepared = nil

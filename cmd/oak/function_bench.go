@@ -113,11 +113,13 @@ func benchFunction(ctx context.Context, runs int, out io.Writer) error {
 	times := make([][]time.Duration, len(variants))
 	for i := -3; i < runs; i++ { // three untimed rounds first
 		for v, x := range variants {
-			// Every variant starts with the warm sandbox ready: none
-			// competes with a refill in the background.
+			// Every variant starts with the warm sandbox ready and the
+			// last invocation's record removed: none competes with a
+			// refill or a teardown in the background.
 			if err := waitWarm(e, "warm"); err != nil {
 				return err
 			}
+			e.WaitTeardown()
 			start := time.Now()
 			if err := x.run(); err != nil {
 				return fmt.Errorf("bench function: %s: %w", x.name, err)

@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -442,6 +443,39 @@ func TestFunctionWarm(t *testing.T) {
 	}
 	if cs, _ := noDaemon.psAll(); len(cs) != 0 {
 		t.Errorf("after function rm: containers %v", cs)
+	}
+}
+
+// TestFunctionWarmHeld: a warm invocation, whose launch was held at its
+// last step, runs its command as a cold one does: confined to its own
+// uid range (root inside is a host id of its slot, never host root),
+// stdin in, stdout and stderr out, its status reported, killed at its
+// timeout.
+func TestFunctionWarmHeld(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	o.function("--warm", "1", "wid", "demo", "sh", "-c", "cat /proc/self/uid_map; id -u; cat; echo err >&2; exit 4")
+	o.function("--warm", "1", "--timeout", "1s", "wslow", "demo", "sleep", "600")
+	o.waitFunction("wid", "warm", func(f functionInfo) bool { return f.WarmReady == 1 })
+	resp, err := o.apiClient().Post("http://oak/v1/functions/wid/invoke", "application/octet-stream", strings.NewReader("input\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	out := lines(string(body))
+	if resp.Header.Get("X-Oak-Warm") != "true" || resp.Header.Get("X-Oak-Exit-Code") != "4" ||
+		resp.Header.Get("X-Oak-Stderr") != "ZXJyCg==" || len(out) != 3 || out[1] != "0" || out[2] != "input" {
+		t.Fatalf("warm invocation: %d %q %v", resp.StatusCode, body, resp.Header)
+	}
+	if f := strings.Fields(out[0]); len(f) != 3 || f[0] != "0" || f[1] == "0" || f[2] != "65536" {
+		t.Errorf("uid map inside a warm invocation: %q, want 0 mapped onto its slot's host range", out[0])
+	} else if host, _ := strconv.Atoi(f[1]); host < 1<<30 {
+		t.Errorf("uid map inside a warm invocation: %q, want a host range at or above 2^30", out[0])
+	}
+	o.waitFunction("wslow", "warm", func(f functionInfo) bool { return f.WarmReady == 1 })
+	if r := o.invoke("", nil, "wslow"); r.code != 137 || !strings.Contains(r.stderr, "timed out") {
+		t.Errorf("warm invocation past its timeout: want 137 and a timeout reported\n%s", r)
 	}
 }
 
