@@ -146,12 +146,23 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 	}
 	p := r.p
 	var copiers sync.WaitGroup
+	// The command's stderr and the network service's word share stderr;
+	// nothing reaches it after runHeld returns.
 	var errMu sync.Mutex
+	errClosed := false
 	lockedErr := writerFunc(func(b []byte) (int, error) {
 		errMu.Lock()
 		defer errMu.Unlock()
+		if errClosed {
+			return len(b), nil
+		}
 		return stderr.Write(b)
 	})
+	defer func() {
+		errMu.Lock()
+		errClosed = true
+		errMu.Unlock()
+	}()
 	copy := func(w io.Writer, r *os.File) {
 		copiers.Add(1)
 		go func() {

@@ -177,6 +177,14 @@ clients. --timeout kills an invocation that runs longer.`,
 		},
 	}
 	create.Flags().SetInterspersed(false) // flags after IMAGE are the command's
+	// NAME is new; IMAGE completes as an image; the command, nothing.
+	imagesAt1 := completeImages(false, stateRoot)
+	create.ValidArgsFunction = func(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) == 1 {
+			return imagesAt1(cmd, args, toComplete)
+		}
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
 	cf := create.Flags()
 	cf.StringVarP(&memory, "memory", "m", "", "memory of each invocation, e.g. 128m (default 128m)")
 	cf.StringVar(&pids, "pids", "", "processes and threads of each invocation (default 64)")

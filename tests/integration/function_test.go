@@ -477,6 +477,24 @@ func TestFunctionWarmHeld(t *testing.T) {
 	if r := o.invoke("", nil, "wslow"); r.code != 137 || !strings.Contains(r.stderr, "timed out") {
 		t.Errorf("warm invocation past its timeout: want 137 and a timeout reported\n%s", r)
 	}
+	// Removing the function kills a warm invocation that runs, and its
+	// next warm sandbox, and leaves no container.
+	o.run("function", "rm", "wslow")
+	o.function("--warm", "1", "wrun", "demo", "sleep", "600")
+	o.waitFunction("wrun", "warm", func(f functionInfo) bool { return f.WarmReady == 1 })
+	b := o.start("function", "invoke", "wrun")
+	o.waitFunction("wrun", "running, warm again", func(f functionInfo) bool { return f.Running == 1 })
+	if r := o.run("function", "rm", "wrun"); r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if r, ok := b.wait(oakTimeout); !ok || r.code != 137 {
+		t.Errorf("the warm invocation running during rm: %v %s", ok, r)
+	}
+	o.run("function", "rm", "wid") // and wid's warm sandbox
+	o.run("daemon", "stop")        // its teardowns done
+	if cs, err := o.psAll(); err != nil || len(cs) != 0 {
+		t.Errorf("containers left: %v %v", cs, err)
+	}
 }
 
 func hasKey(m map[string]int, k string) bool {
