@@ -247,7 +247,11 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 	}
 	stdout := &cappedBuffer{max: MaxInvokeStdout}
 	stderr := &cappedBuffer{max: MaxInvokeStderr}
-	ctx := engine.WithInvoker(r.Context(), clientOf(r))
+	// The engine's work after the invocation (its record's removal, the
+	// next warm sandbox) waits until the answer is out.
+	answered := make(chan struct{})
+	defer close(answered)
+	ctx := engine.WithAnswered(engine.WithInvoker(r.Context(), clientOf(r)), answered)
 	inv, err := fe.Invoke(ctx, name, bytes.NewReader(in), stdout, stderr)
 	if err != nil && inv.ID == "" {
 		if !errors.Is(err, engine.ErrNoSuchFunction) { // no series for names that name nothing
@@ -279,6 +283,9 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 	h.Set(HeaderQueueSeconds, strconv.FormatFloat(inv.Queued.Seconds(), 'f', -1, 64))
 	w.WriteHeader(http.StatusOK)
 	w.Write(stdout.b.Bytes())
+	if fl, ok := w.(http.Flusher); ok {
+		fl.Flush()
+	}
 	return nil
 }
 

@@ -212,17 +212,17 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 	killed.Wait()
 	stop()
 	copiers.Wait()
-	// The record goes after the answer: its removal is not the caller's
-	// to wait for (the daemon waits for it before it stops, and a crash
-	// before leaves a record of a dead supervisor, which the next oak
-	// removes).
+	// The record goes after the answer (WithAnswered): its removal is not
+	// the caller's to wait for (the daemon waits for it before it stops,
+	// and a crash before leaves a record of a dead supervisor, which the
+	// next oak removes).
 	e.functions.teardown.Add(1)
-	go func() {
+	afterAnswer(ctx, func() {
 		defer e.functions.teardown.Done()
 		<-recorded
 		c.Status, c.ExitCode, c.OOMKilled, c.Finished = StatusExited, st.Code, st.OOMKilled, time.Now().UTC()
 		e.finish(c)
-	}()
+	})
 	return st, true, expired, werr
 }
 

@@ -45,6 +45,30 @@ func InvokerOf(ctx context.Context) string {
 	return s
 }
 
+// answeredKey is the context key of the channel closed once the caller's
+// answer is out (WithAnswered).
+type answeredKey struct{}
+
+// WithAnswered returns ctx telling Invoke that its caller's answer is out
+// once answered is closed: what Invoke leaves to do after it returns
+// (removing the invocation's record, preparing the next warm sandbox)
+// waits until then, so that it does not compete with the answer for the
+// CPU. The caller must close answered.
+func WithAnswered(ctx context.Context, answered <-chan struct{}) context.Context {
+	return context.WithValue(ctx, answeredKey{}, answered)
+}
+
+// afterAnswer runs f in the background once ctx's caller has answered.
+func afterAnswer(ctx context.Context, f func()) {
+	answered, _ := ctx.Value(answeredKey{}).(<-chan struct{})
+	go func() {
+		if answered != nil {
+			<-answered
+		}
+		f()
+	}()
+}
+
 // ErrFunctionTimeout is the error of an invocation killed because the
 // function's timeout ran out, for errors.Is. Invoke reports it in
 // Invocation.TimedOut, with the command's status, not as an error.
@@ -75,7 +99,7 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	}
 	defer func() {
 		release()
-		e.refill(f) // the slot is free for a warm sandbox again
+		afterAnswer(ctx, func() { e.refill(f) }) // the slot is free for a warm sandbox again
 	}()
 	inv.Queued = time.Since(queued)
 
