@@ -501,3 +501,41 @@ func hasKey(m map[string]int, k string) bool {
 	_, ok := m[k]
 	return ok
 }
+
+// TestFunctionCrashedRemoval: a removal that a crash interrupted (the
+// record marked removing, the factory already gone) refuses invocations,
+// shows in ls, and is finished by the next oak function rm.
+func TestFunctionCrashedRemoval(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	o.function("f", "demo", "true")
+	path := filepath.Join(o.root, "functions", "f.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec map[string]any
+	if err := json.Unmarshal(b, &rec); err != nil {
+		t.Fatal(err)
+	}
+	rec["removing"] = true
+	b, _ = json.Marshal(rec)
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := o.run("factory", "rm", "-f", "fn-f"); r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if r := o.run("function", "ls"); !strings.Contains(r.stdout, "f (removing)") {
+		t.Errorf("ls of a function being removed\n%s", r)
+	}
+	if r := o.invoke("", nil, "f"); r.code == 0 || !strings.Contains(r.stderr, "being removed") {
+		t.Errorf("invoke of a function being removed\n%s", r)
+	}
+	if r := o.run("function", "rm", "f"); r.code != 0 {
+		t.Fatalf("rm did not finish the removal\n%s", r)
+	}
+	if ents, _ := os.ReadDir(filepath.Join(o.root, "functions")); len(ents) != 0 {
+		t.Errorf("records left: %v", ents)
+	}
+}
