@@ -80,8 +80,9 @@ type Container struct {
 	// modification time) are known then.
 	Problem string `json:"-"`
 
-	// prepared, if set, is the sandbox made ahead for it (a function's
-	// warm sandbox, function_warm_linux.go), which its first start takes.
+	// prepared, if set, is the sandbox cloned ahead for it (a function's
+	// invocation, see Engine.prepare in function_warm_linux.go), which its
+	// first start takes.
 	prepared *sandbox.Prepared
 }
 
@@ -90,7 +91,7 @@ type Container struct {
 type Engine struct {
 	Root string
 
-	functions functionState // function.go: invocation queues
+	functions functionState // function.go: invocation queues, warm sandboxes
 }
 
 // New opens (creating if needed) the state root dir.
