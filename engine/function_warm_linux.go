@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"runtime"
 	"sync"
@@ -242,6 +243,11 @@ func (e *Engine) refill(f *Function) {
 // prepareWarm makes one invocation of f ahead: its record, its groups,
 // its prepared sandbox.
 func (e *Engine) prepareWarm(f *Function) (*warmSandbox, error) {
+	// Not for a function removed, or being removed, meanwhile (its
+	// factory refuses new containers too; this saves the attempt).
+	if cur, err := e.loadFunction(f.Name); err != nil || cur.Removing || !cur.Created.Equal(f.Created) {
+		return nil, fmt.Errorf("function %s: %w: removed meanwhile", f.Name, ErrNoSuchFunction)
+	}
 	c, spec, err := e.create(invocationOptions(f))
 	if err != nil {
 		return nil, err
