@@ -30,6 +30,7 @@ import (
 // peer is the credential of a connection's other end.
 type peer struct {
 	uid uint32
+	pid int32 // its process when it connected (whom invocations are fair among)
 	err error // why it is unknown
 }
 

@@ -56,7 +56,7 @@ func peerOf(c net.Conn) peer {
 	if cerr != nil {
 		return peer{err: fmt.Errorf("peer credentials: %w", cerr)}
 	}
-	return peer{uid: cred.Uid}
+	return peer{uid: cred.Uid, pid: cred.Pid}
 }
 
 // listenTenants makes the tenants' socket of root, mode 0666 from the

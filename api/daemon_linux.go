@@ -209,6 +209,7 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	if !activated {
 		defer os.Remove(filepath.Join(cfg.Root, SocketName))
 	}
+	defer keepWarm(eng)() // function.go: the functions' warm sandboxes, while this daemon holds the root
 	srv := NewServer(eng, cfg.Log)
 	streams, endStreams := context.WithCancel(context.Background())
 	defer endStreams()
@@ -218,7 +219,9 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	}
 	defer os.Remove(TenantSocket(cfg.Root))
 	hs := &http.Server{Handler: srv, BaseContext: func(net.Listener) context.Context { return streams },
-		ConnContext:       peerContext, // every request is authorized by its peer's uid (auth.go)
+		// Every request is authorized by its peer's uid (auth.go), and
+		// invocations are fair among peers (function.go).
+		ConnContext:       peerContext,
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
 	watched := []string{LockName}

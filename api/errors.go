@@ -18,6 +18,7 @@ const (
 	CodeNoSuchImage          = "no_such_image"          // 404
 	CodeNoSuchVolume         = "no_such_volume"         // 404
 	CodeNoSuchObject         = "no_such_object"         // 404
+	CodeNoSuchFunction       = "no_such_function"       // 404
 	CodeNotFound             = "not_found"              // 404: no such route
 	CodeMethodNotAllowed     = "method_not_allowed"     // 405
 	CodeCommandNotFound      = "command_not_found"      // 400: the command is not in the image
@@ -35,6 +36,7 @@ var codeSentinels = map[string]error{
 	CodeNoSuchImage:          image.ErrNotFound,
 	CodeNoSuchVolume:         volume.ErrNotFound,
 	CodeNoSuchObject:         engine.ErrNoSuchObject,
+	CodeNoSuchFunction:       engine.ErrNoSuchFunction,
 	CodeCommandNotFound:      engine.ErrCommandNotFound,
 	CodeCommandNotExecutable: engine.ErrCommandNotExecutable,
 }
@@ -60,6 +62,8 @@ func classify(err error, create bool) (int, string) {
 		return http.StatusNotFound, CodeNoSuchVolume
 	case errors.Is(err, engine.ErrNoSuchObject):
 		return http.StatusNotFound, CodeNoSuchObject
+	case errors.Is(err, engine.ErrNoSuchFunction):
+		return http.StatusNotFound, CodeNoSuchFunction
 	case errors.Is(err, engine.ErrCommandNotFound):
 		return http.StatusBadRequest, CodeCommandNotFound
 	case errors.Is(err, engine.ErrCommandNotExecutable):

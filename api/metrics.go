@@ -29,6 +29,7 @@ type metrics struct {
 	launchOK     *vm.Counter
 	launchFailed *vm.Counter
 	latency      *vm.PrometheusHistogram
+	fn           *functionMetrics // function.go
 }
 
 // launchBuckets are oak_launch_seconds' upper bounds: 2 ms to about 16 s
@@ -49,6 +50,7 @@ func newMetrics(eng Engine) *metrics {
 		launchOK:     s.NewCounter(`oak_launches_total{result="ok"}`),
 		launchFailed: s.NewCounter(`oak_launches_total{result="failed"}`),
 		latency:      s.NewPrometheusHistogramExt("oak_launch_seconds", launchBuckets),
+		fn:           &functionMetrics{set: s},
 	}
 }
 

@@ -109,6 +109,11 @@ const (
 	maxSlots = 1 << 14
 )
 
+// slotIDs is the host uid/gid range of container slot n.
+func slotIDs(n int) sandbox.IDRange {
+	return sandbox.IDRange{Host: uint32(idBase + n*idSize), Size: idSize}
+}
+
 // create validates opts, allocates the container's name, id and id range,
 // and writes its record in state "created". Nothing is written on error.
 func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
@@ -190,7 +195,7 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	spec := &Spec{Image: opts.Image, ImageID: img.ID, Publish: publish, Egress: opts.Egress,
 		Layers: img.Layers, Args: args, Env: env, Cwd: cwd, UID: uid, GID: gid, Limits: opts.Limits,
 		ReadOnly: opts.ReadOnly, Names: opts.Names, Tmpfs: opts.Tmpfs, TTY: opts.TTY, Restart: opts.Restart, StopSignal: img.Config.StopSignal,
-		Ulimits: opts.Ulimits}
+		Ulimits: opts.Ulimits, Labels: opts.Labels}
 	if spec.StopSignal != "" {
 		if _, err := ParseSignal(spec.StopSignal); err != nil {
 			return nil, nil, fmt.Errorf("image %s: stop %w", opts.Image, err)
@@ -530,7 +535,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		ID:      c.ID, Layers: layers, UID: spec.UID, GID: spec.GID, Scratch: filepath.Join(e.dir(c.ID), "scratch"), Args: spec.Args,
 		Env: append(spec.Env, "HOSTNAME="+host), Cwd: spec.Cwd, Hostname: host,
 		ReadOnly: spec.ReadOnly, Files: spec.Names.etcFiles(host), Tmpfs: spec.Tmpfs,
-		IDs:    sandbox.IDRange{Host: uint32(idBase + c.Slot*idSize), Size: idSize},
+		IDs:    slotIDs(c.Slot),
 		Limits: limits, Stdin: out.Stdin, Stdout: stdout, Stderr: stderr,
 	}
 	if out.TTY != nil {
@@ -556,7 +561,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		return sandbox.Exit{}, false, nil, fmt.Errorf("run %s: %w", c.Image, err)
 	}
 	trace.Mark("engine: task ready")
-	p, err := sandbox.Start(task)
+	p, err := c.start(task)
 	if term != nil {
 		task.Stdin.Close() // the container holds the slave now
 	}

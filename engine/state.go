@@ -16,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/oak-engine/oak/sandbox"
 )
 
 // Status values of a container record.
@@ -80,12 +82,19 @@ type Container struct {
 	// StatusBroken; only ID (the directory's name) and Created (its
 	// modification time) are known then.
 	Problem string `json:"-"`
+
+	// prepared, if set, is the sandbox cloned ahead for it (a function's
+	// invocation, see Engine.prepare in function_warm_linux.go), which its
+	// first start takes.
+	prepared *sandbox.Prepared
 }
 
 // Engine owns one state root. Every method that changes records holds the
 // root's lock, so concurrent oak processes never see half a change.
 type Engine struct {
 	Root string
+
+	functions functionState // function.go: invocation queues, warm sandboxes
 }
 
 // New opens (creating if needed) the state root dir.

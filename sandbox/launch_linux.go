@@ -119,6 +119,13 @@ type Prepared struct {
 // milliseconds for an RCU grace period (see PrimeMoves).
 func Prepare(id string, ids IDRange) (*Prepared, error) { return prepare(id, ids, "", nil, nil) }
 
+// PrepareIn is Prepare with the groups under group (Task.CgroupParent, a
+// path under Oak's groups that must exist): a sandbox prepared for a
+// task made from a factory, charged to the factory from the start.
+func PrepareIn(id string, ids IDRange, group string) (*Prepared, error) {
+	return prepare(id, ids, group, nil, nil)
+}
+
 // prepare is Prepare with the groups under group, the namespaces of join
 // entered instead of made, and extra descriptors for the command
 // (Task.ExtraFiles), which go with the clone.
@@ -211,6 +218,16 @@ func prepare(id string, ids IDRange, group string, join []nsJoin, extra []*os.Fi
 // sameJoins reports whether a and b join the same namespace files.
 func sameJoins(a, b []nsJoin) bool {
 	return slices.EqualFunc(a, b, func(x, y nsJoin) bool { return x.flag == y.flag && x.file == y.file })
+}
+
+// Placed waits until the prepared sandbox's init sits in its groups (a
+// move that can wait for an RCU grace period, see Prepare), and says why
+// it could not be moved, if it could not. A sandbox kept ready for later
+// is placed first, so that the move neither delays its start nor runs
+// alongside others' launches.
+func (pr *Prepared) Placed() error {
+	_, err := pr.placed()
+	return err
 }
 
 // Discard destroys a prepared sandbox that will serve no task: it kills the

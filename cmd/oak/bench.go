@@ -24,7 +24,7 @@ func newBenchCmd(stateRoot func() string) *cobra.Command {
 		Short: "Measure Oak against plain processes and other runtimes",
 	}
 	startup := newBenchStartupCmd(stateRoot)
-	cmd.AddCommand(startup, newBenchDensityCmd(stateRoot), newBenchTraceCmd(), newBenchNetCmd(), newBenchStorageCmd(stateRoot))
+	cmd.AddCommand(startup, newBenchDensityCmd(stateRoot), newBenchTraceCmd(), newBenchNetCmd(), newBenchStorageCmd(stateRoot), newBenchFunctionCmd())
 	return cmd
 }
 

@@ -99,7 +99,7 @@ func newRootCmd() *cobra.Command {
 	root.SetVersionTemplate("{{versionText}}")
 	st := func() string { return stateRoot }
 	root.AddCommand(newRunCmd(st), newPsCmd(st), newKillCmd(st), newRmCmd(st), newLogsCmd(st),
-		newRevokeCmd(st), newGrantsCmd(st), newPortCmd(st), newExecCmd(st), newAttachCmd(st), newVolumeCmd(st), newFactoryCmd(st), newTenantCmd(st), newImageCmd(st),
+		newRevokeCmd(st), newGrantsCmd(st), newPortCmd(st), newExecCmd(st), newAttachCmd(st), newVolumeCmd(st), newFactoryCmd(st), newTenantCmd(st), newFunctionCmd(st), newImageCmd(st),
 		newInspectCmd(st), newContainerCmd(st), newSystemCmd(st), newInfoCmd(st),
 		// docker's top-level shorthands for image verbs
 		newImagesCmd(st, "images"), newRmiCmd(st, "rmi IMAGE..."), newPullCmd(st),

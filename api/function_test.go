@@ -1,0 +1,281 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/oak-engine/oak/engine"
+)
+
+// fakeFunctions adds functions to fakeEngine: "echo" copies its input to
+// stdout upper-cased and says "note" on stderr; "fail" exits 3 with a
+// long stderr; "slow" times out; any other name is no function.
+type fakeFunctions struct {
+	*fakeEngine
+	created engine.FunctionOptions
+	client  string // of the last invocation
+}
+
+func (f *fakeFunctions) CreateFunction(o engine.FunctionOptions) (*engine.FunctionInfo, error) {
+	f.created = o
+	return &engine.FunctionInfo{Name: o.Name, Image: o.Image, Factory: "fn-" + o.Name}, nil
+}
+
+func (f *fakeFunctions) ListFunctions() ([]*engine.FunctionInfo, error) {
+	return []*engine.FunctionInfo{{Name: "echo"}}, nil
+}
+
+func (f *fakeFunctions) InspectFunction(name string) (*engine.FunctionInfo, error) {
+	if name != "echo" {
+		return nil, fmt.Errorf("function %s: %w", name, engine.ErrNoSuchFunction)
+	}
+	return &engine.FunctionInfo{Name: name}, nil
+}
+
+func (f *fakeFunctions) RemoveFunction(name string) error {
+	_, err := f.InspectFunction(name)
+	return err
+}
+
+func (f *fakeFunctions) Invoke(ctx context.Context, name string, stdin io.Reader, stdout, stderr io.Writer) (engine.Invocation, error) {
+	f.client = engine.InvokerOf(ctx)
+	in, _ := io.ReadAll(stdin)
+	switch name {
+	case "echo":
+		stdout.Write(bytes.ToUpper(in))
+		io.WriteString(stderr, "note")
+		return engine.Invocation{ID: "c1"}, nil
+	case "fail":
+		io.WriteString(stdout, "partial")
+		stderr.Write(bytes.Repeat([]byte("e"), MaxInvokeStderr+10))
+		return engine.Invocation{ID: "c2", Code: 3}, nil
+	case "slow":
+		return engine.Invocation{ID: "c3", Code: 137, TimedOut: true}, nil
+	}
+	return engine.Invocation{}, fmt.Errorf("function %s: %w", name, engine.ErrNoSuchFunction)
+}
+
+func newFunctionServer(t *testing.T) (*Client, *fakeFunctions, *Server) {
+	f := &fakeFunctions{fakeEngine: &fakeEngine{}}
+	s := NewServer(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.SetReady()
+	hs := httptest.NewUnstartedServer(s)
+	// A TCP connection has no peer credentials: it acts as root's, with
+	// no process, so invocations know the client by its address.
+	hs.Config.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		return withPeer(ctx, peer{uid: 0})
+	}
+	hs.Start()
+	t.Cleanup(hs.Close)
+	addr := hs.Listener.Addr().String()
+	c := newClient(t.TempDir(), func() (net.Conn, error) { return net.Dial("tcp", addr) })
+	return c, f, s
+}
+
+// TestInvokeOverHTTP: stdin goes in as the body, stdout comes back as the
+// body, and the status, timeout and stderr in trailers, through the
+// client a CLI uses.
+func TestInvokeOverHTTP(t *testing.T) {
+	c, f, reg := newFunctionServer(t)
+	ctx := context.Background()
+	var out, errb bytes.Buffer
+	inv, err := c.Invoke(ctx, "echo", strings.NewReader("hello"), &out, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "HELLO" || errb.String() != "note" || inv.Code != 0 || inv.ID != "c1" || inv.TimedOut {
+		t.Fatalf("echo: stdout %q stderr %q %+v", out.String(), errb.String(), inv)
+	}
+	if !strings.HasPrefix(f.client, "addr ") {
+		t.Errorf("client of a TCP connection = %q, want its address", f.client)
+	}
+	out.Reset()
+	errb.Reset()
+	inv, err = c.Invoke(ctx, "fail", nil, &out, &errb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "partial" || inv.Code != 3 || !strings.HasSuffix(errb.String(), fmt.Sprintf("stderr cut at %d bytes\n", MaxInvokeStderr)) ||
+		!strings.HasPrefix(errb.String(), strings.Repeat("e", MaxInvokeStderr)+"oak:") {
+		t.Fatalf("fail: stdout %q, stderr of %d bytes, %+v", out.String(), errb.Len(), inv)
+	}
+	inv, err = c.Invoke(ctx, "slow", nil, &out, &errb)
+	if err != nil || !inv.TimedOut || inv.Code != 137 {
+		t.Fatalf("slow: %+v, %v", inv, err)
+	}
+	_, err = c.Invoke(ctx, "nope", nil, &out, &errb)
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Status != http.StatusNotFound || !errors.Is(err, engine.ErrNoSuchFunction) {
+		t.Fatalf("nope: %v, want a 404 that is ErrNoSuchFunction", err)
+	}
+	for fn, result := range map[string]string{"echo": "ok", "fail": "error", "slow": "timeout"} {
+		if got := invocations(t, reg, fn, result); got != 1 {
+			t.Errorf("oak_invocations_total{function=%q,result=%q} = %v, want 1", fn, result, got)
+		}
+	}
+	// Only measured values: one histogram series per function that ran,
+	// and no series for a name that names no function.
+	if n := series(t, reg, "oak_invocation_seconds"); n != 3 {
+		t.Errorf("oak_invocation_seconds has %d series, want 3 (echo, fail, slow)", n)
+	}
+	if n := series(t, reg, "oak_invocations_total"); n != 3 {
+		t.Errorf("oak_invocations_total has %d series, want 3", n)
+	}
+}
+
+// scrape is what s answers on /metrics.
+func scrape(t *testing.T, s *Server) string {
+	t.Helper()
+	w := do(s, "GET", "/metrics", "")
+	if w.Code != http.StatusOK {
+		t.Fatalf("GET /metrics: %d %s", w.Code, w.Body)
+	}
+	return w.Body.String()
+}
+
+// series counts the series of metric name (a histogram's by its _count).
+func series(t *testing.T, s *Server, name string) int {
+	n := 0
+	for _, l := range strings.Split(scrape(t, s), "\n") {
+		if strings.HasPrefix(l, name+"{") || strings.HasPrefix(l, name+"_count{") {
+			n++
+		}
+	}
+	return n
+}
+
+// invocations is the value of oak_invocations_total{function,result}.
+func invocations(t *testing.T, s *Server, function, result string) float64 {
+	prefix := fmt.Sprintf("oak_invocations_total{function=%q,result=%q} ", function, result)
+	for _, l := range strings.Split(scrape(t, s), "\n") {
+		if v, ok := strings.CutPrefix(l, prefix); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("%s: %v", l, err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+func TestFunctionRoutes(t *testing.T) {
+	s, _ := newTestServer(t) // an engine without functions
+	if w := do(s, "GET", "/v1/functions", ""); w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "does not serve") {
+		t.Errorf("functions of an engine without them: %d %s", w.Code, w.Body)
+	}
+	f := &fakeFunctions{fakeEngine: &fakeEngine{}}
+	s = NewServer(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, tc := range []struct {
+		method, target, body string
+		status               int
+		code                 string
+	}{
+		{"POST", "/v1/functions", `{"Name":"echo","Image":"demo","Cmd":["cat"],"Memory":67108864,"NanoCpus":500000000,"Timeout":"5s","Concurrency":2,"Warm":1}`, 201, ""},
+		{"POST", "/v1/functions", `{"Name":"echo","Image":"demo","Bogus":1}`, 400, CodeBadRequest},
+		{"POST", "/v1/functions", `{"Name":"echo","Image":"demo","Timeout":"soon"}`, 400, CodeBadRequest},
+		{"POST", "/v1/functions", `{"Name":"echo","Image":"demo","NanoCpus":1}`, 400, CodeBadRequest},
+		{"POST", "/v1/functions", `{"Image":"demo"}`, 400, CodeBadRequest},
+		{"POST", "/v1/functions?x=1", `{"Name":"echo","Image":"demo"}`, 400, CodeBadRequest},
+		{"GET", "/v1/functions", "", 200, ""},
+		{"GET", "/v1/functions/echo", "", 200, ""},
+		{"GET", "/v1/functions/nope", "", 404, CodeNoSuchFunction},
+		{"DELETE", "/v1/functions/echo", "", 204, ""},
+		{"DELETE", "/v1/functions/nope", "", 404, CodeNoSuchFunction},
+		{"POST", "/v1/functions/nope/invoke", "x", 404, CodeNoSuchFunction},
+		{"POST", "/v1/functions/echo/invoke?wait=1", "x", 400, CodeBadRequest},
+		{"POST", "/v1/functions/echo/invoke", strings.Repeat("x", MaxInvokeBody+1), 413, CodeTooLarge},
+		{"GET", "/v1/functions/echo/invoke", "", 405, CodeMethodNotAllowed},
+	} {
+		w := do(s, tc.method, tc.target, tc.body)
+		if w.Code != tc.status {
+			t.Errorf("%s %s: status %d, want %d (%s)", tc.method, tc.target, w.Code, tc.status, w.Body)
+			continue
+		}
+		if tc.code != "" {
+			var e ErrorBody
+			if err := json.Unmarshal(w.Body.Bytes(), &e); err != nil || e.Code != tc.code {
+				t.Errorf("%s %s: body %s, want code %s", tc.method, tc.target, w.Body, tc.code)
+			}
+		}
+	}
+	want := engine.FunctionOptions{Name: "echo", Image: "demo", Command: []string{"cat"}, Concurrency: 2, Warm: 1,
+		Limits: engine.FunctionLimits{MemoryBytes: 64 << 20, CPUMilli: 500, Timeout: 5 * time.Second}}
+	if !reflect.DeepEqual(f.created, want) {
+		t.Errorf("created %+v, want %+v", f.created, want)
+	}
+}
+
+// FuzzFunctionCreate feeds arbitrary bodies to the decoding of a function
+// create request and its mapping onto the engine's options: no panic, a
+// refusal names a field, an accepted body survives a round trip, and
+// what is handed on has no negative limit.
+func FuzzFunctionCreate(f *testing.F) {
+	for _, s := range []string{
+		`{"Name":"echo","Image":"demo"}`,
+		`{"Name":"echo","Image":"demo","Cmd":["sh","-c","cat"],"Env":["A=1"],"Memory":67108864,"PidsLimit":16}`,
+		`{"Name":"e","Image":"/srv/root","NanoCpus":500000000,"Timeout":"1m","Concurrency":8,"Warm":2}`,
+		`{"Name":"e","Image":"demo","Timeout":"-1s"}`, `{"Name":"e","Image":"demo","Memory":-1}`,
+		`{"Name":"echo","Image":"demo","Bogus":true}`, `{"Name":1}`, `[]`, `null`, ``,
+		`{"Name":"a","Image":"b"}{}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeJSON[FunctionCreate](b)
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field == "" {
+				t.Fatalf("refusal %v names no field", err)
+			}
+			return
+		}
+		o, err := r.FunctionOptions()
+		if err != nil {
+			var fe *FieldError
+			if !errors.As(err, &fe) || fe.Field == "" {
+				t.Fatalf("refusal %v names no field", err)
+			}
+		} else if o.Limits.MemoryBytes < 0 || o.Limits.Pids < 0 || o.Limits.CPUMilli < 0 || o.Limits.Timeout < 0 ||
+			o.Concurrency < 0 || o.Warm < 0 || o.Name == "" || o.Image == "" {
+			t.Fatalf("accepted %s as %+v", b, o)
+		}
+		again, err := json.Marshal(r)
+		if err != nil {
+			t.Fatalf("encode %+v: %v", r, err)
+		}
+		r2, err := decodeJSON[FunctionCreate](again)
+		if err != nil {
+			t.Fatalf("own encoding %s refused: %v", again, err)
+		}
+		if !reflect.DeepEqual(r, r2) && !reflect.DeepEqual(normalFunction(r), normalFunction(r2)) {
+			t.Fatalf("round trip changed the request:\n%+v\n%+v", r, r2)
+		}
+	})
+}
+
+// normalFunction makes empty and absent lists alike (omitempty drops
+// an empty one).
+func normalFunction(r *FunctionCreate) FunctionCreate {
+	n := *r
+	if len(n.Cmd) == 0 {
+		n.Cmd = nil
+	}
+	if len(n.Env) == 0 {
+		n.Env = nil
+	}
+	return n
+}
