@@ -435,6 +435,9 @@ func writeControl(c net.Conn, rep controlReply) error {
 // "egress 127.0.0.1:6379/tcp") from a running container. It returns once
 // the container can no longer use it for new sockets.
 func (e *Engine) Revoke(ref, name string) error {
+	if name == SpawnGrant {
+		return e.revokeSpawn(ref)
+	}
 	_, err := e.control(ref, "revoke", controlRequest{Revoke: name})
 	return err
 }
@@ -442,6 +445,11 @@ func (e *Engine) Revoke(ref, name string) error {
 // Grants lists the network grants a running container still holds.
 func (e *Engine) Grants(ref string) ([]string, error) {
 	rep, err := e.control(ref, "grants", controlRequest{Grants: true})
+	if err == nil {
+		if c, gerr := e.Get(ref); gerr == nil && c.Spawn && !e.spawnRevokedOf(c) {
+			rep.Grants = append(rep.Grants, SpawnGrant)
+		}
+	}
 	return rep.Grants, err
 }
 
