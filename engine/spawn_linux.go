@@ -11,15 +11,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 
 	"golang.org/x/sys/unix"
 )
 
 // Sub-containers. A container run with --spawn holds one capability
-// more than others: a descriptor (SpawnFD, named by $OAK_SPAWN_FD) that
-// is a connection to its supervisor, which forwards what the container
-// sends there, HTTP requests of the daemon's API, to the daemon, marked
+// more than others: a descriptor (SpawnFD, named by $OAK_SPAWN_FD), an
+// AF_UNIX SOCK_SEQPACKET socket whose other end its supervisor holds.
+// The container opens a connection by sending there one end of a stream
+// socketpair of its own (SCM_RIGHTS) and speaking HTTP on the other; the
+// supervisor forwards what comes on it, requests of the daemon's API,
+// to the daemon, marked
 // as the spawn of that container (SpawnHeader, which the supervisor sets
 // and the daemon believes only of root's connections). The daemon then
 // acts for the container as for a tenant of a factory of its own: the
@@ -238,7 +240,7 @@ type spawnProxy struct {
 // newSpawnProxy makes the capability of container id and serves it
 // until close.
 func (e *Engine) newSpawnProxy(id string) (*spawnProxy, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("container %s: spawn capability: socketpair: %w", ShortID(id), err)
 	}
@@ -249,6 +251,12 @@ func (e *Engine) newSpawnProxy(id string) (*spawnProxy, error) {
 	if err != nil {
 		theirs.Close()
 		return nil, fmt.Errorf("container %s: spawn capability: %w", ShortID(id), err)
+	}
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		conn.Close()
+		theirs.Close()
+		return nil, fmt.Errorf("container %s: spawn capability: a %T is no unix socket", ShortID(id), conn)
 	}
 	sock := filepath.Join(e.Root, daemonSocket)
 	rp := &httputil.ReverseProxy{
@@ -264,7 +272,7 @@ func (e *Engine) newSpawnProxy(id string) (*spawnProxy, error) {
 		FlushInterval: -1,
 	}
 	sp := &spawnProxy{theirs: theirs, srv: &http.Server{Handler: rp}}
-	go sp.srv.Serve(newOneConnListener(conn))
+	go sp.srv.Serve(&rightsListener{uc})
 	return sp, nil
 }
 
@@ -274,30 +282,49 @@ func (sp *spawnProxy) close() {
 	sp.srv.Close()
 }
 
-// oneConnListener accepts one connection, then none until closed.
-type oneConnListener struct {
-	conn      net.Conn
-	given     bool
-	done      chan struct{}
-	closeOnce sync.Once
-}
+// rightsListener accepts the connections a container opens: each a
+// stream socket it sends as SCM_RIGHTS on its end of the capability.
+// A message that carries no socket is skipped.
+type rightsListener struct{ uc *net.UnixConn }
 
-func newOneConnListener(c net.Conn) *oneConnListener {
-	return &oneConnListener{conn: c, done: make(chan struct{})}
-}
-
-func (l *oneConnListener) Accept() (net.Conn, error) {
-	if !l.given {
-		l.given = true
-		return l.conn, nil
+func (l *rightsListener) Accept() (net.Conn, error) {
+	for {
+		var b [1]byte
+		oob := make([]byte, unix.CmsgSpace(4*4))
+		n, oobn, _, _, err := l.uc.ReadMsgUnix(b[:], oob)
+		switch {
+		case err != nil:
+			return nil, err
+		case n == 0 && oobn == 0:
+			return nil, net.ErrClosed // every end the container held is closed
+		case oobn == 0:
+			continue
+		}
+		var fds []int
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err == nil {
+			for i := range msgs {
+				if got, err := unix.ParseUnixRights(&msgs[i]); err == nil {
+					fds = append(fds, got...)
+				}
+			}
+		}
+		for _, fd := range fds[min(len(fds), 1):] {
+			unix.Close(fd) // one connection a message
+		}
+		if len(fds) == 0 {
+			continue
+		}
+		unix.CloseOnExec(fds[0])
+		f := os.NewFile(uintptr(fds[0]), "spawn-conn")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			continue // not a socket
+		}
+		return c, nil
 	}
-	<-l.done
-	return nil, net.ErrClosed
 }
 
-func (l *oneConnListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
-	return nil
-}
-
-func (l *oneConnListener) Addr() net.Addr { return l.conn.LocalAddr() }
+func (l *rightsListener) Close() error   { return l.uc.Close() }
+func (l *rightsListener) Addr() net.Addr { return l.uc.LocalAddr() }
