@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -205,4 +206,41 @@ func TestSpawnRevoke(t *testing.T) {
 	if !strings.HasPrefix(got["after"], "403 ") {
 		t.Errorf("after revoke: got %q, want 403", got["after"])
 	}
+}
+
+// TestSpawnPids: a sub-container's tasks come out of its parent's
+// --pids: the parent holds some, and its child, whose own limit is the
+// whole quota, gets EAGAIN inside once the sum reaches the parent's.
+//
+// Not parallel: it forks many processes.
+func TestSpawnPids(t *testing.T) {
+	needOak(t, false)
+	o := newOak(t)
+	child := runReq(`"Cmd":["/bin/sh","-c","` + forkAndHold + `"]`)
+	script := "i=0; while [ $i -lt 8 ]; do sleep 300 & i=$((i+1)); done\n" +
+		"echo kid: $(/bin/probe spawn " + child + ")\necho done\nexec sleep 1000\n"
+	parent := o.runD("--spawn", "--memory", "64m", "--pids", "24", rootfsDir, "/bin/sh", "-c", script)
+	got := spawnAnswers(o.waitOutput(parent, "done", 90*time.Second))
+	if !strings.HasPrefix(got["kid"], "201 ") {
+		t.Fatalf("kid: got %q, want 201", got["kid"])
+	}
+	var created struct{ Id string }
+	if err := json.Unmarshal([]byte(strings.TrimPrefix(got["kid"], "201 ")), &created); err != nil || created.Id == "" {
+		t.Fatalf("kid: %q: %v", got["kid"], err)
+	}
+	logKid := o.waitOutput(created.Id, "Resource temporarily unavailable", time.Minute)
+	started := lastStarted(logKid)
+	var info []struct{ HostConfig struct{ Factory string } }
+	r := o.run("inspect", parent)
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &info) != nil || len(info) != 1 {
+		t.Fatalf("oak inspect %s\n%s", parent, r)
+	}
+	f := o.inspectFactory(info[0].HostConfig.Factory)
+	held, _ := strconv.Atoi(readFirst(factoryFile(f, "pids", "pids.current")))
+	// The parent's init, shell and 8 sleepers; the child's init, shell,
+	// subshell and sleepers: never more than the parent's 24 together.
+	if started < 1 || 10+3+started > 24 || held > 24 {
+		t.Errorf("the child started %d sleepers while the parent held 10 tasks of its 24; the group counts %d\n%s", started, held, logKid)
+	}
+	t.Logf("the child started %d sleepers; the parent's group counts %d of 24", started, held)
 }
