@@ -63,8 +63,6 @@ type RunOptions struct {
 	// what that container may give (see admitSpawn).
 	Spawn  bool
 	Parent string
-	// spawnFactory is the factory prepareSpawn made for a --spawn run.
-	spawnFactory string
 }
 
 // Spec is the resolved form of RunOptions kept in the record, everything a
@@ -328,6 +326,9 @@ var ForwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGH
 // process go to the container.
 func (e *Engine) Run(opts RunOptions, io Stdio) (Exit, error) {
 	trace.Mark("engine: run")
+	if opts.Spawn {
+		return Exit{}, errors.New("invalid --spawn: only a detached container (run -d) may hold the spawn capability, which its supervisor serves")
+	}
 	sandbox.PrimeMoves()
 	c, spec, err := e.create(opts)
 	if err != nil {

@@ -80,7 +80,7 @@ func (e *Engine) prepareSpawn(o *RunOptions) (undo func(), err error) {
 	if _, err := e.CreateFactory(FactoryOptions{Name: name, Quota: q}); err != nil {
 		return undo, fmt.Errorf("run --spawn: %w", err)
 	}
-	o.Factory, o.spawnFactory = name, name
+	o.Factory = name
 	o.Env = append(slices.Clone(o.Env), fmt.Sprintf("%s=%d", SpawnEnv, SpawnFD))
 	return func() { e.RemoveFactory(name, true) }, nil
 }
