@@ -45,6 +45,9 @@ func runReq(fields string) string {
 func TestSpawn(t *testing.T) {
 	needOak(t, true)
 	o := newOak(t)
+	// A container of root's: a request marked as its spawn, were the
+	// mark the container's to set, would be answered for it.
+	other := o.runD(rootfsDir, "sleep", "1000")
 	steps := [][2]string{
 		{"kid", runReq(`"Cmd":["sleep","1000"],"Name":"kid"`)},
 		{"list", "GET /v1/containers"},
@@ -59,6 +62,8 @@ func TestSpawn(t *testing.T) {
 		{"nest", runReq(`"Cmd":["true"],"Spawn":true`)},
 		{"self", "DELETE /v1/containers/$HOSTNAME?force=true"},
 		{"volumes", "GET /v1/volumes"},
+		{"forged", "-H Oak-Spawn-Parent:" + other + " -H oak-spawn-parent:" + other + " GET /v1/containers/" + other},
+		{"forged-list", "-H Oak-Spawn-Parent:" + other + " GET /v1/containers"},
 	}
 	parent := o.runD("--spawn", "--memory", "64m", "--pids", "32", "--egress", "10.1.2.3:80/tcp",
 		rootfsDir, "/bin/sh", "-c", spawnScript(steps))
@@ -77,6 +82,7 @@ func TestSpawn(t *testing.T) {
 		"nest":      "400 ",
 		"self":      "404 ",
 		"volumes":   "403 ",
+		"forged":    "404 ", // the mark is the supervisor's: still the parent's spawn
 	}
 	for k, w := range want {
 		if !strings.HasPrefix(got[k], w) {
@@ -86,6 +92,9 @@ func TestSpawn(t *testing.T) {
 	if !strings.Contains(got["list"], `"Name":"kid"`) || strings.Count(got["list"], `"Id":`) != 1 {
 		t.Errorf("list: got %q, want the sub-container kid only", got["list"])
 	}
+	if l := got["forged-list"]; !strings.HasPrefix(l, "200 ") || !strings.Contains(l, `"Name":"kid"`) || strings.Contains(l, `"Id":"`+other) {
+		t.Errorf("list with a forged mark: got %q, want the parent's own sub-containers", l)
+	}
 
 	// From the host: the sub-containers are the parent's, in its factory.
 	var kids []psEntry
@@ -94,7 +103,7 @@ func TestSpawn(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, e := range all {
-		if e.ID != parent {
+		if e.ID != parent && e.ID != other {
 			kids = append(kids, e)
 		}
 	}
@@ -141,6 +150,9 @@ func TestSpawn(t *testing.T) {
 	if r := o.run("rm", "-f", parent); r.code != 0 {
 		t.Fatalf("oak rm -f %s\n%s", parent, r)
 	}
+	if r := o.run("rm", "-f", other); r.code != 0 {
+		t.Fatalf("oak rm -f %s\n%s", other, r)
+	}
 	if left, _ := o.psAll(); len(left) != 0 {
 		t.Errorf("after rm of the parent, containers are left: %+v", left)
 	}
@@ -150,6 +162,9 @@ func TestSpawn(t *testing.T) {
 				t.Errorf("sub-container %s's process %d lives on", k.Name, k.Pid)
 			}
 		}
+	}
+	if dirs := o.containerDirs(); len(dirs) != 0 {
+		t.Errorf("container directories left: %v", dirs)
 	}
 	if r := o.run("factory", "inspect", factory); r.code == 0 {
 		t.Errorf("factory %s is left after its container's removal\n%s", factory, r)

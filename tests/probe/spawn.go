@@ -18,11 +18,21 @@ import (
 // doSpawn speaks the daemon's API through the container's spawn
 // capability ($OAK_SPAWN_FD, fd 3 by default): it opens a connection by
 // sending one end of a fresh socketpair over the capability, sends
-// METHOD PATH with BODY (JSON) on the other, and prints "STATUS BODY" on
-// one line. Without the capability it prints the errno of the send.
+// METHOD PATH with BODY (JSON) and each -H NAME:VALUE header on the
+// other, and prints "STATUS BODY" on one line. Without the capability it
+// prints the errno of the send.
 func doSpawn(args []string) error {
+	var headers [][2]string
+	for len(args) >= 2 && args[0] == "-H" {
+		k, v, ok := strings.Cut(args[1], ":")
+		if !ok {
+			return fmt.Errorf("-H %q: want NAME:VALUE", args[1])
+		}
+		headers = append(headers, [2]string{k, v})
+		args = args[2:]
+	}
 	if len(args) < 2 || len(args) > 3 {
-		return fmt.Errorf("usage: spawn METHOD PATH [BODY]")
+		return fmt.Errorf("usage: spawn [-H NAME:VALUE]... METHOD PATH [BODY]")
 	}
 	fd := 3
 	if v := os.Getenv("OAK_SPAWN_FD"); v != "" {
@@ -46,6 +56,9 @@ func doSpawn(args []string) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	for _, h := range headers {
+		req.Header.Add(h[0], h[1])
+	}
 	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		return err
