@@ -327,7 +327,7 @@ func (e *Engine) controlAddr(id string) (addr string, close func(), err error) {
 // serveControl answers control requests for container id until ctx ends.
 // An exec request holds its connection until the process it started ends
 // (see serveExec); every other request is one line in, one line out.
-func (e *Engine) serveControl(ctx context.Context, id string, ns *netService, p *sandbox.Process, term *termHub) error {
+func (e *Engine) serveControl(ctx context.Context, id string, ns *netService, p *sandbox.Process, term *termHub, sp *spawnProxy) error {
 	path, closeDir, err := e.controlAddr(id)
 	if err != nil {
 		return fmt.Errorf("container %s: control socket: %w", ShortID(id), err)
@@ -369,6 +369,10 @@ func (e *Engine) serveControl(ctx context.Context, id string, ns *netService, p 
 				rep.Error = ErrNoTerminal.Error()
 			case req.Resize != nil && term != nil:
 				term.resize(req.Resize.Rows, req.Resize.Cols)
+			case req.Revoke == SpawnGrant:
+				if sp != nil {
+					sp.close() // revokeSpawn marked it revoked: no restart serves it again
+				}
 			case req.Revoke != "":
 				if err := ns.revoke(req.Revoke); err != nil {
 					rep.Error = oneLine(err.Error())

@@ -560,8 +560,9 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		task.Stdin, task.Stdout, task.Stderr, task.TTY = slave, slave, slave, true
 	}
 	task.CgroupParent = c.CgroupParent
+	var sp *spawnProxy
 	if c.Spawn && !e.spawnRevokedOf(c) {
-		sp, err := e.newSpawnProxy(c.ID)
+		sp, err = e.newSpawnProxy(c.ID)
 		if err != nil {
 			closePipes()
 			return sandbox.Exit{}, false, nil, err
@@ -611,7 +612,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		nsLog = netlog
 	}
 	ns := serveNetwork(ctx, p, auth, nsLog)
-	if err := e.serveControl(ctx, c.ID, ns, p, term); err != nil {
+	if err := e.serveControl(ctx, c.ID, ns, p, term, sp); err != nil {
 		fmt.Fprintln(out.Stderr, "oak:", err)
 	}
 	trace.Mark("engine: services up")

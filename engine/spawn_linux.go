@@ -204,6 +204,13 @@ func (e *Engine) revokeSpawn(ref string) error {
 	if err := writeFileAtomic(filepath.Join(e.dir(c.ID), spawnRevoked), nil); err != nil {
 		return fmt.Errorf("revoke %s %s: %w", ref, SpawnGrant, err)
 	}
+	// Its supervisor closes its end: the descriptor answers nothing more.
+	// A container that is not running serves none.
+	if c.Status == StatusRunning {
+		if _, err := e.control(c.ID, "revoke", controlRequest{Revoke: SpawnGrant}); err != nil {
+			return err
+		}
+	}
 	cs, err := e.ListContainers(Filter{})
 	if err != nil {
 		return err
@@ -276,7 +283,8 @@ func (e *Engine) newSpawnProxy(id string) (*spawnProxy, error) {
 	return sp, nil
 }
 
-// close stops serving the capability: the command's end then reads EOF.
+// close stops serving the capability: the command's end is then
+// connected to nothing (a send fails with EPIPE).
 func (sp *spawnProxy) close() {
 	sp.theirs.Close()
 	sp.srv.Close()
