@@ -108,7 +108,8 @@ func (e *Engine) SpawnFactoryOf(id string) (string, error) {
 // admitSpawn checks a run on behalf of container o.Parent and narrows it
 // to what that container may give: made from its factory, of its image
 // (not a host directory unless the parent's is that one), with egress
-// grants each one of the parent's (or the parent holds "any"), no
+// grants each one of the parent's (or the parent holds "any"), a log
+// bounded by the parent's, no
 // published port, no volume and no host directory, no spawn capability
 // of its own. Its name is kept as FACTORY.NAME, as a tenant's are.
 func (e *Engine) admitSpawn(o *RunOptions) error {
@@ -139,6 +140,11 @@ func (e *Engine) admitSpawn(o *RunOptions) error {
 	if err := e.sameImage(o.Image, &ps); err != nil {
 		return err
 	}
+	// Its log is the host's disk: no more of it than the parent's.
+	if pl := ps.Log; pl.MaxSize > 0 && (o.Log.MaxSize == 0 || o.Log.MaxSize > pl.MaxSize || o.Log.MaxFile > pl.MaxFile) {
+		return fmt.Errorf("invalid --log-max-size %s / --log-max-file %d: above the parent's %s / %d; a sub-container's log is bounded by its parent's",
+			logSizeText(o.Log.MaxSize), o.Log.MaxFile, logSizeText(pl.MaxSize), pl.MaxFile)
+	}
 	if _, err := parseGrants(nil, o.Egress); err != nil {
 		return err
 	}
@@ -158,6 +164,13 @@ func (e *Engine) admitSpawn(o *RunOptions) error {
 	}
 	o.Factory, o.Parent = factory, p.ID
 	return nil
+}
+
+func logSizeText(n int64) string {
+	if n == 0 {
+		return "none (never rotate)"
+	}
+	return bytesText(n)
 }
 
 // sameImage refuses ref unless it is the image the parent runs (spec):

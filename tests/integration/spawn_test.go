@@ -62,6 +62,7 @@ func TestSpawn(t *testing.T) {
 		{"nest", runReq(`"Cmd":["true"],"Spawn":true`)},
 		{"self", "DELETE /v1/containers/$HOSTNAME?force=true"},
 		{"volumes", "GET /v1/volumes"},
+		{"log", runReq(`"Cmd":["true"],"LogMaxSize":0`)},
 		{"forged", "-H Oak-Spawn-Parent:" + other + " -H oak-spawn-parent:" + other + " GET /v1/containers/" + other},
 		{"forged-list", "-H Oak-Spawn-Parent:" + other + " GET /v1/containers"},
 	}
@@ -82,6 +83,7 @@ func TestSpawn(t *testing.T) {
 		"nest":      "400 ",
 		"self":      "404 ",
 		"volumes":   "403 ",
+		"log":       "400 ",
 		"forged":    "404 ", // the mark is the supervisor's: still the parent's spawn
 	}
 	for k, w := range want {
