@@ -45,6 +45,11 @@ func withPeer(ctx context.Context, p peer) context.Context {
 type caller struct {
 	uid    uint32
 	tenant *engine.Tenant // nil: the host's administrator
+	// parent, if set, is the container whose spawn capability the
+	// request came through (see engine/spawn_linux.go): the caller is
+	// then that container, acting as a tenant of its spawn factory
+	// (tenant names the factory), over the sub-containers it made only.
+	parent string
 }
 
 type callerKey struct{}
@@ -66,6 +71,26 @@ type TenantEngine interface {
 	TenantByUID(uid uint32) (*engine.Tenant, error)
 	InspectFactory(name string) (*engine.FactoryInfo, error)
 	CreateFactoryVolume(factory, name string, size int64, o engine.VolumeOptions) (*engine.VolumeInfo, error)
+}
+
+// SpawnEngine is what the server needs of the engine to serve
+// containers' spawn capabilities; *engine.Engine has it. An engine
+// without it serves none: a request marked as a container's is refused.
+type SpawnEngine interface {
+	SpawnFactoryOf(id string) (string, error)
+}
+
+// spawnAccess is what a route lets a container reach through its spawn
+// capability: its sub-containers (every route under
+// /v1/containers/{id}, as for tenants), making and listing them, and
+// what everyone may read. No volume routes: a sub-container mounts none.
+var spawnAccess = map[string]access{
+	"GET /v1/health":          open,
+	"GET /v1/ready":           open,
+	"POST /v1/containers":     scoped,
+	"GET /v1/containers":      scoped,
+	"GET /v1/images":          open,
+	"GET /v1/images/{ref...}": open,
 }
 
 // authError is a request refused for who sent it.
@@ -108,9 +133,12 @@ var tenantAccess = map[string]access{
 	// tenant's containers).
 }
 
-func routeAccess(rt Route) access {
+func routeAccess(c caller, rt Route) access {
 	if strings.HasPrefix(rt.Pattern, "/v1/containers/{id}") {
 		return ownContainer
+	}
+	if c.parent != "" {
+		return spawnAccess[rt.Method+" "+rt.Pattern]
 	}
 	return tenantAccess[rt.Method+" "+rt.Pattern]
 }
@@ -128,6 +156,20 @@ func (s *Server) authorize(rt Route, r *http.Request) (*http.Request, error) {
 		return r, &authError{http.StatusUnauthorized, CodeUnauthorized, "who is calling is unknown: " + why}
 	}
 	c := caller{uid: p.uid}
+	if parent := r.Header.Get(engine.SpawnHeader); parent != "" && p.uid == 0 {
+		// Only a supervisor (root) sets it, for the container it serves;
+		// any other peer's is ignored: it narrows nothing it could widen.
+		se, ok := s.eng.(SpawnEngine)
+		if !ok {
+			return r, &authError{http.StatusForbidden, CodeForbidden, "this daemon serves no spawn capabilities"}
+		}
+		factory, err := se.SpawnFactoryOf(parent)
+		if err != nil {
+			return r, &authError{http.StatusForbidden, CodeForbidden, err.Error()}
+		}
+		c.parent = parent
+		c.tenant = &engine.Tenant{Name: factory, Factory: factory}
+	}
 	if p.uid != 0 {
 		te, ok := s.eng.(TenantEngine)
 		if ok {
@@ -146,7 +188,7 @@ func (s *Server) authorize(rt Route, r *http.Request) (*http.Request, error) {
 	if c.tenant == nil {
 		return r, nil
 	}
-	switch routeAccess(rt) {
+	switch routeAccess(c, rt) {
 	case open, scoped:
 		return r, nil
 	case ownContainer:
@@ -205,13 +247,23 @@ func (c caller) own(cs []*engine.ContainerInfo) []*engine.ContainerInfo {
 	}
 	out := []*engine.ContainerInfo{}
 	for _, ci := range cs {
-		if ci.HostConfig.Tenant != "" && ci.HostConfig.Tenant == c.tenant.Name {
+		if c.owns(ci) {
 			shown := *ci
 			shown.Name = engine.TenantDisplayName(c.tenant.Name, ci.Name)
 			out = append(out, &shown)
 		}
 	}
 	return out
+}
+
+// owns reports whether ci is the (restricted) caller c's: a tenant's
+// own, or the sub-containers a container made through its spawn
+// capability.
+func (c caller) owns(ci *engine.ContainerInfo) bool {
+	if c.parent != "" {
+		return ci.HostConfig.Parent == c.parent
+	}
+	return ci.HostConfig.Tenant != "" && ci.HostConfig.Tenant == c.tenant.Name
 }
 
 // containersFor lists the containers r's caller may see that pass
@@ -295,7 +347,10 @@ func runOptions(r *http.Request, req *RunRequest) (engine.RunOptions, error) {
 		req.Factory = c.tenant.Factory // limits left out are the factory's
 	}
 	o, err := req.RunOptions()
-	if c.tenant != nil {
+	switch {
+	case c.parent != "":
+		o.Parent = c.parent // the engine narrows it (admitSpawn)
+	case c.tenant != nil:
 		o.Tenant = c.tenant.Name
 	}
 	return o, err

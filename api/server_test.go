@@ -294,7 +294,7 @@ func TestRunRequestRoundTrip(t *testing.T) {
 		Publish: []string{"8080:80"}, Egress: []string{"any"}, ReadOnly: true, User: "1:2",
 		Names:   engine.NameOptions{Hostname: "h", DNS: []string{"1.1.1.1"}, AddHosts: []string{"x:1.2.3.4"}},
 		Log:     engine.LogOptions{MaxSize: 0, MaxFile: 1},
-		Ulimits: []engine.Ulimit{{Name: "nofile", Soft: -1, Hard: -1}}, Tenant: "t"}
+		Ulimits: []engine.Ulimit{{Name: "nofile", Soft: -1, Hard: -1}}, Tenant: "t", Spawn: true, Parent: "p"}
 	o.Limits.MemoryBytes, o.Limits.Pids, o.Limits.CPUMilli, o.Limits.TmpfsBytes, o.Limits.WritableBytes = 0, 0, 250, 4096, 8<<20
 	// Every field is set, so that a field the request does not carry
 	// (as Factory once was not) fails the round trip.
@@ -315,12 +315,12 @@ func TestRunRequestRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The tenant is the caller's, from its credentials (auth.go): no
-	// request carries it.
-	if got.Tenant != "" {
-		t.Errorf("a request carried tenant %q", got.Tenant)
+	// The tenant, and the parent of a sub-container, are the caller's,
+	// from its credentials (auth.go): no request carries them.
+	if got.Tenant != "" || got.Parent != "" {
+		t.Errorf("a request carried tenant %q or parent %q", got.Tenant, got.Parent)
 	}
-	got.Tenant = o.Tenant
+	got.Tenant, got.Parent = o.Tenant, o.Parent
 	if a, b := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", o); a != b {
 		t.Errorf("round trip changed the request:\n got %s\nwant %s", a, b)
 	}

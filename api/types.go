@@ -59,6 +59,9 @@ type RunRequest struct {
 	// unless-stopped; empty is no.
 	RestartPolicy string   `json:",omitempty"`
 	Ulimits       []Ulimit `json:",omitempty"`
+	// Spawn gives the container the capability to make sub-containers
+	// from its own quota (docs/spawn.md); it needs Memory and PidsLimit.
+	Spawn bool `json:",omitempty"`
 }
 
 // Ulimit is one resource limit set on the container's init; -1 is none.
@@ -84,7 +87,7 @@ func (e *FieldError) Error() string { return "invalid " + e.Field + ": " + e.Err
 func (r *RunRequest) RunOptions() (engine.RunOptions, error) {
 	o := engine.RunOptions{Image: r.Image, Args: r.Cmd, Name: r.Name, Env: r.Env, Workdir: r.WorkingDir,
 		User: r.User, Labels: r.Labels, Factory: r.Factory, AutoRemove: r.AutoRemove, Volumes: r.Volumes, Tmpfs: r.Tmpfs,
-		Publish: r.Publish, PublishAll: r.PublishAll, Egress: r.Egress, TTY: r.Tty, ReadOnly: r.ReadonlyRootfs,
+		Publish: r.Publish, PublishAll: r.PublishAll, Egress: r.Egress, TTY: r.Tty, ReadOnly: r.ReadonlyRootfs, Spawn: r.Spawn,
 		Names: engine.NameOptions{Hostname: r.Hostname, DNS: r.Dns, DNSSearch: r.DnsSearch,
 			DNSOptions: r.DnsOptions, AddHosts: r.ExtraHosts}}
 	if r.Image == "" {
@@ -157,7 +160,7 @@ func NewRunRequest(o engine.RunOptions) *RunRequest {
 		Labels: o.Labels, Factory: o.Factory, Memory: &mem, PidsLimit: &pids, NanoCpus: o.Limits.CPUMilli * 1_000_000, TmpfsSize: &tmpfs,
 		StorageSize: o.Limits.WritableBytes, LogMaxSize: &logSize, LogMaxFile: &logFile,
 		ReadonlyRootfs: o.ReadOnly, AutoRemove: o.AutoRemove, Volumes: o.Volumes, Tmpfs: o.Tmpfs,
-		Publish: o.Publish, PublishAll: o.PublishAll, Egress: o.Egress, Tty: o.TTY,
+		Publish: o.Publish, PublishAll: o.PublishAll, Egress: o.Egress, Tty: o.TTY, Spawn: o.Spawn,
 		Hostname: o.Names.Hostname, Dns: o.Names.DNS, DnsSearch: o.Names.DNSSearch, DnsOptions: o.Names.DNSOptions,
 		ExtraHosts: o.Names.AddHosts}
 	if o.Entrypoint != nil {

@@ -74,6 +74,8 @@ type HostConfig struct {
 	AutoRemove     bool
 	Factory        string   `json:",omitempty"` // the factory it was made from (run --factory)
 	Tenant         string   `json:",omitempty"` // the tenant it is for; "" the host administrator's
+	Spawn          bool     `json:",omitempty"` // run --spawn: it may make sub-containers
+	Parent         string   `json:",omitempty"` // the id of the container that made it (a sub-container)
 	Publish        []string // -p grants as given
 	Egress         []string // --egress grants as given
 	Dns            []string
@@ -117,6 +119,7 @@ func (e *Engine) containerInfo(c *Container) *ContainerInfo {
 	ci.HostConfig.AutoRemove = c.AutoRemove
 	ci.HostConfig.Factory = c.Factory
 	ci.HostConfig.Tenant = c.Tenant
+	ci.HostConfig.Spawn, ci.HostConfig.Parent = c.Spawn, c.Parent
 	var s Spec
 	if c.Status == StatusBroken || readJSON(e.specPath(c.ID), &s) != nil {
 		return ci

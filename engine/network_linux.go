@@ -327,7 +327,7 @@ func (e *Engine) controlAddr(id string) (addr string, close func(), err error) {
 // serveControl answers control requests for container id until ctx ends.
 // An exec request holds its connection until the process it started ends
 // (see serveExec); every other request is one line in, one line out.
-func (e *Engine) serveControl(ctx context.Context, id string, ns *netService, p *sandbox.Process, term *termHub) error {
+func (e *Engine) serveControl(ctx context.Context, id string, ns *netService, p *sandbox.Process, term *termHub, sp *spawnProxy) error {
 	path, closeDir, err := e.controlAddr(id)
 	if err != nil {
 		return fmt.Errorf("container %s: control socket: %w", ShortID(id), err)
@@ -369,6 +369,10 @@ func (e *Engine) serveControl(ctx context.Context, id string, ns *netService, p 
 				rep.Error = ErrNoTerminal.Error()
 			case req.Resize != nil && term != nil:
 				term.resize(req.Resize.Rows, req.Resize.Cols)
+			case req.Revoke == SpawnGrant:
+				if sp != nil {
+					sp.close() // revokeSpawn marked it revoked: no restart serves it again
+				}
 			case req.Revoke != "":
 				if err := ns.revoke(req.Revoke); err != nil {
 					rep.Error = oneLine(err.Error())
@@ -435,6 +439,9 @@ func writeControl(c net.Conn, rep controlReply) error {
 // "egress 127.0.0.1:6379/tcp") from a running container. It returns once
 // the container can no longer use it for new sockets.
 func (e *Engine) Revoke(ref, name string) error {
+	if name == SpawnGrant {
+		return e.revokeSpawn(ref)
+	}
 	_, err := e.control(ref, "revoke", controlRequest{Revoke: name})
 	return err
 }
@@ -442,6 +449,11 @@ func (e *Engine) Revoke(ref, name string) error {
 // Grants lists the network grants a running container still holds.
 func (e *Engine) Grants(ref string) ([]string, error) {
 	rep, err := e.control(ref, "grants", controlRequest{Grants: true})
+	if err == nil {
+		if c, gerr := e.Get(ref); gerr == nil && c.Spawn && !e.spawnRevokedOf(c) {
+			rep.Grants = append(rep.Grants, SpawnGrant)
+		}
+	}
 	return rep.Grants, err
 }
 

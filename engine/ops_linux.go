@@ -73,10 +73,19 @@ func (e *Engine) Kill(ref string, sig syscall.Signal) error {
 // its control groups is killed and the record removed. Of several Removes
 // of one container, exactly one succeeds; the others find no such
 // container.
-func (e *Engine) Remove(ref string, force bool) error {
+func (e *Engine) Remove(ref string, force bool) (err error) {
 	c, err := e.Get(ref)
 	if err != nil {
 		return err
+	}
+	if c.Spawn {
+		// After the record is gone and the lock released: its
+		// sub-containers go with it.
+		defer func() {
+			if err == nil {
+				err = e.withdrawSpawn(c)
+			}
+		}()
 	}
 	switch {
 	case c.Status == StatusBroken && !force:

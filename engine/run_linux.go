@@ -57,6 +57,12 @@ type RunOptions struct {
 	// Tenant, if set, is the tenant the container is made for: the
 	// request is narrowed to what a tenant may ask (see admitTenant).
 	Tenant string
+	// Spawn gives the container the capability to make sub-containers
+	// from its own quota (see spawn_linux.go). Parent, if set, is the
+	// container a sub-container is made for: the request is narrowed to
+	// what that container may give (see admitSpawn).
+	Spawn  bool
+	Parent string
 }
 
 // Spec is the resolved form of RunOptions kept in the record, everything a
@@ -222,7 +228,7 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	id := newID()
 	c := &Container{ID: id, Name: opts.Name, Image: opts.Image, Command: args, Created: time.Now().UTC(),
 		Status: StatusCreated, AutoRemove: opts.AutoRemove, Supervisor: os.Getpid(), SupStart: pidStart(os.Getpid()),
-		Labels: opts.Labels, Tenant: opts.Tenant}
+		Labels: opts.Labels, Tenant: opts.Tenant, Spawn: opts.Spawn, Parent: opts.Parent}
 	if c.Name == "" {
 		c.Name = "oak-" + ShortID(id)
 	}
@@ -325,6 +331,9 @@ var ForwardedSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGH
 // process go to the container.
 func (e *Engine) Run(opts RunOptions, io Stdio) (Exit, error) {
 	trace.Mark("engine: run")
+	if opts.Spawn {
+		return Exit{}, errors.New("invalid --spawn: only a detached container (run -d) may hold the spawn capability, which its supervisor serves")
+	}
 	sandbox.PrimeMoves()
 	c, spec, err := e.create(opts)
 	if err != nil {
@@ -556,6 +565,16 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		task.Stdin, task.Stdout, task.Stderr, task.TTY = slave, slave, slave, true
 	}
 	task.CgroupParent = c.CgroupParent
+	var sp *spawnProxy
+	if c.Spawn && !e.spawnRevokedOf(c) {
+		sp, err = e.newSpawnProxy(c.ID)
+		if err != nil {
+			closePipes()
+			return sandbox.Exit{}, false, nil, err
+		}
+		defer sp.close()
+		task.ExtraFiles = []*os.File{sp.theirs} // at SpawnFD
+	}
 	if err := e.ensureGroups(c); err != nil {
 		closePipes()
 		return sandbox.Exit{}, false, nil, fmt.Errorf("run %s: %w", c.Image, err)
@@ -598,7 +617,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 		nsLog = netlog
 	}
 	ns := serveNetwork(ctx, p, auth, nsLog)
-	if err := e.serveControl(ctx, c.ID, ns, p, term); err != nil {
+	if err := e.serveControl(ctx, c.ID, ns, p, term, sp); err != nil {
 		fmt.Fprintln(out.Stderr, "oak:", err)
 	}
 	trace.Mark("engine: services up")
@@ -729,11 +748,17 @@ const supervisorCmd = "_supervise"
 // RunDetached starts a container supervised by a background oak process and
 // returns its id once the command is executing.
 func (e *Engine) RunDetached(opts RunOptions) (string, error) {
-	c, _, err := e.create(opts)
+	undo, err := e.prepareSpawn(&opts)
 	if err != nil {
 		return "", err
 	}
+	c, _, err := e.create(opts)
+	if err != nil {
+		undo()
+		return "", err
+	}
 	if err := e.spawnSupervisor(c); err != nil {
+		undo()
 		return "", err
 	}
 	return c.ID, nil

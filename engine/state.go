@@ -77,6 +77,12 @@ type Container struct {
 	// Tenant is the tenant that made it (through the daemon's API), whose
 	// alone it is; "" for the host administrator's (see tenant.go).
 	Tenant string `json:"tenant,omitempty"`
+	// Spawn: it was run with --spawn, and holds the capability to make
+	// sub-containers from its own quota (Factory is then the factory
+	// made for it and them; see spawn_linux.go). Parent is, for a
+	// sub-container, the id of the container that made it.
+	Spawn  bool   `json:"spawn,omitempty"`
+	Parent string `json:"parent,omitempty"`
 
 	// Problem says why the record could not be read when Status is
 	// StatusBroken; only ID (the directory's name) and Created (its

@@ -305,6 +305,9 @@ func (e *Engine) RemoveTenant(name string) error {
 // the tenant's own volumes (its factory's) are mounted: another's is
 // refused exactly as a volume that does not exist.
 func (e *Engine) admitTenant(o *RunOptions) error {
+	if o.Parent != "" {
+		return e.admitSpawn(o)
+	}
 	if o.Tenant == "" {
 		return nil
 	}

@@ -223,6 +223,7 @@ over its own files and users, a fixed system-call allowlist.`,
 	f.StringArrayVar(&opts.Tmpfs, "tmpfs", nil, "a private tmpfs at PATH, of --tmpfs-size, charged to the memory limit")
 	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [[HOSTIP:][HOSTPORT]:]PORT[/tcp|udp] (no HOSTPORT: a free one, see oak port)")
 	f.StringArrayVar(&opts.Egress, "egress", nil, "grant connecting: PREFIX[:PORT][/tcp|udp], or any")
+	f.BoolVar(&opts.Spawn, "spawn", false, "with -d: hold the capability to make sub-containers of this image and a subset of these\ngrants, sharing --memory and --pids (fd 3, $OAK_SPAWN_FD; see docs/spawn.md)")
 	f.BoolVar(&opts.ReadOnly, "read-only", false, "run on the image as it is, without a private writable layer")
 	f.StringVar(&opts.Factory, "factory", "", "make the container from this factory (oak factory create): its quota bounds the\ncontainer and its siblings together; --memory, --pids and --cpus default to its limits")
 	f.StringVar(&storage, "storage-size", "", "size of the private writable layer over the image, in memory (default 1g)")

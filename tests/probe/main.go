@@ -49,6 +49,8 @@ type command struct {
 // subcommands print their own output and return errInfo.
 var commands = map[string]command{
 	// Sockets.
+	// The spawn capability (run -d --spawn).
+	"spawn":        {"[-H NAME:VALUE]... METHOD PATH [BODY] (an API request over $OAK_SPAWN_FD; prints STATUS BODY)", doSpawn},
 	"socket":       {"FAMILY TYPE [PROTO]", doSocket},
 	"socket-sweep": {"(families 0..47 x several types: one line each)", doSocketSweep},
 	"socketpair":   {"[FAMILY [TYPE]] (default AF_UNIX SOCK_STREAM)", doSocketpair},

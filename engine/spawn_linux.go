@@ -1,0 +1,351 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Sub-containers. A container run with --spawn holds one capability
+// more than others: a descriptor (SpawnFD, named by $OAK_SPAWN_FD), an
+// AF_UNIX SOCK_SEQPACKET socket whose other end its supervisor holds.
+// The container opens a connection by sending there one end of a stream
+// socketpair of its own (SCM_RIGHTS) and speaking HTTP on the other; the
+// supervisor forwards what comes on it, requests of the daemon's API,
+// to the daemon, marked
+// as the spawn of that container (SpawnHeader, which the supervisor sets
+// and the daemon believes only of root's connections). The daemon then
+// acts for the container as for a tenant of a factory of its own: the
+// factory prepareSpawn made for it, whose quota is the container's own
+// limits, so that the container and every sub-container it makes share
+// them and the kernel bounds their sum. What a sub-container may be
+// given is narrowed to what its parent holds (see admitSpawn): the
+// parent's image, a subset of its egress grants, nothing of the host's.
+// Removing the parent, or revoking its "spawn" grant, withdraws its
+// sub-containers. See docs/spawn.md.
+
+const (
+	// SpawnFD is the descriptor a --spawn container's command holds its
+	// connection to the engine at.
+	SpawnFD = 3
+	// SpawnEnv names SpawnFD in a --spawn container's environment.
+	SpawnEnv = "OAK_SPAWN_FD"
+	// SpawnHeader carries, from a supervisor to the daemon, the id of the
+	// container a request comes from.
+	SpawnHeader = "Oak-Spawn-Parent"
+	// SpawnGrant is the name oak revoke and oak grants know the
+	// capability by.
+	SpawnGrant = "spawn"
+
+	spawnFactoryPrefix = "spawn-"
+	// daemonSocket is the daemon's socket under the state root
+	// (api.SocketName; the api package imports this one).
+	daemonSocket = "oak.sock"
+	// spawnRevoked marks, in a container's directory, a spawn
+	// capability revoked: the daemon refuses its requests from then on.
+	spawnRevoked = "spawn.revoked"
+)
+
+// prepareSpawn makes the factory a --spawn run is made from, its quota
+// the run's own limits, and returns what undoes it. A run without
+// --spawn is left as it is.
+func (e *Engine) prepareSpawn(o *RunOptions) (undo func(), err error) {
+	undo = func() {}
+	if !o.Spawn {
+		return undo, nil
+	}
+	switch {
+	case o.Tenant != "":
+		return undo, errors.New("invalid --spawn: a tenant's containers cannot hold the spawn capability (their factory would have to be made inside the tenant's; not supported)")
+	case o.Parent != "":
+		return undo, errors.New("invalid Spawn: a sub-container cannot hold the spawn capability")
+	case o.Factory != "":
+		return undo, fmt.Errorf("invalid --factory %s with --spawn: a --spawn container is made from a factory of its own, which its sub-containers share", o.Factory)
+	case o.AutoRemove:
+		return undo, errors.New("invalid --rm with --spawn: removing a --spawn container withdraws its sub-containers; remove it with oak rm")
+	case o.Limits.MemoryBytes == 0 || o.Limits.Pids == 0:
+		return undo, errors.New("invalid --spawn: needs a --memory and a --pids limit, which the container shares with its sub-containers")
+	}
+	name := spawnFactoryPrefix + newFactoryID()
+	q := FactoryQuota{MemoryBytes: o.Limits.MemoryBytes, Pids: o.Limits.Pids, CPUMilli: o.Limits.CPUMilli}
+	if _, err := e.CreateFactory(FactoryOptions{Name: name, Quota: q}); err != nil {
+		return undo, fmt.Errorf("run --spawn: %w", err)
+	}
+	o.Factory = name
+	o.Env = append(slices.Clone(o.Env), fmt.Sprintf("%s=%d", SpawnEnv, SpawnFD))
+	return func() { e.RemoveFactory(name, true) }, nil
+}
+
+// SpawnFactoryOf is the factory the sub-containers of container id are
+// made from, if id holds the spawn capability: it was run with --spawn,
+// is running, and the capability was not revoked.
+func (e *Engine) SpawnFactoryOf(id string) (string, error) {
+	c, err := e.Get(id)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case !c.Spawn || c.Factory == "":
+		return "", fmt.Errorf("container %s holds no spawn capability (run -d --spawn)", ShortID(c.ID))
+	case c.Status != StatusRunning:
+		return "", fmt.Errorf("container %s is %s: its spawn capability is not usable", ShortID(c.ID), c.Status)
+	}
+	if _, err := os.Lstat(filepath.Join(e.dir(c.ID), spawnRevoked)); err == nil {
+		return "", fmt.Errorf("container %s: its spawn capability was revoked", ShortID(c.ID))
+	}
+	return c.Factory, nil
+}
+
+// admitSpawn checks a run on behalf of container o.Parent and narrows it
+// to what that container may give: made from its factory, of its image
+// (not a host directory unless the parent's is that one), with egress
+// grants each one of the parent's (or the parent holds "any"), a log
+// bounded by the parent's, no
+// published port, no volume and no host directory, no spawn capability
+// of its own. Its name is kept as FACTORY.NAME, as a tenant's are.
+func (e *Engine) admitSpawn(o *RunOptions) error {
+	factory, err := e.SpawnFactoryOf(o.Parent)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	p, err := e.Get(o.Parent)
+	if err != nil {
+		return fmt.Errorf("run: %w", err)
+	}
+	var ps Spec
+	if err := readJSON(e.specPath(p.ID), &ps); err != nil {
+		return fmt.Errorf("run: parent %s: spec: %w", ShortID(p.ID), unwrapPath(err))
+	}
+	switch {
+	case o.Tenant != "":
+		return errors.New("run: a sub-container is its parent's, not a tenant's")
+	case o.Spawn:
+		return errors.New("invalid Spawn: a sub-container cannot hold the spawn capability")
+	case o.Factory != "" && o.Factory != factory:
+		return fmt.Errorf("invalid --factory %s: a sub-container is made from its parent's factory, %s", o.Factory, factory)
+	case len(o.Volumes) > 0:
+		return fmt.Errorf("invalid -v %s: a sub-container mounts no volume and no host directory", o.Volumes[0])
+	case len(o.Publish) > 0 || o.PublishAll:
+		return errors.New("invalid -p: a sub-container publishes no port (host ports are the host's)")
+	}
+	if err := e.sameImage(o.Image, &ps); err != nil {
+		return err
+	}
+	// Its log is the host's disk: no more of it than the parent's.
+	if pl := ps.Log; pl.MaxSize > 0 && (o.Log.MaxSize == 0 || o.Log.MaxSize > pl.MaxSize || o.Log.MaxFile > pl.MaxFile) {
+		return fmt.Errorf("invalid --log-max-size %s / --log-max-file %d: above the parent's %s / %d; a sub-container's log is bounded by its parent's",
+			logSizeText(o.Log.MaxSize), o.Log.MaxFile, logSizeText(pl.MaxSize), pl.MaxFile)
+	}
+	if _, err := parseGrants(nil, o.Egress); err != nil {
+		return err
+	}
+	for _, g := range o.Egress {
+		if !slices.Contains(ps.Egress, g) && !slices.Contains(ps.Egress, "any") {
+			return fmt.Errorf("invalid --egress %s: not one of the parent's grants %v; a sub-container's rights are a subset of its parent's", g, ps.Egress)
+		}
+	}
+	if o.Name != "" {
+		if err := checkName(o.Name); err != nil {
+			return err
+		}
+		o.Name = TenantContainerName(factory, o.Name)
+		if len(o.Name) > MaxNameLen {
+			return fmt.Errorf("invalid --name: at most %d characters for a sub-container", MaxNameLen-len(factory)-1)
+		}
+	}
+	o.Factory, o.Parent = factory, p.ID
+	return nil
+}
+
+func logSizeText(n int64) string {
+	if n == 0 {
+		return "none (never rotate)"
+	}
+	return bytesText(n)
+}
+
+// sameImage refuses ref unless it is the image the parent runs (spec):
+// the same reference, or a stored image of the same id.
+func (e *Engine) sameImage(ref string, ps *Spec) error {
+	if ref == ps.Image {
+		return nil
+	}
+	refuse := fmt.Errorf("invalid image %q: a sub-container runs its parent's image, %s", ref, ps.Image)
+	if ps.ImageID == "" || strings.HasPrefix(ref, "/") || strings.HasPrefix(ref, ".") {
+		return refuse
+	}
+	img, err := e.ResolveImage(ref)
+	if err != nil || img.ID != ps.ImageID {
+		return refuse
+	}
+	return nil
+}
+
+// withdrawSpawn removes what container c, a --spawn container being
+// removed, made: its factory, and every sub-container in it.
+func (e *Engine) withdrawSpawn(c *Container) error {
+	if !c.Spawn || c.Factory == "" {
+		return nil
+	}
+	if err := e.RemoveFactory(c.Factory, true); err != nil && !errors.Is(err, ErrNoSuchFactory) {
+		return fmt.Errorf("rm %s: withdraw its sub-containers: %w", ShortID(c.ID), err)
+	}
+	return nil
+}
+
+// revokeSpawn withdraws container ref's spawn capability: the daemon
+// refuses what it asks from then on, and its sub-containers are
+// removed. Its own factory stays (it holds the container) until it is
+// removed.
+func (e *Engine) revokeSpawn(ref string) error {
+	c, err := e.Get(ref)
+	if err != nil {
+		return err
+	}
+	if !c.Spawn {
+		return fmt.Errorf("revoke %s %s: the container holds no spawn capability", ref, SpawnGrant)
+	}
+	if err := writeFileAtomic(filepath.Join(e.dir(c.ID), spawnRevoked), nil); err != nil {
+		return fmt.Errorf("revoke %s %s: %w", ref, SpawnGrant, err)
+	}
+	// Its supervisor closes its end: the descriptor answers nothing more.
+	// A container that is not running serves none.
+	if c.Status == StatusRunning {
+		if _, err := e.control(c.ID, "revoke", controlRequest{Revoke: SpawnGrant}); err != nil {
+			return err
+		}
+	}
+	cs, err := e.ListContainers(Filter{})
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, ci := range cs {
+		if ci.HostConfig.Parent == c.ID {
+			if err := e.Remove(ci.Id, true); err != nil && !errors.Is(err, ErrNoSuchContainer) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("revoke %s %s: withdraw its sub-containers: %w", ref, SpawnGrant, err)
+	}
+	return nil
+}
+
+// spawnRevokedOf reports whether c's spawn capability was revoked.
+func (e *Engine) spawnRevokedOf(c *Container) bool {
+	_, err := os.Lstat(filepath.Join(e.dir(c.ID), spawnRevoked))
+	return err == nil
+}
+
+// spawnProxy is a --spawn container's capability, as its supervisor
+// serves it: the other end of the descriptor the command holds, on
+// which the supervisor forwards HTTP requests to the daemon, each marked
+// as the container's.
+type spawnProxy struct {
+	theirs *os.File // for the command, at SpawnFD; closed once it has it
+	srv    *http.Server
+}
+
+// newSpawnProxy makes the capability of container id and serves it
+// until close.
+func (e *Engine) newSpawnProxy(id string) (*spawnProxy, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: spawn capability: socketpair: %w", ShortID(id), err)
+	}
+	ours := os.NewFile(uintptr(fds[0]), "spawn")
+	theirs := os.NewFile(uintptr(fds[1]), "spawn")
+	conn, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		theirs.Close()
+		return nil, fmt.Errorf("container %s: spawn capability: %w", ShortID(id), err)
+	}
+	uc, ok := conn.(*net.UnixConn)
+	if !ok {
+		conn.Close()
+		theirs.Close()
+		return nil, fmt.Errorf("container %s: spawn capability: a %T is no unix socket", ShortID(id), conn)
+	}
+	sock := filepath.Join(e.Root, daemonSocket)
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			pr.Out.URL.Scheme, pr.Out.URL.Host, pr.Out.Host = "http", "oak", "oak"
+			pr.Out.Header.Del(SpawnHeader) // the container's word counts for nothing
+			pr.Out.Header.Set(SpawnHeader, id)
+		},
+		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		}},
+		FlushInterval: -1,
+	}
+	sp := &spawnProxy{theirs: theirs, srv: &http.Server{Handler: rp}}
+	go sp.srv.Serve(&rightsListener{uc})
+	return sp, nil
+}
+
+// close stops serving the capability: the command's end is then
+// connected to nothing (a send fails with EPIPE).
+func (sp *spawnProxy) close() {
+	sp.theirs.Close()
+	sp.srv.Close()
+}
+
+// rightsListener accepts the connections a container opens: each a
+// stream socket it sends as SCM_RIGHTS on its end of the capability.
+// A message that carries no socket is skipped.
+type rightsListener struct{ uc *net.UnixConn }
+
+func (l *rightsListener) Accept() (net.Conn, error) {
+	for {
+		var b [1]byte
+		oob := make([]byte, unix.CmsgSpace(4*4))
+		n, oobn, _, _, err := l.uc.ReadMsgUnix(b[:], oob)
+		switch {
+		case err != nil:
+			return nil, err
+		case n == 0 && oobn == 0:
+			return nil, net.ErrClosed // every end the container held is closed
+		case oobn == 0:
+			continue
+		}
+		var fds []int
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err == nil {
+			for i := range msgs {
+				if got, err := unix.ParseUnixRights(&msgs[i]); err == nil {
+					fds = append(fds, got...)
+				}
+			}
+		}
+		for _, fd := range fds[min(len(fds), 1):] {
+			unix.Close(fd) // one connection a message
+		}
+		if len(fds) == 0 {
+			continue
+		}
+		unix.CloseOnExec(fds[0])
+		f := os.NewFile(uintptr(fds[0]), "spawn-conn")
+		c, err := net.FileConn(f)
+		f.Close()
+		if err != nil {
+			continue // not a socket
+		}
+		return c, nil
+	}
+}
+
+func (l *rightsListener) Close() error   { return l.uc.Close() }
+func (l *rightsListener) Addr() net.Addr { return l.uc.LocalAddr() }
