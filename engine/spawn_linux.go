@@ -305,7 +305,7 @@ func (sp *spawnProxy) close() {
 
 // rightsListener accepts the connections a container opens: each a
 // stream socket it sends as SCM_RIGHTS on its end of the capability.
-// A message that carries no socket is skipped.
+// A message that carries no unix stream socket is skipped.
 type rightsListener struct{ uc *net.UnixConn }
 
 func (l *rightsListener) Accept() (net.Conn, error) {
@@ -334,6 +334,17 @@ func (l *rightsListener) Accept() (net.Conn, error) {
 			unix.Close(fd) // one connection a message
 		}
 		if len(fds) == 0 {
+			continue
+		}
+		// Only a unix stream socket is a connection: anything else the
+		// container holds (a socket of the host's the network service
+		// gave it, a file) is closed unread.
+		if typ, err := unix.GetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
+			unix.Close(fds[0])
+			continue
+		}
+		if dom, err := unix.GetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_DOMAIN); err != nil || dom != unix.AF_UNIX {
+			unix.Close(fds[0])
 			continue
 		}
 		unix.CloseOnExec(fds[0])
