@@ -119,7 +119,8 @@ func TestFactoryPids(t *testing.T) {
 	// a narrows its own limit to 10 and keeps what it forks.
 	o.runD("--name", "a", "--factory", "tasks", "--pids", "10", rootfsDir, "/bin/sh", "-c", forkAndHold)
 	logA := o.waitOutput("a", "Resource temporarily unavailable", time.Minute)
-	heldA, _ := strconv.Atoi(readFirst(factoryFile(f, "pids", "pids.current")))
+	// a's subshell exits after its failed fork: count once it has gone.
+	heldA := settledCount(t, factoryFile(f, "pids", "pids.current"))
 	if heldA < 3 || heldA > 10 {
 		t.Fatalf("factory counts %d tasks after a forked up to its own --pids 10\n%s", heldA, logA)
 	}
@@ -164,6 +165,29 @@ func TestFactoryPids(t *testing.T) {
 	}
 	if _, err := os.Stat(factoryFile(f, "pids", "")); !os.IsNotExist(err) {
 		t.Errorf("factory group %s left after rm -f: %v", f.Group, err)
+	}
+}
+
+// settledCount reads a count file (pids.current) until three reads 50 ms
+// apart agree, so that tasks on their way out are not counted.
+func settledCount(t *testing.T, path string) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	last, same := -1, 0
+	for {
+		n, err := strconv.Atoi(readFirst(path))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if n == last {
+			same++
+		} else {
+			last, same = n, 0
+		}
+		if same == 2 || time.Now().After(deadline) {
+			return n
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
