@@ -77,6 +77,11 @@ type Container struct {
 	// StatusBroken; only ID (the directory's name) and Created (its
 	// modification time) are known then.
 	Problem string `json:"-"`
+
+	// lease is the held lock of id block Slot while this process
+	// supervises the container, or creates it for a supervisor it
+	// starts (see reserve_linux.go); nil otherwise.
+	lease *os.File
 }
 
 // Engine owns one state root. Every method that changes records holds the
