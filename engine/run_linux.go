@@ -198,12 +198,12 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		return nil, nil, err
 	}
 	spec.Log = opts.Log
-
 	unlock, err := e.lock()
 	if err != nil {
 		return nil, nil, err
 	}
 	defer unlock()
+	trace.Mark("engine: locked") // what is before is the request's checks and the wait for the lock
 	if err := e.openReservations(); err != nil {
 		return nil, nil, err
 	}
