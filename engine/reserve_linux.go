@@ -94,10 +94,15 @@ func (e *Engine) openReservations() error {
 		if c.Status == StatusBroken {
 			continue // its name and slot are unknown; rm -f it
 		}
-		if err := os.Symlink(c.ID, filepath.Join(tmp, c.Name)); err != nil {
-			return fail(err)
+		// A name no create would accept (or a second holder of one)
+		// gets no link: the records stay the truth, and one bad record
+		// must not stop every create.
+		if ValidName(c.Name) {
+			if err := os.Symlink(c.ID, filepath.Join(tmp, c.Name)); err != nil && !errors.Is(err, fs.ErrExist) {
+				return fail(err)
+			}
 		}
-		if c.Status != StatusExited {
+		if c.Status != StatusExited && c.Slot >= 0 && c.Slot < maxSlots {
 			// Its supervisor holds no lock: tryBlock finds it alive
 			// through the record this names.
 			if err := os.WriteFile(e.slotPath(c.Slot), []byte(c.ID), 0o600); err != nil {
@@ -155,8 +160,8 @@ func (e *Engine) nameHolder(name, id string) *Container {
 
 // releaseName removes the reservation of name if container id holds it.
 func (e *Engine) releaseName(name, id string) {
-	if name == "" {
-		return
+	if !ValidName(name) {
+		return // never reserved: see openReservations
 	}
 	if holder, err := os.Readlink(e.namePath(name)); err == nil && holder == id {
 		os.Remove(e.namePath(name))
