@@ -246,25 +246,27 @@ func (e *Engine) prepareStart(ref string) (*Container, error) {
 	if err != nil {
 		return nil, err
 	}
-	used := map[int]bool{}
 	for _, o := range cs {
 		if o.ID == c.ID || o.Status == StatusBroken || o.Status == StatusExited {
 			continue
 		}
-		used[o.Slot] = true
 		if err := e.checkPorts(o, listens); err != nil {
 			return nil, err
 		}
 	}
-	for c.Slot = 0; used[c.Slot]; c.Slot++ {
+	if err := e.openReservations(); err != nil {
+		return nil, err
 	}
-	if c.Slot >= maxSlots {
-		return nil, fmt.Errorf("start: %d containers are live; no id range left", maxSlots)
+	// Its own id block again if that is free, so that what it wrote
+	// keeps its owners; else another.
+	if c.Slot, c.lease, err = e.acquireSlot(c.ID, c.Slot); err != nil {
+		return nil, err
 	}
 	c.Status, c.Stopped, c.RestartCount = StatusCreated, false, 0
 	c.Pid, c.PidStart = 0, 0
 	c.Supervisor, c.SupStart = os.Getpid(), pidStart(os.Getpid())
 	if err := e.save(c); err != nil {
+		c.releaseSlot()
 		return nil, err
 	}
 	return c, nil

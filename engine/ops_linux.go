@@ -125,7 +125,7 @@ func (e *Engine) Remove(ref string, force bool) (err error) {
 	if c.Status == StatusBroken {
 		sandbox.RemoveCgroups(c.ID)
 	}
-	if err := os.RemoveAll(e.dir(c.ID)); err != nil {
+	if err := e.removeRecord(c); err != nil {
 		return fmt.Errorf("rm %s: %w", ref, err)
 	}
 	return nil

@@ -215,14 +215,13 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		return nil, nil, err
 	}
 	spec.Log = opts.Log
-
 	unlock, err := e.lock()
 	if err != nil {
 		return nil, nil, err
 	}
 	defer unlock()
-	cs, err := e.reconcile()
-	if err != nil {
+	trace.Mark("engine: locked") // what is before is the request's checks and the wait for the lock
+	if err := e.openReservations(); err != nil {
 		return nil, nil, err
 	}
 	id := newID()
@@ -232,37 +231,50 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 	if c.Name == "" {
 		c.Name = "oak-" + ShortID(id)
 	}
-	used := map[int]bool{}
-	for _, o := range cs {
-		if o.Status == StatusBroken {
-			continue // its name and slot are unknown; rm -f it
-		}
-		if o.Name == c.Name {
-			return nil, nil, fmt.Errorf("invalid --name %q: already used by container %s", c.Name, ShortID(o.ID))
-		}
-		if o.Status == StatusExited {
-			continue
-		}
-		used[o.Slot] = true
-		if err := e.checkPorts(o, listens); err != nil {
+	// Published host ports and a factory's quota are shared with every
+	// live container: only requests that use them read the records. The
+	// name and the id block are reserved without (see reserve_linux.go).
+	if len(spec.Publish) > 0 || opts.Factory != "" {
+		cs, err := e.reconcile()
+		if err != nil {
 			return nil, nil, err
 		}
-	}
-	if len(spec.Publish) > 0 { // it reads every other record's spec
-		if spec.Publish, err = e.pickHostPorts(spec.Publish, cs); err != nil {
-			return nil, nil, err
+		for _, o := range cs {
+			if o.Status == StatusBroken || o.Status == StatusExited {
+				continue
+			}
+			if err := e.checkPorts(o, listens); err != nil {
+				return nil, nil, err
+			}
+		}
+		if len(spec.Publish) > 0 { // it reads every other record's spec
+			if spec.Publish, err = e.pickHostPorts(spec.Publish, cs); err != nil {
+				return nil, nil, err
+			}
+		}
+		if opts.Factory != "" {
+			if err := e.admit(opts.Factory, c, spec, cs); err != nil {
+				return nil, nil, err
+			}
 		}
 	}
-	for c.Slot = 0; used[c.Slot]; c.Slot++ {
+	if err := e.reserveName(c.Name, id); err != nil {
+		return nil, nil, err
 	}
-	if c.Slot >= maxSlots {
-		return nil, nil, fmt.Errorf("run: %d containers are live; no id range left", maxSlots)
-	}
-	if opts.Factory != "" {
-		if err := e.admit(opts.Factory, c, spec, cs); err != nil {
-			return nil, nil, err
+	done := false
+	defer func() {
+		if !done {
+			e.releaseName(c.Name, id)
 		}
+	}()
+	if c.Slot, c.lease, err = e.acquireSlot(id, -1); err != nil {
+		return nil, nil, err
 	}
+	defer func() {
+		if !done {
+			c.releaseSlot()
+		}
+	}()
 	if err := os.Mkdir(e.dir(id), 0o700); err != nil {
 		return nil, nil, fmt.Errorf("container %s: %w", ShortID(id), unwrapPath(err))
 	}
@@ -274,6 +286,7 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		os.RemoveAll(e.dir(id))
 		return nil, nil, err
 	}
+	done = true
 	return c, spec, nil
 }
 
@@ -360,6 +373,8 @@ type Exit struct {
 // no record when that start fails; one started again (oak start) is
 // recorded as exited.
 func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.Signal, ready func(error)) (Exit, error) {
+	// The id block is c's until the end is recorded.
+	defer c.releaseSlot()
 	fail := func(err error) (Exit, error) {
 		if c.Finished.IsZero() {
 			e.discard(c)
@@ -675,7 +690,7 @@ func (e *Engine) finish(c *Container) error {
 			return err
 		}
 		defer unlock()
-		return os.RemoveAll(e.dir(c.ID))
+		return e.removeRecord(c)
 	}
 	if err := e.update(c); err != nil && !strings.Contains(err.Error(), "removed") {
 		return err
@@ -686,7 +701,7 @@ func (e *Engine) finish(c *Container) error {
 // discard removes the record of a container that never started.
 func (e *Engine) discard(c *Container) {
 	if unlock, err := e.lock(); err == nil {
-		os.RemoveAll(e.dir(c.ID))
+		e.removeRecord(c)
 		unlock()
 	}
 }
@@ -766,8 +781,10 @@ func (e *Engine) RunDetached(opts RunOptions) (string, error) {
 
 // spawnSupervisor starts the background supervisor of c, a record in
 // state created, and returns once c's command is executing. A container
-// that never ran leaves no record when that fails.
+// that never ran leaves no record when that fails. The supervisor
+// inherits the lock of c's id block, which this process then lets go.
 func (e *Engine) spawnSupervisor(c *Container) error {
+	defer c.releaseSlot()
 	fail := func(err error) error {
 		if c.Finished.IsZero() {
 			e.discard(c)
@@ -783,7 +800,7 @@ func (e *Engine) spawnSupervisor(c *Container) error {
 		return fail(err)
 	}
 	cmd := exec.Command(self, "--root", e.Root, supervisorCmd, c.ID)
-	cmd.ExtraFiles = []*os.File{w}
+	cmd.ExtraFiles = []*os.File{w, c.lease} // fds 3 and 4: see Supervise
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	err = cmd.Start()
 	w.Close()
@@ -826,16 +843,26 @@ func (e *Engine) abandon(id string) {
 
 // Supervise is the body of a detached container's supervisor process: it
 // starts container id, reports the start on report (then closes it), and
-// waits for the container to end.
-func (e *Engine) Supervise(id string, report *os.File) error {
+// waits for the container to end. lease is the held lock of the
+// container's id block, handed over by the oak that created it; this
+// process holds it until the end is recorded.
+func (e *Engine) Supervise(id string, report, lease *os.File) error {
 	sandbox.PrimeMoves()
 	syscall.CloseOnExec(int(report.Fd()))
+	if lease != nil {
+		syscall.CloseOnExec(int(lease.Fd())) // the container's processes never get it
+	}
 	c, err := e.load(id)
 	if errors.Is(err, os.ErrNotExist) {
 		err = noSuchContainer(id) // removed before its supervisor started
 	}
 	if err == nil && c.Status != StatusCreated {
 		err = fmt.Errorf("container %s: already %s", ShortID(id), c.Status)
+	}
+	if err == nil {
+		if err = e.checkSlotLock(c, lease); err == nil {
+			c.lease = lease
+		}
 	}
 	var spec Spec
 	if err == nil {
@@ -924,8 +951,7 @@ func (e *Engine) settle(c *Container) (kept bool, err error) {
 	// A created container that never ran goes; one being started again
 	// (oak start) keeps its record.
 	if c.AutoRemove || c.Status == StatusCreated && c.Finished.IsZero() {
-		os.RemoveAll(e.dir(c.ID))
-		return false, nil
+		return false, e.removeRecord(c)
 	}
 	if c.Status == StatusRunning {
 		c.ExitCode = -1 // unknown; a restarting one keeps its last

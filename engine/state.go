@@ -93,6 +93,10 @@ type Container struct {
 	// invocation, see Engine.prepare in function_warm_linux.go), which its
 	// first start takes.
 	prepared *sandbox.Prepared
+	// lease is the held lock of id block Slot while this process
+	// supervises the container, or creates it for a supervisor it
+	// starts (see reserve_linux.go); nil otherwise.
+	lease *os.File
 }
 
 // Engine owns one state root. Every method that changes records holds the

@@ -398,7 +398,7 @@ func newSuperviseCmd(stateRoot func() string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return e.Supervise(args[0], os.NewFile(3, "report"))
+			return e.Supervise(args[0], os.NewFile(3, "report"), os.NewFile(4, "slot"))
 		},
 	}
 }
