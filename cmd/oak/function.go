@@ -242,36 +242,17 @@ clients. --timeout kills an invocation that runs longer.`,
 		Short: "Show functions as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var f *format
-			if inspectFormat != "" {
-				var err error
-				if f, err = parseFormat(inspectFormat, ""); err != nil {
-					return err
-				}
-				f.table = false
-			}
 			b, err := openFunctionBackend(stateRoot())
 			if err != nil {
 				return err
 			}
-			objs := []any{}
-			failed := false
-			for _, name := range args {
+			return printInspected(inspectFormat, args, func(name string) (any, error) {
 				fi, err := b.InspectFunction(name)
 				if err != nil {
-					fmt.Fprintln(os.Stderr, "oak: "+oneLine(err.Error()))
-					failed = true
-					continue
+					return nil, err
 				}
-				objs = append(objs, fi)
-			}
-			if err := f.objects(os.Stdout, objs); err != nil {
-				return err
-			}
-			if failed {
-				return &exitError{code: exitFailed}
-			}
-			return nil
+				return fi, nil
+			})
 		},
 	}
 	inspect.ValidArgsFunction = completeFunctions(stateRoot)
