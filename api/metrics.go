@@ -10,6 +10,7 @@ import (
 	vm "github.com/VictoriaMetrics/metrics"
 
 	"github.com/oak-engine/oak/engine"
+	"github.com/oak-engine/oak/services/netsvc"
 )
 
 // metrics are what the daemon exports on /metrics, in Prometheus's text
@@ -78,7 +79,9 @@ var containerStates = []string{engine.StatusCreated, engine.StatusRunning, engin
 	engine.StatusExited, engine.StatusBroken}
 
 // write writes every metric: the counters and histogram, containers by
-// state, and the daemon process's own (go_*, process_*).
+// state, the containers' network counters and the factories' use of
+// their quotas (read at scrape time), and the daemon process's own
+// (go_*, process_*).
 func (m *metrics) write(w io.Writer) error {
 	cs, err := m.eng.ListContainers(engine.Filter{})
 	if err != nil {
@@ -92,8 +95,88 @@ func (m *metrics) write(w io.Writer) error {
 	for _, s := range containerStates {
 		vm.WriteGaugeUint64(w, `oak_containers{state="`+s+`"}`, n[s])
 	}
+	if nc, ok := m.eng.(netCounter); ok {
+		writeNetCounts(w, nc, cs)
+	}
+	if fl, ok := m.eng.(factoryLister); ok {
+		fs, err := fl.ListFactories()
+		if err != nil {
+			return fmt.Errorf("metrics: factories: %w", err)
+		}
+		writeFactories(w, fs)
+	}
 	vm.WriteProcessMetrics(w)
 	return nil
+}
+
+// netCounter is how the engine reads a container's network counters
+// (*engine.Engine has it; the metrics leave them out for an Engine that
+// has not).
+type netCounter interface {
+	NetCounts(id string) (*engine.NetCounts, error)
+}
+
+// writeNetCounts writes, for each container of cs whose supervisor keeps
+// network counters (containers/ID/netcalls, shared with its network
+// service), the trapped calls its network service answered by call and
+// outcome (those that happened: a container makes a few kinds of call,
+// and 40 zero series each would drown the rest), and the restarts of the
+// service, zero included (a measured zero: the service never died). A
+// container's counters run from its first start to its removal; the
+// series go with the container.
+func writeNetCounts(w io.Writer, nc netCounter, cs []*engine.ContainerInfo) {
+	var restarts []string
+	var vals []uint64
+	for _, ci := range cs {
+		c, err := nc.NetCounts(ci.Id)
+		if err != nil {
+			continue // none (never ran, or not yet set up) or unreadable: nothing measured
+		}
+		id := engine.ShortID(ci.Id)
+		restarts = append(restarts, `oak_network_service_restarts_total{container="`+id+`"}`)
+		vals = append(vals, c.Restarts)
+		for k, row := range c.Calls {
+			for o, v := range row {
+				if v > 0 {
+					vm.WriteCounterUint64(w, `oak_trapped_calls_total{container="`+id+`",call="`+netsvc.Calls[k]+
+						`",outcome="`+netsvc.Outcomes[o]+`"}`, v)
+				}
+			}
+		}
+	}
+	for i, name := range restarts {
+		vm.WriteCounterUint64(w, name, vals[i])
+	}
+}
+
+// factoryLister lists the factories with their use, as oak factory ls.
+type factoryLister interface {
+	ListFactories() ([]*engine.FactoryInfo, error)
+}
+
+// writeFactories writes each factory's use of its quota: what the kernel
+// charges its groups now (memory, tasks: its sub-factories' and
+// containers' included), what it has given out of its disk quota (its
+// volumes' and containers' writable layers' reservations, and its
+// sub-factories' disk limits), and its limits, those it has (a resource
+// it does not limit has no series).
+func writeFactories(w io.Writer, fs []*engine.FactoryInfo) {
+	for _, f := range fs {
+		l := `{factory="` + f.Name + `"}`
+		vm.WriteGaugeUint64(w, "oak_factory_memory_bytes"+l, uint64(max(f.Usage.MemoryBytes, 0)))
+		vm.WriteGaugeUint64(w, "oak_factory_pids"+l, uint64(max(f.Usage.Pids, 0)))
+		vm.WriteGaugeUint64(w, "oak_factory_disk_reserved_bytes"+l, uint64(max(f.Given.DiskBytes, 0)))
+	}
+	for _, f := range fs {
+		for _, q := range []struct {
+			res string
+			v   int64
+		}{{"memory_bytes", f.Limit.MemoryBytes}, {"pids", f.Limit.Pids}, {"cpu_milli", f.Limit.CPUMilli}, {"disk_bytes", f.Limit.DiskBytes}} {
+			if q.v > 0 {
+				vm.WriteGaugeUint64(w, `oak_factory_limit{factory="`+f.Name+`",resource="`+q.res+`"}`, uint64(q.v))
+			}
+		}
+	}
 }
 
 // serveMetrics answers GET /metrics.

@@ -181,7 +181,7 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 	}()
 	sctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	serveNetwork(sctx, p, h.auth, lockedErr)
+	serveNetwork(sctx, p, h.auth, lockedErr, nil)
 	// Recorded running while the command runs: the record has its pid
 	// already, which is what a crash needs.
 	recorded := make(chan struct{})

@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -88,8 +89,16 @@ func (a *authority) grants() netGrants {
 }
 
 // RunNetService is the body of `oak _netsvc`: it serves the listener with
-// the grants the control socket sends, until the container is gone.
-func RunNetService(listener, control, local *os.File) error {
+// the grants the control socket sends, until the container is gone. It
+// counts the calls it answers into counts, the container's counters file
+// (see netcounts_linux.go), if that is one.
+func RunNetService(listener, control, local, counts *os.File) error {
+	var tally *netsvc.Tally
+	if counts != nil {
+		if nc, err := mapNetCounts(counts, false); err == nil {
+			tally = nc.tally // mapped until the service ends
+		}
+	}
 	var current atomic.Pointer[authority]
 	first := make(chan error, 1)
 	go func() {
@@ -122,7 +131,7 @@ func RunNetService(listener, control, local *os.File) error {
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv := &netsvc.Server{Grants: liveGrants{&current}, Log: log, Denials: os.Stderr, Local: local}
+	srv := &netsvc.Server{Grants: liveGrants{&current}, Log: log, Denials: os.Stderr, Local: local, Tally: tally}
 	err := srv.Serve(context.Background(), int(listener.Fd()))
 	// Serve uses the bare descriptor: without this, listener's finalizer
 	// could close it under Serve after a garbage collection.
@@ -150,6 +159,7 @@ type netService struct {
 	local    *os.File // the container's local-socket channel, handed to each service
 	auth     *authority
 	log      io.Writer
+	counts   *netCounts // nil counts nothing
 
 	mu  sync.Mutex
 	ctl *os.File      // our end of the current service's control socket
@@ -166,24 +176,42 @@ const netServiceCmd = "_netsvc"
 //
 // log receives the service's own messages and, a line each, the calls it
 // refused and the grant that would allow them (see netsvc.Server.Denials).
-func serveNetwork(ctx context.Context, p *sandbox.Process, a *authority, log io.Writer) *netService {
+// The calls answered and the service's restarts are counted into counts
+// (nil: not counted), which serveNetwork closes once no service serves
+// the container any more.
+func serveNetwork(ctx context.Context, p *sandbox.Process, a *authority, log io.Writer, counts *netCounts) *netService {
 	listener := p.Listener
-	n := &netService{listener: listener, local: p.Local, auth: a, log: log}
+	n := &netService{listener: listener, local: p.Local, auth: a, log: log, counts: counts}
 	if !a.hasNetwork() {
-		go (&netsvc.Server{Offline: true, Denials: log}).Serve(ctx, int(listener.Fd()))
+		go func() {
+			defer counts.close() // Serve has returned: nothing counts any more
+			(&netsvc.Server{Offline: true, Denials: log, Tally: counts.tallyOrNil()}).Serve(ctx, int(listener.Fd()))
+		}()
 		return n
 	}
 	go n.supervise(ctx)
 	return n
 }
 
+// openNetCounts maps container id's counters for its supervisor, or
+// returns nil (nothing counted) if they cannot be had.
+func (e *Engine) openNetCounts(id string) *netCounts {
+	n, err := openNetCounts(filepath.Join(e.dir(id), netCountsFile))
+	if err != nil {
+		return nil
+	}
+	return n
+}
+
 func (n *netService) supervise(ctx context.Context) {
+	defer n.counts.close()
 	for backoff := 10 * time.Millisecond; ctx.Err() == nil; {
 		start := time.Now()
 		err := n.runOnce(ctx)
 		if err == nil || ctx.Err() != nil {
 			return // the container is gone (the service's Serve returned nil)
 		}
+		n.counts.restarted()
 		fmt.Fprintf(n.log, "oak: network service ended (%v); restarting\n", err)
 		if time.Since(start) > time.Second {
 			backoff = 10 * time.Millisecond
@@ -206,7 +234,7 @@ func (n *netService) runOnce(ctx context.Context) error {
 	ours, theirs := os.NewFile(uintptr(fds[0]), "netsvc-control"), os.NewFile(uintptr(fds[1]), "netsvc-control")
 	cmd := exec.Command("/proc/self/exe", netServiceCmd)
 	cmd.Env = []string{nsinit.ServiceEnvVar + "=net"}
-	cmd.ExtraFiles = []*os.File{n.listener, theirs, n.local}
+	cmd.ExtraFiles = []*os.File{n.listener, theirs, n.local, n.counts.file()} // fds 3-6
 	cmd.Stderr = n.log
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	err = cmd.Start()

@@ -631,7 +631,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 	if netlog != nil {
 		nsLog = netlog
 	}
-	ns := serveNetwork(ctx, p, auth, nsLog)
+	ns := serveNetwork(ctx, p, auth, nsLog, e.openNetCounts(c.ID))
 	if err := e.serveControl(ctx, c.ID, ns, p, term, sp); err != nil {
 		fmt.Fprintln(out.Stderr, "oak:", err)
 	}

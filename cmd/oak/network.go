@@ -99,7 +99,7 @@ func newNetServiceCmd() *cobra.Command {
 		Hidden: true,
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return engine.RunNetService(os.NewFile(3, "listener"), os.NewFile(4, "control"), os.NewFile(5, "local"))
+			return engine.RunNetService(os.NewFile(3, "listener"), os.NewFile(4, "control"), os.NewFile(5, "local"), os.NewFile(6, "counts"))
 		},
 	}
 }

@@ -16,6 +16,7 @@ type call struct {
 	l     *loop
 	id    uint64
 	nr    int32
+	kind  int // index in Calls, for the Tally
 	tid   int
 	args  [6]uint64
 	pidfd int

@@ -170,6 +170,7 @@ type child struct {
 	served   chan error
 	cancel   context.CancelFunc
 	stats    *Stats
+	tally    *Tally
 	results  map[string]string
 	logs     *bytes.Buffer
 }
@@ -197,8 +198,12 @@ func startChild(t testing.TB, scenario string, o childOpts, args ...string) *chi
 	}
 	c := &child{t: t, cmd: cmd, stderr: new(bytes.Buffer), listener: -1, cancel: cancel,
 		stats: new(Stats), results: map[string]string{}, logs: new(bytes.Buffer)}
+	tally, err := NewTally(make([]byte, TallyBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.tally = tally
 	cmd.Stderr = c.stderr
-	var err error
 	if c.in, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
@@ -228,7 +233,7 @@ func startChild(t testing.TB, scenario string, o childOpts, args ...string) *chi
 		}
 		if o.grants != nil {
 			c.served = make(chan error, 1)
-			srv := &Server{Grants: o.grants, Stats: c.stats,
+			srv := &Server{Grants: o.grants, Stats: c.stats, Tally: c.tally,
 				Log: slog.New(slog.NewTextHandler(syncWriter{w: c.logs, mu: new(sync.Mutex)}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 			go func() { c.served <- srv.Serve(ctx, c.listener) }()
 		}
@@ -295,6 +300,7 @@ func (c *child) finish() map[string]string {
 			if err != nil {
 				c.t.Errorf("Serve after the child exited: %v, want nil", err)
 			}
+			c.checkTally()
 		case <-time.After(10 * time.Second):
 			c.t.Errorf("Serve did not return after the child exited")
 		}
@@ -303,6 +309,33 @@ func (c *child) finish() map[string]string {
 		unix.Close(c.listener)
 	}
 	return c.results
+}
+
+// checkTally cross-checks the Tally against the Stats of a finished
+// Serve: every call taken off the listener has exactly one outcome, and
+// the refusals are the same in both.
+func (c *child) checkTally() {
+	c.t.Helper()
+	var sum, denied, invalid uint64
+	for k := range Calls {
+		for o := range Outcomes {
+			n := c.tally.Load(k, Outcome(o))
+			sum += n
+			switch Outcome(o) {
+			case OutcomeDenied:
+				denied += n
+			case OutcomeInvalid:
+				invalid += n
+			}
+		}
+	}
+	if served := c.stats.Served.Load(); sum != served {
+		c.t.Errorf("the tally counts %d calls, Stats.Served %d", sum, served)
+	}
+	if denied != c.stats.Denied.Load() || invalid != c.stats.Invalid.Load() {
+		c.t.Errorf("the tally counts %d denied and %d invalid, Stats %d and %d", denied, invalid,
+			c.stats.Denied.Load(), c.stats.Invalid.Load())
+	}
 }
 
 // testGrants is a static, revocable Grants.

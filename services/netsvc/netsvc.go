@@ -191,6 +191,8 @@ type Server struct {
 	Log *slog.Logger
 	// Stats, if not nil, is updated as calls are answered.
 	Stats *Stats
+	// Tally, if not nil, counts the answered calls by call and outcome.
+	Tally *Tally
 	// Local, if not nil, is the container's local-socket channel to its
 	// init (see local_linux.go): through it a multi-threaded process's
 	// bind and connect of an AF_UNIX path are made for it by a helper

@@ -47,6 +47,7 @@ func (s *Server) Serve(ctx context.Context, listener int) error {
 		log:      s.Log,
 		report:   newReporter(s.Denials),
 		stats:    s.Stats,
+		tally:    s.Tally,
 		bound:    make(map[boundKey]uint16),
 		sunk:     make(map[boundKey]bool),
 	}
@@ -88,6 +89,7 @@ type loop struct {
 	report   *reporter
 	delegate *delegate // nil without Server.Local
 	stats    *Stats
+	tally    *Tally // nil counts nothing
 	// bound records, for listen, which container port a host address was
 	// bound for (see Server.listen). Only the serving thread touches it.
 	bound map[boundKey]uint16
@@ -198,7 +200,7 @@ func (l *loop) serve(n *seccompNotif) {
 		l.offline(n)
 		return
 	}
-	c := &call{l: l, id: n.ID, nr: n.Data.Nr, tid: int(n.Pid), args: n.Data.Args, pidfd: -1}
+	c := &call{l: l, id: n.ID, nr: n.Data.Nr, tid: int(n.Pid), args: n.Data.Args, pidfd: -1, kind: callKind(n)}
 	var r result
 	local := false
 	if n.Data.Arch != nativeArch {
@@ -239,8 +241,10 @@ func (l *loop) serve(n *seccompNotif) {
 // offline answers a call of a container without network authority.
 func (l *loop) offline(n *seccompNotif) {
 	var e unix.Errno
+	outcome := OutcomeAllowed
 	if n.Data.Arch == nativeArch && n.Data.Nr == unix.SYS_SOCKET && int32(n.Data.Args[0]) != afUnix {
 		l.stats.Denied.Add(1)
+		outcome = OutcomeDenied
 		l.report.denied("socket", denial{e: eacces, why: "the container holds no network grant", allow: "--egress DEST or -p [HOSTPORT:]PORT"})
 		e = sendResp(l.listener, n.ID, 0, eacces)
 	} else {
@@ -249,16 +253,45 @@ func (l *loop) offline(n *seccompNotif) {
 	}
 	if e == unix.ENOENT {
 		l.stats.Gone.Add(1)
+		outcome = OutcomeGone
 	}
+	l.tally.Add(callKind(n), outcome)
+}
+
+// callKind is the index in Calls of the trapped call n.
+func callKind(n *seccompNotif) int {
+	if n.Data.Arch != nativeArch {
+		return len(Calls) - 1
+	}
+	switch n.Data.Nr {
+	case unix.SYS_SOCKET:
+		return 0
+	case unix.SYS_BIND:
+		return 1
+	case unix.SYS_LISTEN:
+		return 2
+	case unix.SYS_CONNECT:
+		return 3
+	case unix.SYS_SENDTO:
+		return 4
+	case unix.SYS_SENDMSG:
+		return 5
+	case unix.SYS_SENDMMSG:
+		return 6
+	}
+	return len(Calls) - 1
 }
 
 // finish answers the call with r, counts it and releases it.
 func (l *loop) finish(c *call, r result) {
 	defer c.release()
+	outcome := OutcomeAllowed
+	defer func() { l.tally.Add(c.kind, outcome) }()
 	if r.cont {
 		l.stats.Allowed.Add(1)
 		if sendContinue(l.listener, c.id) == unix.ENOENT {
 			l.stats.Gone.Add(1)
+			outcome = OutcomeGone
 		}
 		return
 	}
@@ -271,22 +304,27 @@ func (l *loop) finish(c *call, r result) {
 		e = errno(err.e)
 	case errno:
 		l.stats.Invalid.Add(1)
+		outcome = OutcomeInvalid
 		e = err
 	case denial:
 		l.stats.Denied.Add(1)
+		outcome = OutcomeDenied
 		e = err.e
 		l.log.Debug("netsvc: refused", "call", callName(c.nr), "tid", c.tid, "reason", err.why, "errno", err.e.Error())
 		l.report.denied(callName(c.nr), err)
 	case failure:
 		l.stats.Failed.Add(1)
+		outcome = OutcomeFailed
 		e = err.e
 		l.log.Warn("netsvc: service failure", "call", callName(c.nr), "tid", c.tid, "err", err.err, "answer", err.e.Error())
 	default:
 		if err == errGone {
 			l.stats.Gone.Add(1)
+			outcome = OutcomeGone
 			return
 		}
 		l.stats.Failed.Add(1)
+		outcome = OutcomeFailed
 		e = eacces
 		l.log.Warn("netsvc: service failure", "call", callName(c.nr), "tid", c.tid, "err", err)
 	}
@@ -295,9 +333,11 @@ func (l *loop) finish(c *call, r result) {
 		case 0:
 		case unix.ENOENT:
 			l.stats.Gone.Add(1)
+			outcome = OutcomeGone
 			return
 		default:
 			l.stats.Failed.Add(1)
+			outcome = OutcomeFailed
 			return
 		}
 	}

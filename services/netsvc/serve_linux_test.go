@@ -49,6 +49,21 @@ func TestSocket(t *testing.T) {
 	if n := c.stats.Allowed.Load(); n != 8 {
 		t.Errorf("Stats.Allowed = %d, want 8", n)
 	}
+	// Every call of the scenario is a socket(): the tally has them all
+	// under "socket", by outcome: 9 refused (6 EACCES, 3
+	// EPROTONOSUPPORT), 1 invalid (EINVAL).
+	for o, want := range map[Outcome]uint64{OutcomeAllowed: 8, OutcomeDenied: 9, OutcomeInvalid: 1} {
+		if n := c.tally.Load(0, o); n != want {
+			t.Errorf("tally socket %s = %d, want %d", Outcomes[o], n, want)
+		}
+	}
+	for k := 1; k < len(Calls); k++ {
+		for o := range Outcomes {
+			if n := c.tally.Load(k, Outcome(o)); n != 0 {
+				t.Errorf("tally %s %s = %d in a scenario of socket() calls only", Calls[k], Outcomes[o], n)
+			}
+		}
+	}
 }
 
 func TestHTTP(t *testing.T) {
