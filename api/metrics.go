@@ -161,11 +161,18 @@ type factoryLister interface {
 // sub-factories' disk limits), and its limits, those it has (a resource
 // it does not limit has no series).
 func writeFactories(w io.Writer, fs []*engine.FactoryInfo) {
-	for _, f := range fs {
-		l := `{factory="` + f.Name + `"}`
-		vm.WriteGaugeUint64(w, "oak_factory_memory_bytes"+l, uint64(max(f.Usage.MemoryBytes, 0)))
-		vm.WriteGaugeUint64(w, "oak_factory_pids"+l, uint64(max(f.Usage.Pids, 0)))
-		vm.WriteGaugeUint64(w, "oak_factory_disk_reserved_bytes"+l, uint64(max(f.Given.DiskBytes, 0)))
+	// Each metric's samples together, as the text format wants them.
+	for _, g := range []struct {
+		name string
+		v    func(*engine.FactoryInfo) int64
+	}{
+		{"oak_factory_memory_bytes", func(f *engine.FactoryInfo) int64 { return f.Usage.MemoryBytes }},
+		{"oak_factory_pids", func(f *engine.FactoryInfo) int64 { return f.Usage.Pids }},
+		{"oak_factory_disk_reserved_bytes", func(f *engine.FactoryInfo) int64 { return f.Given.DiskBytes }},
+	} {
+		for _, f := range fs {
+			vm.WriteGaugeUint64(w, g.name+`{factory="`+f.Name+`"}`, uint64(max(g.v(f), 0)))
+		}
 	}
 	for _, f := range fs {
 		for _, q := range []struct {
