@@ -180,7 +180,10 @@ func spawnDaemon(root string) (string, error) {
 		return "", fmt.Errorf("start daemon: %w", err)
 	}
 	defer r.Close()
-	cmd := exec.Command(self, "--root", root, "daemon", "--ready-fd", "3")
+	// Its log goes to the file from the start (what it says before it
+	// has opened the file, too, on its stderr), and is rotated by the
+	// daemon once it holds the root.
+	cmd := exec.Command(self, "--root", root, "daemon", "--ready-fd", "3", "--log-file", filepath.Join(root, api.LogName))
 	cmd.Dir = "/"
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{w}

@@ -18,7 +18,7 @@ import (
 )
 
 func newDaemonCmd(stateRoot func() string) *cobra.Command {
-	var logFormat, logLevel string
+	var logFormat, logLevel, logFile, logMaxSize, logMaxFile string
 	var readyFD int
 	cmd := &cobra.Command{
 		Use:   "daemon",
@@ -36,7 +36,24 @@ The CLI starts a daemon when none answers (OAK_NO_DAEMON=1 or --no-daemon:
 the CLI runs the engine itself). See docs/daemon.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			log, err := newLogger(os.Stderr, logFormat, logLevel)
+			var out io.Writer = os.Stderr
+			if logFile != "" {
+				size, err := engine.ParseLogMaxSize(logMaxSize)
+				if err != nil {
+					return err
+				}
+				files, err := engine.ParseLogMaxFile(logMaxFile)
+				if err != nil {
+					return err
+				}
+				dl, err := api.OpenDaemonLog(stateRoot(), logFile, size, files, true)
+				if err != nil {
+					return err
+				}
+				defer dl.Close()
+				out = dl
+			}
+			log, err := newLogger(out, logFormat, logLevel)
 			if err != nil {
 				return err
 			}
@@ -60,6 +77,9 @@ the CLI runs the engine itself). See docs/daemon.md.`,
 	f := cmd.Flags()
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json (log/slog), on stderr")
 	f.StringVar(&logLevel, "log-level", "info", "least level logged: debug (every request), info, warn or error")
+	f.StringVar(&logFile, "log-file", "", "append the log to this file, rotated (and make it stdout and stderr), instead of stderr; a daemon the CLI starts logs to ROOT/daemon.log")
+	f.StringVar(&logMaxSize, "log-max-size", "10m", "with --log-file: rotate the file at this size (0: never)")
+	f.StringVar(&logMaxFile, "log-max-file", "3", "with --log-file: files kept, the current one included")
 	f.IntVar(&readyFD, "ready-fd", 0, "report readiness (or the start error) on this descriptor")
 	f.MarkHidden("ready-fd")
 	cmd.AddCommand(&cobra.Command{
