@@ -223,6 +223,9 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 		// invocations are fair among peers (function.go).
 		ConnContext:       peerContext,
 		ReadHeaderTimeout: 10 * time.Second,
+		// A client that keeps its connection open between requests does
+		// not hold a descriptor of the daemon for longer than this.
+		IdleTimeout: 2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
 	watched := []string{LockName}
 	if !activated {
