@@ -226,7 +226,7 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 		// A client that keeps its connection open between requests does
 		// not hold a descriptor of the daemon for longer than this.
 		IdleTimeout: 2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
+		ErrorLog:    slog.NewLogLogger(cfg.Log.Handler(), slog.LevelWarn)}
 	watched := []string{LockName}
 	if !activated {
 		watched = append(watched, SocketName)
@@ -242,6 +242,15 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	go func() { served <- hs.Serve(tl) }()
 	cfg.Log.Info("daemon ready", "root", cfg.Root, "socket", l.Addr().String(), "socket_activated", activated, "pid", os.Getpid())
 	report("ready\n")
+	if sw, ok := eng.(nameSweeper); ok {
+		go func() {
+			if n, err := sw.SweepNames(); err != nil {
+				cfg.Log.Warn("daemon: sweep of stale name reservations", "error", err)
+			} else if n > 0 {
+				cfg.Log.Info("daemon: stale name reservations removed", "count", n)
+			}
+		}()
+	}
 	select {
 	case err := <-served:
 		return fmt.Errorf("daemon: serve: %w", err)
@@ -260,6 +269,13 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 	}
 	cfg.Log.Info("daemon stopped")
 	return nil
+}
+
+// nameSweeper removes the name reservations a crash left without a
+// record (*engine.Engine has it): a daemon starting after a crash does it
+// once, in the background.
+type nameSweeper interface {
+	SweepNames() (int, error)
 }
 
 func oneLine(s string) string {

@@ -276,3 +276,32 @@ func TestReservationsFromOldRoot(t *testing.T) {
 		defer c.releaseSlot()
 	}
 }
+
+// SweepNames removes the reservations no record holds (a crash between a
+// record's removal and its name's), and keeps the held ones.
+func TestSweepNames(t *testing.T) {
+	e, opts := reserveEngine(t)
+	opts.Name = "held"
+	c, _, err := e.create(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dropCreated(e, c)
+	stale := strings.Repeat("ab", 32)
+	if err := os.Symlink(stale, e.namePath("stale")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(c.ID, e.namePath("other")); err != nil { // names another name's holder
+		t.Fatal(err)
+	}
+	n, err := e.SweepNames()
+	if err != nil || n != 2 {
+		t.Errorf("SweepNames: %d, %v; want 2 removed", n, err)
+	}
+	for name, want := range map[string]bool{"held": true, "stale": false, "other": false} {
+		_, err := os.Lstat(e.namePath(name))
+		if (err == nil) != want {
+			t.Errorf("names/%s: %v after the sweep, want present %v", name, err, want)
+		}
+	}
+}

@@ -8,11 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/rand/v2"
-	"os"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -745,23 +745,33 @@ func TestDaemonCrashStorm(t *testing.T) {
 	cfg := loadConfig{clients: envInt(t, "OAK_CRASH_CLIENTS", 20),
 		duration: time.Duration(envInt(t, "OAK_CRASH_SECONDS", 20)) * time.Second, seed: rng.Uint64()}
 	var restartMu sync.Mutex
+	var lr *loadRun
 	cfg.restart = func() error {
 		// One at a time from this test (the CLI copes with more, see
 		// TestDaemonStartRace; this keeps the log readable).
 		restartMu.Lock()
 		defer restartMu.Unlock()
-		r := o.run("ps", "-q")
-		if r.code != 0 {
+		for attempt := 0; ; attempt++ {
+			r := o.run("ps", "-q")
+			if r.code == 0 {
+				return nil
+			}
+			// The oak verb lost the daemon it found (or started) to the
+			// next kill: it says so as a connection error, and the next
+			// verb starts another.
+			if attempt < 5 && strings.HasPrefix(r.stderr, "oak: daemon of "+o.root+": ") {
+				lr.expect("restart", "the oak verb lost its daemon to a kill")
+				continue
+			}
 			return fmt.Errorf("%s", r)
 		}
-		return nil
 	}
 	o.newVolume("keep", "32m")
 	data := randHex(t)
 	if r := o.run("run", "--rm", "-v", "keep:/data", rootfsDir, "/bin/sh", "-c", "echo "+data+" > /data/f && sync"); r.code != 0 {
 		t.Fatalf("%s", r)
 	}
-	lr := newLoadRun(t, o, cfg)
+	lr = newLoadRun(t, o, cfg)
 	type sentinel struct {
 		id   string
 		init hostProc
