@@ -466,8 +466,8 @@ func (lr *loadRun) run() time.Duration {
 }
 
 // report logs the figures: requests, their rate, latency by kind; and
-// fails t on unexpected errors.
-func (lr *loadRun) report(elapsed time.Duration) {
+// fails t on unexpected errors. It returns the medians by kind.
+func (lr *loadRun) report(elapsed time.Duration) map[string]time.Duration {
 	t := lr.t
 	lr.mu.Lock()
 	defer lr.mu.Unlock()
@@ -482,9 +482,11 @@ func (lr *loadRun) report(elapsed time.Duration) {
 	fmt.Fprintf(&b, "%d clients, %v: %d requests answered, %.0f/s (seed %d)\n", lr.cfg.clients,
 		elapsed.Round(time.Millisecond), total, float64(total)/elapsed.Seconds(), lr.cfg.seed)
 	fmt.Fprintf(&b, "%-14s %7s %9s %9s %9s\n", "kind", "n", "p50 ms", "p99 ms", "max ms")
+	p50 := map[string]time.Duration{}
 	for _, k := range kinds {
 		v := lr.lat[k]
 		slices.Sort(v)
+		p50[k] = v[len(v)/2]
 		q := func(f float64) float64 { return float64(v[min(len(v)-1, int(f*float64(len(v))))]) / 1e6 }
 		fmt.Fprintf(&b, "%-14s %7d %9.1f %9.1f %9.1f\n", k, len(v), q(0.50), q(0.99), float64(v[len(v)-1])/1e6)
 	}
@@ -498,6 +500,7 @@ func (lr *loadRun) report(elapsed time.Duration) {
 	if lr.nUnexp > 0 {
 		t.Errorf("%d unexpected errors; the first:\n  %s", lr.nUnexp, strings.Join(lr.unexpected, "\n  "))
 	}
+	return p50
 }
 
 // engineDefaultLimits are the limits oak run gives a container that asks
@@ -697,7 +700,7 @@ func loadSeed(t *testing.T) uint64 {
 // of it: no process, mount, loop device, control group, record, name
 // link or locked slot, and no more descriptors in the daemon than before.
 func TestDaemonLoad(t *testing.T) {
-	needOak(t, true)
+	needOak(t, false) // alone: it takes the host's CPUs, and its figures are its own
 	o := newDaemonOak(t)
 	cfg := loadConfig{clients: envInt(t, "OAK_LOAD_CLIENTS", 200),
 		duration: time.Duration(envInt(t, "OAK_LOAD_SECONDS", 30)) * time.Second, seed: loadSeed(t)}
@@ -715,10 +718,28 @@ func TestDaemonLoad(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond) // the scrape's connection closes
 	fdsBefore, mountsBefore := fdsOf(daemon), mountsOf(o.root)
+	// The baseline, in the same run: one client alone, 5 s.
+	base := newLoadRun(t, o, loadConfig{clients: 1, duration: 5 * time.Second, seed: cfg.seed ^ 1})
+	base.fn = fn
+	baseP50 := base.report(base.run())
 	lr := newLoadRun(t, o, cfg)
 	lr.fn = fn
+	cpu0 := procCPU(daemon)
+	busy0, all0 := hostCPU()
 	elapsed := lr.run()
-	lr.report(elapsed)
+	cpu1 := procCPU(daemon)
+	busy1, all1 := hostCPU()
+	p50 := lr.report(elapsed)
+	var ratios []string
+	for k, v := range p50 {
+		if b, ok := baseP50[k]; ok && b > 0 {
+			ratios = append(ratios, fmt.Sprintf("%s ×%.0f", k, float64(v)/float64(b)))
+		}
+	}
+	sort.Strings(ratios)
+	t.Logf("median latency under the load, as a multiple of one client's alone: %s", strings.Join(ratios, ", "))
+	t.Logf("during the load the daemon used %.1f s of CPU (%.0f%% of one core); the host's CPUs were busy %.0f%% of the time",
+		(cpu1-cpu0).Seconds(), 100*(cpu1-cpu0).Seconds()/elapsed.Seconds(), 100*float64(busy1-busy0)/float64(all1-all0))
 	if pid := o.daemonPid(); pid != daemon {
 		t.Errorf("the daemon is pid %d after the load, %d before", pid, daemon)
 	}
@@ -738,7 +759,7 @@ func TestDaemonLoad(t *testing.T) {
 // intact, the state root is consistent, and once everything is removed
 // nothing is left.
 func TestDaemonCrashStorm(t *testing.T) {
-	needOak(t, true)
+	needOak(t, false) // alone, like TestDaemonLoad
 	rng := crashRand(t)
 	o := newDaemonOak(t)
 	const kills = 5
@@ -909,4 +930,36 @@ func TestDaemonCrashStorm(t *testing.T) {
 		}
 		return v
 	})
+}
+
+// procCPU is the CPU time pid has used (user and system).
+func procCPU(pid int) time.Duration {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * time.Second / 100 // USER_HZ
+}
+
+// hostCPU reads the host's CPU time from /proc/stat, in ticks: busy
+// (all but idle and iowait) and all.
+func hostCPU() (busy, all int64) {
+	b, _ := os.ReadFile("/proc/stat")
+	f := strings.Fields(strings.SplitN(string(b), "\n", 2)[0])
+	for i, v := range f[1:] {
+		n, _ := strconv.ParseInt(v, 10, 64)
+		all += n
+		if i != 3 && i != 4 {
+			busy += n
+		}
+	}
+	return busy, all
 }
