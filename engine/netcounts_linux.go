@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sync/atomic"
 	"unsafe"
 
@@ -28,6 +29,12 @@ import (
 // Layout: 8 bytes of magic, the restarts as a uint64, then the tally
 // (netsvc.TallyBytes). A file of another size or magic (an older layout)
 // is started again from zero by the next supervisor.
+//
+// The network service holds the file open for writing, so a service
+// that was taken over could truncate it under the other mappings, and a
+// read of a page past the end of a file faults (SIGBUS). The supervisor
+// and the daemon therefore touch their mappings only through faultSafe:
+// a count lost, never the process.
 const (
 	netCountsFile  = "netcalls"
 	netCountsMagic = "oaknet1\n"
@@ -103,8 +110,22 @@ func mapNetCounts(f *os.File, init bool) (*netCounts, error) {
 // restarted counts one restart of the network service.
 func (n *netCounts) restarted() {
 	if n != nil {
-		atomic.AddUint64(n.restarts, 1)
+		faultSafe(func() { atomic.AddUint64(n.restarts, 1) })
 	}
+}
+
+// faultSafe runs f, which touches a shared mapping, and reports whether
+// it finished: a fault (the file truncated under the mapping) ends f
+// with a panic that faultSafe recovers, rather than the process.
+func faultSafe(f func()) (ok bool) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	f()
+	return true
 }
 
 func (n *netCounts) tallyOrNil() *netsvc.Tally {
@@ -164,20 +185,35 @@ func (e *Engine) NetCounts(id string) (*NetCounts, error) {
 		return nil, fmt.Errorf("network counters of %s: mmap: %w", ShortID(id), err)
 	}
 	defer unix.Munmap(mem)
-	if !bytes.Equal(mem[:8], []byte(netCountsMagic)) {
-		return nil, fmt.Errorf("network counters of %s: not yet set up: %w", ShortID(id), os.ErrNotExist)
-	}
-	tally, err := netsvc.NewTally(mem[netCountsTally:])
+	nc, err := readNetCounts(mem)
 	if err != nil {
-		return nil, err
-	}
-	nc := &NetCounts{Restarts: atomic.LoadUint64((*uint64)(unsafe.Pointer(&mem[8])))}
-	for c := range netsvc.Calls {
-		row := make([]uint64, len(netsvc.Outcomes))
-		for o := range row {
-			row[o] = tally.Load(c, netsvc.Outcome(o))
-		}
-		nc.Calls = append(nc.Calls, row)
+		return nil, fmt.Errorf("network counters of %s: %w", ShortID(id), err)
 	}
 	return nc, nil
+}
+
+// readNetCounts loads the counters of a mapping of a counters file.
+func readNetCounts(mem []byte) (nc *NetCounts, err error) {
+	if !faultSafe(func() {
+		if !bytes.Equal(mem[:8], []byte(netCountsMagic)) {
+			err = fmt.Errorf("not yet set up: %w", os.ErrNotExist)
+			return
+		}
+		tally, terr := netsvc.NewTally(mem[netCountsTally:])
+		if terr != nil {
+			err = terr
+			return
+		}
+		nc = &NetCounts{Restarts: atomic.LoadUint64((*uint64)(unsafe.Pointer(&mem[8])))}
+		for c := range netsvc.Calls {
+			row := make([]uint64, len(netsvc.Outcomes))
+			for o := range row {
+				row[o] = tally.Load(c, netsvc.Outcome(o))
+			}
+			nc.Calls = append(nc.Calls, row)
+		}
+	}) {
+		return nil, errors.New("the file was truncated while it was read")
+	}
+	return nc, err
 }

@@ -84,3 +84,29 @@ func TestNetCounts(t *testing.T) {
 		t.Error("NetCounts accepted an invalid id")
 	}
 }
+
+// A counters file truncated under its mappings (by a network service
+// that was taken over: it holds the file open for writing) costs counts,
+// not the supervisor or the daemon.
+func TestNetCountsTruncated(t *testing.T) {
+	e := &Engine{Root: t.TempDir()}
+	id := strings.Repeat("cd", 32)
+	if err := os.MkdirAll(e.dir(id), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	sup := e.openNetCounts(id)
+	if sup == nil {
+		t.Fatal("openNetCounts failed")
+	}
+	defer sup.close()
+	if err := sup.f.Truncate(0); err != nil {
+		t.Fatal(err)
+	}
+	sup.restarted() // faults: must not end the test process
+	if _, err := readNetCounts(sup.mem); err == nil || !strings.Contains(err.Error(), "truncated") {
+		t.Errorf("reading a truncated mapping: %v, want an error saying so", err)
+	}
+	if _, err := e.NetCounts(id); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("NetCounts of a truncated file: %v, want ErrNotExist", err)
+	}
+}
