@@ -27,6 +27,7 @@ const (
 	CodeForbidden            = "forbidden"              // 403: the caller may not use this route (see auth.go)
 	CodeRefused              = "refused"                // 400 on create, 409 on a verb: the engine refused it
 	CodeTooLarge             = "too_large"              // 413: the body is above MaxBody
+	CodeTimeout              = "timeout"                // 408: the body did not arrive within the server's BodyTimeout
 	CodeInternal             = "internal"               // 500: the daemon failed
 )
 
