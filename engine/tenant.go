@@ -33,6 +33,10 @@ type Tenant struct {
 	// --memory …) and is removed with it.
 	OwnFactory bool      `json:"own_factory,omitempty"`
 	Created    time.Time `json:"created"`
+	// TokenHash is the SHA-256 of the tenant's token, hex, if it has one
+	// (see tenant_token.go); the token itself is never stored.
+	TokenHash    string    `json:"token_sha256,omitempty"`
+	TokenCreated time.Time `json:"token_created,omitzero"`
 }
 
 // TenantOptions is a request to make a tenant. Either Factory names an
