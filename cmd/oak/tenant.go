@@ -295,7 +295,7 @@ them), from a factory named NAME made for it and removed with it.`,
 			if quiet {
 				return nil
 			}
-			return f.rows(os.Stdout, rows, map[string]string{"CreatedAt": "CREATED"})
+			return f.rows(os.Stdout, rows, map[string]string{"UIDs": "UIDS", "CreatedAt": "CREATED"})
 		},
 	}
 	ls.Flags().StringVar(&lsFormat, "format", "", "table (default), json, or a Go template such as {{.Name}}")
