@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -175,6 +176,10 @@ func openTenantClient(root string) (*api.Client, error) {
 		var errno syscall.Errno
 		if errors.As(ce.Err, &errno) {
 			cause = errno // "no such file or directory", not the HTTP request around it
+		}
+		if os.Geteuid() == 0 {
+			return nil, fmt.Errorf("no oak daemon answers on %s (%v): an oak presenting a token (--token-file, OAK_TOKEN_FILE) starts none; start it first (oak daemon)",
+				filepath.Join(root, api.SocketName), cause)
 		}
 		return nil, fmt.Errorf("no oak daemon answers on %s (%v): uid %d cannot start one, because the daemon runs as root; the host's administrator starts it (oak daemon)",
 			api.TenantSocket(root), cause, os.Geteuid())

@@ -251,6 +251,19 @@ func TestTenantManagementRoutes(t *testing.T) {
 	if r := o.run("tenant", "inspect", "b", "--format", "{{.Token}}"); strings.TrimSpace(r.stdout) != "false" {
 		t.Errorf("tenant b got a token from a's attempt\n%s", r)
 	}
+	// Without --file the token is printed; in-process as through the daemon.
+	for _, args := range [][]string{{"tenant", "token", "b"}, {"--no-daemon", "tenant", "token", "b"}} {
+		r := o.run(args...)
+		if tok := strings.TrimSpace(r.stdout); r.code != 0 || !strings.HasPrefix(tok, "oak_") || len(tok) != 47 {
+			t.Errorf("oak %s: want a token printed\n%s", strings.Join(args, " "), r)
+		}
+	}
+	if r := o.run("tenant", "token", "rm", "b"); r.code != 0 {
+		t.Errorf("%s", r)
+	}
+	if r := o.run("tenant", "token", "rm", "b"); r.code == 0 || !strings.Contains(r.stderr, "has no token") {
+		t.Errorf("revoking a token b no longer has: want refused\n%s", r)
+	}
 }
 
 // TestTenantVolumesAndImages: a tenant's volume verbs go through the
