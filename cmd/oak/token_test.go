@@ -107,7 +107,7 @@ func TestTokenFileRead(t *testing.T) {
 		{dir, "not a regular file"},
 		{filepath.Join(dir, "missing"), "no such file"},
 		{write("junk", "password123\n", 0o600), "holds no token"},
-		{write("two", testToken + "\n" + testToken + "\n", 0o600), "holds no token"},
+		{write("two", testToken+"\n"+testToken+"\n", 0o600), "holds no token"},
 		{write("big", strings.Repeat("x", 5000), 0o600), "not a token file"},
 	} {
 		got, err := readTokenFile(c.path)
