@@ -128,6 +128,7 @@ var tenantAccess = map[string]access{
 	"POST /v1/volumes":          scoped,
 	"GET /v1/volumes/{name}":    ownVolume,
 	"DELETE /v1/volumes/{name}": ownVolume,
+	"GET /v1/tenants/self":      scoped, // its own tenant's record; every other /v1/tenants route is root's
 	// Not listed, so closed: DELETE /v1/images/{ref...} (the catalogue
 	// is the administrator's) and GET /metrics (it counts every
 	// tenant's containers).

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"time"
@@ -10,10 +11,10 @@ import (
 	"github.com/oak-engine/oak/engine"
 )
 
-// Tenant management, root's alone: none of these routes is in
-// tenantAccess, so a tenant (by uid or token) is answered 403, and
-// oak tenant … goes through them as the other verbs go through the
-// daemon.
+// Tenant management, root's alone: none of these routes but
+// GET /v1/tenants/self is in tenantAccess, so a tenant (by uid or token)
+// is answered 403, and oak tenant … goes through them as the other verbs
+// go through the daemon.
 
 // TenantAdminEngine is what the server needs of the engine to manage
 // tenants; *engine.Engine has it.
@@ -74,6 +75,7 @@ func (s *Server) tenantRoutes() []Route {
 	return []Route{
 		{"GET", "/v1/tenants", s.listTenants},
 		{"POST", "/v1/tenants", s.createTenant},
+		{"GET", "/v1/tenants/self", s.tenantSelf},
 		{"GET", "/v1/tenants/{name}", s.inspectTenant},
 		{"DELETE", "/v1/tenants/{name}", s.removeTenant},
 		{"POST", "/v1/tenants/{name}/token", s.newTenantToken},
@@ -152,6 +154,21 @@ func (s *Server) inspectTenant(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	writeJSON(w, http.StatusOK, NewTenantInfo(t))
+	return nil
+}
+
+// tenantSelf describes the caller's own tenant: the one its uid or its
+// token acts as (what a token's holder asks to learn whose it is). Root
+// is no tenant: 404.
+func (s *Server) tenantSelf(w http.ResponseWriter, r *http.Request) error {
+	if err := parseQuery(r.URL).err; err != nil {
+		return err
+	}
+	c := callerOf(r)
+	if c.tenant == nil {
+		return fmt.Errorf("tenant self: %w: uid %d is the host's administrator, not a tenant", engine.ErrNoSuchTenant, c.uid)
+	}
+	writeJSON(w, http.StatusOK, NewTenantInfo(c.tenant))
 	return nil
 }
 

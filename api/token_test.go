@@ -171,7 +171,7 @@ func TestTenantRoutesAreRoots(t *testing.T) {
 		}
 	}
 	for _, rt := range s.Routes() {
-		if !strings.HasPrefix(rt.Pattern, "/v1/tenants") {
+		if !strings.HasPrefix(rt.Pattern, "/v1/tenants") || rt.Pattern == "/v1/tenants/self" {
 			continue
 		}
 		target := strings.ReplaceAll(rt.Pattern, "{name}", "a")
@@ -186,6 +186,26 @@ func TestTenantRoutesAreRoots(t *testing.T) {
 		}
 		if w := doWith(s, 4009, nil, rt.Method, target, ""); w.Code != http.StatusForbidden || !strings.Contains(w.Body.String(), "not a tenant") {
 			t.Errorf("%s %s as uid 4009: %d %s; want 403", rt.Method, target, w.Code, w.Body)
+		}
+	}
+	// GET /v1/tenants/self: the caller's own tenant, by uid or token;
+	// root is none; a uid of no tenant is refused.
+	for _, c := range []struct {
+		uid    uint32
+		auth   []string
+		status int
+		want   string
+	}{
+		{4001, nil, 200, `"Name":"a"`},
+		{4002, nil, 200, `"Name":"b"`},
+		{4002, []string{"Bearer " + tokenA}, 200, `"Name":"a"`},
+		{0, []string{"Bearer " + tokenA}, 200, `"Name":"a"`},
+		{0, nil, 404, CodeNoSuchTenant},
+		{4009, nil, 403, "not a tenant"},
+	} {
+		w := doWith(s, c.uid, c.auth, "GET", "/v1/tenants/self", "")
+		if w.Code != c.status || !strings.Contains(w.Body.String(), c.want) {
+			t.Errorf("GET /v1/tenants/self as uid %d (token %v): %d %s; want %d with %s", c.uid, c.auth != nil, w.Code, w.Body, c.status, c.want)
 		}
 	}
 }

@@ -61,6 +61,9 @@ const MaxTenantNameLen = 32
 // tenant's container names are kept as TENANT.NAME, and a dot-free prefix
 // tells every tenant's names apart (see TenantContainerName).
 func checkTenantName(name string) error {
+	if name == "self" {
+		return errors.New(`invalid tenant name "self": the API's name for the caller's own tenant (GET /v1/tenants/self)`)
+	}
 	if ValidName(name) && !strings.Contains(name, ".") && len(name) <= MaxTenantNameLen {
 		return nil
 	}

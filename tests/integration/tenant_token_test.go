@@ -86,6 +86,9 @@ func TestTenantTokens(t *testing.T) {
 	if r := o.as(uidB, "inspect", id); r.code == 0 {
 		t.Errorf("tenant b inspected a's container\n%s", r)
 	}
+	if r := o.as(uidNobody, "--token-file", tokA, "tenant", "inspect", "self", "--format", "{{.Name}} {{.Token}}"); r.code != 0 || strings.TrimSpace(r.stdout) != "a true" {
+		t.Errorf("uid 4009 with a's token: tenant inspect self: want a true\n%s", r)
+	}
 	if r := o.as(uidNobody, "--token-file", tokA, "tenant", "ls"); r.code == 0 || !strings.Contains(r.stderr, "only root manages tenants") {
 		t.Errorf("a's token on the tenant routes: want 403\n%s", r)
 	}
@@ -241,6 +244,16 @@ func TestTenantManagementRoutes(t *testing.T) {
 		if r := o.as(uidA, args...); r.code == 0 || !strings.Contains(r.stderr, "only root manages tenants") {
 			t.Errorf("tenant a: oak %s: want a refusal\n%s", strings.Join(args, " "), r)
 		}
+	}
+	if r := o.as(uidB, "tenant", "inspect", "self", "--format", "{{.Name}} {{.Factory}}"); r.code != 0 || strings.TrimSpace(r.stdout) != "b b" {
+		t.Errorf("tenant b: tenant inspect self: want b b\n%s", r)
+	}
+	if r := o.run("tenant", "inspect", "self"); r.code == 0 || !strings.Contains(r.stderr, "no such tenant") {
+		t.Errorf("root: tenant inspect self: want no such tenant\n%s", r)
+	}
+	if r := o.run("tenant", "create", "--uid", "4008", "--memory", "64m", "self"); r.code == 0 || !strings.Contains(r.stderr, `invalid tenant name "self"`) {
+		t.Errorf("a tenant named self: want refused\n%s", r)
+		o.run("tenant", "rm", "self")
 	}
 	if r := o.as(uidNobody, "tenant", "ls"); r.code == 0 || !strings.Contains(r.stderr, "not a tenant") {
 		t.Errorf("uid 4009: tenant ls: want a refusal\n%s", r)
