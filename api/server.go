@@ -92,6 +92,7 @@ func NewServer(eng Engine, log *slog.Logger) *Server {
 		{"DELETE", "/v1/volumes/{name}", s.removeVolume},
 	}
 	s.routes = append(s.routes, s.functionRoutes()...)
+	s.routes = append(s.routes, s.tenantRoutes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}
@@ -130,7 +131,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // wrap turns a handler that returns its error into an http.Handler that
 // answers the error as an ErrorBody, logs the request and counts it.
 func (s *Server) wrap(rt Route) http.Handler {
-	create := rt.Method == "POST" && (rt.Pattern == "/v1/containers" || rt.Pattern == "/v1/volumes" || rt.Pattern == "/v1/functions")
+	create := rt.Method == "POST" && (rt.Pattern == "/v1/containers" || rt.Pattern == "/v1/volumes" || rt.Pattern == "/v1/functions" || rt.Pattern == "/v1/tenants")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}

@@ -98,6 +98,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&stateRoot, "root", def, "state root (env OAK_ROOT)")
 	addDaemonFlags(root.PersistentFlags())
+	addTokenFlag(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		if !c.HasParent() {
 			return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())
