@@ -128,6 +128,7 @@ var tenantAccess = map[string]access{
 	"POST /v1/volumes":          scoped,
 	"GET /v1/volumes/{name}":    ownVolume,
 	"DELETE /v1/volumes/{name}": ownVolume,
+	"GET /v1/tenants/self":      scoped, // its own tenant's record; every other /v1/tenants route is root's
 	// Not listed, so closed: DELETE /v1/images/{ref...} (the catalogue
 	// is the administrator's) and GET /metrics (it counts every
 	// tenant's containers).
@@ -156,7 +157,15 @@ func (s *Server) authorize(rt Route, r *http.Request) (*http.Request, error) {
 		return r, &authError{http.StatusUnauthorized, CodeUnauthorized, "who is calling is unknown: " + why}
 	}
 	c := caller{uid: p.uid}
+	tok, hasToken, err := bearerToken(r.Header)
+	if err != nil {
+		return r, &authError{http.StatusUnauthorized, CodeUnauthorized, err.Error()}
+	}
 	if parent := r.Header.Get(engine.SpawnHeader); parent != "" && p.uid == 0 {
+		if hasToken {
+			// A container speaks with its spawn capability, or not at all.
+			return r, &authError{http.StatusForbidden, CodeForbidden, "a request through a spawn capability carries no token"}
+		}
 		// Only a supervisor (root) sets it, for the container it serves;
 		// any other peer's is ignored: it narrows nothing it could widen.
 		se, ok := s.eng.(SpawnEngine)
@@ -170,7 +179,15 @@ func (s *Server) authorize(rt Route, r *http.Request) (*http.Request, error) {
 		c.parent = parent
 		c.tenant = &engine.Tenant{Name: factory, Factory: factory}
 	}
-	if p.uid != 0 {
+	switch {
+	case hasToken:
+		// The token's tenant, whoever connected: see tokenTenant.
+		t, err := s.tokenTenant(tok)
+		if err != nil {
+			return r, err
+		}
+		c.tenant = t
+	case p.uid != 0:
 		te, ok := s.eng.(TenantEngine)
 		if ok {
 			t, err := te.TenantByUID(p.uid)
@@ -201,8 +218,12 @@ func (s *Server) authorize(rt Route, r *http.Request) (*http.Request, error) {
 	case ownVolume:
 		return r, s.ownVolume(c, r.PathValue("name"))
 	}
+	why := ""
+	if strings.HasPrefix(rt.Pattern, "/v1/tenants") {
+		why = ": only root manages tenants"
+	}
 	return r, &authError{http.StatusForbidden, CodeForbidden, fmt.Sprintf(
-		"%s %s is not open to tenants (tenant %s)", rt.Method, rt.Pattern, c.tenant.Name)}
+		"%s %s is not open to tenants (tenant %s)%s", rt.Method, rt.Pattern, c.tenant.Name, why)}
 }
 
 // ownContainer resolves ref, as the engine resolves a name, an id or an

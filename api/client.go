@@ -18,9 +18,24 @@ import (
 
 // Client talks to the daemon of one state root over its socket.
 type Client struct {
-	root string
-	dial func() (net.Conn, error)
-	http *http.Client
+	root  string
+	dial  func() (net.Conn, error)
+	http  *http.Client
+	token string // sent as Authorization: Bearer, if set
+}
+
+// WithToken makes c present tok (a tenant's token) on every request: c
+// then acts as that tenant, whoever runs it (see token.go).
+func (c *Client) WithToken(tok string) *Client {
+	c.token = tok
+	return c
+}
+
+// authorize adds c's credential, if it has one beyond its peer's, to req.
+func (c *Client) authorize(req *http.Request) {
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
 }
 
 // NewClient is a client of the daemon serving root, on its own socket
@@ -85,6 +100,7 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return nil, &ConnError{Root: c.root, Err: err}
@@ -253,6 +269,29 @@ func (c *Client) CreateVolume(ctx context.Context, v VolumeCreate) (*engine.Volu
 // RemoveVolume removes a volume.
 func (c *Client) RemoveVolume(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", "/v1/volumes/"+url.PathEscape(name), nil, nil, nil)
+}
+
+// Volume describes one volume.
+func (c *Client) Volume(ctx context.Context, name string) (*engine.VolumeInfo, error) {
+	var out engine.VolumeInfo
+	if err := c.do(ctx, "GET", "/v1/volumes/"+url.PathEscape(name), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// Image describes one stored image.
+func (c *Client) Image(ctx context.Context, ref string) (*engine.ImageInfo, error) {
+	var out engine.ImageInfo
+	if err := c.do(ctx, "GET", "/v1/images/"+url.PathEscape(ref), nil, nil, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}
+
+// RemoveImage removes a stored image.
+func (c *Client) RemoveImage(ctx context.Context, ref string) error {
+	return c.do(ctx, "DELETE", "/v1/images/"+url.PathEscape(ref), nil, nil, nil)
 }
 
 func bytesReader(b []byte) io.Reader { return bytes.NewReader(b) }

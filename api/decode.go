@@ -24,6 +24,9 @@ var errTooLarge = fmt.Errorf("request body above %d bytes", MaxBody)
 // the decoder can. Request bodies are untrusted input.
 func decodeBody[T any](r io.Reader) (*T, error) {
 	b, err := io.ReadAll(io.LimitReader(r, MaxBody+1))
+	if errors.Is(err, errBodyTimeout) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, &FieldError{"body", err.Error()}
 	}

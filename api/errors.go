@@ -19,6 +19,7 @@ const (
 	CodeNoSuchVolume         = "no_such_volume"         // 404
 	CodeNoSuchObject         = "no_such_object"         // 404
 	CodeNoSuchFunction       = "no_such_function"       // 404
+	CodeNoSuchTenant         = "no_such_tenant"         // 404 (to root: tenants are not told of tenants)
 	CodeNotFound             = "not_found"              // 404: no such route
 	CodeMethodNotAllowed     = "method_not_allowed"     // 405
 	CodeCommandNotFound      = "command_not_found"      // 400: the command is not in the image
@@ -27,6 +28,7 @@ const (
 	CodeForbidden            = "forbidden"              // 403: the caller may not use this route (see auth.go)
 	CodeRefused              = "refused"                // 400 on create, 409 on a verb: the engine refused it
 	CodeTooLarge             = "too_large"              // 413: the body is above MaxBody
+	CodeTimeout              = "timeout"                // 408: the body did not arrive within the server's BodyTimeout
 	CodeInternal             = "internal"               // 500: the daemon failed
 )
 
@@ -37,6 +39,7 @@ var codeSentinels = map[string]error{
 	CodeNoSuchVolume:         volume.ErrNotFound,
 	CodeNoSuchObject:         engine.ErrNoSuchObject,
 	CodeNoSuchFunction:       engine.ErrNoSuchFunction,
+	CodeNoSuchTenant:         engine.ErrNoSuchTenant,
 	CodeCommandNotFound:      engine.ErrCommandNotFound,
 	CodeCommandNotExecutable: engine.ErrCommandNotExecutable,
 }
@@ -64,6 +67,8 @@ func classify(err error, create bool) (int, string) {
 		return http.StatusNotFound, CodeNoSuchObject
 	case errors.Is(err, engine.ErrNoSuchFunction):
 		return http.StatusNotFound, CodeNoSuchFunction
+	case errors.Is(err, engine.ErrNoSuchTenant):
+		return http.StatusNotFound, CodeNoSuchTenant
 	case errors.Is(err, engine.ErrCommandNotFound):
 		return http.StatusBadRequest, CodeCommandNotFound
 	case errors.Is(err, engine.ErrCommandNotExecutable):

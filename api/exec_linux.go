@@ -192,6 +192,7 @@ func (c *Client) Exec(ctx context.Context, ref string, req ExecRequest, stdin, s
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("Connection", "Upgrade")
 	hr.Header.Set("Upgrade", execUpgrade)
+	c.authorize(hr)
 	if err := hr.Write(uc); err != nil {
 		return 0, &ConnError{Root: c.root, Err: err}
 	}

@@ -239,6 +239,9 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 	}
 	name := r.PathValue("name")
 	in, err := io.ReadAll(io.LimitReader(r.Body, MaxInvokeBody+1))
+	if errors.Is(err, errBodyTimeout) {
+		return err
+	}
 	if err != nil {
 		return &FieldError{"body", err.Error()}
 	}

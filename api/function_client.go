@@ -67,6 +67,7 @@ func (c *Client) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 		return inv, err
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
+	c.authorize(req)
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return inv, &ConnError{Root: c.root, Err: err}

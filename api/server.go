@@ -57,12 +57,15 @@ type Server struct {
 	routes  []Route
 	mux     *http.ServeMux
 	ready   atomic.Bool
+	// BodyTimeout bounds the time a client may take to send a request
+	// body (DefaultBodyTimeout; see deadline.go).
+	BodyTimeout time.Duration
 }
 
 // NewServer makes the server of eng, logging to log and registering its
 // metrics with reg. It answers /v1/ready with 503 until SetReady.
 func NewServer(eng Engine, log *slog.Logger) *Server {
-	s := &Server{eng: eng, log: log, mux: http.NewServeMux()}
+	s := &Server{eng: eng, log: log, mux: http.NewServeMux(), BodyTimeout: DefaultBodyTimeout}
 	s.metrics = newMetrics(eng)
 	s.routes = []Route{
 		{"GET", "/v1/health", s.health},
@@ -89,6 +92,7 @@ func NewServer(eng Engine, log *slog.Logger) *Server {
 		{"DELETE", "/v1/volumes/{name}", s.removeVolume},
 	}
 	s.routes = append(s.routes, s.functionRoutes()...)
+	s.routes = append(s.routes, s.tenantRoutes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}
@@ -127,10 +131,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // wrap turns a handler that returns its error into an http.Handler that
 // answers the error as an ErrorBody, logs the request and counts it.
 func (s *Server) wrap(rt Route) http.Handler {
-	create := rt.Method == "POST" && (rt.Pattern == "/v1/containers" || rt.Pattern == "/v1/volumes" || rt.Pattern == "/v1/functions")
+	create := rt.Method == "POST" && (rt.Pattern == "/v1/containers" || rt.Pattern == "/v1/volumes" || rt.Pattern == "/v1/functions" || rt.Pattern == "/v1/tenants")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
+		r.Body = timedBody(w, r, s.BodyTimeout)
 		r, err := s.authorize(rt, r)
 		if err == nil {
 			err = rt.handler(rec, r)
@@ -139,6 +144,9 @@ func (s *Server) wrap(rt Route) http.Handler {
 			status, code := classify(err, create)
 			if errors.Is(err, errTooLarge) {
 				status, code = http.StatusRequestEntityTooLarge, CodeTooLarge
+			}
+			if errors.Is(err, errBodyTimeout) {
+				status, code = http.StatusRequestTimeout, CodeTimeout
 			}
 			if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
 				status, code = http.StatusServiceUnavailable, CodeInternal

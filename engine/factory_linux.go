@@ -6,6 +6,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/oak-engine/oak/sandbox"
@@ -423,6 +424,24 @@ func (e *Engine) explainLaunch(c *Container, err error) error {
 	}
 	if perr := pidsLeft(t, c.Factory); perr != nil {
 		return fmt.Errorf("%v: %w", perr, err)
+	}
+	if errors.Is(err, syscall.EAGAIN) {
+		// The tasks ran out during the launch and are free again now
+		// (the launch's own, or others' that ended): name the factory
+		// with the fewest left, whose quota it most likely was.
+		name, least := "", int64(-1)
+		for _, f := range t.chain(c.Factory) {
+			u, uerr := sandbox.ReadGroup(t.group(f.Name))
+			if uerr != nil || u.PidsMax <= 0 {
+				continue
+			}
+			if left := u.PidsMax - u.Pids; least < 0 || left < least {
+				name, least = f.Name, left
+			}
+		}
+		if name != "" {
+			return fmt.Errorf("factory %s: pids quota exhausted during the launch (%d tasks left now): %w", name, least, err)
+		}
 	}
 	return err
 }

@@ -57,6 +57,9 @@ type OCIContainer struct {
 	// DropCaps are the capabilities (bit N: number N) of Oak's eight the
 	// bundle does not give root (sandbox.Task.DropCaps).
 	DropCaps uint64 `json:"drop_caps,omitempty"`
+	// NarrowedCaps are the capabilities outside Oak's eight the bundle's
+	// process asked for, narrowed with a warning at create.
+	NarrowedCaps []string `json:"narrowed_caps,omitempty"`
 	// ConsoleRows and ConsoleCols are the terminal's first size (0: the kernel's).
 	ConsoleRows uint16         `json:"console_rows,omitempty"`
 	ConsoleCols uint16         `json:"console_cols,omitempty"`
@@ -353,8 +356,11 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 		c.ConsoleRows, c.ConsoleCols = uint16(p.ConsoleSize.Height), uint16(p.ConsoleSize.Width)
 	}
 	inConfig := func(format string, a ...any) { warn("config.json: "+format, a...) }
-	if c.DropCaps, err = mapCapabilities(p.Capabilities, 0, opts.Strict, inConfig); err != nil {
+	if c.DropCaps, c.NarrowedCaps, err = mapCapabilities(p.Capabilities, 0, opts.Strict); err != nil {
 		return nil, err
+	}
+	if len(c.NarrowedCaps) > 0 {
+		inConfig("%s", narrowedCaps(c.NarrowedCaps))
 	}
 	for i, rl := range p.Rlimits {
 		field := fmt.Sprintf("process.rlimits[%d]", i)
@@ -590,9 +596,9 @@ func MapOCISpec(bundle string, s *specs.Spec, opts OCIOptions) (*OCIContainer, e
 // narrowed with a warning, or refused when strict; one of the eight in
 // dropped (those the container's root was not given) is refused: an
 // exec'd process may not have more than its container's root.
-func mapCapabilities(caps *specs.LinuxCapabilities, dropped uint64, strict bool, warn func(string, ...any)) (uint64, error) {
+func mapCapabilities(caps *specs.LinuxCapabilities, dropped uint64, strict bool) (drop uint64, narrowed []string, err error) {
 	if caps == nil {
-		return 0, nil
+		return 0, nil, nil
 	}
 	sets := []struct {
 		name string
@@ -604,23 +610,22 @@ func mapCapabilities(caps *specs.LinuxCapabilities, dropped uint64, strict bool,
 		for i, cp := range set.caps {
 			field := fmt.Sprintf("process.capabilities.%s[%d]", set.name, i)
 			if !slices.Contains(linuxCapabilities, cp) {
-				return 0, refuse(field, "%q is not a Linux capability", cp)
+				return 0, nil, refuse(field, "%q is not a Linux capability", cp)
 			}
 			if j := slices.Index(OakCapabilities, cp); j >= 0 {
 				if dropped&(1<<oakCapNumbers[j]) != 0 {
-					return 0, refuse(field, "%s was not given to the container's root", cp)
+					return 0, nil, refuse(field, "%s was not given to the container's root", cp)
 				}
 				continue
 			}
 			if strict {
-				return 0, refuse(field, "%s is not one of Oak's capabilities (%s)", cp, strings.Join(OakCapabilities, ", "))
+				return 0, nil, refuse(field, "%s is not one of Oak's capabilities (%s)", cp, strings.Join(OakCapabilities, ", "))
 			}
 			if !slices.Contains(extra, cp) {
 				extra = append(extra, cp)
 			}
 		}
 	}
-	var drop uint64
 	for i, name := range OakCapabilities {
 		for _, set := range sets[:3] {
 			if set.caps != nil && !slices.Contains(set.caps, name) {
@@ -628,11 +633,14 @@ func mapCapabilities(caps *specs.LinuxCapabilities, dropped uint64, strict bool,
 			}
 		}
 	}
-	if len(extra) > 0 {
-		warn("process.capabilities: %s not granted; container root holds only %s, in its own user namespace",
-			strings.Join(extra, ", "), strings.Join(OakCapabilities, ", "))
-	}
-	return drop, nil
+	return drop, extra, nil
+}
+
+// narrowedCaps is the warning for capabilities outside Oak's eight that
+// were asked for and not granted.
+func narrowedCaps(extra []string) string {
+	return fmt.Sprintf("process.capabilities: %s not granted; container root holds only %s, in its own user namespace",
+		strings.Join(extra, ", "), strings.Join(OakCapabilities, ", "))
 }
 
 // OCIExec is a process to start in a running OCI container (oak-runtime
@@ -728,9 +736,15 @@ func MapOCIExec(c *OCIContainer, p *specs.Process, input string, strict bool) (*
 		}
 		x.ConsoleRows, x.ConsoleCols = uint16(p.ConsoleSize.Height), uint16(p.ConsoleSize.Width)
 	}
-	drop, err := mapCapabilities(p.Capabilities, c.DropCaps, strict, warn)
+	// What the bundle's process asked for beyond the eight was narrowed,
+	// with a warning, when the container was made; an exec asking for the
+	// same again (podman's does, every time) is told only of the others.
+	drop, extra, err := mapCapabilities(p.Capabilities, c.DropCaps, strict)
 	if err != nil {
 		return fail(err)
+	}
+	if extra = slices.DeleteFunc(extra, func(cp string) bool { return slices.Contains(c.NarrowedCaps, cp) }); len(extra) > 0 {
+		warn("%s", narrowedCaps(extra))
 	}
 	for i, rl := range p.Rlimits {
 		// The process has the container's limits (its init's); a

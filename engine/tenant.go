@@ -33,6 +33,10 @@ type Tenant struct {
 	// --memory …) and is removed with it.
 	OwnFactory bool      `json:"own_factory,omitempty"`
 	Created    time.Time `json:"created"`
+	// TokenHash is the SHA-256 of the tenant's token, hex, if it has one
+	// (see tenant_token.go); the token itself is never stored.
+	TokenHash    string    `json:"token_sha256,omitempty"`
+	TokenCreated time.Time `json:"token_created,omitzero"`
 }
 
 // TenantOptions is a request to make a tenant. Either Factory names an
@@ -57,6 +61,9 @@ const MaxTenantNameLen = 32
 // tenant's container names are kept as TENANT.NAME, and a dot-free prefix
 // tells every tenant's names apart (see TenantContainerName).
 func checkTenantName(name string) error {
+	if name == "self" {
+		return errors.New(`invalid tenant name "self": the API's name for the caller's own tenant (GET /v1/tenants/self)`)
+	}
 	if ValidName(name) && !strings.Contains(name, ".") && len(name) <= MaxTenantNameLen {
 		return nil
 	}

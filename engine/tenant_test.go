@@ -43,6 +43,7 @@ func TestCreateTenantRefusals(t *testing.T) {
 		{TenantOptions{Name: "b", Factory: "fb"}, "--uid is required"},
 		{TenantOptions{Name: "b", UIDs: []uint32{4002}, Factory: "nope"}, "no such factory"},
 		{TenantOptions{Name: "b.c", UIDs: []uint32{4002}, Factory: "fb"}, "invalid tenant name"},
+		{TenantOptions{Name: "self", UIDs: []uint32{4002}, Factory: "fb"}, `invalid tenant name "self"`},
 		{TenantOptions{Name: "b", UIDs: []uint32{4002}}, "either --factory or"},
 	} {
 		if _, err := e.CreateTenant(c.o); err == nil || !strings.Contains(err.Error(), c.want) {

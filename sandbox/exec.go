@@ -16,6 +16,17 @@ var (
 	ErrCommandNotExecutable = errors.New("command cannot be executed")
 )
 
+// InitError is a system call of the container's init that failed before
+// the command ran (its fork of the command: EAGAIN when the container's or
+// a factory's tasks are used up). It unwraps to the errno.
+type InitError struct {
+	Errno syscall.Errno
+	Msg   string // "fork: Resource temporarily unavailable"
+}
+
+func (e *InitError) Error() string { return e.Msg }
+func (e *InitError) Unwrap() error { return e.Errno }
+
 // ExecError reports that the container's command could not be started:
 // its execve, inside the container, failed with Errno. Everything before
 // it worked; the message names the command and the cause.

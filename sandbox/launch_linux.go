@@ -437,8 +437,12 @@ func (p *Process) readReports(r io.Reader) error {
 			return fmt.Errorf("launch: read nsinit report: %w", err)
 		}
 		switch {
-		case tag == nsinit.ReportError:
-			return errors.New(string(body))
+		case tag == nsinit.ReportError && n >= 4:
+			msg := string(body[4:])
+			if errno := syscall.Errno(binary.LittleEndian.Uint32(body)); errno != 0 {
+				return &InitError{Errno: errno, Msg: msg}
+			}
+			return errors.New(msg)
 		case tag == nsinit.ReportExec && n >= 4:
 			return &ExecError{Errno: syscall.Errno(binary.LittleEndian.Uint32(body)), Msg: string(body[4:])}
 		case tag == nsinit.ReportListener && n == 4 && p.Listener == nil:

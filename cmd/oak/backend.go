@@ -75,32 +75,16 @@ func openBackend(root string) (backend, error) {
 }
 
 // asTenant says whether this process reaches the daemon as a tenant: any
-// uid but root's (docs/tenants.md).
-func asTenant() bool { return os.Geteuid() != 0 }
+// uid but root's, and anyone presenting a tenant's token (docs/tenants.md).
+func asTenant() bool { return os.Geteuid() != 0 || tokenPath() != "" }
 
 // openTenantBackend is the daemon of root on its tenants' socket. A
 // tenant neither reads the state root (it is root's, 0700) nor starts a
 // daemon: the daemon holds the host's authority, so it runs as root, and
 // root starts it (oak daemon, a service unit, or any oak verb run as
-// root).
+// root). See openTenantClient.
 func openTenantBackend(root string) (backend, error) {
-	if !daemonWanted() {
-		return nil, fmt.Errorf("--no-daemon (OAK_NO_DAEMON): only root runs the engine in this process; uid %d reaches it through the daemon, as a tenant", os.Geteuid())
-	}
-	c := api.NewClient(root)
-	ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
-	defer cancel()
-	err := c.Ping(ctx)
-	var ce *api.ConnError
-	if errors.As(err, &ce) {
-		var cause any = ce.Err
-		var errno syscall.Errno
-		if errors.As(ce.Err, &errno) {
-			cause = errno // "no such file or directory", not the HTTP request around it
-		}
-		return nil, fmt.Errorf("no oak daemon answers on %s (%v): uid %d cannot start one, because the daemon runs as root; the host's administrator starts it (oak daemon)",
-			api.TenantSocket(root), cause, os.Geteuid())
-	}
+	c, err := openTenantClient(root)
 	if err != nil {
 		return nil, err
 	}

@@ -394,11 +394,17 @@ func newSuperviseCmd(stateRoot func() string) *cobra.Command {
 		Hidden: true,
 		Args:   cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			return e.Supervise(args[0], os.NewFile(3, "report"), os.NewFile(4, "slot"))
+			return supervise(stateRoot(), args[0])
 		},
 	}
+}
+
+// supervise is the body of `oak --root ROOT _supervise ID`: the report
+// pipe is fd 3, the container's slot lock fd 4 (see engine.Supervise).
+func supervise(root, id string) error {
+	e, err := engine.New(root)
+	if err != nil {
+		return err
+	}
+	return e.Supervise(id, os.NewFile(3, "report"), os.NewFile(4, "slot"))
 }

@@ -29,17 +29,23 @@
 #define CONN_FD 3
 #define READY_FD 4
 
-// The signals passed on: what a supervisor passes to a container's command.
-static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT, SIGALRM};
-
 __attribute__((constructor)) static void exec_proxy(void)
 {
-	if (getenv(OAK_EXEC_PROXY_ENV) == NULL)
+	// Its value lists the signals passed on, "15,2,1,...": what a
+	// supervisor passes to a container's command (engine.ForwardedSignals).
+	const char *list = getenv(OAK_EXEC_PROXY_ENV);
+	if (list == NULL)
 		return;
 	sigset_t set;
 	sigemptyset(&set);
-	for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++)
-		sigaddset(&set, forwarded[i]);
+	for (const char *p = list; *p != 0;) {
+		char *end;
+		long sig = strtol(p, &end, 10);
+		if (end == p || sig <= 0 || sig >= NSIG || sig == SIGKILL || sig == SIGSTOP || (*end != ',' && *end != 0))
+			_exit(255); // not what oak writes
+		sigaddset(&set, (int)sig);
+		p = *end == ',' ? end + 1 : end;
+	}
 	sigaddset(&set, SIGPIPE); // a closed connection is seen by send, not as a signal
 	if (sigprocmask(SIG_BLOCK, &set, NULL) != 0)
 		_exit(255);

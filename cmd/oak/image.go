@@ -42,6 +42,9 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 		Short: "Give an image another name (taking it from any image that had it)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := imagesAreRoots("image tag"); err != nil {
+				return err
+			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
@@ -55,6 +58,9 @@ func newImageCmd(stateRoot func() string) *cobra.Command {
 		Short: "Remove the images no container uses, and the layers no image uses",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := imagesAreRoots("image prune"); err != nil {
+				return err
+			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
@@ -113,6 +119,9 @@ a terminal, leaves it out.`,
 			if !load {
 				path = args[0]
 			}
+			if err := imagesAreRoots(strings.Fields(use)[0]); err != nil {
+				return err
+			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
@@ -142,6 +151,9 @@ func newPullCmd(stateRoot func() string) *cobra.Command {
 		Short: "Pull an image from an OCI registry (plain HTTP only for loopback, with --insecure)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := imagesAreRoots("pull"); err != nil {
+				return err
+			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
@@ -164,6 +176,14 @@ func newRmiCmd(stateRoot func() string, use string) *cobra.Command {
 		Short: "Remove images (refused while a container uses one)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if asTenant() {
+				// The daemon refuses it (403): the catalogue is root's.
+				c, err := openTenantClient(stateRoot())
+				if err != nil {
+					return err
+				}
+				return eachRef(args, func(ref string) error { return c.RemoveImage(context.Background(), ref) })
+			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
@@ -243,11 +263,7 @@ fields are the JSON keys.`,
 			if err != nil {
 				return err
 			}
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			imgs, err := e.ListImages()
+			imgs, err := listImages(stateRoot())
 			if err != nil {
 				return err
 			}
@@ -286,6 +302,9 @@ re-made from the stored ones, so their digests and the image id differ from
 the archive they came from; content and configuration are the same.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if asTenant() {
+				return errors.New("save: not open to tenants yet (the daemon serves no image archives); the host's administrator saves images")
+			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
@@ -345,4 +364,33 @@ func age(t time.Time) string {
 		return "-"
 	}
 	return time.Since(t).Round(time.Second).String() + " ago"
+}
+
+// imagesAreRoots refuses verb to a tenant: images are the host's
+// catalogue, which every tenant runs and only root adds to, tags or
+// prunes. A tenant's import could not be charged to its quota: layers
+// are shared by every image that has them, and the store is not a
+// factory's.
+func imagesAreRoots(verb string) error {
+	if !asTenant() {
+		return nil
+	}
+	return fmt.Errorf("%s: images are the host's, shared by every tenant: only root adds, tags or removes them; a tenant lists (oak images) and runs them", verb)
+}
+
+// listImages is the stored images: from the store in this process for
+// root, through the daemon for a tenant.
+func listImages(root string) ([]*engine.ImageInfo, error) {
+	if asTenant() {
+		c, err := openTenantClient(root)
+		if err != nil {
+			return nil, err
+		}
+		return c.Images(context.Background())
+	}
+	e, err := engine.New(root)
+	if err != nil {
+		return nil, err
+	}
+	return e.ListImages()
 }

@@ -1,13 +1,17 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
 
+	"github.com/oak-engine/oak/api"
 	"github.com/oak-engine/oak/engine"
+	"github.com/oak-engine/oak/storage/image"
+	"github.com/oak-engine/oak/storage/volume"
 )
 
 func newInspectCmd(stateRoot func() string) *cobra.Command {
@@ -33,12 +37,19 @@ looked up as a container, then an image, then a volume, as docker does;
 // inspectObjects prints the objects refs name, of kind ("" for any), in
 // format (see printInspected).
 func inspectObjects(stateRoot func() string, kind, spec string, refs []string) error {
-	var e *engine.Engine // the stores, root's alone: a tenant inspects containers only
+	var e inspector // the stores: root's in-process; a tenant's through the daemon
 	var err error
-	if !asTenant() {
+	switch {
+	case !asTenant():
 		if e, err = engine.New(stateRoot()); err != nil {
 			return err
 		}
+	case kind != engine.KindContainer:
+		c, err := openTenantClient(stateRoot())
+		if err != nil {
+			return err
+		}
+		e = tenantStores{c}
 	}
 	var b backend
 	if kind == "" || kind == engine.KindContainer {
@@ -87,7 +98,7 @@ func printInspected(spec string, refs []string, find func(ref string) (any, erro
 
 // inspectOne finds ref: a container through b (the daemon), else, unless
 // kind asks for a container only, an image or a volume in the stores.
-func inspectOne(b backend, e *engine.Engine, ref, kind string) (any, error) {
+func inspectOne(b backend, e inspector, ref, kind string) (any, error) {
 	if b != nil {
 		c, err := b.InspectContainer(ref)
 		if err == nil || kind == engine.KindContainer || !errors.Is(err, engine.ErrNoSuchContainer) {
@@ -98,4 +109,37 @@ func inspectOne(b backend, e *engine.Engine, ref, kind string) (any, error) {
 		return nil, fmt.Errorf("%w: %s", engine.ErrNoSuchContainer, ref)
 	}
 	return e.Inspect(ref, kind)
+}
+
+// inspector finds an object of a kind ("" for any) by ref, as
+// engine.Inspect does.
+type inspector interface {
+	Inspect(ref, kind string) (any, error)
+}
+
+// tenantStores is a tenant's view of the image and volume stores,
+// through the daemon: the host's images, and its own volumes only
+// (another tenant's is not found, as one that does not exist).
+type tenantStores struct{ c *api.Client }
+
+func (t tenantStores) Inspect(ref, kind string) (any, error) {
+	ctx := context.Background()
+	switch kind {
+	case engine.KindImage:
+		return t.c.Image(ctx, ref)
+	case engine.KindVolume:
+		return t.c.Volume(ctx, ref)
+	case "":
+		// Containers were asked first (through the backend).
+		if img, err := t.c.Image(ctx, ref); err == nil || !errors.Is(err, image.ErrNotFound) {
+			return img, err
+		}
+		if volume.ValidName(ref) {
+			if v, err := t.c.Volume(ctx, ref); err == nil || !errors.Is(err, volume.ErrNotFound) {
+				return v, err
+			}
+		}
+		return nil, fmt.Errorf("%w: %s", engine.ErrNoSuchObject, ref)
+	}
+	return nil, fmt.Errorf("invalid --type %q: want container, image or volume", kind)
 }

@@ -53,6 +53,16 @@ func main() {
 	if filepath.Base(os.Args[0]) == runtimeName {
 		os.Exit(runtimeMain(os.Args[1:]))
 	}
+	if a := os.Args; len(a) == 5 && a[1] == "--root" && a[3] == supervisorVerb {
+		// A detached container's supervisor (engine.RunDetached starts it
+		// so, always): it lives as long as its container, so it skips the
+		// command tree, whose flags alone are a third of its heap.
+		if err := supervise(a[2], a[4]); err != nil {
+			fmt.Fprintln(os.Stderr, "oak: "+oneLine(err.Error()))
+			os.Exit(exitStatus(err))
+		}
+		return
+	}
 	root := newRootCmd()
 	err := root.Execute()
 	trace.Mark("cli: done")
@@ -88,6 +98,7 @@ func newRootCmd() *cobra.Command {
 	}
 	root.PersistentFlags().StringVar(&stateRoot, "root", def, "state root (env OAK_ROOT)")
 	addDaemonFlags(root.PersistentFlags())
+	addTokenFlag(root.PersistentFlags())
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		if !c.HasParent() {
 			return fmt.Errorf("%w (see '%s --help')", err, c.CommandPath())

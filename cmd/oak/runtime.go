@@ -689,7 +689,7 @@ func runtimeExec(rt *engine.Runtime, g map[string]string, args []string) (int, e
 		}
 		defer ready.Close()
 		proxy := &exec.Cmd{Path: "/proc/self/exe", Args: []string{execProxyName, id},
-			Env: []string{execProxyEnv + "=1"}, ExtraFiles: []*os.File{conn, readyW}}
+			Env: []string{execProxyEnv + "=" + signalList(engine.ForwardedSignals)}, ExtraFiles: []*os.File{conn, readyW}}
 		err = proxy.Start()
 		readyW.Close()
 		if err != nil {

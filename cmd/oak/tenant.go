@@ -1,41 +1,30 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/oak-engine/oak/api"
 	"github.com/oak-engine/oak/engine"
 )
-
-// tenantView is a tenant as oak tenant ls and inspect show it: JSON keys
-// and template fields are its field names, as everywhere in Oak's output.
-type tenantView struct {
-	Name       string
-	UIDs       []uint32
-	Factory    string
-	OwnFactory bool // made with the tenant, removed with it
-	Created    time.Time
-}
 
 // tenantRow is one row of oak tenant ls.
 type tenantRow struct {
 	Name      string
 	UIDs      string
 	Factory   string
+	Token     bool // it has a token
 	CreatedAt string
 }
 
 const tenantTable = "{{.Name}}\t{{.UIDs}}\t{{.Factory}}\t{{.CreatedAt}}"
-
-func viewTenant(t *engine.Tenant) tenantView {
-	return tenantView{Name: t.Name, UIDs: t.UIDs, Factory: t.Factory, OwnFactory: t.OwnFactory, Created: t.Created}
-}
 
 // parseUIDs reads --uid: UID[,UID…], numeric (a tenant's users need no
 // account on the host: the kernel reports the peer's uid as a number).
@@ -53,12 +42,119 @@ func parseUIDs(args []string) ([]uint32, error) {
 	return out, nil
 }
 
-// tenantEngine opens the state root for a tenant verb: root's alone.
-func tenantEngine(stateRoot func() string) (*engine.Engine, error) {
-	if os.Geteuid() != 0 {
-		return nil, fmt.Errorf("oak tenant: only root manages tenants (this is uid %d)", os.Geteuid())
+// tenantAdmin is what oak tenant asks for: the daemon's tenant routes,
+// or the engine in this process (--no-daemon). Both answer from the same
+// records with the same errors.
+type tenantAdmin interface {
+	CreateTenant(req api.TenantCreate) (*api.TenantInfo, error)
+	Tenants() ([]api.TenantInfo, error)
+	Tenant(name string) (*api.TenantInfo, error)
+	RemoveTenant(name string) error
+	NewTenantToken(name string) (string, error)
+	RevokeTenantToken(name string) error
+}
+
+// openTenantAdmin is the daemon (started if none answers), or the engine
+// in this process when the daemon is not wanted. A tenant's oak asks the
+// daemon, which refuses it (only root manages tenants).
+func openTenantAdmin(stateRoot func() string) (tenantAdmin, error) {
+	if asTenant() {
+		c, err := openTenantClient(stateRoot())
+		if err != nil {
+			return nil, err
+		}
+		return clientTenants{c}, nil
 	}
-	return engine.New(stateRoot())
+	e, err := engine.New(stateRoot())
+	if err != nil {
+		return nil, err
+	}
+	if !daemonWanted() {
+		return localTenants{e}, nil
+	}
+	c := api.NewClient(e.Root)
+	if err := ensureDaemon(c, e.Root); err != nil {
+		return nil, err
+	}
+	return clientTenants{c}, nil
+}
+
+type clientTenants struct{ c *api.Client }
+
+func (t clientTenants) CreateTenant(req api.TenantCreate) (*api.TenantInfo, error) {
+	return t.c.CreateTenant(context.Background(), req)
+}
+func (t clientTenants) Tenants() ([]api.TenantInfo, error) { return t.c.Tenants(context.Background()) }
+func (t clientTenants) Tenant(name string) (*api.TenantInfo, error) {
+	return t.c.Tenant(context.Background(), name)
+}
+func (t clientTenants) RemoveTenant(name string) error {
+	return t.c.RemoveTenant(context.Background(), name)
+}
+func (t clientTenants) NewTenantToken(name string) (string, error) {
+	return t.c.NewTenantToken(context.Background(), name)
+}
+func (t clientTenants) RevokeTenantToken(name string) error {
+	return t.c.RevokeTenantToken(context.Background(), name)
+}
+
+type localTenants struct{ e *engine.Engine }
+
+func (t localTenants) CreateTenant(req api.TenantCreate) (*api.TenantInfo, error) {
+	o := engine.TenantOptions{Name: req.Name, UIDs: req.UIDs, Factory: req.Factory}
+	if q := req.Quota; q != nil {
+		o.Quota = &engine.FactoryQuota{MemoryBytes: q.MemoryBytes, Pids: q.Pids, CPUMilli: q.CPUMilli, DiskBytes: q.DiskBytes}
+	}
+	tn, err := t.e.CreateTenant(o)
+	if err != nil {
+		return nil, err
+	}
+	info := api.NewTenantInfo(tn)
+	return &info, nil
+}
+func (t localTenants) Tenants() ([]api.TenantInfo, error) {
+	ts, err := t.e.ListTenants()
+	out := make([]api.TenantInfo, 0, len(ts))
+	for _, tn := range ts {
+		out = append(out, api.NewTenantInfo(tn))
+	}
+	return out, err
+}
+func (t localTenants) Tenant(name string) (*api.TenantInfo, error) {
+	tn, err := t.e.InspectTenant(name)
+	if err != nil {
+		return nil, err
+	}
+	info := api.NewTenantInfo(tn)
+	return &info, nil
+}
+func (t localTenants) RemoveTenant(name string) error             { return t.e.RemoveTenant(name) }
+func (t localTenants) NewTenantToken(name string) (string, error) { return t.e.NewTenantToken(name) }
+func (t localTenants) RevokeTenantToken(name string) error        { return t.e.RevokeTenantToken(name) }
+
+// issueToken gives tenant name a new token (revoking the one it had) and
+// writes it to path for uid, or, with no path, prints it. The file is
+// made first, so that a path refused changes nothing.
+func issueToken(ta tenantAdmin, name, path string, uid uint32) error {
+	var sink *tokenSink
+	if path != "" {
+		var err error
+		if sink, err = createTokenFile(path, uid); err != nil {
+			return err
+		}
+	}
+	tok, err := ta.NewTenantToken(name)
+	if err != nil {
+		if sink != nil {
+			sink.discard()
+		}
+		return err
+	}
+	if sink == nil {
+		fmt.Println(tok)
+		return nil
+	}
+	return sink.write(tok)
 }
 
 // tenantNames lists the names of tenants, for completion.
@@ -86,7 +182,7 @@ factory, whose quota bounds them all. Any other user but root is refused.
 Only root manages tenants. See docs/tenants.md.`,
 	}
 	var uids []string
-	var factory, memory, pids, cpus, disk string
+	var factory, memory, pids, cpus, disk, tokenOut, tokenOwnerFlag string
 	create := &cobra.Command{
 		Use:   "create --uid UID[,UID…] (--factory F | [--memory SIZE] [--pids N] [--cpus N] [--disk SIZE]) NAME",
 		Short: "Create a tenant",
@@ -100,21 +196,54 @@ them), from a factory named NAME made for it and removed with it.`,
 			if err != nil {
 				return err
 			}
-			o := engine.TenantOptions{Name: args[0], UIDs: ids, Factory: factory}
+			req := api.TenantCreate{Name: args[0], UIDs: ids, Factory: factory}
 			if memory != "" || pids != "" || cpus != "" || disk != "" {
 				q, err := engine.ParseFactoryQuota(memory, pids, cpus, disk, runtime.NumCPU())
 				if err != nil {
 					return err
 				}
-				o.Quota = &q
+				req.Quota = &api.TenantQuota{MemoryBytes: q.MemoryBytes, Pids: q.Pids, CPUMilli: q.CPUMilli, DiskBytes: q.DiskBytes}
 			}
-			e, err := tenantEngine(stateRoot)
+			if cmd.Flags().Changed("token-owner") && tokenOut == "" {
+				return errors.New("tenant create: --token-owner is the owner of --token-file; give --token-file too")
+			}
+			owner := uint32(0)
+			if tokenOut != "" {
+				if len(ids) == 0 {
+					return errors.New("tenant create: --uid is required: a tenant is the host users that act as it")
+				}
+				if owner, err = tokenOwner(tokenOwnerFlag, ids[0]); err != nil {
+					return err
+				}
+			}
+			ta, err := openTenantAdmin(stateRoot)
 			if err != nil {
 				return err
 			}
-			t, err := e.CreateTenant(o)
+			var sink *tokenSink
+			if tokenOut != "" {
+				// Made before the tenant, so that a bad path changes nothing.
+				if sink, err = createTokenFile(tokenOut, owner); err != nil {
+					return err
+				}
+			}
+			t, err := ta.CreateTenant(req)
 			if err != nil {
+				if sink != nil {
+					sink.discard()
+				}
 				return err
+			}
+			if sink != nil {
+				tok, err := ta.NewTenantToken(t.Name)
+				if err == nil {
+					err = sink.write(tok)
+				} else {
+					sink.discard()
+				}
+				if err != nil {
+					return fmt.Errorf("tenant %s was created, but its token was not: %w (oak tenant token %s --file PATH makes one)", t.Name, err, t.Name)
+				}
 			}
 			fmt.Println(t.Name)
 			return nil
@@ -128,6 +257,8 @@ them), from a factory named NAME made for it and removed with it.`,
 	cf.StringVar(&pids, "pids", "", "processes and threads of all its containers together")
 	cf.StringVar(&cpus, "cpus", "", "CPU time of all its containers together, in cores")
 	cf.StringVar(&disk, "disk", "", "bytes of its volumes and writable layers together")
+	cf.StringVar(&tokenOut, "token-file", "", "also give it a token, written to this new file (mode 0600), for its holder")
+	cf.StringVar(&tokenOwnerFlag, "token-owner", "", "the uid that owns --token-file (default the first --uid)")
 	create.RegisterFlagCompletionFunc("factory", completeFactories(stateRoot))
 	var lsFormat string
 	var quiet bool
@@ -141,11 +272,11 @@ them), from a factory named NAME made for it and removed with it.`,
 			if err != nil {
 				return err
 			}
-			e, err := tenantEngine(stateRoot)
+			ta, err := openTenantAdmin(stateRoot)
 			if err != nil {
 				return err
 			}
-			list, err := e.ListTenants()
+			list, err := ta.Tenants()
 			if err != nil {
 				return err
 			}
@@ -159,12 +290,12 @@ them), from a factory named NAME made for it and removed with it.`,
 				for i, u := range t.UIDs {
 					ids[i] = strconv.FormatUint(uint64(u), 10)
 				}
-				rows = append(rows, tenantRow{Name: t.Name, UIDs: strings.Join(ids, ","), Factory: t.Factory, CreatedAt: since(t.Created)})
+				rows = append(rows, tenantRow{Name: t.Name, UIDs: strings.Join(ids, ","), Factory: t.Factory, Token: t.Token, CreatedAt: since(t.Created)})
 			}
 			if quiet {
 				return nil
 			}
-			return f.rows(os.Stdout, rows, map[string]string{"CreatedAt": "CREATED"})
+			return f.rows(os.Stdout, rows, map[string]string{"UIDs": "UIDS", "CreatedAt": "CREATED"})
 		},
 	}
 	ls.Flags().StringVar(&lsFormat, "format", "", "table (default), json, or a Go template such as {{.Name}}")
@@ -175,16 +306,12 @@ them), from a factory named NAME made for it and removed with it.`,
 		Short: "Show tenants as JSON",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := tenantEngine(stateRoot)
+			ta, err := openTenantAdmin(stateRoot)
 			if err != nil {
 				return err
 			}
 			return printInspected(inspectFormat, args, func(name string) (any, error) {
-				t, err := e.InspectTenant(name)
-				if err != nil {
-					return nil, err
-				}
-				return viewTenant(t), nil
+				return ta.Tenant(name)
 			})
 		},
 	}
@@ -198,14 +325,81 @@ has containers is refused; the factory made for a tenant goes with it
 (refused while it holds volumes: remove them, or oak factory rm -f).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := tenantEngine(stateRoot)
+			ta, err := openTenantAdmin(stateRoot)
 			if err != nil {
 				return err
 			}
-			return eachRef(args, e.RemoveTenant)
+			return eachRef(args, ta.RemoveTenant)
 		},
 	}
 	rm.ValidArgsFunction = completeNames(false, tenantNames, stateRoot)
-	cmd.AddCommand(create, ls, inspect, rm)
+	cmd.AddCommand(create, ls, inspect, rm, newTenantTokenCmd(stateRoot))
+	return cmd
+}
+
+// tokenOwner is the uid --owner (flag) names, or def.
+func tokenOwner(flag string, def uint32) (uint32, error) {
+	if flag == "" {
+		return def, nil
+	}
+	n, err := strconv.ParseUint(flag, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("invalid owner %q: want a numeric uid", flag)
+	}
+	return uint32(n), nil
+}
+
+func newTenantTokenCmd(stateRoot func() string) *cobra.Command {
+	var file, owner string
+	cmd := &cobra.Command{
+		Use:   "token [--file PATH [--owner UID]] NAME",
+		Short: "Give a tenant a new token (revoking its old one); oak tenant token rm NAME revokes it",
+		Long: `Give tenant NAME a token: a secret of 256 random bits with which whoever
+holds it acts as the tenant, whatever uid it runs as (oak --token-file
+PATH …, or OAK_TOKEN_FILE). A token the tenant had is revoked at once:
+this is how a token is rotated. The daemon keeps only a hash of it.
+
+--file PATH writes it to a new file, mode 0600, owned by --owner UID (by
+default the tenant's first uid); an existing file, or a path through a
+symbolic link, is refused. Without --file it is printed.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if owner != "" && file == "" {
+				return errors.New("tenant token: --owner is the owner of --file; give --file too")
+			}
+			ta, err := openTenantAdmin(stateRoot)
+			if err != nil {
+				return err
+			}
+			uid := uint32(0)
+			if file != "" {
+				t, err := ta.Tenant(args[0])
+				if err != nil {
+					return err
+				}
+				if uid, err = tokenOwner(owner, t.UIDs[0]); err != nil {
+					return err
+				}
+			}
+			return issueToken(ta, args[0], file, uid)
+		},
+	}
+	cmd.ValidArgsFunction = completeNames(false, tenantNames, stateRoot)
+	cmd.Flags().StringVar(&file, "file", "", "write the token to this new file (mode 0600) instead of printing it")
+	cmd.Flags().StringVar(&owner, "owner", "", "the uid that owns --file (default the tenant's first uid)")
+	rm := &cobra.Command{
+		Use:   "rm NAME...",
+		Short: "Revoke tenants' tokens: refused from the next request on",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ta, err := openTenantAdmin(stateRoot)
+			if err != nil {
+				return err
+			}
+			return eachRef(args, ta.RevokeTenantToken)
+		},
+	}
+	rm.ValidArgsFunction = completeNames(false, tenantNames, stateRoot)
+	cmd.AddCommand(rm)
 	return cmd
 }

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/oak-engine/oak/api"
 	"github.com/oak-engine/oak/engine"
 )
 
@@ -69,10 +72,6 @@ container's image has at that path (owner, mode, contents), as docker does.
 			if err != nil {
 				return err
 			}
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
 			o := engine.VolumeOptions{Sparse: sparse}
 			if owner != "" {
 				var uid, gid uint32
@@ -80,6 +79,13 @@ container's image has at that path (owner, mode, contents), as docker does.
 					return fmt.Errorf("invalid --owner %q: want UID:GID, numbers of the container's ids", owner)
 				}
 				o.Owner = &engine.VolumeOwner{UID: uid, GID: gid}
+			}
+			if asTenant() {
+				return tenantCreateVolume(stateRoot(), args[0], n, o, factory)
+			}
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
 			}
 			create := e.CreateVolume
 			if factory != "" {
@@ -111,11 +117,7 @@ container's image has at that path (owner, mode, contents), as docker does.
 			if err != nil {
 				return err
 			}
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			list, err := e.ListVolumes()
+			list, err := listVolumes(stateRoot())
 			if err != nil {
 				return err
 			}
@@ -147,6 +149,13 @@ container's image has at that path (owner, mode, contents), as docker does.
 		Short: "Remove volumes (refused while a container uses one)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if asTenant() {
+				c, err := openTenantClient(stateRoot())
+				if err != nil {
+					return err
+				}
+				return eachRef(args, func(name string) error { return c.RemoveVolume(context.Background(), name) })
+			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
@@ -160,6 +169,9 @@ container's image has at that path (owner, mode, contents), as docker does.
 		Short: "Remove the volumes no container was granted",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if asTenant() {
+				return errors.New("volume prune: not open to tenants (it would weigh every tenant's volumes); remove your volumes by name (oak volume rm)")
+			}
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
@@ -173,6 +185,45 @@ container's image has at that path (owner, mode, contents), as docker does.
 	}
 	cmd.AddCommand(create, ls, inspect, rm, prune)
 	return cmd
+}
+
+// listVolumes is every volume, for root (from the store in this process),
+// or the tenant's own (through the daemon).
+func listVolumes(root string) ([]*engine.VolumeInfo, error) {
+	if asTenant() {
+		c, err := openTenantClient(root)
+		if err != nil {
+			return nil, err
+		}
+		return c.Volumes(context.Background())
+	}
+	e, err := engine.New(root)
+	if err != nil {
+		return nil, err
+	}
+	return e.ListVolumes()
+}
+
+// tenantCreateVolume makes a volume through the daemon, for the tenant's
+// own factory (charged to its --disk quota): the only one it may name.
+func tenantCreateVolume(root, name string, size int64, o engine.VolumeOptions, factory string) error {
+	if factory != "" {
+		return fmt.Errorf("volume create %s: --factory is root's: a tenant's volumes are made for its own factory, without the flag", name)
+	}
+	c, err := openTenantClient(root)
+	if err != nil {
+		return err
+	}
+	req := api.VolumeCreate{Name: name, Size: size, Sparse: o.Sparse}
+	if o.Owner != nil {
+		req.Owner = &api.VolumeOwner{UID: o.Owner.UID, GID: o.Owner.GID}
+	}
+	v, err := c.CreateVolume(context.Background(), req)
+	if err != nil {
+		return err
+	}
+	fmt.Println(v.Name)
+	return nil
 }
 
 // since is how long ago t was, as docker writes it: "3 minutes ago".

@@ -115,9 +115,8 @@ static void report_failure(uint32_t tag, int err, const char *fmt, va_list ap)
 		n = 0;
 	if (n > (int)sizeof msg - 5)
 		n = sizeof msg - 5;
-	int skip = tag == REPORT_EXEC ? 0 : 4;
-	uint32_t hdr[2] = {tag, n + 4 - skip};
-	if (write(report_fd, hdr, sizeof hdr) < 0 || write(report_fd, msg + skip, n + 4 - skip) < 0) {
+	uint32_t hdr[2] = {tag, n + 4};
+	if (write(report_fd, hdr, sizeof hdr) < 0 || write(report_fd, msg, n + 4) < 0) {
 		// Nobody to tell; the exit status still says it failed.
 	}
 	_exit(127);
@@ -129,6 +128,16 @@ static void fail(const char *fmt, ...)
 	va_list ap;
 	va_start(ap, fmt);
 	report_failure(REPORT_ERROR, 0, fmt, ap);
+	va_end(ap);
+}
+
+// fail_errno is fail for a system call that failed with err, which the
+// host can tell apart (a fork refused for want of tasks: EAGAIN).
+static void fail_errno(int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	report_failure(REPORT_ERROR, err, fmt, ap);
 	va_end(ap);
 }
 
@@ -1244,7 +1253,7 @@ __attribute__((constructor)) static void nsinit(void)
 	sigprocmask(SIG_BLOCK, &all, &old);
 	pid_t child = fork();
 	if (child < 0)
-		fail("fork: %s", strerror(errno));
+		fail_errno(errno, "fork: %s", strerror(errno));
 	if (child == 0) {
 		if (!cfg.tty)
 			setpgid(0, 0);

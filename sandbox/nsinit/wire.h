@@ -62,9 +62,9 @@ enum {
 
 // Records nsinit sends back on fd 3, in the same framing.
 enum {
-	REPORT_ERROR = 1,    // what failed: a one-line message; nsinit then exits 127
+	REPORT_ERROR = 1,    // u32 errno of the failed system call (0: none), then what failed: a one-line message; exits 127
 	REPORT_LISTENER = 2, // u32: our fd number of the seccomp listener
-	REPORT_EXEC = 3,     // u32 errno of the command's execve, then a message as REPORT_ERROR's; exits 127
+	REPORT_EXEC = 3,     // as REPORT_ERROR, for the command's own execve
 	REPORT_CONTROL = 4,  // u32: our fd number of the host's end of the exec channel
 	REPORT_LOCAL = 5,    // u32: our fd number of the host's end of the local-socket channel
 };

@@ -48,12 +48,12 @@ func argHigh(i int) uint32 { return argLow(i) + 4 }
 // The result is independent of the build machine; Program (Linux) returns
 // it as the []unix.SockFilter that seccomp(2) takes.
 func Compile() ([]bpf.Instruction, error) {
-	return compileRules(table)
+	return compileRules(table())
 }
 
 // CompilePodNetwork is Compile for the pod-network policy (PodNetworkTable).
 func CompilePodNetwork() ([]bpf.Instruction, error) {
-	return compileRules(podNetworkTable)
+	return compileRules(podNetworkTable())
 }
 
 func compileRules(rules []Rule) ([]bpf.Instruction, error) {

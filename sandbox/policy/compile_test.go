@@ -163,7 +163,7 @@ func TestFilterAgreesWithTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range disagreements(t, prog, table, Decide) {
+	for _, d := range disagreements(t, prog, table(), Decide) {
 		t.Error(d)
 	}
 }
@@ -177,7 +177,7 @@ func TestFilterAgreesOnRandomArguments(t *testing.T) {
 	}
 	vm := newVM(t, prog)
 	var conds []Rule
-	for _, r := range table {
+	for _, r := range table() {
 		if len(r.When) > 0 {
 			conds = append(conds, r)
 		}
@@ -240,7 +240,7 @@ func TestAgreementCatchesDrift(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		if len(disagreements(t, prog, table, Decide)) == 0 {
+		if len(disagreements(t, prog, table(), Decide)) == 0 {
 			t.Errorf("%s: the agreement check did not notice", what)
 		}
 	}
@@ -307,7 +307,7 @@ func TestInstructionCount(t *testing.T) {
 	if p := longestPath(prog); p > 64 {
 		t.Errorf("longest path %d instructions", p)
 	}
-	t.Logf("%d BPF instructions, %d dispatch segments, longest path %d", len(prog), len(segments(table)), longestPath(prog))
+	t.Logf("%d BPF instructions, %d dispatch segments, longest path %d", len(prog), len(segments(table())), longestPath(prog))
 }
 
 // TestLongJumps compiles a table big enough that conditional jumps cannot
@@ -368,7 +368,7 @@ func TestPodNetworkFilterAgreesWithTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, d := range disagreements(t, prog, podNetworkTable, DecidePodNetwork) {
+	for _, d := range disagreements(t, prog, podNetworkTable(), DecidePodNetwork) {
 		t.Error(d)
 	}
 	var changed []string

@@ -262,20 +262,7 @@ func (r Rule) mayAllow() bool {
 
 // Table returns a copy of the policy, one Rule per system call it names, in
 // the order written in table.go.
-func Table() []Rule {
-	out := make([]Rule, len(table))
-	for i, r := range table {
-		if r.When != nil {
-			when := make([]Match, len(r.When))
-			for j, m := range r.When {
-				when[j] = append(Match(nil), m...)
-			}
-			r.When = when
-		}
-		out[i] = r
-	}
-	return out
-}
+func Table() []Rule { return table() }
 
 // index maps rules by system-call number.
 func index(rules []Rule) map[uint32]Rule {
@@ -286,8 +273,9 @@ func index(rules []Rule) map[uint32]Rule {
 	return m
 }
 
-// tableByNr is the table's index, built once and never changed.
-var tableByNr = index(table)
+// tableByNr is the table's index, made on first use (by Decide, which the
+// launch path never calls) and never changed.
+var tableByNr = sync.OnceValue(func() map[uint32]Rule { return index(table()) })
 
 // x32Bit marks a system call made through the x32 ABI (__X32_SYSCALL_BIT).
 const x32Bit = 0x40000000
@@ -296,7 +284,7 @@ const x32Bit = 0x40000000
 // with args, computed from the table (not from the BPF program, so that tests
 // can compare the two).
 func Decide(nr uint32, args [6]uint64) Action {
-	return decideIn(tableByNr, nr, args)
+	return decideIn(tableByNr(), nr, args)
 }
 
 func decideIn(byNr map[uint32]Rule, nr uint32, args [6]uint64) Action {
@@ -344,7 +332,7 @@ var syscallNumbers = sync.OnceValue(func() map[string]uint32 {
 // arguments.
 func Allowed() []string {
 	var names []string
-	for _, r := range table {
+	for _, r := range table() {
 		if r.mayAllow() {
 			names = append(names, r.Name)
 		}
@@ -379,7 +367,7 @@ func Stats() Summary {
 			s.Total++
 		}
 	}
-	for _, r := range table {
+	for _, r := range table() {
 		switch {
 		case r.Action == Allow && len(r.When) == 0:
 			s.Allowed++

@@ -17,7 +17,7 @@ func nr(t *testing.T, name string) uint32 {
 }
 
 func TestTableIsValid(t *testing.T) {
-	if err := validate(table); err != nil {
+	if err := validate(table()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -25,7 +25,7 @@ func TestTableIsValid(t *testing.T) {
 func TestTableRowsAreUniqueAndNamed(t *testing.T) {
 	seenNr := map[uint32]string{}
 	seenName := map[string]bool{}
-	for _, r := range table {
+	for _, r := range table() {
 		if prev, ok := seenNr[r.Nr]; ok {
 			t.Errorf("number %d has two rows: %q and %q", r.Nr, prev, r.Name)
 		}
@@ -42,7 +42,7 @@ func TestTableRowsAreUniqueAndNamed(t *testing.T) {
 // Every row says why the call is given to every container, or refused
 // otherwise than by default (the shared reasons are consts in table.go).
 func TestEveryRowSaysWhy(t *testing.T) {
-	for _, r := range table {
+	for _, r := range table() {
 		if strings.TrimSpace(r.Why) == "" {
 			t.Errorf("%s: %v needs a Why", r.Name, r.Action)
 		}
@@ -77,7 +77,7 @@ func TestPolicyFollowsCorpusEvidence(t *testing.T) {
 		used[n] = true
 	}
 	byName := map[string]Rule{}
-	for _, r := range table {
+	for _, r := range table() {
 		byName[r.Name] = r
 	}
 	for n := range used {
@@ -376,10 +376,10 @@ func TestTableReturnsACopy(t *testing.T) {
 			break
 		}
 	}
-	if err := validate(table); err != nil {
+	if err := validate(table()); err != nil {
 		t.Fatalf("changing Table()'s result changed the policy: %v", err)
 	}
-	if table[0].Action == Kill {
+	if table()[0].Action == Kill {
 		t.Fatal("changing Table()'s result changed the policy")
 	}
 }

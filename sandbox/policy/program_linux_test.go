@@ -40,7 +40,7 @@ func TestProgramIsCompile(t *testing.T) {
 	if !ok {
 		t.Fatal("Program() has words x/net/bpf cannot decode")
 	}
-	for _, d := range disagreements(t, decoded, table, Decide) {
+	for _, d := range disagreements(t, decoded, table(), Decide) {
 		t.Error(d)
 	}
 }

@@ -28,10 +28,16 @@ const (
 // to the daemon (SO_PEERCRED); nothing the CLI says about itself counts.
 func (o *oakEnv) as(uid uint32, args ...string) result {
 	o.t.Helper()
+	return o.asEnv(uid, nil, args...)
+}
+
+// asEnv is as with env added to oak's environment.
+func (o *oakEnv) asEnv(uid uint32, env []string, args ...string) result {
+	o.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), oakTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, oakBin, append([]string{"--root", o.root}, args...)...)
-	cmd.Env = []string{"PATH=/usr/bin:/bin", "OAK_NO_DAEMON=0"}
+	cmd.Env = append([]string{"PATH=/usr/bin:/bin", "OAK_NO_DAEMON=0"}, env...)
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 	cmd.WaitDelay = 3 * time.Second
@@ -188,8 +194,18 @@ func TestTenantsAreConfined(t *testing.T) {
 	if fi, err := os.Stat(o.root); err != nil || fi.Mode().Perm() != 0o700 {
 		t.Errorf("state root %s: %v %v, want mode 0700", o.root, fi.Mode(), err)
 	}
-	if r := o.as(uidA, "volume", "ls"); r.code == 0 {
-		t.Errorf("tenant a read the state root's volume store directly\n%s", r)
+	// A tenant's volume verbs go through the daemon (its own volumes
+	// only); the store itself stays out of its reach.
+	if r := o.as(uidA, "volume", "ls", "-q"); r.code != 0 || strings.TrimSpace(r.stdout) != "adata" {
+		t.Errorf("tenant a's volume ls: want adata, through the daemon\n%s", r)
+	}
+	if r := o.as(uidB, "volume", "ls", "-q"); r.code != 0 || strings.TrimSpace(r.stdout) != "" {
+		t.Errorf("tenant b's volume ls: want none\n%s", r)
+	}
+	ls := exec.Command("/bin/ls", o.root) // the volume store is in it
+	ls.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uidA, Gid: uidA}}
+	if out, err := ls.CombinedOutput(); err == nil {
+		t.Errorf("uid %d listed the state root (and so its volume store) directly:\n%s", uidA, out)
 	}
 
 	// a tenant neither runs the engine itself nor starts a daemon.
