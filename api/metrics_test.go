@@ -12,12 +12,17 @@ import (
 	"github.com/oak-engine/oak/sandbox"
 )
 
-// countingEngine is the fake engine with network counters for container
-// "1" (none for "2": it never ran) and two factories.
+// countingEngine is the fake engine with network counters for containers
+// "1" and "3" (none for "2": it never ran) and two factories.
 type countingEngine struct{ *fakeEngine }
 
+func (f countingEngine) ListContainers(fl engine.Filter) ([]*engine.ContainerInfo, error) {
+	cs, err := f.fakeEngine.ListContainers(fl)
+	return append(cs, &engine.ContainerInfo{Id: "3", Name: "third", State: engine.ContainerState{Status: engine.StatusRunning}}), err
+}
+
 func (countingEngine) NetCounts(id string) (*engine.NetCounts, error) {
-	if id != "1" {
+	if id != "1" && id != "3" {
 		return nil, fmt.Errorf("network counters of %s: %w", id, os.ErrNotExist)
 	}
 	c := &engine.NetCounts{Restarts: 2, Calls: make([][]uint64, 8)}
@@ -69,6 +74,21 @@ func TestMetricsNetworkAndFactories(t *testing.T) {
 		if strings.Contains(body, unwanted) {
 			t.Errorf("metrics have %s:\n%s", unwanted, body)
 		}
+	}
+	// The text format wants each metric's samples together.
+	seen, last := map[string]bool{}, ""
+	for _, l := range strings.Split(strings.TrimSpace(body), "\n") {
+		if strings.HasPrefix(l, "#") {
+			continue
+		}
+		name, _, _ := strings.Cut(strings.Fields(l)[0], "{")
+		if name != last && seen[name] {
+			t.Errorf("the samples of %s are not together: %q comes after %s", name, l, last)
+		}
+		seen[name], last = true, name
+	}
+	if !strings.Contains(body, `oak_network_service_restarts_total{container="3"} 2`) {
+		t.Error("metrics lack the second container's restarts")
 	}
 	// The plain fake engine has neither: no such series at all.
 	plain, _ := newTestServer(t)
