@@ -8,7 +8,8 @@ package engine
 //
 //   - ROOT/names/NAME is a symbolic link to the id of the container that
 //     holds NAME, made with symlink(2), which fails if NAME exists, before
-//     the record is written, and removed after the record is. The records
+//     the record is written, and removed, by the holder under its own
+//     lock, just before the record is (record_linux.go). The records
 //     stay the truth: a link whose record is gone, cannot be read or names
 //     another name is stale, and the create that finds it replaces it; so
 //     does one that finds the holder's supervisor dead and its record
@@ -151,7 +152,7 @@ func (e *Engine) nameHolder(name, id string) *Container {
 		return nil // gone, or broken: its name is unknown, as ps shows it
 	}
 	if o.Status != StatusExited && !alive(o.Supervisor, o.SupStart) {
-		if kept, err := e.settle(o); err == nil && !kept {
+		if now, err := e.settleIfDead(id); err == nil && (now == nil || now.Name != name) {
 			return nil
 		}
 	}
@@ -159,6 +160,8 @@ func (e *Engine) nameHolder(name, id string) *Container {
 }
 
 // releaseName removes the reservation of name if container id holds it.
+// Must be called with id's lock held, before its record is removed: no
+// create reclaims the link of a record that exists (see nameHolder).
 func (e *Engine) releaseName(name, id string) {
 	if !ValidName(name) {
 		return // never reserved: see openReservations
@@ -166,15 +169,6 @@ func (e *Engine) releaseName(name, id string) {
 	if holder, err := os.Readlink(e.namePath(name)); err == nil && holder == id {
 		os.Remove(e.namePath(name))
 	}
-}
-
-// removeRecord removes c's record directory, then its name.
-func (e *Engine) removeRecord(c *Container) error {
-	if err := os.RemoveAll(e.dir(c.ID)); err != nil {
-		return err
-	}
-	e.releaseName(c.Name, c.ID)
-	return nil
 }
 
 // acquireSlot takes a free id block for container id, trying prefer
@@ -240,9 +234,14 @@ func (e *Engine) tryBlock(n int, id string) (*os.File, error) {
 				f.Close()
 				return nil, nil
 			}
-			if _, err := e.settle(o); err != nil {
+			now, err := e.settleIfDead(prev)
+			if err != nil {
 				f.Close()
 				return nil, err
+			}
+			if now != nil && now.Slot == n && now.Status != StatusExited && now.Status != StatusBroken {
+				f.Close() // its supervisor lives after all
+				return nil, nil
 			}
 		}
 	}

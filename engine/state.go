@@ -99,8 +99,13 @@ type Container struct {
 	lease *os.File
 }
 
-// Engine owns one state root. Every method that changes records holds the
-// root's lock, so concurrent oak processes never see half a change.
+// Engine owns one state root. Each record is replaced atomically, so a
+// reader never sees half of one, and every change to a record is made
+// under that container's own lock (lockRecord), so concurrent oak
+// processes never lose each other's changes. The root's lock (lock) is
+// taken only by what must see or change several containers at once:
+// create's reservations, ps's reconcile, host ports, factories,
+// functions, tenants and image or volume pruning.
 type Engine struct {
 	Root string
 
@@ -193,7 +198,8 @@ func (e *Engine) load(id string) (*Container, error) {
 // all loads every record, oldest first. A directory without a record is a
 // container whose creation was interrupted; it is removed. A record that
 // cannot be read is returned as StatusBroken with its Problem, so that one
-// damaged file costs one container, not every command.
+// damaged file costs one container, not every command. Must be called
+// with the root's lock held (create writes a record's directory under it).
 func (e *Engine) all() ([]*Container, error) {
 	entries, err := os.ReadDir(filepath.Join(e.Root, "containers"))
 	if err != nil {
@@ -201,16 +207,14 @@ func (e *Engine) all() ([]*Container, error) {
 	}
 	var cs []*Container
 	for _, ent := range entries {
-		c, err := e.load(ent.Name())
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				os.RemoveAll(e.dir(ent.Name()))
-				continue
-			}
-			c = &Container{ID: ent.Name(), Status: StatusBroken, Problem: oneLine(unwrapPath(err).Error())}
-			if fi, err := ent.Info(); err == nil {
-				c.Created = fi.ModTime().UTC()
-			}
+		if strings.HasPrefix(ent.Name(), ".") {
+			e.sweepRemoved(ent.Name())
+			continue
+		}
+		c, _ := e.loadCurrent(ent.Name())
+		if c == nil {
+			os.RemoveAll(e.dir(ent.Name()))
+			continue
 		}
 		cs = append(cs, c)
 	}
