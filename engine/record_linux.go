@@ -27,10 +27,12 @@ package engine
 //   - Lock order: the root's lock, then one container's, never the other
 //     way round. Whoever holds a container's lock takes no other lock.
 //
-// The root's lock is still taken by create (the name and id block
-// reservations, whose stale holders it settles), by reconcile (ps and
-// what reads every record), by requests that publish host ports or use a
-// factory (shared with every live container), and by oak start (ports
+// A plain create (no --name, no published port, no factory) takes no
+// lock of the root either (newRecord). The root's lock is still taken by
+// a create that publishes host ports or uses a factory (both shared with
+// every live container, whose records it reads), by one with a --name
+// (reclaiming a stale link must not race another create of that name),
+// by reconcile (ps and what reads every record), and by oak start (ports
 // and id block again).
 
 import (
@@ -39,8 +41,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/oak-engine/oak/core"
+	"github.com/oak-engine/oak/internal/trace"
 )
 
 // removedPrefix marks a container directory being deleted.
@@ -97,9 +103,11 @@ func (e *Engine) removeRecord(c *Container) error {
 }
 
 // sweepRemoved deletes ROOT/containers/name if it is what is left of a
-// removal that did not finish (its remover died): no one holds its lock.
+// removal (.rm-ID) or a create (.new-ID) that did not finish, its
+// remover or creator dead: no one holds its lock (and a create's is a
+// minute old: it is made before it is locked).
 func (e *Engine) sweepRemoved(name string) {
-	if !strings.HasPrefix(name, removedPrefix) {
+	if !strings.HasPrefix(name, removedPrefix) && !strings.HasPrefix(name, newPrefix) {
 		return
 	}
 	dir := filepath.Join(e.Root, "containers", name)
@@ -108,6 +116,10 @@ func (e *Engine) sweepRemoved(name string) {
 		return
 	}
 	defer unix.Close(fd)
+	var st unix.Stat_t
+	if strings.HasPrefix(name, newPrefix) && (unix.Fstat(fd, &st) != nil || time.Since(time.Unix(st.Mtim.Unix())) < time.Minute) {
+		return
+	}
 	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
 		os.RemoveAll(dir)
 	}
@@ -246,4 +258,162 @@ func isHex(s string) bool {
 		}
 	}
 	return s != ""
+}
+
+// newPrefix marks the directory of a record being written by create,
+// renamed to ROOT/containers/ID once whole.
+const newPrefix = ".new-"
+
+// newRecord makes the record of a new container for opts, resolved into
+// spec, in state created: it reserves the container's name and id block
+// and writes the record whole into place. Nothing is left on error.
+//
+// A request that publishes host ports or uses a factory takes the
+// root's lock for all of it: ports and a factory's quota are shared with
+// every live container, whose records it reads. So does one with a
+// --name: reclaiming a stale name link must not race another create of
+// that name. Any other (a plain oak run, -d or --rm, whose name is
+// generated from its id) takes no lock of the root: its name link and
+// id block are made with symlink(2) and a non-blocking flock, which fail
+// if taken, and its record is written in ROOT/containers/.new-ID and
+// renamed into place, so that no reader of every record sees it half
+// made. It takes the lock only if the root has no reservations yet, or
+// if the generated name is taken (someone gave a container that name),
+// to reclaim a stale link.
+func (e *Engine) newRecord(opts RunOptions, spec *Spec, args []string, listens []core.Listen) (*Container, error) {
+	shared := len(spec.Publish) > 0 || opts.Factory != "" || opts.Name != ""
+	if shared {
+		unlock, err := e.lock()
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		trace.Mark("engine: locked") // what is before is the request's checks and the wait for the lock
+	}
+	if err := e.ensureReservations(shared); err != nil {
+		return nil, err
+	}
+	id := newID()
+	c := &Container{ID: id, Name: opts.Name, Image: opts.Image, Command: args, Created: time.Now().UTC(),
+		Status: StatusCreated, AutoRemove: opts.AutoRemove, Supervisor: os.Getpid(), SupStart: pidStart(os.Getpid()),
+		Labels: opts.Labels, Tenant: opts.Tenant, Spawn: opts.Spawn, Parent: opts.Parent}
+	if c.Name == "" {
+		c.Name = "oak-" + ShortID(id)
+	}
+	// Published host ports and a factory's quota are shared with every
+	// live container: only requests that use them read the records. The
+	// name and the id block are reserved without (see reserve_linux.go).
+	if len(spec.Publish) > 0 || opts.Factory != "" {
+		cs, err := e.reconcile()
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range cs {
+			if o.Status == StatusBroken || o.Status == StatusExited {
+				continue
+			}
+			if err := e.checkPorts(o, listens); err != nil {
+				return nil, err
+			}
+		}
+		if len(spec.Publish) > 0 { // it reads every other record's spec
+			if spec.Publish, err = e.pickHostPorts(spec.Publish, cs); err != nil {
+				return nil, err
+			}
+		}
+		if opts.Factory != "" {
+			if err := e.admit(opts.Factory, c, spec, cs); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := e.reserveNameAs(c.Name, id, shared); err != nil {
+		return nil, err
+	}
+	done := false
+	defer func() {
+		if !done {
+			e.releaseName(c.Name, id)
+		}
+	}()
+	var err error
+	if c.Slot, c.lease, err = e.acquireSlot(id, -1); err != nil {
+		return nil, err
+	}
+	defer func() {
+		if !done {
+			c.releaseSlot()
+		}
+	}()
+	if err := e.writeNewRecord(c, spec); err != nil {
+		return nil, err
+	}
+	done = true
+	return c, nil
+}
+
+// ensureReservations makes the root's names and slots if it has none
+// (openReservations), taking the root's lock for that unless locked says
+// the caller holds it.
+func (e *Engine) ensureReservations(locked bool) error {
+	if _, err := os.Lstat(filepath.Join(e.Root, namesDir)); err == nil {
+		return nil
+	}
+	if !locked {
+		unlock, err := e.lock()
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	return e.openReservations()
+}
+
+// reserveNameAs reserves name for container id as reserveName does;
+// unless locked says the caller holds the root's lock, it takes it only
+// to reclaim a link that exists.
+func (e *Engine) reserveNameAs(name, id string, locked bool) error {
+	if !locked {
+		err := os.Symlink(id, e.namePath(name))
+		if err == nil {
+			return nil
+		}
+		if !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("name %q: reserve: %w", name, unwrapPath(err))
+		}
+		unlock, err := e.lock()
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	return e.reserveName(name, id)
+}
+
+// writeNewRecord writes c's spec and record into ROOT/containers/.new-ID,
+// locked so that no sweep takes it, and renames it to ROOT/containers/ID.
+func (e *Engine) writeNewRecord(c *Container, spec *Spec) error {
+	tmp := filepath.Join(e.Root, "containers", newPrefix+c.ID)
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		return fmt.Errorf("container %s: %w", ShortID(c.ID), unwrapPath(err))
+	}
+	fd, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err == nil {
+		defer unix.Close(fd)
+		err = unix.Flock(fd, unix.LOCK_EX)
+	}
+	if err == nil {
+		err = writeFileAtomic(filepath.Join(tmp, "spec.json"), mustJSON(spec))
+	}
+	if err == nil {
+		err = saveIn(tmp, c)
+	}
+	if err == nil {
+		err = os.Rename(tmp, e.dir(c.ID))
+	}
+	if err != nil {
+		os.RemoveAll(tmp)
+		return fmt.Errorf("container %s: %w", ShortID(c.ID), unwrapPath(err))
+	}
+	return nil
 }

@@ -174,8 +174,9 @@ func (e *Engine) releaseName(name, id string) {
 // acquireSlot takes a free id block for container id, trying prefer
 // first when it is one (oak start gives a container back its block when
 // it can), and returns the block and its held lock, which the caller
-// keeps for as long as the container may run. Must be called with the
-// lock held.
+// keeps for as long as the container may run. It needs no lock of the
+// root: of two takers of a block only one gets its flock, and a dead
+// holder is settled under its own container's lock.
 func (e *Engine) acquireSlot(id string, prefer int) (int, *os.File, error) {
 	start := prefer
 	if start < 0 || start >= maxSlots {

@@ -215,78 +215,10 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		return nil, nil, err
 	}
 	spec.Log = opts.Log
-	unlock, err := e.lock()
+	c, err := e.newRecord(opts, spec, args, listens)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer unlock()
-	trace.Mark("engine: locked") // what is before is the request's checks and the wait for the lock
-	if err := e.openReservations(); err != nil {
-		return nil, nil, err
-	}
-	id := newID()
-	c := &Container{ID: id, Name: opts.Name, Image: opts.Image, Command: args, Created: time.Now().UTC(),
-		Status: StatusCreated, AutoRemove: opts.AutoRemove, Supervisor: os.Getpid(), SupStart: pidStart(os.Getpid()),
-		Labels: opts.Labels, Tenant: opts.Tenant, Spawn: opts.Spawn, Parent: opts.Parent}
-	if c.Name == "" {
-		c.Name = "oak-" + ShortID(id)
-	}
-	// Published host ports and a factory's quota are shared with every
-	// live container: only requests that use them read the records. The
-	// name and the id block are reserved without (see reserve_linux.go).
-	if len(spec.Publish) > 0 || opts.Factory != "" {
-		cs, err := e.reconcile()
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, o := range cs {
-			if o.Status == StatusBroken || o.Status == StatusExited {
-				continue
-			}
-			if err := e.checkPorts(o, listens); err != nil {
-				return nil, nil, err
-			}
-		}
-		if len(spec.Publish) > 0 { // it reads every other record's spec
-			if spec.Publish, err = e.pickHostPorts(spec.Publish, cs); err != nil {
-				return nil, nil, err
-			}
-		}
-		if opts.Factory != "" {
-			if err := e.admit(opts.Factory, c, spec, cs); err != nil {
-				return nil, nil, err
-			}
-		}
-	}
-	if err := e.reserveName(c.Name, id); err != nil {
-		return nil, nil, err
-	}
-	done := false
-	defer func() {
-		if !done {
-			e.releaseName(c.Name, id)
-		}
-	}()
-	if c.Slot, c.lease, err = e.acquireSlot(id, -1); err != nil {
-		return nil, nil, err
-	}
-	defer func() {
-		if !done {
-			c.releaseSlot()
-		}
-	}()
-	if err := os.Mkdir(e.dir(id), 0o700); err != nil {
-		return nil, nil, fmt.Errorf("container %s: %w", ShortID(id), unwrapPath(err))
-	}
-	if err := writeFileAtomic(filepath.Join(e.dir(id), "spec.json"), mustJSON(spec)); err != nil {
-		os.RemoveAll(e.dir(id))
-		return nil, nil, err
-	}
-	if err := e.save(c); err != nil {
-		os.RemoveAll(e.dir(id))
-		return nil, nil, err
-	}
-	done = true
 	return c, spec, nil
 }
 

@@ -103,9 +103,10 @@ type Container struct {
 // reader never sees half of one, and every change to a record is made
 // under that container's own lock (lockRecord), so concurrent oak
 // processes never lose each other's changes. The root's lock (lock) is
-// taken only by what must see or change several containers at once:
-// create's reservations, ps's reconcile, host ports, factories,
-// functions, tenants and image or volume pruning.
+// taken only by what must see or change several containers at once: a
+// create with a --name, published ports or a factory (see newRecord),
+// ps's reconcile, oak start, factories, functions, tenants and image or
+// volume pruning.
 type Engine struct {
 	Root string
 
@@ -148,12 +149,15 @@ func (e *Engine) lock() (func(), error) {
 // never a mix, and a killed process leaves one of the two. Records are not
 // fsynced: they describe processes, which a host crash ends anyway, and
 // reconcile repairs any record a crash leaves stale.
-func (e *Engine) save(c *Container) error {
+func (e *Engine) save(c *Container) error { return saveIn(e.dir(c.ID), c) }
+
+// saveIn writes c's record into directory dir, atomically.
+func saveIn(dir string, c *Container) error {
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(e.dir(c.ID), "state.json"), b)
+	return writeFileAtomic(filepath.Join(dir, "state.json"), b)
 }
 
 func writeFileAtomic(path string, b []byte) error {
