@@ -104,8 +104,9 @@ func (e *Engine) removeRecord(c *Container) error {
 
 // sweepRemoved deletes ROOT/containers/name if it is what is left of a
 // removal (.rm-ID) or a create (.new-ID) that did not finish, its
-// remover or creator dead: no one holds its lock (and a create's is a
-// minute old: it is made before it is locked).
+// remover or creator dead: no one holds its lock. (A create's directory
+// is made before it is locked: a create that finds it swept makes it
+// again, see writeNewRecord.)
 func (e *Engine) sweepRemoved(name string) {
 	if !strings.HasPrefix(name, removedPrefix) && !strings.HasPrefix(name, newPrefix) {
 		return
@@ -116,10 +117,6 @@ func (e *Engine) sweepRemoved(name string) {
 		return
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if strings.HasPrefix(name, newPrefix) && (unix.Fstat(fd, &st) != nil || time.Since(time.Unix(st.Mtim.Unix())) < time.Minute) {
-		return
-	}
 	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
 		os.RemoveAll(dir)
 	}
@@ -394,17 +391,20 @@ func (e *Engine) reserveNameAs(name, id string, locked bool) error {
 // locked so that no sweep takes it, and renames it to ROOT/containers/ID.
 func (e *Engine) writeNewRecord(c *Container, spec *Spec) error {
 	tmp := filepath.Join(e.Root, "containers", newPrefix+c.ID)
-	if err := os.Mkdir(tmp, 0o700); err != nil {
+	var fd int
+	var err error
+	// A sweep (sweepRemoved) may take the directory between its mkdir
+	// and its lock: then it is made again.
+	for try := 0; ; try++ {
+		if fd, err = e.lockedNewDir(tmp); err == nil || try == 3 {
+			break
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("container %s: %w", ShortID(c.ID), unwrapPath(err))
 	}
-	fd, err := unix.Open(tmp, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-	if err == nil {
-		defer unix.Close(fd)
-		err = unix.Flock(fd, unix.LOCK_EX)
-	}
-	if err == nil {
-		err = writeFileAtomic(filepath.Join(tmp, "spec.json"), mustJSON(spec))
-	}
+	defer unix.Close(fd)
+	err = writeFileAtomic(filepath.Join(tmp, "spec.json"), mustJSON(spec))
 	if err == nil {
 		err = saveIn(tmp, c)
 	}
@@ -416,4 +416,26 @@ func (e *Engine) writeNewRecord(c *Container, spec *Spec) error {
 		return fmt.Errorf("container %s: %w", ShortID(c.ID), unwrapPath(err))
 	}
 	return nil
+}
+
+// lockedNewDir makes directory dir and returns its held flock, or an
+// error if a sweep removed it before it was locked.
+func (e *Engine) lockedNewDir(dir string) (int, error) {
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return -1, err
+	}
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, &os.PathError{Op: "open", Path: dir, Err: err}
+	}
+	if err := unix.Flock(fd, unix.LOCK_EX); err != nil {
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "lock", Path: dir, Err: err}
+	}
+	var held, now unix.Stat_t
+	if unix.Fstat(fd, &held) != nil || unix.Stat(dir, &now) != nil || held.Dev != now.Dev || held.Ino != now.Ino {
+		unix.Close(fd)
+		return -1, &os.PathError{Op: "lock", Path: dir, Err: unix.ENOENT}
+	}
+	return fd, nil
 }

@@ -263,8 +263,9 @@ func TestRemoveReadsOneRecord(t *testing.T) {
 // A writer killed between writing its temporary file and renaming it
 // leaves the file beside the record: the record reads as the last whole
 // one, and removal takes the leftover with it. A remover killed after it
-// renamed the directory away leaves .rm-ID, which the next reading of
-// every record deletes, unless a remover still holds it.
+// renamed the directory away leaves .rm-ID, and a create killed before
+// it renamed its record into place .new-ID: the next reading of every
+// record deletes them, unless their remover or creator still holds them.
 func TestCrashedWriterLeftovers(t *testing.T) {
 	e, opts := reserveEngine(t)
 	opts.Name = "torn"
@@ -300,18 +301,16 @@ func TestCrashedWriterLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A create's is swept once a minute old and not locked: it is made
-	// before it is locked.
-	old := time.Now().Add(-2 * time.Minute)
-	if err := os.Chtimes(leftNew, old, old); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(held)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
+	var locks []*os.File
+	for _, d := range []string{held, making} {
+		f, err := os.Open(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
+			t.Fatal(err)
+		}
+		locks = append(locks, f)
 	}
 	if cs, err := e.List(); err != nil || len(cs) != 0 {
 		t.Errorf("List with removals left over = %+v, %v; want nothing listed", cs, err)
@@ -327,10 +326,9 @@ func TestCrashedWriterLeftovers(t *testing.T) {
 			t.Errorf("%s, in progress, was swept: %v", filepath.Base(d), err)
 		}
 	}
-	if err := os.Chtimes(making, old, old); err != nil {
-		t.Fatal(err)
+	for _, f := range locks {
+		f.Close()
 	}
-	f.Close()
 	e.List()
 	checkNothingLeft(t, e)
 }
