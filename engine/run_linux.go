@@ -623,8 +623,15 @@ func (e *Engine) update(c *Container) error {
 // One removed meanwhile (oak rm -f) stays removed.
 func (e *Engine) finish(c *Container) error {
 	if c.AutoRemove {
-		e.discard(c)
-		return nil
+		unlock, err := e.lockRecord(c.ID)
+		if errors.Is(err, ErrNoSuchContainer) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		defer unlock()
+		return e.removeRecord(c)
 	}
 	if err := e.update(c); err != nil && !errors.Is(err, ErrNoSuchContainer) {
 		return err
