@@ -105,21 +105,48 @@ func (e *Engine) lockedRecord(ref string) (c *Container, cs []*Container, unlock
 		return fail(err)
 	}
 	if c.Status == StatusBroken {
-		return fail(fmt.Errorf("container %s: broken record (%s); remove it with rm -f", ref, c.Problem))
+		return fail(brokenRecord(ref, c))
 	}
 	return c, cs, unlock, nil
 }
 
 // markStopped records that a user stopped ref, so that no supervisor
-// starts it again, and returns its record as it was.
+// starts it again, and returns its record as it was. It takes only the
+// container's own lock.
 func (e *Engine) markStopped(ref string) (*Container, error) {
-	c, _, unlock, err := e.lockedRecord(ref)
+	c, err := e.Get(ref)
+	if err != nil {
+		return nil, err
+	}
+	if c.Status == StatusBroken {
+		return nil, brokenRecord(ref, c)
+	}
+	unlock, err := e.lockRecord(c.ID)
+	if errors.Is(err, ErrNoSuchContainer) {
+		return nil, noSuchContainer(ref)
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	switch c.Status {
-	case StatusExited:
+	c, err = e.loadCurrent(c.ID)
+	switch {
+	case err != nil:
+		return nil, err
+	case c == nil:
+		return nil, noSuchContainer(ref)
+	case c.Status == StatusBroken:
+		return nil, brokenRecord(ref, c)
+	case c.Status == StatusExited:
+		return c, nil
+	case !alive(c.Supervisor, c.SupStart):
+		// Its supervisor died meanwhile: settled, it is ended.
+		if kept, err := e.settle(c); err != nil || !kept {
+			if err == nil {
+				err = noSuchContainer(ref)
+			}
+			return nil, err
+		}
 		return c, nil
 	}
 	if !c.Stopped {
@@ -129,6 +156,12 @@ func (e *Engine) markStopped(ref string) (*Container, error) {
 		}
 	}
 	return c, nil
+}
+
+// brokenRecord is the refusal of a verb other than rm -f on ref, whose
+// record c cannot be read.
+func brokenRecord(ref string, c *Container) error {
+	return fmt.Errorf("container %s: broken record (%s); remove it with rm -f", ref, c.Problem)
 }
 
 // readSpec reads the spec container id was created with.
@@ -260,6 +293,22 @@ func (e *Engine) prepareStart(ref string) (*Container, error) {
 	// Its own id block again if that is free, so that what it wrote
 	// keeps its owners; else another.
 	if c.Slot, c.lease, err = e.acquireSlot(c.ID, c.Slot); err != nil {
+		return nil, err
+	}
+	// The record is changed under its own lock too, taken last (see
+	// record_linux.go): oak rm takes no other.
+	unlockRecord, err := e.lockRecord(c.ID)
+	if err == nil {
+		defer unlockRecord()
+		if now, lerr := e.load(c.ID); lerr != nil || now.Status != StatusExited {
+			err = fmt.Errorf("container %s: removed or changed while starting it", ref)
+		}
+	}
+	if err != nil {
+		c.releaseSlot()
+		if errors.Is(err, ErrNoSuchContainer) {
+			err = noSuchContainer(ref)
+		}
 		return nil, err
 	}
 	c.Status, c.Stopped, c.RestartCount = StatusCreated, false, 0

@@ -26,15 +26,6 @@ func (e *Engine) List() ([]*Container, error) {
 	return e.reconcile()
 }
 
-// Get returns the container a name or id (prefix) refers to.
-func (e *Engine) Get(ref string) (*Container, error) {
-	cs, err := e.List()
-	if err != nil {
-		return nil, err
-	}
-	return find(cs, ref)
-}
-
 // Kill sends sig to a running container's init, which forwards it to the
 // command; SIGKILL ends every process of the container at once. The signal
 // goes through a pidfd taken after the start time was checked, so it cannot
@@ -72,7 +63,8 @@ func (e *Engine) Kill(ref string, sig syscall.Signal) error {
 // cannot be read) is refused unless force is set; then whatever is left in
 // its control groups is killed and the record removed. Of several Removes
 // of one container, exactly one succeeds; the others find no such
-// container.
+// container. It reads no other container's record (see Get) and takes
+// only the container's own lock.
 func (e *Engine) Remove(ref string, force bool) (err error) {
 	c, err := e.Get(ref)
 	if err != nil {
@@ -113,14 +105,25 @@ func (e *Engine) Remove(ref string, force bool) (err error) {
 			}
 		}
 	}
-	unlock, err := e.lock()
+	unlock, err := e.lockRecord(c.ID)
+	if errors.Is(err, ErrNoSuchContainer) {
+		return noSuchContainer(ref) // removed while its lock was not held
+	}
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	// The record may have gone while the lock was not held.
-	if _, err := os.Lstat(e.dir(c.ID)); errors.Is(err, os.ErrNotExist) {
+	now, err := e.loadCurrent(c.ID)
+	switch {
+	case err != nil:
+		return err
+	case now == nil:
 		return noSuchContainer(ref)
+	case !force && now.Status != StatusExited && now.Status != StatusBroken:
+		// oak start came in between.
+		return fmt.Errorf("container %s: is %s; stop it first or use rm -f", ref, now.Status)
+	case now.Status != StatusBroken:
+		c = now
 	}
 	if c.Status == StatusBroken {
 		sandbox.RemoveCgroups(c.ID)

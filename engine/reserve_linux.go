@@ -8,7 +8,8 @@ package engine
 //
 //   - ROOT/names/NAME is a symbolic link to the id of the container that
 //     holds NAME, made with symlink(2), which fails if NAME exists, before
-//     the record is written, and removed after the record is. The records
+//     the record is written, and removed, by the holder under its own
+//     lock, just before the record is (record_linux.go). The records
 //     stay the truth: a link whose record is gone, cannot be read or names
 //     another name is stale, and the create that finds it replaces it; so
 //     does one that finds the holder's supervisor dead and its record
@@ -151,7 +152,7 @@ func (e *Engine) nameHolder(name, id string) *Container {
 		return nil // gone, or broken: its name is unknown, as ps shows it
 	}
 	if o.Status != StatusExited && !alive(o.Supervisor, o.SupStart) {
-		if kept, err := e.settle(o); err == nil && !kept {
+		if now, err := e.settleIfDead(id); err == nil && (now == nil || now.Name != name) {
 			return nil
 		}
 	}
@@ -159,6 +160,8 @@ func (e *Engine) nameHolder(name, id string) *Container {
 }
 
 // releaseName removes the reservation of name if container id holds it.
+// Must be called with id's lock held, before its record is removed: no
+// create reclaims the link of a record that exists (see nameHolder).
 func (e *Engine) releaseName(name, id string) {
 	if !ValidName(name) {
 		return // never reserved: see openReservations
@@ -168,20 +171,12 @@ func (e *Engine) releaseName(name, id string) {
 	}
 }
 
-// removeRecord removes c's record directory, then its name.
-func (e *Engine) removeRecord(c *Container) error {
-	if err := os.RemoveAll(e.dir(c.ID)); err != nil {
-		return err
-	}
-	e.releaseName(c.Name, c.ID)
-	return nil
-}
-
 // acquireSlot takes a free id block for container id, trying prefer
 // first when it is one (oak start gives a container back its block when
 // it can), and returns the block and its held lock, which the caller
-// keeps for as long as the container may run. Must be called with the
-// lock held.
+// keeps for as long as the container may run. It needs no lock of the
+// root: of two takers of a block only one gets its flock, and a dead
+// holder is settled under its own container's lock.
 func (e *Engine) acquireSlot(id string, prefer int) (int, *os.File, error) {
 	start := prefer
 	if start < 0 || start >= maxSlots {
@@ -240,9 +235,14 @@ func (e *Engine) tryBlock(n int, id string) (*os.File, error) {
 				f.Close()
 				return nil, nil
 			}
-			if _, err := e.settle(o); err != nil {
+			now, err := e.settleIfDead(prev)
+			if err != nil {
 				f.Close()
 				return nil, err
+			}
+			if now != nil && now.Slot == n && now.Status != StatusExited && now.Status != StatusBroken {
+				f.Close() // its supervisor lives after all
+				return nil, nil
 			}
 		}
 	}

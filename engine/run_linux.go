@@ -215,78 +215,10 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		return nil, nil, err
 	}
 	spec.Log = opts.Log
-	unlock, err := e.lock()
+	c, err := e.newRecord(opts, spec, args, listens)
 	if err != nil {
 		return nil, nil, err
 	}
-	defer unlock()
-	trace.Mark("engine: locked") // what is before is the request's checks and the wait for the lock
-	if err := e.openReservations(); err != nil {
-		return nil, nil, err
-	}
-	id := newID()
-	c := &Container{ID: id, Name: opts.Name, Image: opts.Image, Command: args, Created: time.Now().UTC(),
-		Status: StatusCreated, AutoRemove: opts.AutoRemove, Supervisor: os.Getpid(), SupStart: pidStart(os.Getpid()),
-		Labels: opts.Labels, Tenant: opts.Tenant, Spawn: opts.Spawn, Parent: opts.Parent}
-	if c.Name == "" {
-		c.Name = "oak-" + ShortID(id)
-	}
-	// Published host ports and a factory's quota are shared with every
-	// live container: only requests that use them read the records. The
-	// name and the id block are reserved without (see reserve_linux.go).
-	if len(spec.Publish) > 0 || opts.Factory != "" {
-		cs, err := e.reconcile()
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, o := range cs {
-			if o.Status == StatusBroken || o.Status == StatusExited {
-				continue
-			}
-			if err := e.checkPorts(o, listens); err != nil {
-				return nil, nil, err
-			}
-		}
-		if len(spec.Publish) > 0 { // it reads every other record's spec
-			if spec.Publish, err = e.pickHostPorts(spec.Publish, cs); err != nil {
-				return nil, nil, err
-			}
-		}
-		if opts.Factory != "" {
-			if err := e.admit(opts.Factory, c, spec, cs); err != nil {
-				return nil, nil, err
-			}
-		}
-	}
-	if err := e.reserveName(c.Name, id); err != nil {
-		return nil, nil, err
-	}
-	done := false
-	defer func() {
-		if !done {
-			e.releaseName(c.Name, id)
-		}
-	}()
-	if c.Slot, c.lease, err = e.acquireSlot(id, -1); err != nil {
-		return nil, nil, err
-	}
-	defer func() {
-		if !done {
-			c.releaseSlot()
-		}
-	}()
-	if err := os.Mkdir(e.dir(id), 0o700); err != nil {
-		return nil, nil, fmt.Errorf("container %s: %w", ShortID(id), unwrapPath(err))
-	}
-	if err := writeFileAtomic(filepath.Join(e.dir(id), "spec.json"), mustJSON(spec)); err != nil {
-		os.RemoveAll(e.dir(id))
-		return nil, nil, err
-	}
-	if err := e.save(c); err != nil {
-		os.RemoveAll(e.dir(id))
-		return nil, nil, err
-	}
-	done = true
 	return c, spec, nil
 }
 
@@ -477,9 +409,9 @@ func startFailureCode(err error) int {
 // markRestarting records c as waiting to restart, unless a user stopped
 // it meanwhile or removed it; it reports whether c is to restart.
 func (e *Engine) markRestarting(c *Container) bool {
-	unlock, err := e.lock()
+	unlock, err := e.lockRecord(c.ID)
 	if err != nil {
-		return false
+		return false // removed
 	}
 	defer unlock()
 	old, err := e.load(c.ID)
@@ -665,42 +597,52 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 	return st, <-forwarded, werr, nil
 }
 
-// update saves c under the lock unless its record was removed meanwhile.
-// A stop that another oak recorded meanwhile is kept, and set in c.
+// update saves c under its lock unless its record was removed meanwhile
+// (the error then Is ErrNoSuchContainer). A stop that another oak
+// recorded meanwhile is kept, and set in c.
 func (e *Engine) update(c *Container) error {
-	unlock, err := e.lock()
+	unlock, err := e.lockRecord(c.ID)
+	if errors.Is(err, ErrNoSuchContainer) {
+		return fmt.Errorf("container %s: removed while starting: %w", ShortID(c.ID), err)
+	}
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if _, err := os.Stat(e.dir(c.ID)); err != nil {
-		return fmt.Errorf("container %s: removed while starting", ShortID(c.ID))
+	old, err := e.load(c.ID)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("container %s: removed while starting: %w", ShortID(c.ID), noSuchContainer(c.ID))
 	}
-	if old, err := e.load(c.ID); err == nil && old.Stopped {
+	if err == nil && old.Stopped {
 		c.Stopped = true
 	}
 	return e.save(c)
 }
 
 // finish records an ended container, or removes it if it was run with --rm.
+// One removed meanwhile (oak rm -f) stays removed.
 func (e *Engine) finish(c *Container) error {
 	if c.AutoRemove {
-		unlock, err := e.lock()
+		unlock, err := e.lockRecord(c.ID)
+		if errors.Is(err, ErrNoSuchContainer) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
 		defer unlock()
 		return e.removeRecord(c)
 	}
-	if err := e.update(c); err != nil && !strings.Contains(err.Error(), "removed") {
+	if err := e.update(c); err != nil && !errors.Is(err, ErrNoSuchContainer) {
 		return err
 	}
 	return nil
 }
 
-// discard removes the record of a container that never started.
+// discard removes the record of a container that never started, or ran
+// with --rm and ended, under its lock.
 func (e *Engine) discard(c *Container) {
-	if unlock, err := e.lock(); err == nil {
+	if unlock, err := e.lockRecord(c.ID); err == nil {
 		e.removeRecord(c)
 		unlock()
 	}
@@ -829,7 +771,7 @@ func (e *Engine) spawnSupervisor(c *Container) error {
 // process died, if the record still names this process as its
 // supervisor.
 func (e *Engine) abandon(id string) {
-	unlock, err := e.lock()
+	unlock, err := e.lockRecord(id)
 	if err != nil {
 		return
 	}
@@ -916,7 +858,8 @@ func alive(pid int, start uint64) bool {
 // looks at them: a container whose processes are gone (its oak was killed)
 // is marked exited, its groups removed, and removed entirely under --rm.
 // A supervisor that died leaves an init behind only if pdeathsig failed;
-// that init is killed. Must be called with the lock held.
+// that init is killed. Must be called with the root's lock held; each
+// record is settled under its own.
 func (e *Engine) reconcile() ([]*Container, error) {
 	cs, err := e.all()
 	if err != nil {
@@ -928,12 +871,12 @@ func (e *Engine) reconcile() ([]*Container, error) {
 			keep = append(keep, c)
 			continue
 		}
-		kept, err := e.settle(c)
+		now, err := e.settleIfDead(c.ID)
 		if err != nil {
 			return nil, err
 		}
-		if kept {
-			keep = append(keep, c)
+		if now != nil {
+			keep = append(keep, now)
 		}
 	}
 	return keep, nil
@@ -942,7 +885,7 @@ func (e *Engine) reconcile() ([]*Container, error) {
 // settle ends c, whose supervisor is gone: its init killed, its groups
 // removed, and its record marked exited, or removed if it never ran or
 // asked for --rm. kept says whether the record remains. Must be called
-// with the lock held.
+// with c's lock held, c read under it.
 func (e *Engine) settle(c *Container) (kept bool, err error) {
 	if alive(c.Pid, c.PidStart) {
 		unix.Kill(c.Pid, unix.SIGKILL)

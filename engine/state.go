@@ -99,8 +99,14 @@ type Container struct {
 	lease *os.File
 }
 
-// Engine owns one state root. Every method that changes records holds the
-// root's lock, so concurrent oak processes never see half a change.
+// Engine owns one state root. Each record is replaced atomically, so a
+// reader never sees half of one, and every change to a record is made
+// under that container's own lock (lockRecord), so concurrent oak
+// processes never lose each other's changes. The root's lock (lock) is
+// taken only by what must see or change several containers at once: a
+// create with a --name, published ports or a factory (see newRecord),
+// ps's reconcile, oak start, factories, functions, tenants and image or
+// volume pruning.
 type Engine struct {
 	Root string
 
@@ -143,12 +149,15 @@ func (e *Engine) lock() (func(), error) {
 // never a mix, and a killed process leaves one of the two. Records are not
 // fsynced: they describe processes, which a host crash ends anyway, and
 // reconcile repairs any record a crash leaves stale.
-func (e *Engine) save(c *Container) error {
+func (e *Engine) save(c *Container) error { return saveIn(e.dir(c.ID), c) }
+
+// saveIn writes c's record into directory dir, atomically.
+func saveIn(dir string, c *Container) error {
 	b, err := json.MarshalIndent(c, "", "  ")
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(filepath.Join(e.dir(c.ID), "state.json"), b)
+	return writeFileAtomic(filepath.Join(dir, "state.json"), b)
 }
 
 func writeFileAtomic(path string, b []byte) error {
@@ -193,7 +202,8 @@ func (e *Engine) load(id string) (*Container, error) {
 // all loads every record, oldest first. A directory without a record is a
 // container whose creation was interrupted; it is removed. A record that
 // cannot be read is returned as StatusBroken with its Problem, so that one
-// damaged file costs one container, not every command.
+// damaged file costs one container, not every command. Must be called
+// with the root's lock held (create writes a record's directory under it).
 func (e *Engine) all() ([]*Container, error) {
 	entries, err := os.ReadDir(filepath.Join(e.Root, "containers"))
 	if err != nil {
@@ -201,16 +211,14 @@ func (e *Engine) all() ([]*Container, error) {
 	}
 	var cs []*Container
 	for _, ent := range entries {
-		c, err := e.load(ent.Name())
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				os.RemoveAll(e.dir(ent.Name()))
-				continue
-			}
-			c = &Container{ID: ent.Name(), Status: StatusBroken, Problem: oneLine(unwrapPath(err).Error())}
-			if fi, err := ent.Info(); err == nil {
-				c.Created = fi.ModTime().UTC()
-			}
+		if strings.HasPrefix(ent.Name(), ".") {
+			e.sweepRemoved(ent.Name())
+			continue
+		}
+		c, _ := e.loadCurrent(ent.Name())
+		if c == nil {
+			os.RemoveAll(e.dir(ent.Name()))
+			continue
 		}
 		cs = append(cs, c)
 	}
