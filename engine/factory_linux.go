@@ -257,7 +257,8 @@ func (e *Engine) RemoveFactory(name string, force bool) error {
 	}
 	// Outside the lock: stopping a container takes it.
 	var errs []error
-	for _, id := range w.containers {
+	for i := len(w.containers) - 1; i >= 0; i-- { // the latest made first: sub-containers before their parents
+		id := w.containers[i]
 		if err := e.Remove(id, true); err != nil && !errors.Is(err, ErrNoSuchContainer) {
 			errs = append(errs, fmt.Errorf("container %s: %w", ShortID(id), err))
 		}
