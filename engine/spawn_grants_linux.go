@@ -94,15 +94,16 @@ type grantTree struct {
 	orphans [][2]string // id, grant name
 }
 
+// grantNode is one container of a grant tree: its id, its parent's ("" for
+// the tree's top) and the egress grants it holds.
+type grantNode struct {
+	id, parent string
+	egress     []core.Egress
+}
+
 // loadGrantTree loads the egress grants of container top and of its
 // sub-containers, at any depth, from the records.
 func (e *Engine) loadGrantTree(top *Container) (*grantTree, error) {
-	k, err := core.New(factoryRoot())
-	if err != nil {
-		return nil, err
-	}
-	rs, rh := k.Root()
-	t := &grantTree{k: k, spaces: map[string]core.Space{}}
 	cs, err := e.List()
 	if err != nil {
 		return nil, err
@@ -113,40 +114,60 @@ func (e *Engine) loadGrantTree(top *Container) (*grantTree, error) {
 			kids[c.Parent] = append(kids[c.Parent], c)
 		}
 	}
-	type node struct {
-		c      *Container
-		parent string
-	}
-	queue := []node{{top, ""}}
+	var nodes []grantNode
+	seen := map[string]bool{}
+	queue := []grantNode{{id: top.ID}}
 	for len(queue) > 0 {
 		n := queue[0]
 		queue = queue[1:]
-		if _, seen := t.spaces[n.c.ID]; seen {
+		if seen[n.id] {
 			continue // records edited into a cycle
+		}
+		seen[n.id] = true
+		for _, kid := range kids[n.id] {
+			queue = append(queue, grantNode{id: kid.ID, parent: n.id})
+		}
+		if spec, err := e.readSpec(n.id); err == nil { // a broken record holds nothing
+			n.egress = e.heldEgress(n.id, spec)
+		}
+		nodes = append(nodes, n)
+	}
+	return newGrantTree(nodes)
+}
+
+// newGrantTree loads nodes, parents first, into a fresh core: the first
+// node's grants minted, every other's derived from its parent's.
+func newGrantTree(nodes []grantNode) (*grantTree, error) {
+	k, err := core.New(factoryRoot())
+	if err != nil {
+		return nil, err
+	}
+	rs, rh := k.Root()
+	t := &grantTree{k: k, spaces: map[string]core.Space{}}
+	for i, n := range nodes {
+		if _, dup := t.spaces[n.id]; dup {
+			return nil, fmt.Errorf("container %s: listed twice", ShortID(n.id))
+		}
+		from, ok := t.spaces[n.parent]
+		if i > 0 && !ok {
+			return nil, fmt.Errorf("container %s: parent %s is not before it", ShortID(n.id), ShortID(n.parent))
 		}
 		sp, err := k.NewSpace(rs, rh)
 		if err != nil {
 			return nil, err
 		}
-		t.spaces[n.c.ID] = sp
-		t.ids = append(t.ids, n.c.ID)
-		for _, kid := range kids[n.c.ID] {
-			queue = append(queue, node{kid, n.c.ID})
-		}
-		spec, err := e.readSpec(n.c.ID)
-		if err != nil {
-			continue // a broken record holds nothing to withdraw
-		}
-		for _, g := range e.heldEgress(n.c.ID, spec) {
+		t.spaces[n.id] = sp
+		t.ids = append(t.ids, n.id)
+		for _, g := range n.egress {
 			name := grantName(g)
-			if n.parent == "" {
+			if i == 0 {
 				if _, err := k.Mint(sp, name, g, core.RightConnect|core.RightDerive); err != nil && !errors.Is(err, core.ErrExists) {
 					return nil, err
 				}
 				continue
 			}
-			if !t.derive(t.spaces[n.parent], g, sp, name) {
-				t.orphans = append(t.orphans, [2]string{n.c.ID, name})
+			if !t.derive(from, g, sp, name) {
+				t.orphans = append(t.orphans, [2]string{n.id, name})
 			}
 		}
 	}
