@@ -363,6 +363,9 @@ func (e *Engine) admit(name string, c *Container, spec *Spec, cs []*Container) e
 	case f.Removing:
 		return fmt.Errorf("invalid --factory %s: the factory is being removed", name)
 	}
+	if err := e.recheckSpawn(c, spec); err != nil {
+		return err
+	}
 	l := &spec.Limits
 	for _, r := range []struct {
 		flag  string

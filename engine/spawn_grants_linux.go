@@ -260,12 +260,16 @@ func (e *Engine) revokeGrant(ref, name string) error {
 	if t == nil {
 		return nil
 	}
+	if err := e.lockBarrier(); err != nil { // see recheckSpawn
+		return err
+	}
 	gone, err := t.revoke(c.ID, name)
 	if err != nil {
 		return fmt.Errorf("revoke %s %q: %w", ref, name, err)
 	}
-	// A sub-container made meanwhile with a part of it is an orphan now:
-	// the mark above keeps any later one from being made.
+	// A sub-container made meanwhile with a part of it is an orphan now
+	// (the mark above keeps any later one from being made), and so is
+	// what a revocation a crash interrupted left.
 	if t, err = e.loadGrantTree(c); err == nil {
 		gone = append(gone, t.orphans...)
 	}

@@ -203,15 +203,8 @@ func (e *Engine) admitSpawn(o *RunOptions) error {
 	if _, err := parseGrants(nil, o.Egress); err != nil {
 		return err
 	}
-	held := e.heldEgress(p.ID, &ps)
-	for _, g := range o.Egress {
-		eg, err := core.ParseEgress(g)
-		if err != nil {
-			return fmt.Errorf("invalid --egress %s: %w", g, err)
-		}
-		if !slices.ContainsFunc(held, func(h core.Egress) bool { return core.Within(eg, h) }) {
-			return fmt.Errorf("invalid --egress %s: not within a grant the parent holds (%s); a sub-container's rights are a part of its parent's", g, egressText(held))
-		}
+	if err := e.partOfParent(p.ID, &ps, o.Egress); err != nil {
+		return err
 	}
 	if o.Name != "" {
 		if err := checkName(o.Name); err != nil {
@@ -226,6 +219,54 @@ func (e *Engine) admitSpawn(o *RunOptions) error {
 		o.Factory = factory
 	}
 	o.Parent = p.ID
+	return nil
+}
+
+// partOfParent refuses egress grants that are not each a part of one
+// that container parent, of spec ps, still holds.
+func (e *Engine) partOfParent(parent string, ps *Spec, egress []string) error {
+	held := e.heldEgress(parent, ps)
+	for _, g := range egress {
+		eg, err := core.ParseEgress(g)
+		if err != nil {
+			return fmt.Errorf("invalid --egress %s: %w", g, err)
+		}
+		if !slices.ContainsFunc(held, func(h core.Egress) bool { return core.Within(eg, h) }) {
+			return fmt.Errorf("invalid --egress %s: not within a grant the parent holds (%s); a sub-container's rights are a part of its parent's", g, egressText(held))
+		}
+	}
+	return nil
+}
+
+// recheckSpawn checks again, under the state root's lock, what
+// admitSpawn checked of sub-container c of spec before it: that its
+// parent's capability was not revoked and its egress grants are still
+// parts of the parent's. A revocation writes its mark, then takes the
+// lock once: a sub-container made after that sees the mark here, and
+// one made before has its record written when the revocation looks.
+func (e *Engine) recheckSpawn(c *Container, spec *Spec) error {
+	if c.Parent == "" {
+		return nil
+	}
+	if e.spawnRevokedOf(&Container{ID: c.Parent}) {
+		return fmt.Errorf("run: container %s: its spawn capability was revoked", ShortID(c.Parent))
+	}
+	ps, err := e.readSpec(c.Parent)
+	if err != nil {
+		return fmt.Errorf("run: parent: %w", err)
+	}
+	return e.partOfParent(c.Parent, ps, spec.Egress)
+}
+
+// lockBarrier waits for whatever holds the state root's lock: a
+// creation that checked the records before a mark this process wrote
+// has then written its own.
+func (e *Engine) lockBarrier() error {
+	unlock, err := e.lock()
+	if err != nil {
+		return err
+	}
+	unlock()
 	return nil
 }
 
@@ -346,6 +387,9 @@ func (e *Engine) revokeSpawn(ref string) error {
 	}
 	if err := writeFileAtomic(filepath.Join(e.dir(c.ID), spawnRevoked), nil); err != nil {
 		return fmt.Errorf("revoke %s %s: %w", ref, SpawnGrant, err)
+	}
+	if err := e.lockBarrier(); err != nil {
+		return err
 	}
 	// Its supervisor closes its end: the descriptor answers nothing more.
 	// A container that is not running serves none.
