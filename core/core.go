@@ -7,7 +7,9 @@
 // right, a log stream) is reached only through a capability in a [Space],
 // named there by a [Handle]. [Core.Derive] copies a capability into a space
 // keeping or dropping rights, and records the copy as a child of the
-// original; [Core.Revoke] deletes every descendant. Authority enters only by
+// original; [Core.DeriveWithin] does the same for a part of the object (a
+// narrower egress grant); [Core.Revoke] deletes every descendant. Authority
+// enters only by
 // [New] (the root factory) and [Core.Mint] (the engine acting on operator
 // input); everything else attenuates it.
 //
