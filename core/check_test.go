@@ -8,7 +8,8 @@ import (
 // incrementally, and returns the first invariant that does not hold:
 //
 //   - every live capability's rights are meaningful for its kind and are a
-//     subset of its parent's;
+//     subset of its parent's, and its object is its parent's, a part of it
+//     (Within), or a sub-factory of it;
 //   - no live capability has a dead ancestor, and parent and child links
 //     agree;
 //   - an object's reference count is its number of live capabilities, and an
@@ -66,7 +67,8 @@ func (k *Core) check(root Quota) error {
 					return fmt.Errorf("space %d handle %d: %v derived from %v, or unlinked", id, h, child.rights, a.rights)
 				}
 			}
-			if c.parent != nil && c.parent.obj != c.obj && !(kind == KindFactory && c.obj.parent == c.parent.obj) {
+			if c.parent != nil && c.parent.obj != c.obj && !(kind == KindFactory && c.obj.parent == c.parent.obj) &&
+				!Within(c.obj.desc, c.parent.obj.desc) {
 				return fmt.Errorf("space %d handle %d: child of a capability to an unrelated object", id, h)
 			}
 			for child := range c.children {

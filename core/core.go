@@ -7,7 +7,9 @@
 // right, a log stream) is reached only through a capability in a [Space],
 // named there by a [Handle]. [Core.Derive] copies a capability into a space
 // keeping or dropping rights, and records the copy as a child of the
-// original; [Core.Revoke] deletes every descendant. Authority enters only by
+// original; [Core.DeriveWithin] does the same for a part of the object (a
+// narrower egress grant); [Core.Revoke] deletes every descendant. Authority
+// enters only by
 // [New] (the root factory) and [Core.Mint] (the engine acting on operator
 // input); everything else attenuates it.
 //
@@ -176,6 +178,49 @@ func (k *Core) Derive(from Space, h Handle, r Rights, into Space, name string) (
 		return 0, fmt.Errorf("%s: %w", op, err)
 	}
 	c, err := k.insert(dst, name, src.obj, r, src)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	return c.h, nil
+}
+
+// DeriveWithin is [Core.Derive] of a part of the original's object: the
+// copy refers to obj, which must lie within what the original refers to
+// ([Within]: an egress grant to a narrower prefix, one port of any, one
+// protocol of both; any other kind only to the same object). The copy is
+// a child of the original in the derivation tree, so revoking the
+// original revokes it, and the original's holder may revoke it. It
+// refuses what Derive refuses, a malformed obj, and an obj of another
+// kind or not within the original's (ErrRightsEscalation).
+func (k *Core) DeriveWithin(from Space, h Handle, r Rights, obj Object, into Space, name string) (Handle, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	op := fmt.Sprintf("derive space %d handle %d as %v %v into space %d", from, h, r, kindOf(obj), into)
+	src, err := k.lookup(from, h, RightDerive)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	switch {
+	case !src.rights.Has(r):
+		return 0, fmt.Errorf("%s: %w: %v not held", op, ErrRightsEscalation, r&^src.rights)
+	case obj == nil:
+		return 0, fmt.Errorf("%s: %w: no object", op, ErrInvalid)
+	}
+	if err := obj.validate(); err != nil {
+		return 0, fmt.Errorf("%s: %w: %v", op, ErrInvalid, err)
+	}
+	if !Within(obj, src.obj.desc) {
+		return 0, fmt.Errorf("%s: %w: %v is not within %v", op, ErrRightsEscalation, obj, src.obj.desc)
+	}
+	dst, err := k.space(into)
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", op, err)
+	}
+	o := src.obj
+	if obj != src.obj.desc {
+		o = &object{desc: obj}
+	}
+	c, err := k.insert(dst, name, o, r, src)
 	if err != nil {
 		return 0, fmt.Errorf("%s: %w", op, err)
 	}

@@ -538,3 +538,75 @@ func TestUnlimitedQuota(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestWithin(t *testing.T) {
+	eg := func(s string) Egress {
+		e, err := ParseEgress(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	tests := []struct {
+		o, of Object
+		want  bool
+	}{
+		{eg("10.1.2.3:80/tcp"), eg("10.1.2.3:80/tcp"), true},
+		{eg("10.1.2.3:80/tcp"), eg("any"), true},
+		{eg("10.1.2.3:80/tcp"), eg("10.0.0.0/8:80"), true},
+		{eg("10.1.2.3:80/tcp"), eg("10.0.0.0/8"), true},
+		{eg("10.1.2.3:80/udp"), eg("10.0.0.0/8:80/tcp"), false}, // another protocol
+		{eg("10.1.2.3:81/tcp"), eg("10.0.0.0/8:80/tcp"), false}, // another port
+		{eg("10.1.2.3/tcp"), eg("10.0.0.0/8:80/tcp"), false},    // every port of one port
+		{eg("10.1.2.3:80"), eg("10.0.0.0/8:80/tcp"), false},     // both protocols of one
+		{eg("11.1.2.3:80/tcp"), eg("10.0.0.0/8:80/tcp"), false}, // outside the prefix
+		{eg("10.0.0.0/7:80/tcp"), eg("10.0.0.0/8:80/tcp"), false},
+		{eg("any"), eg("10.0.0.0/8"), false},
+		{eg("any:443/tcp"), eg("any"), true},
+		{eg("[::1]:80/tcp"), eg("10.0.0.0/8"), false}, // another family
+		{Volume{Name: "v"}, Volume{Name: "v"}, true},
+		{Volume{Name: "v"}, Volume{Name: "w"}, false},
+		{Volume{Name: "v"}, eg("any"), false},
+		{eg("any"), Volume{Name: "v"}, false},
+		{Factory{Quota: Quota{Caps: 1}}, Factory{Quota: Quota{Caps: 1}}, false}, // quota is given by NewFactory only
+		{nil, eg("any"), false},
+	}
+	for _, tt := range tests {
+		if got := Within(tt.o, tt.of); got != tt.want {
+			t.Errorf("Within(%v, %v) = %v, want %v", tt.o, tt.of, got, tt.want)
+		}
+	}
+}
+
+func TestDeriveWithin(t *testing.T) {
+	k, s, _ := newCore(t, bigRoot)
+	wide, _ := ParseEgress("10.0.0.0/8:80/tcp")
+	narrow, _ := ParseEgress("10.1.2.3:80/tcp")
+	other, _ := ParseEgress("11.1.2.3:80/tcp")
+	h := must[Handle](t)(k.Mint(s, "egress wide", wide, RightConnect|RightDerive))
+	cs := must[Space](t)(k.NewSpace(k.Root()))
+	n := must[Handle](t)(k.DeriveWithin(s, h, RightConnect|RightDerive, narrow, cs, "egress narrow"))
+	if c, err := k.Lookup(cs, n, RightConnect); err != nil || c.Object != narrow {
+		t.Fatalf("derived %+v, %v; want %v", c, err, narrow)
+	}
+	_, err := k.DeriveWithin(s, h, RightConnect, other, cs, "egress other")
+	wantErr(t, err, ErrRightsEscalation, "11.1.2.3:80/tcp is not within 10.0.0.0/8:80/tcp")
+	_, err = k.DeriveWithin(cs, n, RightConnect, wide, s, "egress back")
+	wantErr(t, err, ErrRightsEscalation, "is not within")
+	nn := must[Handle](t)(k.DeriveWithin(cs, n, RightConnect, narrow, s, "egress again"))
+	_, err = k.DeriveWithin(s, nn, RightConnect, narrow, cs, "x")
+	wantErr(t, err, ErrAccessDenied, "derive not held")
+	_, err = k.DeriveWithin(s, h, RightConnect, Egress{Proto: "icmp", Any: true}, cs, "x")
+	wantErr(t, err, ErrInvalid, "protocol")
+	// Revoking the whole takes every part derived from it, in every space.
+	if err := k.Revoke(s, h); err != nil {
+		t.Fatal(err)
+	}
+	_, err = k.Lookup(cs, n, 0)
+	wantErr(t, err, ErrRevoked, "")
+	_, err = k.Lookup(s, nn, 0)
+	wantErr(t, err, ErrRevoked, "")
+	if err := k.check(bigRoot); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -140,6 +140,35 @@ func (o Egress) validate() error {
 	return nil
 }
 
+// Within reports whether o is a part of of: what a capability to o allows
+// is allowed by one to of. An egress grant is within another if its
+// protocol is the other's (or the other's allows both), its port is the
+// other's (or the other's allows any), and its destinations are the
+// other's (any) or a prefix inside the other's prefix. Any other object
+// is within only an equal one; a factory never, as it carries quota
+// that [Core.NewFactory] hands out.
+func Within(o, of Object) bool {
+	if o == nil || of == nil || o.Kind() == KindFactory {
+		return false
+	}
+	e, ok := o.(Egress)
+	p, pok := of.(Egress)
+	if !ok || !pok {
+		return o == of
+	}
+	switch {
+	case p.Proto != "" && p.Proto != e.Proto:
+		return false
+	case p.Port != 0 && p.Port != e.Port:
+		return false
+	case p.Any:
+		return true
+	case e.Any:
+		return false
+	}
+	return p.Prefix.Bits() <= e.Prefix.Bits() && p.Prefix.Contains(e.Prefix.Addr())
+}
+
 func (Factory) validate() error { return nil }
 func (Spawn) validate() error   { return nil }
 func (Log) validate() error     { return nil }

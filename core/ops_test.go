@@ -21,8 +21,12 @@ import (
 //     harness recorded it) is unreachable, and the revoked one is not;
 //   - after Delete, the deleted capability and its descendants are gone;
 //   - a new sub-factory's limit came out of its parent's remaining quota;
+//   - a successful DeriveWithin asked for a part (Within) of its source's
+//     object and only rights its source held; a refused one with
+//     ErrRightsEscalation asked for more of either;
 //   - every live capability of a minted object holds only rights that were
-//     minted for it (no operation creates authority).
+//     minted for it, and one of a part of an object only rights held on
+//     the object it was derived from (no operation creates authority).
 
 var testRoot = Quota{MemoryBytes: 100, Tasks: 50, CPUMilli: 100, DiskBytes: 100, Caps: 40}
 
@@ -123,6 +127,7 @@ const (
 	opNewFactory
 	opDeleteSpace
 	opLookup
+	opDeriveWithin
 )
 
 var ops = [...]int{
@@ -134,6 +139,7 @@ var ops = [...]int{
 	opNewFactory, opNewFactory, opNewFactory, opNewFactory, opNewFactory,
 	opDeleteSpace,
 	opLookup, opLookup, opLookup, opLookup,
+	opDeriveWithin, opDeriveWithin, opDeriveWithin,
 }
 
 // encode returns the bytes that step decodes as operation op with args.
@@ -345,6 +351,35 @@ func (x *harness) step() {
 				x.fatalf("deleted space still listed: %v", err)
 			}
 		}
+	case opDeriveWithin:
+		i, c := x.cap()
+		r, into, name := Rights(x.byte()), x.space(), testNames[x.byte()%4]
+		src, srcErr := k.Lookup(c.s, c.h, 0)
+		if r&3 != 0 { // mostly attenuate, sometimes try to escalate
+			r &= src.Rights
+		}
+		obj := x.part(src.Object)
+		h, err := k.DeriveWithin(c.s, c.h, r, obj, into, name)
+		x.log("DeriveWithin(%d, %d, %v, %v, %d, %q) = %d, %v", c.s, c.h, r, obj, into, name, h, err)
+		part := srcErr == nil && Within(obj, src.Object)
+		if errors.Is(err, ErrRightsEscalation) && part && src.Rights.Has(r) {
+			x.fatalf("escalation reported for %v %v of %v %v", r, obj, src.Rights, src.Object)
+		}
+		if err != nil {
+			return
+		}
+		if !part || !src.Rights.Has(r|RightDerive) {
+			x.fatalf("derived %v %v from %v %v (%v)", r, obj, src.Rights, src.Object, srcErr)
+		}
+		got, err := k.Lookup(into, h, 0)
+		if err != nil || got.Rights != r || got.Object != obj || got.Name != name {
+			x.fatalf("derived capability is %+v, %v; want rights %v of %v", got, err, r, obj)
+		}
+		if !x.minted[src.Object].Has(r) {
+			x.fatalf("derived %v of %v from %v, which holds only %v", r, obj, src.Object, x.minted[src.Object])
+		}
+		x.minted[obj] |= r // what a part may be held with: what its whole was
+		x.caps = append(x.caps, hcap{s: into, h: h, parent: i})
 	case opLookup:
 		_, c := x.cap()
 		need := Rights(x.byte())
@@ -357,6 +392,35 @@ func (x *harness) step() {
 			x.fatalf("lookup for %v returned %v", need, got.Rights)
 		}
 	}
+}
+
+// part returns, from the harness's bytes, an object to derive from o:
+// mostly o or a part of it, sometimes more than o or something else.
+func (x *harness) part(o Object) Object {
+	e, ok := o.(Egress)
+	b := x.byte()
+	switch {
+	case b%5 == 0 || o == nil:
+		return x.mint(x.byte()) // another object
+	case b%5 == 1 || !ok:
+		return o
+	}
+	n := e
+	n.Proto = [...]string{"", "tcp", "udp"}[x.byte()%3]
+	if b%5 == 2 {
+		n.Port = uint16(x.byte() % 3)
+	}
+	if bits := 8 + int(x.byte()%25); !e.Any || b%5 == 3 {
+		addr := netip.AddrFrom4([4]byte{10, 0, x.byte() % 2, x.byte() % 2})
+		if e.Prefix.IsValid() && x.byte()%2 == 0 {
+			addr = e.Prefix.Addr()
+		}
+		n.Any, n.Prefix = false, netip.PrefixFrom(addr, bits).Masked()
+	}
+	if x.byte()%8 == 0 {
+		n.Any, n.Prefix = true, netip.Prefix{}
+	}
+	return n
 }
 
 // checkAuthority checks that no live capability of a minted object holds a

@@ -258,7 +258,8 @@ func (e *Engine) RemoveFactory(name string, force bool) error {
 	}
 	// Outside the lock: stopping a container takes it.
 	var errs []error
-	for _, id := range w.containers {
+	for i := len(w.containers) - 1; i >= 0; i-- { // the latest made first: sub-containers before their parents
+		id := w.containers[i]
 		if err := e.Remove(id, true); err != nil && !errors.Is(err, ErrNoSuchContainer) {
 			errs = append(errs, fmt.Errorf("container %s: %w", ShortID(id), err))
 		}
@@ -362,6 +363,9 @@ func (e *Engine) admit(name string, c *Container, spec *Spec, cs []*Container) e
 		return fmt.Errorf("invalid --factory %s: %w", name, ErrNoSuchFactory)
 	case f.Removing:
 		return fmt.Errorf("invalid --factory %s: the factory is being removed", name)
+	}
+	if err := e.recheckSpawn(c, spec); err != nil {
+		return err
 	}
 	l := &spec.Limits
 	for _, r := range []struct {

@@ -464,14 +464,14 @@ func writeControl(c net.Conn, rep controlReply) error {
 }
 
 // Revoke withdraws the grant called name (as Grants lists it, e.g.
-// "egress 127.0.0.1:6379/tcp") from a running container. It returns once
-// the container can no longer use it for new sockets.
+// "egress 127.0.0.1:6379/tcp") from a running container, and every part
+// of it from the sub-containers under it (see revokeGrant). It returns
+// once they can no longer use it for new sockets.
 func (e *Engine) Revoke(ref, name string) error {
 	if name == SpawnGrant {
 		return e.revokeSpawn(ref)
 	}
-	_, err := e.control(ref, "revoke", controlRequest{Revoke: name})
-	return err
+	return e.revokeGrant(ref, name)
 }
 
 // Grants lists the network grants a running container still holds.

@@ -71,8 +71,14 @@ func (e *Engine) Remove(ref string, force bool) (err error) {
 		return err
 	}
 	if c.Spawn {
-		// After the record is gone and the lock released: its
-		// sub-containers go with it.
+		// Its sub-containers go first, theirs before them, once nothing
+		// more can be made from its factory; then it; then, after the
+		// record is gone and the lock released, its factory.
+		if force || c.Status == StatusExited {
+			if err := e.withdrawChildren(c, true); err != nil {
+				return err
+			}
+		}
 		defer func() {
 			if err == nil {
 				err = e.withdrawSpawn(c)

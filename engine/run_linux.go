@@ -330,6 +330,7 @@ func (e *Engine) supervise(c *Container, spec *Spec, out Stdio, sigs <-chan os.S
 	if err != nil {
 		return fail(err)
 	}
+	e.dropRevoked(c.ID, auth) // and one revoked before this start stays so
 	var delay time.Duration
 	for {
 		started := time.Now()

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/oak-engine/oak/core"
 )
 
 // Sub-containers. A container run with --spawn holds one capability
@@ -53,6 +55,16 @@ const (
 	// spawnRevoked marks, in a container's directory, a spawn
 	// capability revoked: the daemon refuses its requests from then on.
 	spawnRevoked = "spawn.revoked"
+	// revokedDir, in a container's directory, holds one empty file per
+	// network grant revoked from it, named by the grant's name in hex:
+	// each is written once, atomically, with no lock, and a later start
+	// of the container (oak start, a restart) does not give it back.
+	revokedDir = "revoked"
+
+	// MaxSpawnDepth bounds the chain of sub-containers: the host's
+	// container is at depth 0, its sub-containers at 1, theirs at 2…;
+	// one at depth MaxSpawnDepth exists but cannot hold --spawn.
+	MaxSpawnDepth = 4
 )
 
 // prepareSpawn makes the factory a --spawn run is made from, its quota
@@ -63,11 +75,33 @@ func (e *Engine) prepareSpawn(o *RunOptions) (undo func(), err error) {
 	if !o.Spawn {
 		return undo, nil
 	}
+	// A sub-container's is a sub-factory of its parent's: a part of the
+	// parent's quota, never more, nested in its groups.
+	var parentFactory string
+	if o.Parent != "" {
+		pf, err := e.SpawnFactoryOf(o.Parent)
+		if err != nil {
+			return undo, fmt.Errorf("run: %w", err)
+		}
+		p, err := e.Get(o.Parent)
+		if err != nil {
+			return undo, fmt.Errorf("run: %w", err)
+		}
+		depth, err := e.spawnDepth(p)
+		if err != nil {
+			return undo, fmt.Errorf("run: %w", err)
+		}
+		if depth+1 >= MaxSpawnDepth {
+			return undo, fmt.Errorf("invalid Spawn: a sub-container at depth %d cannot hold the spawn capability (sub-containers nest at most %d deep)", depth+1, MaxSpawnDepth)
+		}
+		if o.Factory != "" && o.Factory != pf {
+			return undo, fmt.Errorf("invalid --factory %s: a sub-container is made from its parent's factory, %s", o.Factory, pf)
+		}
+		parentFactory, o.Factory = pf, ""
+	}
 	switch {
 	case o.Tenant != "":
 		return undo, errors.New("invalid --spawn: a tenant's containers cannot hold the spawn capability (their factory would have to be made inside the tenant's; not supported)")
-	case o.Parent != "":
-		return undo, errors.New("invalid Spawn: a sub-container cannot hold the spawn capability")
 	case o.Factory != "":
 		return undo, fmt.Errorf("invalid --factory %s with --spawn: a --spawn container is made from a factory of its own, which its sub-containers share", o.Factory)
 	case o.AutoRemove:
@@ -77,7 +111,10 @@ func (e *Engine) prepareSpawn(o *RunOptions) (undo func(), err error) {
 	}
 	name := spawnFactoryPrefix + newFactoryID()
 	q := FactoryQuota{MemoryBytes: o.Limits.MemoryBytes, Pids: o.Limits.Pids, CPUMilli: o.Limits.CPUMilli}
-	if _, err := e.CreateFactory(FactoryOptions{Name: name, Quota: q}); err != nil {
+	if _, err := e.CreateFactory(FactoryOptions{Name: name, Parent: parentFactory, Quota: q}); err != nil {
+		if parentFactory != "" {
+			return undo, fmt.Errorf("invalid Spawn: more than the parent has left to give: %w", err)
+		}
 		return undo, fmt.Errorf("run --spawn: %w", err)
 	}
 	o.Factory = name
@@ -105,13 +142,31 @@ func (e *Engine) SpawnFactoryOf(id string) (string, error) {
 	return c.Factory, nil
 }
 
+// spawnDepth is how deep c is in a chain of sub-containers: 0 for the
+// host's, 1 for a sub-container of the host's, and so on. A chain longer
+// than MaxSpawnDepth (records edited by hand) is an error.
+func (e *Engine) spawnDepth(c *Container) (int, error) {
+	n := 0
+	for p := c.Parent; p != ""; n++ {
+		if n > MaxSpawnDepth {
+			return n, fmt.Errorf("container %s: corrupt records: its parents nest deeper than %d", ShortID(c.ID), MaxSpawnDepth)
+		}
+		pc, err := e.Get(p)
+		if err != nil {
+			return n, fmt.Errorf("container %s: parent %s: %w", ShortID(c.ID), ShortID(p), err)
+		}
+		p = pc.Parent
+	}
+	return n, nil
+}
+
 // admitSpawn checks a run on behalf of container o.Parent and narrows it
-// to what that container may give: made from its factory, of its image
+// to what that container may give: made from its factory (or, with
+// Spawn, from the sub-factory of it prepareSpawn made), of its image
 // (not a host directory unless the parent's is that one), with egress
-// grants each one of the parent's (or the parent holds "any"), a log
-// bounded by the parent's, no
-// published port, no volume and no host directory, no spawn capability
-// of its own. Its name is kept as FACTORY.NAME, as a tenant's are.
+// grants each a part of one the parent still holds (core.Within), a log
+// bounded by the parent's, no published port, no volume and no host
+// directory. Its name is kept as FACTORY.NAME, as a tenant's are.
 func (e *Engine) admitSpawn(o *RunOptions) error {
 	factory, err := e.SpawnFactoryOf(o.Parent)
 	if err != nil {
@@ -128,9 +183,9 @@ func (e *Engine) admitSpawn(o *RunOptions) error {
 	switch {
 	case o.Tenant != "":
 		return errors.New("run: a sub-container is its parent's, not a tenant's")
-	case o.Spawn:
-		return errors.New("invalid Spawn: a sub-container cannot hold the spawn capability")
-	case o.Factory != "" && o.Factory != factory:
+	case o.Spawn && !e.isSubFactory(o.Factory, factory):
+		return fmt.Errorf("invalid Spawn: factory %s is not one made for it of its parent's, %s", o.Factory, factory)
+	case !o.Spawn && o.Factory != "" && o.Factory != factory:
 		return fmt.Errorf("invalid --factory %s: a sub-container is made from its parent's factory, %s", o.Factory, factory)
 	case len(o.Volumes) > 0:
 		return fmt.Errorf("invalid -v %s: a sub-container mounts no volume and no host directory", o.Volumes[0])
@@ -148,10 +203,8 @@ func (e *Engine) admitSpawn(o *RunOptions) error {
 	if _, err := parseGrants(nil, o.Egress); err != nil {
 		return err
 	}
-	for _, g := range o.Egress {
-		if !slices.Contains(ps.Egress, g) && !slices.Contains(ps.Egress, "any") {
-			return fmt.Errorf("invalid --egress %s: not one of the parent's grants %v; a sub-container's rights are a subset of its parent's", g, ps.Egress)
-		}
+	if err := e.partOfParent(p.ID, &ps, o.Egress); err != nil {
+		return err
 	}
 	if o.Name != "" {
 		if err := checkName(o.Name); err != nil {
@@ -162,8 +215,83 @@ func (e *Engine) admitSpawn(o *RunOptions) error {
 			return fmt.Errorf("invalid --name: at most %d characters for a sub-container", MaxNameLen-len(factory)-1)
 		}
 	}
-	o.Factory, o.Parent = factory, p.ID
+	if !o.Spawn {
+		o.Factory = factory
+	}
+	o.Parent = p.ID
 	return nil
+}
+
+// partOfParent refuses egress grants that are not each a part of one
+// that container parent, of spec ps, still holds.
+func (e *Engine) partOfParent(parent string, ps *Spec, egress []string) error {
+	held := e.heldEgress(parent, ps)
+	for _, g := range egress {
+		eg, err := core.ParseEgress(g)
+		if err != nil {
+			return fmt.Errorf("invalid --egress %s: %w", g, err)
+		}
+		if !slices.ContainsFunc(held, func(h core.Egress) bool { return core.Within(eg, h) }) {
+			return fmt.Errorf("invalid --egress %s: not within a grant the parent holds (%s); a sub-container's rights are a part of its parent's", g, egressText(held))
+		}
+	}
+	return nil
+}
+
+// recheckSpawn checks again, under the state root's lock, what
+// admitSpawn checked of sub-container c of spec before it: that its
+// parent's capability was not revoked and its egress grants are still
+// parts of the parent's. A revocation writes its mark, then takes the
+// lock once: a sub-container made after that sees the mark here, and
+// one made before has its record written when the revocation looks.
+func (e *Engine) recheckSpawn(c *Container, spec *Spec) error {
+	if c.Parent == "" {
+		return nil
+	}
+	if e.spawnRevokedOf(&Container{ID: c.Parent}) {
+		return fmt.Errorf("run: container %s: its spawn capability was revoked", ShortID(c.Parent))
+	}
+	ps, err := e.readSpec(c.Parent)
+	if err != nil {
+		return fmt.Errorf("run: parent: %w", err)
+	}
+	return e.partOfParent(c.Parent, ps, spec.Egress)
+}
+
+// lockBarrier waits for whatever holds the state root's lock: a
+// creation that checked the records before a mark this process wrote
+// has then written its own.
+func (e *Engine) lockBarrier() error {
+	unlock, err := e.lock()
+	if err != nil {
+		return err
+	}
+	unlock()
+	return nil
+}
+
+// isSubFactory reports whether factory name is a spawn factory made
+// under parent.
+func (e *Engine) isSubFactory(name, parent string) bool {
+	if !strings.HasPrefix(name, spawnFactoryPrefix) {
+		return false
+	}
+	var f Factory
+	if err := readJSON(e.factoryPath(name), &f); err != nil {
+		return false
+	}
+	return f.Name == name && f.Parent == parent && !f.Removing
+}
+
+func egressText(gs []core.Egress) string {
+	if len(gs) == 0 {
+		return "none"
+	}
+	var out []string
+	for _, g := range gs {
+		out = append(out, g.String())
+	}
+	return strings.Join(out, ", ")
 }
 
 func logSizeText(n int64) string {
@@ -191,7 +319,9 @@ func (e *Engine) sameImage(ref string, ps *Spec) error {
 }
 
 // withdrawSpawn removes what container c, a --spawn container being
-// removed, made: its factory, and every sub-container in it.
+// removed, made: its factory, and every sub-container in it. The
+// sub-containers went already (withdrawChildren, before c); what is left
+// is the factory's record and groups, and anything made from it since.
 func (e *Engine) withdrawSpawn(c *Container) error {
 	if !c.Spawn || c.Factory == "" {
 		return nil
@@ -202,10 +332,51 @@ func (e *Engine) withdrawSpawn(c *Container) error {
 	return nil
 }
 
+// withdrawChildren removes the sub-containers of c, each with its own
+// (children before parents: a sub-container's Remove withdraws its own
+// first). With seal, c's factory and its sub-factories are first marked
+// as being removed, so that nothing new is made from them meanwhile.
+func (e *Engine) withdrawChildren(c *Container, seal bool) error {
+	if !c.Spawn || c.Factory == "" {
+		return nil
+	}
+	if seal {
+		if _, _, err := e.withdrawFactory(c.Factory, true); err != nil && !errors.Is(err, ErrNoSuchFactory) {
+			return fmt.Errorf("withdraw the sub-containers of %s: %w", ShortID(c.ID), err)
+		}
+	}
+	// A child whose creation was under way when c's capability went is
+	// found by the next round.
+	for round := 0; round < 3; round++ {
+		cs, err := e.List()
+		if err != nil {
+			return err
+		}
+		var errs []error
+		n := 0
+		for i := len(cs) - 1; i >= 0; i-- { // the latest made first
+			if cs[i].Parent != c.ID {
+				continue
+			}
+			n++
+			if err := e.Remove(cs[i].ID, true); err != nil && !errors.Is(err, ErrNoSuchContainer) {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("withdraw the sub-containers of %s: %w", ShortID(c.ID), err)
+		}
+		if n == 0 {
+			return nil
+		}
+	}
+	return nil
+}
+
 // revokeSpawn withdraws container ref's spawn capability: the daemon
 // refuses what it asks from then on, and its sub-containers are
-// removed. Its own factory stays (it holds the container) until it is
-// removed.
+// removed, theirs with them. Its own factory stays (it holds the
+// container) until it is removed.
 func (e *Engine) revokeSpawn(ref string) error {
 	c, err := e.Get(ref)
 	if err != nil {
@@ -217,6 +388,9 @@ func (e *Engine) revokeSpawn(ref string) error {
 	if err := writeFileAtomic(filepath.Join(e.dir(c.ID), spawnRevoked), nil); err != nil {
 		return fmt.Errorf("revoke %s %s: %w", ref, SpawnGrant, err)
 	}
+	if err := e.lockBarrier(); err != nil {
+		return err
+	}
 	// Its supervisor closes its end: the descriptor answers nothing more.
 	// A container that is not running serves none.
 	if c.Status == StatusRunning {
@@ -224,20 +398,8 @@ func (e *Engine) revokeSpawn(ref string) error {
 			return err
 		}
 	}
-	cs, err := e.ListContainers(Filter{})
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, ci := range cs {
-		if ci.HostConfig.Parent == c.ID {
-			if err := e.Remove(ci.Id, true); err != nil && !errors.Is(err, ErrNoSuchContainer) {
-				errs = append(errs, err)
-			}
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("revoke %s %s: withdraw its sub-containers: %w", ref, SpawnGrant, err)
+	if err := e.withdrawChildren(c, false); err != nil {
+		return fmt.Errorf("revoke %s %s: %w", ref, SpawnGrant, err)
 	}
 	return nil
 }

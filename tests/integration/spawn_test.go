@@ -59,6 +59,8 @@ func TestSpawn(t *testing.T) {
 		{"publish", runReq(`"Cmd":["true"],"Publish":["8080"]`)},
 		{"image", `POST /v1/containers '{"Image":"/","Cmd":["true"]}'`},
 		{"factory", runReq(`"Cmd":["true"],"Factory":"other"`)},
+		// Nesting needs limits of its own, a part of the parent's (see
+		// TestSpawnNested).
 		{"nest", runReq(`"Cmd":["true"],"Spawn":true`)},
 		{"self", "DELETE /v1/containers/$HOSTNAME?force=true"},
 		{"volumes", "GET /v1/volumes"},
@@ -90,6 +92,9 @@ func TestSpawn(t *testing.T) {
 		if !strings.HasPrefix(got[k], w) {
 			t.Errorf("%s: got %q, want status %s", k, got[k], w)
 		}
+	}
+	if !strings.Contains(got["nest"], "needs a --memory and a --pids limit") {
+		t.Errorf("nest: got %q, want refused for want of limits of its own", got["nest"])
 	}
 	if !strings.Contains(got["list"], `"Name":"kid"`) || strings.Count(got["list"], `"Id":`) != 1 {
 		t.Errorf("list: got %q, want the sub-container kid only", got["list"])

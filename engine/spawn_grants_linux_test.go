@@ -1,0 +1,85 @@
+package engine
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/oak-engine/oak/core"
+)
+
+func egressOf(t *testing.T, args ...string) []core.Egress {
+	t.Helper()
+	var out []core.Egress
+	for _, a := range args {
+		g, err := core.ParseEgress(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// TestGrantTree: each sub-container's grant derives from the parent's it
+// is a part of (the equal one first), so revoking a grant withdraws
+// exactly its parts below, at any depth, deepest first.
+func TestGrantTree(t *testing.T) {
+	nodes := func() []grantNode {
+		return []grantNode{
+			{id: "top", egress: egressOf(t, "10.0.0.0/8:443/tcp", "any", "192.168.1.1:80/tcp")},
+			{id: "a", parent: "top", egress: egressOf(t, "10.1.2.3:443/tcp", "192.168.1.1:80/tcp", "8.8.8.8:53/udp")},
+			{id: "c", parent: "top", egress: egressOf(t, "172.16.0.1:22/tcp")},
+			{id: "b", parent: "a", egress: egressOf(t, "10.1.2.3:443/tcp", "8.8.8.8:53/udp")},
+		}
+	}
+	tests := []struct {
+		id, name string
+		want     [][2]string
+	}{
+		{"top", "egress 10.0.0.0/8:443/tcp", [][2]string{{"b", "egress 10.1.2.3:443/tcp"}, {"a", "egress 10.1.2.3:443/tcp"}}},
+		{"top", "egress any", [][2]string{{"b", "egress 8.8.8.8:53/udp"}, {"c", "egress 172.16.0.1:22/tcp"}, {"a", "egress 8.8.8.8:53/udp"}}},
+		// The equal grant is the whole, though "any" holds it too.
+		{"top", "egress 192.168.1.1:80/tcp", [][2]string{{"a", "egress 192.168.1.1:80/tcp"}}},
+		{"a", "egress 10.1.2.3:443/tcp", [][2]string{{"b", "egress 10.1.2.3:443/tcp"}}},
+		{"a", "egress 192.168.1.1:80/tcp", nil},
+		{"c", "egress 172.16.0.1:22/tcp", nil},
+		{"top", "egress 1.2.3.4", nil}, // not held: nothing derived from it
+	}
+	for _, tt := range tests {
+		tr, err := newGrantTree(nodes())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tr.orphans) != 0 {
+			t.Fatalf("orphans %v in a consistent tree", tr.orphans)
+		}
+		got, err := tr.revoke(tt.id, tt.name)
+		if err != nil || !slices.Equal(got, tt.want) {
+			t.Errorf("revoke %s %q = %v, %v; want %v", tt.id, tt.name, got, err, tt.want)
+		}
+	}
+	if _, err := (&grantTree{}).revoke("nobody", "egress any"); err == nil {
+		t.Error("revoke in a container not in the tree: want an error")
+	}
+}
+
+// TestGrantTreeOrphans: a grant a sub-container holds that is a part of
+// none its parent holds (a revocation a crash interrupted) is an orphan,
+// withdrawn by the next revocation.
+func TestGrantTreeOrphans(t *testing.T) {
+	tr, err := newGrantTree([]grantNode{
+		{id: "top", egress: egressOf(t, "10.0.0.0/8")},
+		{id: "a", parent: "top", egress: egressOf(t, "10.0.0.1:80/tcp", "11.0.0.1:80/tcp")},
+		{id: "b", parent: "a", egress: egressOf(t, "11.0.0.1:80/tcp", "10.0.0.0/8")},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][2]string{{"a", "egress 11.0.0.1:80/tcp"}, {"b", "egress 11.0.0.1:80/tcp"}, {"b", "egress 10.0.0.0/8"}}
+	if !slices.Equal(tr.orphans, want) {
+		t.Errorf("orphans %v, want %v", tr.orphans, want)
+	}
+	if _, err := newGrantTree([]grantNode{{id: "top"}, {id: "a", parent: "b"}}); err == nil {
+		t.Error("a node before its parent: want an error")
+	}
+}
