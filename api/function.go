@@ -14,6 +14,7 @@ import (
 	vm "github.com/VictoriaMetrics/metrics"
 
 	"github.com/oak-engine/oak/engine"
+	"github.com/oak-engine/oak/internal/trace"
 )
 
 // FunctionEngine is what the function routes ask of the engine;
@@ -253,6 +254,7 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 	defer close(answered)
 	ctx := engine.WithAnswered(engine.WithInvoker(r.Context(), clientOf(r)), answered)
 	inv, err := fe.Invoke(ctx, name, bytes.NewReader(in), stdout, stderr)
+	trace.Mark("api: invoked")
 	if err != nil && inv.ID == "" {
 		if !errors.Is(err, engine.ErrNoSuchFunction) { // no series for names that name nothing
 			s.metrics.invoked(name, "failed", 0)
@@ -286,6 +288,7 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 	if fl, ok := w.(http.Flusher); ok {
 		fl.Flush()
 	}
+	trace.Mark("api: answered")
 	return nil
 }
 

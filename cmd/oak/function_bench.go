@@ -15,6 +15,7 @@ import (
 
 	"github.com/oak-engine/oak/api"
 	"github.com/oak-engine/oak/engine"
+	"github.com/oak-engine/oak/internal/trace"
 )
 
 // newBenchFunctionCmd measures what an invocation of a function costs
@@ -106,7 +107,7 @@ func benchFunction(ctx context.Context, runs int, out io.Writer) error {
 	}{
 		{"plain", func() error { return exec.Command(trueBin).Run() }},
 		{"engine-cold", func() error { return invoked(e.Invoke(ctx, "cold", nil, io.Discard, io.Discard)) }},
-		{"engine-warm", func() error { return warm(e.Invoke(ctx, "warm", nil, io.Discard, io.Discard)) }},
+		{"engine-warm", func() error { return warm(e.Invoke(ctx, "warm", nil, io.Discard, os.Stderr)) }},
 		{"api-cold", func() error { return invoked(c.Invoke(ctx, "cold", nil, io.Discard, io.Discard)) }},
 		{"api-warm", func() error { return warm(c.Invoke(ctx, "warm", nil, io.Discard, io.Discard)) }},
 	}
@@ -120,6 +121,7 @@ func benchFunction(ctx context.Context, runs int, out io.Writer) error {
 				return err
 			}
 			e.WaitTeardown()
+			trace.Mark("bench: " + x.name)
 			start := time.Now()
 			if err := x.run(); err != nil {
 				return fmt.Errorf("bench function: %s: %w", x.name, err)
@@ -127,6 +129,7 @@ func benchFunction(ctx context.Context, runs int, out io.Writer) error {
 			if i >= 0 {
 				times[v] = append(times[v], time.Since(start))
 			}
+			trace.Mark("bench: done")
 		}
 	}
 	plain := median(times[0])
