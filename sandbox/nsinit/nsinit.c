@@ -1177,6 +1177,7 @@ static void reap(pid_t child)
 			if (pid == child) {
 				// The host learns the status now; our exit, which
 				// tears the namespaces down, comes after.
+				trace("command exited");
 				if (ctl >= 0)
 					ctl_send(EXEC_EXITED, EXEC_COMMAND_ID, code);
 				_exit(code);
@@ -1281,6 +1282,7 @@ __attribute__((constructor)) static void nsinit(void)
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
+	trace("forking");
 	pid_t child = fork();
 	if (child < 0)
 		fail("fork: %s", strerror(errno));
