@@ -405,9 +405,9 @@ type functionState struct {
 	mu       sync.Mutex
 	queues   map[string]*fairQueue
 	records  map[string]cachedFunction // see invocable
-	warm     warmPools      // function_warm_linux.go
-	launcher launcher       // function_warm_linux.go
-	teardown sync.WaitGroup // removals of held invocations' records, after their answer
+	warm     warmPools                 // function_warm_linux.go
+	launcher launcher                  // function_warm_linux.go
+	teardown sync.WaitGroup            // removals of held invocations' records, after their answer
 }
 
 // queue is function f's queue, made (or made again, after a change of its
