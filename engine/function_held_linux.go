@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/oak-engine/oak/internal/trace"
 	"github.com/oak-engine/oak/sandbox"
 )
@@ -102,6 +104,11 @@ func (e *Engine) hold(c *Container, spec *Spec) (*heldLaunch, error) {
 		IDs: slotIDs(c.Slot), Limits: limits, Stdin: inR, Stdout: outW, Stderr: errW,
 		CgroupParent: c.CgroupParent,
 		Hold: func(p *sandbox.Process) error {
+			// Prepared at a low priority (prepareWarm); the command runs
+			// at the usual one.
+			if err := unix.Setpriority(unix.PRIO_PROCESS, p.Pid(), 0); err != nil {
+				return fmt.Errorf("priority of the held init: %w", err)
+			}
 			held <- p
 			return <-h.release
 		},

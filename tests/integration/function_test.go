@@ -474,6 +474,13 @@ func TestFunctionWarmHeld(t *testing.T) {
 	} else if host, _ := strconv.Atoi(f[1]); host < 1<<30 {
 		t.Errorf("uid map inside a warm invocation: %q, want a host range at or above 2^30", out[0])
 	}
+	// Prepared at a low priority, it runs its command at the usual one.
+	o.function("--warm", "1", "wnice", "demo", "cut", "-d", " ", "-f", "19", "/proc/self/stat") // its nice value
+	o.waitFunction("wnice", "warm", func(f functionInfo) bool { return f.WarmReady == 1 })
+	if r := o.invoke("", nil, "wnice"); r.code != 0 || r.stdout != "0\n" {
+		t.Errorf("niceness of a warm invocation's command: want 0\n%s", r)
+	}
+	o.run("function", "rm", "wnice")
 	o.waitFunction("wslow", "warm", func(f functionInfo) bool { return f.WarmReady == 1 })
 	if r := o.invoke("", nil, "wslow"); r.code != 137 || !strings.Contains(r.stderr, "timed out") {
 		t.Errorf("warm invocation past its timeout: want 137 and a timeout reported\n%s", r)
