@@ -354,3 +354,44 @@ func TestInvokeStreams(t *testing.T) {
 		t.Fatalf("streamed: %q, headers %v, trailers %v", body, resp.Header, resp.Trailer)
 	}
 }
+
+func TestTakesTrailers(t *testing.T) {
+	for _, tc := range []struct {
+		te   []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{""}, false},
+		{[]string{"trailers"}, true},
+		{[]string{"Trailers"}, true},
+		{[]string{"gzip, trailers;q=0.5"}, true},
+		{[]string{"gzip", " trailers "}, true},
+		{[]string{"gzip, deflate"}, false},
+		{[]string{"trailersx"}, false},
+		{[]string{"x-trailers"}, false},
+	} {
+		r := httptest.NewRequest("POST", "/v1/functions/f/invoke", nil)
+		for _, v := range tc.te {
+			r.Header.Add("TE", v)
+		}
+		if got := takesTrailers(r); got != tc.want {
+			t.Errorf("TE %q: takesTrailers = %v, want %v", tc.te, got, tc.want)
+		}
+	}
+}
+
+// FuzzTakesTrailers: any TE field is read without a panic, and a field
+// that lists "trailers" as one of its codings is always taken.
+func FuzzTakesTrailers(f *testing.F) {
+	f.Add("gzip, trailers;q=1")
+	f.Add(",,;;")
+	f.Fuzz(func(t *testing.T, te string) {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.Header["Te"] = []string{te}
+		takesTrailers(r)
+		r.Header["Te"] = []string{te + ", trailers"}
+		if !takesTrailers(r) {
+			t.Fatalf("TE %q: not taken", te+", trailers")
+		}
+	})
+}
