@@ -229,9 +229,15 @@ func benchFunction(ctx context.Context, runs int, runcBin string, out io.Writer)
 	if runc != nil {
 		variants = append(variants, variant{"runc", runc.run})
 	}
+	// Traced (OAK_TRACE=1), the in-process invocations' stderr is ours:
+	// the container's init writes its marks there.
+	var errOut io.Writer = io.Discard
+	if trace.On() {
+		errOut = os.Stderr
+	}
 	variants = append(variants,
-		variant{"engine-cold", func() error { return invoked(e.Invoke(ctx, "cold", nil, io.Discard, io.Discard)) }},
-		variant{"engine-warm", func() error { return warm(e.Invoke(ctx, "warm", nil, io.Discard, io.Discard)) }},
+		variant{"engine-cold", func() error { return invoked(e.Invoke(ctx, "cold", nil, io.Discard, errOut)) }},
+		variant{"engine-warm", func() error { return warm(e.Invoke(ctx, "warm", nil, io.Discard, errOut)) }},
 		variant{"api-cold", func() error { return invoked(c.Invoke(ctx, "cold", nil, io.Discard, io.Discard)) }},
 		variant{"api-warm", func() error { return warm(c.Invoke(ctx, "warm", nil, io.Discard, io.Discard)) }},
 	)

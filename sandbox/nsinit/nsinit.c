@@ -1178,6 +1178,8 @@ static void reap(pid_t child)
 				// The host learns the status now; our exit, which
 				// tears the namespaces down, comes after.
 				trace("command exited");
+				if (trace_fd != 2)
+					close(trace_fd); // the output's end is not held up by tracing
 				if (ctl >= 0)
 					ctl_send(EXEC_EXITED, EXEC_COMMAND_ID, code);
 				_exit(code);
