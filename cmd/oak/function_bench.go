@@ -48,6 +48,8 @@ and a daemon served by this process):
                 for the daemon to prepare it is not timed
   api-cold      POST /v1/functions/NAME/invoke through the daemon's socket
   api-warm      the same, warm
+  api-ping      GET /v1/ready through the same socket: a request's own
+                round trip, no invocation
 
 It prints medians, 99th percentiles, overhead (median minus plain's) and
 ratio to plain.
@@ -240,6 +242,9 @@ func benchFunction(ctx context.Context, runs int, runcBin string, out io.Writer)
 		variant{"engine-warm", func() error { return warm(e.Invoke(ctx, "warm", nil, io.Discard, errOut)) }},
 		variant{"api-cold", func() error { return invoked(c.Invoke(ctx, "cold", nil, io.Discard, io.Discard)) }},
 		variant{"api-warm", func() error { return warm(c.Invoke(ctx, "warm", nil, io.Discard, io.Discard)) }},
+		// A bare request through the same socket: what of the API's
+		// share is HTTP's own.
+		variant{"api-ping", func() error { return c.Ping(ctx) }},
 	)
 	times := make([][]time.Duration, len(variants))
 	for i := -3; i < runs; i++ { // three untimed rounds first
