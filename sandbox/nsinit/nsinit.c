@@ -11,8 +11,11 @@
 // The task description is written by sandbox/launch_linux.go (the authority on
 // what is mounted where); this file only carries it out. Every step that fails
 // reports "step: cause" back over fd 3 and exits 127, so the parent can print
-// one clear error line. On success the parent sees one REPORT_LISTENER
-// record, then end of file once the command's execve has closed fd 3.
+// one clear error line. On success the parent sees the REPORT_LISTENER,
+// REPORT_CONTROL and REPORT_LOCAL records (and, with TAG_HOLD, REPORT_HELD,
+// after which init waits for one more byte), then end of file once the
+// command's execve has closed fd 3. Once the command has ended, init sends
+// its status on the exec channel (EXEC_EXITED, EXEC_COMMAND_ID) and exits.
 //
 // Wire format on fd 3: see wire.h, which the Go side reads too.
 
