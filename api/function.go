@@ -9,11 +9,13 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	vm "github.com/VictoriaMetrics/metrics"
 
 	"github.com/oak-engine/oak/engine"
+	"github.com/oak-engine/oak/internal/trace"
 )
 
 // FunctionEngine is what the function routes ask of the engine;
@@ -79,11 +81,12 @@ func (c *FunctionCreate) FunctionOptions() (engine.FunctionOptions, error) {
 	return o, nil
 }
 
-// Headers of an invocation's answer, which say how it ended; its body is
-// the command's stdout. The answer is sent when the command has ended,
-// so that its status comes first, in a header every HTTP client reads
-// (trailers would let stdout stream, but many clients cannot read them,
-// and Go's own limits them to 4 KiB).
+// Fields of an invocation's answer, which say how it ended; its body is
+// the command's stdout. A client that takes trailers (its request says
+// "TE: trailers", as RFC 9110 has a client say so) gets stdout streamed
+// as the command writes it, and these fields as trailers after it; any
+// other gets the answer when the command has ended, these fields as
+// headers (see invokeFunction).
 const (
 	HeaderInvocation   = "X-Oak-Invocation"       // the id of the container that served it (removed since)
 	HeaderExitCode     = "X-Oak-Exit-Code"        // the command's exit status; 137 when killed
@@ -97,14 +100,19 @@ const (
 )
 
 // Bounds of an invocation's request and answer. The request body, its
-// stdin, above MaxInvokeBody is refused with 413; the answer carries the
-// first MaxInvokeStdout bytes of stdout and MaxInvokeStderr of stderr
-// (base64 in a header: 32 KiB is about 43 KB, within what common
-// clients take in one header line).
+// stdin, above MaxInvokeBody is refused with 413. A buffered answer
+// carries the first MaxInvokeStdout bytes of stdout and MaxInvokeStderr
+// of stderr (base64 in a header: 32 KiB is about 43 KB, within what
+// common clients take in one header line). A streamed answer carries all
+// of stdout (nothing of it is kept) and the first MaxInvokeTrailerStderr
+// bytes of stderr: Go's HTTP client refuses a trailer section that does
+// not fit its read buffer (4 KiB by default), and 2 KiB in base64 with
+// the other trailers fits.
 const (
-	MaxInvokeBody   = 6 << 20
-	MaxInvokeStdout = 6 << 20
-	MaxInvokeStderr = 32 << 10
+	MaxInvokeBody          = 6 << 20
+	MaxInvokeStdout        = 6 << 20
+	MaxInvokeStderr        = 32 << 10
+	MaxInvokeTrailerStderr = 2 << 10
 )
 
 // warmKeeper is an engine that keeps functions' warm sandboxes while it
@@ -225,9 +233,13 @@ func (s *Server) removeFunction(w http.ResponseWriter, r *http.Request) error {
 }
 
 // invokeFunction runs one invocation: the request body (at most
-// MaxInvokeBody bytes) is its stdin, the answer's body its stdout, and
-// its headers say how it ended. An error before the command ran is an
-// ErrorBody with its status, like every other route's.
+// MaxInvokeBody bytes) is its stdin, the answer's body its stdout. To a
+// client that takes trailers the answer streams: its status line goes
+// with the command's first output (or its end), the body as the command
+// writes it, and the X-Oak-* fields that say how it ended are trailers.
+// To any other it goes when the command has ended, those fields as
+// headers. An error before the command ran is an ErrorBody with its
+// status, like every other route's.
 func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 	start := time.Now()
 	fe, err := s.functions()
@@ -248,15 +260,25 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 	if len(in) > MaxInvokeBody {
 		return fmt.Errorf("invoke %s: %w", name, errInvokeTooLarge)
 	}
-	stdout := &cappedBuffer{max: MaxInvokeStdout}
+	buffered := &cappedBuffer{max: MaxInvokeStdout}
+	var stdout io.Writer = buffered
+	var stream *streamWriter
+	if takesTrailers(r) {
+		stream = &streamWriter{w: w}
+		stdout = stream
+	}
 	stderr := &cappedBuffer{max: MaxInvokeStderr}
+	if stream != nil {
+		stderr.max = MaxInvokeTrailerStderr
+	}
 	// The engine's work after the invocation (its record's removal, the
 	// next warm sandbox) waits until the answer is out.
 	answered := make(chan struct{})
 	defer close(answered)
 	ctx := engine.WithAnswered(engine.WithInvoker(r.Context(), clientOf(r)), answered)
 	inv, err := fe.Invoke(ctx, name, bytes.NewReader(in), stdout, stderr)
-	if err != nil && inv.ID == "" {
+	trace.Mark("api: invoked")
+	if err != nil && inv.ID == "" && (stream == nil || !stream.started) {
 		if !errors.Is(err, engine.ErrNoSuchFunction) { // no series for names that name nothing
 			s.metrics.invoked(name, "failed", 0)
 		}
@@ -274,22 +296,79 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 		s.log.Warn("invocation ended with an error", "function", name, "id", inv.ID, "error", err)
 	}
 	h := w.Header()
-	h.Set("Content-Type", "application/octet-stream")
+	if stream != nil {
+		stream.start() // if the command wrote nothing
+	} else {
+		h.Set("Content-Type", "application/octet-stream")
+	}
 	h.Set(HeaderInvocation, inv.ID)
 	h.Set(HeaderExitCode, strconv.Itoa(inv.Code))
 	h.Set(HeaderTimedOut, strconv.FormatBool(inv.TimedOut))
 	h.Set(HeaderOOMKilled, strconv.FormatBool(inv.OOMKilled))
 	h.Set(HeaderStderr, base64.StdEncoding.EncodeToString(stderr.b.Bytes()))
 	h.Set(HeaderStderrCut, strconv.FormatBool(stderr.cut))
-	h.Set(HeaderStdoutCut, strconv.FormatBool(stdout.cut))
+	h.Set(HeaderStdoutCut, strconv.FormatBool(buffered.cut))
 	h.Set(HeaderWarm, strconv.FormatBool(inv.Warm))
 	h.Set(HeaderQueueSeconds, strconv.FormatFloat(inv.Queued.Seconds(), 'f', -1, 64))
-	w.WriteHeader(http.StatusOK)
-	w.Write(stdout.b.Bytes())
+	if stream == nil {
+		w.WriteHeader(http.StatusOK)
+		w.Write(buffered.b.Bytes())
+	}
 	if fl, ok := w.(http.Flusher); ok {
 		fl.Flush()
 	}
+	trace.Mark("api: answered")
 	return nil
+}
+
+// invocationTrailers are the fields a streamed answer sends as trailers.
+var invocationTrailers = strings.Join([]string{HeaderInvocation, HeaderExitCode, HeaderTimedOut, HeaderOOMKilled,
+	HeaderStderr, HeaderStderrCut, HeaderStdoutCut, HeaderQueueSeconds, HeaderWarm}, ", ")
+
+// takesTrailers reports whether r's client takes trailers: its TE field
+// lists "trailers" (RFC 9110, section 10.1.4).
+func takesTrailers(r *http.Request) bool {
+	for _, v := range r.Header.Values("TE") {
+		for _, t := range strings.Split(v, ",") {
+			name, _, _ := strings.Cut(t, ";")
+			if strings.EqualFold(strings.TrimSpace(name), "trailers") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// streamWriter sends a streamed invocation's stdout as it comes: the
+// status line and headers (declaring the trailers) with the first write,
+// each write flushed. One goroutine writes at a time (the engine's copier
+// of stdout, then the handler once Invoke has returned).
+type streamWriter struct {
+	w       http.ResponseWriter
+	started bool
+}
+
+func (s *streamWriter) start() {
+	if s.started {
+		return
+	}
+	s.started = true
+	h := s.w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Trailer", invocationTrailers)
+	s.w.WriteHeader(http.StatusOK)
+}
+
+// Write sends b and flushes it. An error (the client went away) stops the
+// copy of the command's output: the command sees its stdout closed, and
+// the request's end kills it.
+func (s *streamWriter) Write(b []byte) (int, error) {
+	s.start()
+	n, err := s.w.Write(b)
+	if err == nil {
+		err = http.NewResponseController(s.w).Flush()
+	}
+	return n, err
 }
 
 // errInvokeTooLarge is an invocation's body above MaxInvokeBody.

@@ -45,9 +45,11 @@ func (c *Client) RemoveFunction(ctx context.Context, name string) error {
 }
 
 // Invoke runs one invocation of function name with stdin (read whole
-// first, at most MaxInvokeBody bytes) as its input, copies its stdout
-// (at most MaxInvokeStdout bytes) to stdout and its stderr (at most
-// MaxInvokeStderr bytes) to stderr, and returns how it ended.
+// first, at most MaxInvokeBody bytes) as its input, copies its stdout to
+// stdout as the command writes it (the answer streams: the request says
+// it takes trailers) and its stderr (at most MaxInvokeStderr bytes) to
+// stderr at the end, and returns how it ended. From a daemon that answers
+// buffered, with the status in headers, it takes those.
 func (c *Client) Invoke(ctx context.Context, name string, stdin io.Reader, stdout, stderr io.Writer) (engine.Invocation, error) {
 	var inv engine.Invocation
 	path := "/v1/functions/" + url.PathEscape(name) + "/invoke"
@@ -68,6 +70,7 @@ func (c *Client) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	}
 	req.Header.Set("Content-Type", "application/octet-stream")
 	c.authorize(req)
+	req.Header.Set("TE", "trailers")
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return inv, &ConnError{Root: c.root, Err: err}
@@ -76,34 +79,41 @@ func (c *Client) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	if resp.StatusCode != http.StatusOK {
 		return inv, errorAnswer(resp, "POST", path)
 	}
-	h := resp.Header
-	code, err := strconv.Atoi(h.Get(HeaderExitCode))
+	if stdout == nil {
+		stdout = io.Discard
+	}
+	if _, err := io.Copy(stdout, resp.Body); err != nil {
+		return inv, fmt.Errorf("invoke %s: stdout: %w", name, err)
+	}
+	// A field is a trailer of a streamed answer, a header of a buffered one.
+	field := func(k string) string {
+		if v := resp.Trailer.Get(k); v != "" {
+			return v
+		}
+		return resp.Header.Get(k)
+	}
+	code, err := strconv.Atoi(field(HeaderExitCode))
 	if err != nil {
 		return inv, fmt.Errorf("invoke %s: the answer has no %s", name, HeaderExitCode)
 	}
-	errb, err := base64.StdEncoding.DecodeString(h.Get(HeaderStderr))
+	errb, err := base64.StdEncoding.DecodeString(field(HeaderStderr))
 	if err != nil {
 		return inv, fmt.Errorf("invoke %s: bad %s: %w", name, HeaderStderr, err)
 	}
-	inv.ID, inv.Code = h.Get(HeaderInvocation), code
-	inv.TimedOut, inv.OOMKilled = h.Get(HeaderTimedOut) == "true", h.Get(HeaderOOMKilled) == "true"
-	inv.Warm = h.Get(HeaderWarm) == "true"
-	if q, err := strconv.ParseFloat(h.Get(HeaderQueueSeconds), 64); err == nil {
+	inv.ID, inv.Code = field(HeaderInvocation), code
+	inv.TimedOut, inv.OOMKilled = field(HeaderTimedOut) == "true", field(HeaderOOMKilled) == "true"
+	inv.Warm = field(HeaderWarm) == "true"
+	if q, err := strconv.ParseFloat(field(HeaderQueueSeconds), 64); err == nil {
 		inv.Queued = time.Duration(q * float64(time.Second))
 	}
-	if stdout != nil {
-		if _, err := io.Copy(stdout, resp.Body); err != nil {
-			return inv, fmt.Errorf("invoke %s: stdout: %w", name, err)
-		}
-	}
-	if h.Get(HeaderStdoutCut) == "true" && stderr != nil {
+	if field(HeaderStdoutCut) == "true" && stderr != nil {
 		fmt.Fprintf(stderr, "oak: stdout cut at %d bytes\n", MaxInvokeStdout)
 	}
 	if stderr != nil && len(errb) > 0 {
 		stderr.Write(errb)
 	}
-	if h.Get(HeaderStderrCut) == "true" && stderr != nil {
-		fmt.Fprintf(stderr, "oak: stderr cut at %d bytes\n", MaxInvokeStderr)
+	if field(HeaderStderrCut) == "true" && stderr != nil {
+		fmt.Fprintf(stderr, "oak: stderr cut at %d bytes\n", len(errb))
 	}
 	return inv, nil
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -26,7 +27,8 @@ import (
 type fakeFunctions struct {
 	*fakeEngine
 	created engine.FunctionOptions
-	client  string // of the last invocation
+	client  string        // of the last invocation
+	next    chan struct{} // lets "stream" write its second line
 }
 
 func (f *fakeFunctions) CreateFunction(o engine.FunctionOptions) (*engine.FunctionInfo, error) {
@@ -64,12 +66,23 @@ func (f *fakeFunctions) Invoke(ctx context.Context, name string, stdin io.Reader
 		return engine.Invocation{ID: "c2", Code: 3}, nil
 	case "slow":
 		return engine.Invocation{ID: "c3", Code: 137, TimedOut: true}, nil
+	case "stream":
+		// Its second line only after the client has read its first.
+		io.WriteString(stdout, "first\n")
+		select {
+		case <-f.next:
+		case <-ctx.Done():
+			return engine.Invocation{ID: "c4", Code: 137}, nil
+		}
+		io.WriteString(stdout, "second\n")
+		io.WriteString(stderr, "bye")
+		return engine.Invocation{ID: "c4", Code: 5}, nil
 	}
 	return engine.Invocation{}, fmt.Errorf("function %s: %w", name, engine.ErrNoSuchFunction)
 }
 
 func newFunctionServer(t *testing.T) (*Client, *fakeFunctions, *Server) {
-	f := &fakeFunctions{fakeEngine: &fakeEngine{}}
+	f := &fakeFunctions{fakeEngine: &fakeEngine{}, next: make(chan struct{})}
 	s := NewServer(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	s.SetReady()
 	hs := httptest.NewUnstartedServer(s)
@@ -108,8 +121,8 @@ func TestInvokeOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != "partial" || inv.Code != 3 || !strings.HasSuffix(errb.String(), fmt.Sprintf("stderr cut at %d bytes\n", MaxInvokeStderr)) ||
-		!strings.HasPrefix(errb.String(), strings.Repeat("e", MaxInvokeStderr)+"oak:") {
+	if out.String() != "partial" || inv.Code != 3 || !strings.HasSuffix(errb.String(), fmt.Sprintf("stderr cut at %d bytes\n", MaxInvokeTrailerStderr)) ||
+		!strings.HasPrefix(errb.String(), strings.Repeat("e", MaxInvokeTrailerStderr)+"oak:") {
 		t.Fatalf("fail: stdout %q, stderr of %d bytes, %+v", out.String(), errb.Len(), inv)
 	}
 	inv, err = c.Invoke(ctx, "slow", nil, &out, &errb)
@@ -177,7 +190,7 @@ func TestFunctionRoutes(t *testing.T) {
 	if w := do(s, "GET", "/v1/functions", ""); w.Code != http.StatusConflict || !strings.Contains(w.Body.String(), "does not serve") {
 		t.Errorf("functions of an engine without them: %d %s", w.Code, w.Body)
 	}
-	f := &fakeFunctions{fakeEngine: &fakeEngine{}}
+	f := &fakeFunctions{fakeEngine: &fakeEngine{}, next: make(chan struct{})}
 	s = NewServer(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	for _, tc := range []struct {
 		method, target, body string
@@ -278,4 +291,107 @@ func normalFunction(r *FunctionCreate) FunctionCreate {
 		n.Env = nil
 	}
 	return n
+}
+
+// lineSignal closes ch when a write ends a line: the client has seen one.
+type lineSignal struct {
+	buf  bytes.Buffer
+	ch   chan struct{}
+	once bool
+}
+
+func (l *lineSignal) Write(b []byte) (int, error) {
+	l.buf.Write(b)
+	if !l.once && bytes.Contains(l.buf.Bytes(), []byte("\n")) {
+		l.once = true
+		close(l.ch)
+	}
+	return len(b), nil
+}
+
+// TestInvokeStreams: a client that takes trailers gets stdout as it is
+// written (the fake's second line waits until the client has read the
+// first, so a buffered answer would never come) and the status and
+// stderr as trailers; one that does not gets the answer at the end, the
+// status in headers, stderr up to MaxInvokeStderr.
+func TestInvokeStreams(t *testing.T) {
+	c, f, _ := newFunctionServer(t)
+	out := &lineSignal{ch: f.next}
+	var errb bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	inv, err := c.Invoke(ctx, "stream", nil, out, &errb)
+	if err != nil || inv.Code != 5 || inv.ID != "c4" || out.buf.String() != "first\nsecond\n" || errb.String() != "bye" {
+		t.Fatalf("streamed: %+v %v, stdout %q, stderr %q", inv, err, out.buf.String(), errb.String())
+	}
+
+	// Buffered: no TE: trailers.
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return c.dial()
+	}}}
+	resp, err := hc.Post("http://oak/v1/functions/fail/invoke", "application/octet-stream", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	e, _ := base64.StdEncoding.DecodeString(resp.Header.Get(HeaderStderr))
+	if string(body) != "partial" || resp.Header.Get(HeaderExitCode) != "3" || len(e) != MaxInvokeStderr ||
+		resp.Header.Get(HeaderStderrCut) != "true" || len(resp.Trailer) != 0 {
+		t.Fatalf("buffered: %q, stderr of %d bytes, headers %v, trailers %v", body, len(e), resp.Header, resp.Trailer)
+	}
+	// Streamed by hand: the fields are trailers, not headers.
+	req, _ := http.NewRequest("POST", "http://oak/v1/functions/fail/invoke", nil)
+	req.Header.Set("TE", "gzip, trailers;q=1")
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(body) != "partial" || resp.Header.Get(HeaderExitCode) != "" || resp.Trailer.Get(HeaderExitCode) != "3" ||
+		resp.Trailer.Get(HeaderStderrCut) != "true" {
+		t.Fatalf("streamed: %q, headers %v, trailers %v", body, resp.Header, resp.Trailer)
+	}
+}
+
+func TestTakesTrailers(t *testing.T) {
+	for _, tc := range []struct {
+		te   []string
+		want bool
+	}{
+		{nil, false},
+		{[]string{""}, false},
+		{[]string{"trailers"}, true},
+		{[]string{"Trailers"}, true},
+		{[]string{"gzip, trailers;q=0.5"}, true},
+		{[]string{"gzip", " trailers "}, true},
+		{[]string{"gzip, deflate"}, false},
+		{[]string{"trailersx"}, false},
+		{[]string{"x-trailers"}, false},
+	} {
+		r := httptest.NewRequest("POST", "/v1/functions/f/invoke", nil)
+		for _, v := range tc.te {
+			r.Header.Add("TE", v)
+		}
+		if got := takesTrailers(r); got != tc.want {
+			t.Errorf("TE %q: takesTrailers = %v, want %v", tc.te, got, tc.want)
+		}
+	}
+}
+
+// FuzzTakesTrailers: any TE field is read without a panic, and a field
+// that lists "trailers" as one of its codings is always taken.
+func FuzzTakesTrailers(f *testing.F) {
+	f.Add("gzip, trailers;q=1")
+	f.Add(",,;;")
+	f.Fuzz(func(t *testing.T, te string) {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.Header["Te"] = []string{te}
+		takesTrailers(r)
+		r.Header["Te"] = []string{te + ", trailers"}
+		if !takesTrailers(r) {
+			t.Fatalf("TE %q: not taken", te+", trailers")
+		}
+	})
 }

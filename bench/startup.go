@@ -730,3 +730,11 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 func (t *tailBuffer) String() string { return t.b.String() }
+
+// WriteRuncBundle writes a runc bundle into dir (made here) whose
+// config.json is runc's own default with args run in rootfs, read-only,
+// without a terminal, in a network namespace of its own: what oak bench
+// startup runs, for other benchmarks' runc baselines.
+func WriteRuncBundle(ctx context.Context, runc, dir, rootfs string, args []string) error {
+	return writeRuncBundle(ctx, runc, dir, rootfs, args, true)
+}

@@ -172,6 +172,51 @@ func (e *Engine) loadFunction(name string) (*Function, error) {
 	return &f, nil
 }
 
+// invocable is function name's record for an invocation: the copy this
+// process read last while the file is that same one (one stat: every
+// write of a record replaces its file, see saveFunction), else read anew.
+// The record on disk stays the truth; an invocation does not read and
+// decode it each time. The *Function returned is shared: not to be
+// changed.
+func (e *Engine) invocable(name string) (*Function, error) {
+	if !ValidName(name) {
+		return nil, fmt.Errorf("function %q: %w", name, ErrNoSuchFunction)
+	}
+	s := &e.functions
+	fi, err := os.Stat(e.functionPath(name))
+	if err == nil {
+		s.mu.Lock()
+		r, ok := s.records[name]
+		s.mu.Unlock()
+		if ok && os.SameFile(r.file, fi) && r.file.ModTime().Equal(fi.ModTime()) && r.file.Size() == fi.Size() {
+			return r.f, nil
+		}
+	}
+	f, err := e.loadFunction(name)
+	if err != nil {
+		s.mu.Lock()
+		delete(s.records, name)
+		s.mu.Unlock()
+		return nil, err
+	}
+	if fi != nil {
+		s.mu.Lock()
+		if s.records == nil {
+			s.records = map[string]cachedFunction{}
+		}
+		s.records[name] = cachedFunction{f: f, file: fi}
+		s.mu.Unlock()
+	}
+	return f, nil
+}
+
+// cachedFunction is a function's record as read, and its file's identity
+// before it was read.
+type cachedFunction struct {
+	f    *Function
+	file os.FileInfo
+}
+
 func (e *Engine) saveFunction(f *Function) error {
 	if err := os.MkdirAll(e.functionDir(), 0o700); err != nil {
 		return fmt.Errorf("function %s: %w", f.Name, unwrapPath(err))
@@ -359,9 +404,10 @@ func (e *Engine) RemoveFunction(name string) error {
 type functionState struct {
 	mu       sync.Mutex
 	queues   map[string]*fairQueue
-	warm     warmPools      // function_warm_linux.go
-	launcher launcher       // function_warm_linux.go
-	teardown sync.WaitGroup // removals of held invocations' records, after their answer
+	records  map[string]cachedFunction // see invocable
+	warm     warmPools                 // function_warm_linux.go
+	launcher launcher                  // function_warm_linux.go
+	teardown sync.WaitGroup            // removals of held invocations' records, after their answer
 }
 
 // queue is function f's queue, made (or made again, after a change of its
@@ -404,4 +450,5 @@ func (s *functionState) discard(name string) {
 			delete(s.queues, k)
 		}
 	}
+	delete(s.records, name)
 }

@@ -11,6 +11,9 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
+	"github.com/oak-engine/oak/internal/trace"
 	"github.com/oak-engine/oak/sandbox"
 )
 
@@ -27,12 +30,21 @@ import (
 // errWarmDiscarded abandons a held launch that will serve no invocation.
 var errWarmDiscarded = errors.New("warm sandbox discarded")
 
+// recordRunningAfter is how long a held invocation runs before its
+// record says so: an invocation shorter than that is never written
+// "running" (its record has its init's pid from the hold on, which is
+// what a crash needs), so that a short one writes no record on its way.
+const recordRunningAfter = 20 * time.Millisecond
+
 // heldLaunch is the launch of a held invocation, waiting at its Hold.
 type heldLaunch struct {
 	auth    *authority
-	stdin   *os.File // the host's ends of the command's stdio pipes
+	p       *sandbox.Process // at its hold: its filter's listener and channels handed over
+	stdin   *os.File         // the host's ends of the command's stdio pipes
 	stdout  *os.File
 	stderr  *os.File
+	log     *switchWriter // the network service's word: the invocation's stderr while it runs
+	stopNet context.CancelFunc
 	release chan error // nil lets the launch go; an error abandons it
 	started chan startResult
 }
@@ -43,7 +55,7 @@ type startResult struct {
 }
 
 // hold launches c (prepared, see prepare) up to its last step and
-// returns once it waits there.
+// returns once it waits there, its network service serving.
 func (e *Engine) hold(c *Container, spec *Spec) (*heldLaunch, error) {
 	auth, err := grantAuthority(spec)
 	if err != nil {
@@ -81,9 +93,9 @@ func (e *Engine) hold(c *Container, spec *Spec) (*heldLaunch, error) {
 	if host == "" {
 		host = ShortID(c.ID)
 	}
-	h := &heldLaunch{auth: auth, stdin: inW, stdout: outR, stderr: errR,
+	h := &heldLaunch{auth: auth, stdin: inW, stdout: outR, stderr: errR, log: &switchWriter{},
 		release: make(chan error, 1), started: make(chan startResult, 1)}
-	held := make(chan int, 1)
+	held := make(chan *sandbox.Process, 1)
 	task := &sandbox.Task{
 		Rlimits: rlimits, ID: c.ID, Layers: layers, UID: spec.UID, GID: spec.GID,
 		Scratch: filepath.Join(e.dir(c.ID), "scratch"), Args: spec.Args,
@@ -91,8 +103,13 @@ func (e *Engine) hold(c *Container, spec *Spec) (*heldLaunch, error) {
 		ReadOnly: spec.ReadOnly, Files: spec.Names.etcFiles(host), Tmpfs: spec.Tmpfs,
 		IDs: slotIDs(c.Slot), Limits: limits, Stdin: inR, Stdout: outW, Stderr: errW,
 		CgroupParent: c.CgroupParent,
-		Hold: func(pid int) error {
-			held <- pid
+		Hold: func(p *sandbox.Process) error {
+			// Prepared at a low priority (prepareWarm); the command runs
+			// at the usual one.
+			if err := unix.Setpriority(unix.PRIO_PROCESS, p.Pid(), 0); err != nil {
+				return fmt.Errorf("priority of the held init: %w", err)
+			}
+			held <- p
 			return <-h.release
 		},
 	}
@@ -101,14 +118,20 @@ func (e *Engine) hold(c *Container, spec *Spec) (*heldLaunch, error) {
 		h.started <- startResult{p, err}
 	}()
 	select {
-	case pid := <-held:
+	case p := <-held:
 		// nsinit holds its copies of the command's ends now.
 		inR.Close()
 		outW.Close()
 		errW.Close()
+		h.p = p
+		// The network service answers the container's trapped calls from
+		// its first: started now, it is not on the invocation's way.
+		sctx, stop := context.WithCancel(context.Background())
+		h.stopNet = stop
+		serveNetwork(sctx, p, auth, h.log, nil)
 		// A crash of this process from here on leaves a record whose
 		// init the next oak kills (settle).
-		c.Pid, c.PidStart = pid, pidStart(pid)
+		c.Pid, c.PidStart = p.Pid(), pidStart(p.Pid())
 		if err := e.update(c); err != nil {
 			h.abandon()
 			return nil, err
@@ -125,6 +148,9 @@ func (e *Engine) hold(c *Container, spec *Spec) (*heldLaunch, error) {
 func (h *heldLaunch) abandon() {
 	h.release <- errWarmDiscarded
 	<-h.started
+	if h.stopNet != nil {
+		h.stopNet()
+	}
 	h.stdin.Close()
 	h.stdout.Close()
 	h.stderr.Close()
@@ -132,37 +158,24 @@ func (h *heldLaunch) abandon() {
 
 // runHeld runs one invocation on a held launch: stdin is fed to the
 // command, its output copied to stdout and stderr, and it is killed when
-// timeout runs out or ctx ends. c's record is removed at the end.
+// timeout runs out or ctx ends. It returns once the command has ended and
+// its output is drained, with the command's status as its init reported
+// it (sandbox.Process.Exited); teardown, which the caller must call (after
+// its answer is out), waits for the container's end, removes its groups,
+// and removes c's record.
 func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeout time.Duration,
-	stdin io.Reader, stdout, stderr io.Writer) (st sandbox.Exit, ran, timedOut bool, err error) {
-	h.release <- nil
-	r := <-h.started
-	if r.err != nil {
-		h.stdin.Close()
-		h.stdout.Close()
-		h.stderr.Close()
-		e.discard(c)
-		return st, false, false, r.err
-	}
-	p := r.p
-	var copiers sync.WaitGroup
+	stdin io.Reader, stdout, stderr io.Writer) (st sandbox.Exit, ran, timedOut bool, err error, teardown func()) {
 	// The command's stderr and the network service's word share stderr;
 	// nothing reaches it after runHeld returns.
 	var errMu sync.Mutex
-	errClosed := false
 	lockedErr := writerFunc(func(b []byte) (int, error) {
 		errMu.Lock()
 		defer errMu.Unlock()
-		if errClosed {
-			return len(b), nil
-		}
 		return stderr.Write(b)
 	})
-	defer func() {
-		errMu.Lock()
-		errClosed = true
-		errMu.Unlock()
-	}()
+	h.log.set(lockedErr)
+	defer h.log.set(nil)
+	var copiers sync.WaitGroup
 	copy := func(w io.Writer, r *os.File) {
 		copiers.Add(1)
 		go func() {
@@ -179,17 +192,26 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 		}
 		h.stdin.Close()
 	}()
-	sctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	serveNetwork(sctx, p, h.auth, lockedErr, nil)
-	// Recorded running while the command runs: the record has its pid
+	trace.Mark("function: release")
+	h.release <- nil
+	r := <-h.started
+	trace.Mark("function: command executing")
+	if r.err != nil {
+		h.stopNet()
+		copiers.Wait()
+		e.discard(c)
+		return st, false, false, r.err, func() {}
+	}
+	p := r.p
+	// Recorded running only if it runs a while: the record has its pid
 	// already, which is what a crash needs.
-	recorded := make(chan struct{})
-	go func() {
-		defer close(recorded)
+	var recording sync.WaitGroup
+	recording.Add(1)
+	running := time.AfterFunc(recordRunningAfter, func() {
+		defer recording.Done()
 		c.Status, c.Supervisor, c.SupStart = StatusRunning, os.Getpid(), pidStart(os.Getpid())
 		e.update(c)
-	}()
+	})
 	done := make(chan struct{})
 	var killed sync.WaitGroup
 	killed.Add(1)
@@ -207,28 +229,29 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 		}
 		p.Signal(syscall.SIGKILL)
 	}()
-	st, werr := p.Wait()
+	st, werr := p.Exited()
+	trace.Mark("function: exited")
 	close(done)
 	killed.Wait()
-	stop()
 	copiers.Wait()
-	// The record goes after the answer (WithAnswered): its removal is not
-	// the caller's to wait for (the daemon waits for it before it stops,
-	// and a crash before leaves a record of a dead supervisor, which the
-	// next oak removes).
-	e.functions.teardown.Add(1)
-	afterAnswer(ctx, func() {
-		defer e.functions.teardown.Done()
-		<-recorded
+	trace.Mark("function: output drained")
+	return st, true, expired, werr, func() {
+		p.Wait() // the container's end, its groups removed
+		trace.Mark("function: torn down")
+		h.stopNet()
+		if running.Stop() {
+			recording.Done()
+		}
+		recording.Wait()
 		c.Status, c.ExitCode, c.OOMKilled, c.Finished = StatusExited, st.Code, st.OOMKilled, time.Now().UTC()
 		e.finish(c)
-	})
-	return st, true, expired, werr
+	}
 }
 
-// WaitTeardown waits until the records of every held invocation that has
-// answered are removed (they go after the answer), for a benchmark that
-// must not time one invocation's teardown in the next, and for shutdown.
+// WaitTeardown waits until every held invocation that has answered is
+// torn down (its container ended, its record removed, its slot free:
+// they go after the answer), for a benchmark that must not time one
+// invocation's teardown in the next, and for shutdown.
 func (e *Engine) WaitTeardown() { e.functions.teardown.Wait() }
 
 // writerFunc is a function as an io.Writer.
@@ -236,15 +259,37 @@ type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
 
+// switchWriter writes to the writer last set, or nowhere.
+type switchWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *switchWriter) set(w io.Writer) {
+	s.mu.Lock()
+	s.w = w
+	s.mu.Unlock()
+}
+
+func (s *switchWriter) Write(b []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.w == nil {
+		return len(b), nil
+	}
+	return s.w.Write(b)
+}
+
 // invokeHeld is Invoke's path for a warm sandbox that holds its launch.
-func (e *Engine) invokeHeld(ctx context.Context, f *Function, ws *warmSandbox, stdin io.Reader, stdout, stderr io.Writer) (Invocation, error) {
+// teardown is runHeld's.
+func (e *Engine) invokeHeld(ctx context.Context, f *Function, ws *warmSandbox, stdin io.Reader, stdout, stderr io.Writer) (Invocation, func(), error) {
 	inv := Invocation{ID: ws.c.ID, Warm: true}
 	start := time.Now()
-	st, ran, timedOut, err := e.runHeld(ctx, ws.c, ws.held, f.Limits.Timeout, stdin, stdout, stderr)
+	st, ran, timedOut, err, teardown := e.runHeld(ctx, ws.c, ws.held, f.Limits.Timeout, stdin, stdout, stderr)
 	inv.Ran = time.Since(start)
 	if !ran {
-		return Invocation{}, fmt.Errorf("function invoke %s: run %s: %w", f.Name, f.Image, e.explainLaunch(ws.c, err))
+		return Invocation{}, teardown, fmt.Errorf("function invoke %s: run %s: %w", f.Name, f.Image, e.explainLaunch(ws.c, err))
 	}
 	inv.Code, inv.OOMKilled, inv.TimedOut = st.Code, st.OOMKilled, timedOut
-	return inv, err
+	return inv, teardown, err
 }

@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/oak-engine/oak/internal/trace"
 	"github.com/oak-engine/oak/sandbox"
 )
 
@@ -85,7 +86,8 @@ var ErrFunctionTimeout = errors.New("timed out")
 func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdout, stderr io.Writer) (Invocation, error) {
 	var inv Invocation
 	op := "function invoke " + name
-	f, err := e.loadFunction(name)
+	trace.Mark("function: invoke")
+	f, err := e.invocable(name)
 	if err != nil {
 		return inv, fmt.Errorf("%s: %w", op, err)
 	}
@@ -97,11 +99,8 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	if err != nil {
 		return inv, fmt.Errorf("%s: waiting for a slot of its concurrency %d: %w", op, f.Concurrency, err)
 	}
-	defer func() {
-		release()
-		afterAnswer(ctx, func() { e.refill(f) }) // the slot is free for a warm sandbox again
-	}()
 	inv.Queued = time.Since(queued)
+	trace.Mark("function: slot taken")
 
 	if stdout == nil {
 		stdout = io.Discard
@@ -111,10 +110,24 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	}
 	ws := e.takeWarm(f)
 	if ws != nil && ws.held != nil {
-		held, err := e.invokeHeld(ctx, f, ws, stdin, stdout, stderr)
+		held, teardown, err := e.invokeHeld(ctx, f, ws, stdin, stdout, stderr)
 		held.Queued = inv.Queued
+		// The answer goes first; the container's end, its record's
+		// removal, and then its slot's release follow it: the slot is
+		// held until the container's share of the factory is free again.
+		e.functions.teardown.Add(1)
+		afterAnswer(ctx, func() {
+			defer e.functions.teardown.Done()
+			teardown()
+			release()
+			e.refill(f) // the slot is free for a warm sandbox again
+		})
 		return held, err
 	}
+	defer func() {
+		release()
+		afterAnswer(ctx, func() { e.refill(f) }) // the slot is free for a warm sandbox again
+	}()
 	in, closeIn, err := stdinFile(stdin)
 	if err != nil {
 		return inv, fmt.Errorf("%s: stdin: %w", op, err)

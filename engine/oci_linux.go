@@ -826,7 +826,8 @@ func (r *Runtime) Supervise(id string, report *os.File) int {
 		IDs:    sandbox.IDRange{Host: uint32(ociIDBase + slot*idSize), Size: idSize},
 		Limits: oc.Limits, Rlimits: rlimits, Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, ExtraFiles: extra,
 		JoinNet: joined.net, JoinIPC: joined.ipc, JoinUTS: joined.uts,
-		Hold: func(pid int) error {
+		Hold: func(p *sandbox.Process) error {
+			pid := p.Pid()
 			if oc.OOMScoreAdj != nil {
 				if err := setOOMScoreAdj(pid, *oc.OOMScoreAdj); err != nil {
 					// Lowering it below the runtime's own needs

@@ -86,10 +86,15 @@ type execChannel struct {
 	starts  map[uint32]chan int32
 	running map[uint32]*Exec
 	closed  bool
+	// cmdDone is closed when init reports the command's status (cmdCode,
+	// cmdOK) or the channel ends without it.
+	cmdDone chan struct{}
+	cmdCode int
+	cmdOK   bool
 }
 
 func newExecChannel(f *os.File) *execChannel {
-	ch := &execChannel{f: f, starts: map[uint32]chan int32{}, running: map[uint32]*Exec{}}
+	ch := &execChannel{f: f, starts: map[uint32]chan int32{}, running: map[uint32]*Exec{}, cmdDone: make(chan struct{})}
 	go ch.read()
 	return ch
 }
@@ -146,6 +151,9 @@ func (ch *execChannel) start(spec ExecSpec) (*Exec, error) {
 		return nil, ErrContainerEnded
 	}
 	ch.next++
+	if ch.next == nsinit.ExecCommand { // after a wrap: the command's id
+		ch.next++
+	}
 	id := ch.next
 	started := make(chan int32, 1)
 	ch.starts[id] = started
@@ -210,7 +218,10 @@ func (ch *execChannel) read() {
 				c <- val
 			}
 		case nsinit.ExecExited:
-			if x, ok := ch.running[id]; ok {
+			if id == nsinit.ExecCommand && !ch.cmdOK {
+				ch.cmdCode, ch.cmdOK = int(val), true
+				close(ch.cmdDone)
+			} else if x, ok := ch.running[id]; ok {
 				delete(ch.running, id)
 				x.code = int(val)
 				close(x.done)
@@ -220,6 +231,9 @@ func (ch *execChannel) read() {
 	}
 	ch.mu.Lock()
 	ch.closed = true
+	if !ch.cmdOK {
+		close(ch.cmdDone)
+	}
 	ch.f.Close()
 	for id, c := range ch.starts {
 		delete(ch.starts, id)
@@ -231,6 +245,15 @@ func (ch *execChannel) read() {
 		close(x.done)
 	}
 	ch.mu.Unlock()
+}
+
+// command waits until init reports the command's status or the channel
+// ends without it (ok false).
+func (ch *execChannel) command() (code int, ok bool) {
+	<-ch.cmdDone
+	ch.mu.Lock()
+	defer ch.mu.Unlock()
+	return ch.cmdCode, ch.cmdOK
 }
 
 // close ends the channel: a reader blocked on it returns.

@@ -230,6 +230,9 @@ func (pr *Prepared) Placed() error {
 	return err
 }
 
+// Pid is the host pid of the prepared sandbox's init.
+func (pr *Prepared) Pid() int { return pr.cmd.Process.Pid }
+
 // Discard destroys a prepared sandbox that will serve no task: it kills the
 // init and removes its groups.
 func (pr *Prepared) Discard() {
@@ -312,19 +315,35 @@ func (pr *Prepared) Start(t *Task) (*Process, error) {
 		return fail(err)
 	}
 	trace.Mark("sandbox: cgroups joined")
-	if t.Hold != nil {
-		if err := t.Hold(pid); err != nil {
-			return fail(fmt.Errorf("launch %s: %w", t.ID, err))
-		}
-	}
 	if _, err := parent.Write([]byte{1}); err != nil {
 		return fail(fmt.Errorf("launch %s: confirm cgroups: %w", t.ID, err))
 	}
-	// nsinit reports its seccomp listener, then the command's execve closes
-	// fd 3; an error record instead names the step that failed.
+	// nsinit reports its seccomp listener and channels, then the command's
+	// execve closes fd 3; an error record instead names the step that
+	// failed. A held launch stops before the command (REPORT_HELD), with
+	// everything else done, until Hold returns.
 	trace.Mark("sandbox: go sent")
-	if err := p.readReports(parent); err != nil {
+	held, err := p.readReports(parent)
+	if err != nil {
 		return fail(err)
+	}
+	if held != (t.Hold != nil) {
+		return fail(fmt.Errorf("launch %s: nsinit held the launch %v, asked %v", t.ID, held, t.Hold != nil))
+	}
+	if held {
+		trace.Mark("sandbox: held")
+		if err := t.Hold(p); err != nil {
+			return fail(fmt.Errorf("launch %s: %w", t.ID, err))
+		}
+		if _, err := parent.Write([]byte{1}); err != nil {
+			return fail(fmt.Errorf("launch %s: release: %w", t.ID, err))
+		}
+		if held, err = p.readReports(parent); err == nil && held {
+			err = fmt.Errorf("launch %s: nsinit held the launch twice", t.ID)
+		}
+		if err != nil {
+			return fail(err)
+		}
 	}
 	trace.Mark("sandbox: command executing")
 	return p, nil
@@ -403,7 +422,7 @@ func startJoined(cmd *exec.Cmd, join []nsJoin) error {
 	return <-errc
 }
 
-func (p *Process) readReports(r io.Reader) error {
+func (p *Process) readReports(r io.Reader) (held bool, err error) {
 	// take copies a descriptor init hands the host (its number in body)
 	// and acknowledges, after which init closes its own copy.
 	take := func(what string, body []byte) (*os.File, error) {
@@ -422,49 +441,51 @@ func (p *Process) readReports(r io.Reader) error {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			if err == io.EOF {
 				if p.Listener == nil {
-					return errors.New("launch: nsinit ended without a seccomp listener")
+					return false, errors.New("launch: nsinit ended without a seccomp listener")
 				}
-				return nil
+				return false, nil
 			}
-			return fmt.Errorf("launch: read nsinit report: %w", err)
+			return false, fmt.Errorf("launch: read nsinit report: %w", err)
 		}
 		tag, n := binary.LittleEndian.Uint32(hdr[:4]), binary.LittleEndian.Uint32(hdr[4:])
 		if n > 4096 {
-			return fmt.Errorf("nsinit report %d: %d bytes is too long", tag, n)
+			return false, fmt.Errorf("nsinit report %d: %d bytes is too long", tag, n)
 		}
 		body := make([]byte, n)
 		if _, err := io.ReadFull(r, body); err != nil {
-			return fmt.Errorf("launch: read nsinit report: %w", err)
+			return false, fmt.Errorf("launch: read nsinit report: %w", err)
 		}
 		switch {
 		case tag == nsinit.ReportError && n >= 4:
 			msg := string(body[4:])
 			if errno := syscall.Errno(binary.LittleEndian.Uint32(body)); errno != 0 {
-				return &InitError{Errno: errno, Msg: msg}
+				return false, &InitError{Errno: errno, Msg: msg}
 			}
-			return errors.New(msg)
+			return false, errors.New(msg)
 		case tag == nsinit.ReportExec && n >= 4:
-			return &ExecError{Errno: syscall.Errno(binary.LittleEndian.Uint32(body)), Msg: string(body[4:])}
+			return false, &ExecError{Errno: syscall.Errno(binary.LittleEndian.Uint32(body)), Msg: string(body[4:])}
 		case tag == nsinit.ReportListener && n == 4 && p.Listener == nil:
 			l, err := take("seccomp listener", body)
 			if err != nil {
-				return err
+				return false, err
 			}
 			p.Listener = l
 		case tag == nsinit.ReportControl && n == 4 && p.execs == nil:
 			f, err := take("exec channel", body)
 			if err != nil {
-				return err
+				return false, err
 			}
 			p.execs = newExecChannel(f)
 		case tag == nsinit.ReportLocal && n == 4 && p.Local == nil:
 			f, err := take("local-socket channel", body)
 			if err != nil {
-				return err
+				return false, err
 			}
 			p.Local = f
+		case tag == nsinit.ReportHeld && n == 0 && p.Listener != nil && p.execs != nil && p.Local != nil:
+			return true, nil
 		default:
-			return fmt.Errorf("launch: unexpected nsinit report %d (%d bytes)", tag, n)
+			return false, fmt.Errorf("launch: unexpected nsinit report %d (%d bytes)", tag, n)
 		}
 	}
 }
@@ -806,6 +827,22 @@ func (p *Process) Signal(sig syscall.Signal) error {
 	return p.cmd.Process.Signal(sig)
 }
 
+// Exited waits until the container's command has ended and reports how, as
+// Wait will, but before the container is torn down: init reports the
+// command's status on its exec channel just before it exits, and Exited
+// returns then, leaving the rest (init's exit, which ends what the command
+// left running, and the removal of the groups) to Wait, which the caller
+// must still call. A container that ends without that report (killed
+// outright) is waited for as by Wait.
+func (p *Process) Exited() (Exit, error) {
+	if p.execs != nil {
+		if code, ok := p.execs.command(); ok {
+			return Exit{Code: code, OOMKilled: p.cg.oomKills() > 0}, nil
+		}
+	}
+	return p.Wait()
+}
+
 // Wait waits for the container to end, removes its groups and reports how it
 // ended. It may be called more than once.
 func (p *Process) Wait() (Exit, error) {
@@ -883,6 +920,9 @@ func encodeTask(t *Task, filter []byte, views []cgroupView) []byte {
 	}
 	if t.TTY {
 		rec(nsinit.TagTTY)
+	}
+	if t.Hold != nil {
+		rec(nsinit.TagHold)
 	}
 	if t.Cwd != "" {
 		rec(nsinit.TagCwd, []byte(t.Cwd))

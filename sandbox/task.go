@@ -173,12 +173,15 @@ type Task struct {
 	// JoinUTS, Hostname must be empty: the namespace keeps its owner's.
 	JoinNet, JoinIPC, JoinUTS *os.File
 
-	// Hold, if set, is called with the host pid of the container's init
-	// once the container sits in its groups and before anything of the
-	// image runs; Start goes on when it returns nil and abandons the
-	// launch when it returns an error. The OCI runtime holds a created
-	// container here until its start verb.
-	Hold func(pid int) error
+	// Hold, if set, is called with the container's process once
+	// everything of the launch but the command is done (its root built,
+	// its groups joined, its filter installed, its Listener and channels
+	// handed over) and before anything of the image runs; Start goes on
+	// when it returns nil and abandons the launch when it returns an
+	// error. The OCI runtime holds a created container here until its
+	// start verb; the daemon holds a warm invocation here until a request
+	// takes it, its network service already serving the Listener.
+	Hold func(p *Process) error
 }
 
 // Rlimit is one resource limit (setrlimit(2)) of a task.

@@ -278,8 +278,8 @@ clients. --timeout kills an invocation that runs longer.`,
 		Long: `Invoke a function once: oak's stdin is the invocation's, its stdout and
 stderr are printed, and oak exits with the command's status (137 if it was
 killed; a timeout is reported on stderr). Through the daemon (the default)
-the input is read whole first, at most 6 MiB, and stderr comes at the
-end, at most 64 KiB.`,
+the input is read whole first, at most 6 MiB; stdout is printed as the
+command writes it, and stderr comes at the end, at most 2 KiB.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := openFunctionBackend(stateRoot())

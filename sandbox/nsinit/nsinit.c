@@ -11,8 +11,11 @@
 // The task description is written by sandbox/launch_linux.go (the authority on
 // what is mounted where); this file only carries it out. Every step that fails
 // reports "step: cause" back over fd 3 and exits 127, so the parent can print
-// one clear error line. On success the parent sees one REPORT_LISTENER
-// record, then end of file once the command's execve has closed fd 3.
+// one clear error line. On success the parent sees the REPORT_LISTENER,
+// REPORT_CONTROL and REPORT_LOCAL records (and, with TAG_HOLD, REPORT_HELD,
+// after which init waits for one more byte), then end of file once the
+// command's execve has closed fd 3. Once the command has ended, init sends
+// its status on the exec channel (EXEC_EXITED, EXEC_COMMAND_ID) and exits.
 //
 // Wire format on fd 3: see wire.h, which the Go side reads too.
 
@@ -77,6 +80,7 @@ static struct {
 	int bind[MAX_VOLUMES]; // a host directory: never filled
 	int nvolumes;
 	int tty;
+	int hold; // TAG_HOLD
 	struct op cgroups[MAX_CGROUPS];
 	int ncgroups;
 	uint64_t dropcaps;
@@ -95,13 +99,14 @@ static int nextra;
 // trace marks a phase on stderr as internal/trace does ("oak-trace
 // MONOTONIC_NS PID PHASE"), when the host set OAK_TRACE_ENV; off, one branch.
 static int tracing;
+static int trace_fd = 2; // init's own stderr goes after the fork; see drop_stdio
 static void trace(const char *phase)
 {
 	struct timespec ts;
 	if (!tracing)
 		return;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
-	dprintf(2, "oak-trace %lld %d nsinit: %s\n",
+	dprintf(trace_fd, "oak-trace %lld %d nsinit: %s\n",
 		(long long)ts.tv_sec * 1000000000LL + ts.tv_nsec, (int)getpid(), phase);
 }
 
@@ -226,6 +231,9 @@ static void read_config(void)
 			break;
 		case TAG_TTY:
 			cfg.tty = 1;
+			break;
+		case TAG_HOLD:
+			cfg.hold = 1;
 			break;
 		case TAG_CGROUP:
 			if (cfg.ncgroups >= MAX_CGROUPS)
@@ -1178,8 +1186,16 @@ static void reap(pid_t child)
 		pid_t pid;
 		while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 			int code = WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-			if (pid == child)
+			if (pid == child) {
+				// The host learns the status now; our exit, which
+				// tears the namespaces down, comes after.
+				trace("command exited");
+				if (trace_fd != 2)
+					close(trace_fd); // the output's end is not held up by tracing
+				if (ctl >= 0)
+					ctl_send(EXEC_EXITED, EXEC_COMMAND_ID, code);
 				_exit(code);
+			}
 			for (int i = 0; i < MAX_EXECS; i++) {
 				if (execs[i].pid == pid) {
 					execs[i].pid = 0;
@@ -1189,6 +1205,26 @@ static void reap(pid_t child)
 			}
 		}
 	}
+}
+
+// drop_stdio replaces init's copies of the command's stdin, stdout and
+// stderr with the ends of a pipe that carries nothing: the host sees the
+// end of the command's output when the command and what it started close
+// theirs, not only when init exits. Init writes nothing there after the
+// fork; its trace marks, if on, keep a copy of stderr.
+static void drop_stdio(void)
+{
+	if (tracing)
+		trace_fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) != 0)
+		_exit(127);
+	close(p[1]); // reads see end of file, writes EPIPE
+	for (int i = 0; i < 3; i++) {
+		if (dup2(p[0], i) != i)
+			_exit(127);
+	}
+	close(p[0]);
 }
 
 __attribute__((constructor)) static void nsinit(void)
@@ -1247,10 +1283,20 @@ __attribute__((constructor)) static void nsinit(void)
 	ctl = open_channel(REPORT_CONTROL);
 	local = open_channel(REPORT_LOCAL);
 	trace("channels open");
+	// A held launch (a warm invocation's) waits here, with everything but
+	// the command done, until the host lets it go.
+	if (cfg.hold) {
+		report(REPORT_HELD, "", 0);
+		char word;
+		if (read(CFG_FD, &word, 1) != 1)
+			fail("nsinit: the host abandoned the held launch");
+		trace("released");
+	}
 
 	sigset_t all, old;
 	sigfillset(&all);
 	sigprocmask(SIG_BLOCK, &all, &old);
+	trace("forking");
 	pid_t child = fork();
 	if (child < 0)
 		fail_errno(errno, "fork: %s", strerror(errno));
@@ -1265,6 +1311,7 @@ __attribute__((constructor)) static void nsinit(void)
 	close(CFG_FD);
 	for (int i = 0; i < nextra; i++)
 		close(CFG_FD + 1 + i);
+	drop_stdio();
 	// Init keeps CONTAINER_CAPS permitted, for the processes oak exec
 	// starts (exec_child), and uses only CAP_KILL: a signal it forwards
 	// must reach the command after it switched to another user.

@@ -51,6 +51,7 @@ const (
 	TagTTY      = C.TAG_TTY
 	TagDropCaps = C.TAG_DROP_CAPS
 	TagBind     = C.TAG_BIND
+	TagHold     = C.TAG_HOLD
 )
 
 // UsernsEnvVar makes an oak process only hold its user namespace.
@@ -63,6 +64,7 @@ const (
 	ReportExec     = C.REPORT_EXEC
 	ReportControl  = C.REPORT_CONTROL
 	ReportLocal    = C.REPORT_LOCAL
+	ReportHeld     = C.REPORT_HELD
 )
 
 // Messages of the local-socket channel between the network service and a
@@ -82,4 +84,5 @@ const (
 	ExecStarted = C.EXEC_STARTED
 	ExecExited  = C.EXEC_EXITED
 	ExecFlagTTY = C.EXEC_FLAG_TTY
+	ExecCommand = C.EXEC_COMMAND_ID
 )

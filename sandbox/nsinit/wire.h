@@ -58,6 +58,7 @@ enum {
 	TAG_TTY = 14,     // empty: the command's stdin is a terminal to make its controlling one
 	TAG_DROP_CAPS = 15, // u64: capabilities root gives up of the eight (a bundle's smaller set)
 	TAG_BIND = 16,    // as TAG_VOLUME, attached as it is, never filled from the image (a host directory, an owned volume)
+	TAG_HOLD = 17,    // empty: report REPORT_HELD and wait for the host's word before starting the command
 };
 
 // Records nsinit sends back on fd 3, in the same framing.
@@ -67,6 +68,7 @@ enum {
 	REPORT_EXEC = 3,     // as REPORT_ERROR, for the command's own execve
 	REPORT_CONTROL = 4,  // u32: our fd number of the host's end of the exec channel
 	REPORT_LOCAL = 5,    // u32: our fd number of the host's end of the local-socket channel
+	REPORT_HELD = 6,     // empty (TAG_HOLD): everything but the command is done; one byte lets it start
 };
 
 // Messages of the local-socket channel (SOCK_SEQPACKET, u32 fields, little-
@@ -93,7 +95,10 @@ enum {
 // capabilities of the container's root this process does not get.
 // EXEC_SIGNAL [type][id][sig].
 // Init → host: EXEC_STARTED [type][id][i32 pid inside, or -errno] and, once
-// it ends, EXEC_EXITED [type][id][i32 status, 128+N for signal N].
+// it ends, EXEC_EXITED [type][id][i32 status, 128+N for signal N]. The
+// container's command has id EXEC_COMMAND_ID (no exec request has it):
+// init sends its EXEC_EXITED just before it exits itself, so that the host
+// learns the status before the namespaces are torn down.
 enum {
 	EXEC_START = 1,
 	EXEC_SIGNAL = 2,
@@ -101,5 +106,6 @@ enum {
 	EXEC_EXITED = 4,
 };
 #define EXEC_FLAG_TTY 1
+#define EXEC_COMMAND_ID 0
 
 #endif

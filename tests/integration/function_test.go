@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -473,6 +474,13 @@ func TestFunctionWarmHeld(t *testing.T) {
 	} else if host, _ := strconv.Atoi(f[1]); host < 1<<30 {
 		t.Errorf("uid map inside a warm invocation: %q, want a host range at or above 2^30", out[0])
 	}
+	// Prepared at a low priority, it runs its command at the usual one.
+	o.function("--warm", "1", "wnice", "demo", "cut", "-d", " ", "-f", "19", "/proc/self/stat") // its nice value
+	o.waitFunction("wnice", "warm", func(f functionInfo) bool { return f.WarmReady == 1 })
+	if r := o.invoke("", nil, "wnice"); r.code != 0 || r.stdout != "0\n" {
+		t.Errorf("niceness of a warm invocation's command: want 0\n%s", r)
+	}
+	o.run("function", "rm", "wnice")
 	o.waitFunction("wslow", "warm", func(f functionInfo) bool { return f.WarmReady == 1 })
 	if r := o.invoke("", nil, "wslow"); r.code != 137 || !strings.Contains(r.stderr, "timed out") {
 		t.Errorf("warm invocation past its timeout: want 137 and a timeout reported\n%s", r)
@@ -537,5 +545,49 @@ func TestFunctionCrashedRemoval(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(filepath.Join(o.root, "functions")); len(ents) != 0 {
 		t.Errorf("records left: %v", ents)
+	}
+}
+
+// TestFunctionStreams: oak function invoke prints the command's stdout as
+// the command writes it, cold and warm: the function prints a line and
+// prints its second only when signalled, which the test does once it has
+// read the first from oak's stdout (a buffered answer would never come);
+// the status and stderr follow, from the answer's trailers.
+func TestFunctionStreams(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	const script = `trap 'echo second; echo bye >&2; exit 6' USR1; echo first; while :; do sleep 0.1; done`
+	for _, warm := range []string{"0", "1"} {
+		name := "s" + warm
+		o.function("--warm", warm, "--timeout", "1m", name, "demo", "sh", "-c", script)
+		if warm == "1" {
+			o.waitFunction(name, "warm", func(f functionInfo) bool { return f.WarmReady == 1 })
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*oakTimeout)
+		cmd := o.command(ctx, "function", "invoke", name)
+		var errb bytes.Buffer
+		cmd.Stderr = &errb
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		r := bufio.NewReader(out)
+		first, err := r.ReadString('\n')
+		if err != nil || first != "first\n" {
+			t.Fatalf("%s: first line %q, %v; stderr %s", name, first, err, errb.String())
+		}
+		id := o.waitInvocations(name, 1, nil)[0]
+		if k := o.run("kill", "-s", "USR1", id); k.code != 0 {
+			t.Fatalf("%s", k)
+		}
+		rest, _ := io.ReadAll(r)
+		err = cmd.Wait()
+		cancel()
+		if string(rest) != "second\n" || exitCode(cmd, err) != 6 || !strings.Contains(errb.String(), "bye") {
+			t.Errorf("%s: after the first line %q, status %d, stderr %q; want second, 6, bye", name, rest, exitCode(cmd, err), errb.String())
+		}
 	}
 }
