@@ -123,6 +123,28 @@ func slotIDs(n int) sandbox.IDRange {
 // create validates opts, allocates the container's name, id and id range,
 // and writes its record in state "created". Nothing is written on error.
 func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
+	return e.createIn(opts, nil)
+}
+
+// reservation is an id and a held id block reserved ahead of a create
+// (a standby supervisor's, see standby_linux.go).
+type reservation struct {
+	id     string
+	slot   int
+	lease  *os.File
+	pooled bool // the container is started in a sandbox prepared ahead
+}
+
+// createIn is create with the id and id block of res, if not nil, which
+// it then owns (released on error, as one it acquired).
+func (e *Engine) createIn(opts RunOptions, res *reservation) (*Container, *Spec, error) {
+	if res != nil {
+		defer func() {
+			if res.lease != nil {
+				res.lease.Close()
+			}
+		}()
+	}
 	if err := e.admitTenant(&opts); err != nil {
 		return nil, nil, err
 	}
@@ -225,6 +247,9 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		return nil, nil, err
 	}
 	id := newID()
+	if res != nil {
+		id = res.id
+	}
 	c := &Container{ID: id, Name: opts.Name, Image: opts.Image, Command: args, Created: time.Now().UTC(),
 		Status: StatusCreated, AutoRemove: opts.AutoRemove, Supervisor: os.Getpid(), SupStart: pidStart(os.Getpid()),
 		Labels: opts.Labels, Tenant: opts.Tenant, Spawn: opts.Spawn, Parent: opts.Parent}
@@ -267,7 +292,10 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 			e.releaseName(c.Name, id)
 		}
 	}()
-	if c.Slot, c.lease, err = e.acquireSlot(id, -1); err != nil {
+	if res != nil {
+		c.Slot, c.lease, c.Pooled = res.slot, res.lease, res.pooled
+		res.lease = nil
+	} else if c.Slot, c.lease, err = e.acquireSlot(id, -1); err != nil {
 		return nil, nil, err
 	}
 	defer func() {
@@ -455,7 +483,8 @@ func (e *Engine) backOff(c *Container, d time.Duration, sigs <-chan os.Signal) {
 // kill), rather than telling it something.
 func endsContainer(s os.Signal) bool {
 	switch s {
-	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT:
+	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+		syscall.SIGKILL: // a supervisor whose client went away (standby_linux.go)
 		return true
 	}
 	return false

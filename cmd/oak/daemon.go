@@ -19,7 +19,7 @@ import (
 
 func newDaemonCmd(stateRoot func() string) *cobra.Command {
 	var logFormat, logLevel string
-	var readyFD int
+	var readyFD, poolSize int
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Serve the engine's API on ROOT/oak.sock (started on first use by the CLI)",
@@ -40,6 +40,9 @@ the CLI runs the engine itself). See docs/daemon.md.`,
 			if err != nil {
 				return err
 			}
+			if poolSize < 0 || poolSize > maxPool {
+				return fmt.Errorf("invalid --pool %d: want 0 to %d", poolSize, maxPool)
+			}
 			var ready *os.File
 			if readyFD > 0 {
 				syscall.CloseOnExec(readyFD)
@@ -54,12 +57,13 @@ the CLI runs the engine itself). See docs/daemon.md.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			return api.Serve(ctx, e, api.Config{Root: e.Root, Log: log, Ready: ready})
+			return api.Serve(ctx, e, api.Config{Root: e.Root, Log: log, Ready: ready, Pool: poolSize})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&logFormat, "log-format", "text", "log format: text or json (log/slog), on stderr")
 	f.StringVar(&logLevel, "log-level", "info", "least level logged: debug (every request), info, warn or error")
+	f.IntVar(&poolSize, "pool", api.DefaultPool, "supervisors with a prepared sandbox kept for foreground runs (0: none;\neach run then gets a supervisor started for it)")
 	f.IntVar(&readyFD, "ready-fd", 0, "report readiness (or the start error) on this descriptor")
 	f.MarkHidden("ready-fd")
 	cmd.AddCommand(&cobra.Command{
@@ -82,6 +86,30 @@ the CLI runs the engine itself). See docs/daemon.md.`,
 			return stopDaemon(stateRoot())
 		},
 	})
+	return cmd
+}
+
+// maxPool bounds oak daemon --pool: each idle standby is a process and
+// an empty sandbox.
+const maxPool = 256
+
+// newStandbyCmd is the body of a standby supervisor the daemon starts
+// (api.StandbyCmd, see api/pool_linux.go).
+func newStandbyCmd(stateRoot func() string) *cobra.Command {
+	var prepare bool
+	cmd := &cobra.Command{
+		Use:    api.StandbyCmd,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			return api.ServeStandby(e, os.NewFile(3, "standby"), prepare)
+		},
+	}
+	cmd.Flags().BoolVar(&prepare, "prepare", false, "prepare a sandbox ahead")
 	return cmd
 }
 
