@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/oak-engine/oak/api"
 	"github.com/oak-engine/oak/engine"
 	"github.com/oak-engine/oak/internal/trace"
 	"github.com/oak-engine/oak/sandbox"
@@ -181,6 +183,15 @@ over its own files and users, a fixed system-call allowlist.`,
 			var ex engine.Exit
 			if throughDaemon {
 				ex, err = runAttached(stateRoot(), opts, stdio)
+				var ae *api.Error
+				if errors.As(err, &ae) && (ae.Code == api.CodeNotFound || ae.Code == api.CodeMethodNotAllowed) {
+					// A daemon from before foreground runs went
+					// through it (an upgrade): this process runs it.
+					if e, err = engine.New(stateRoot()); err != nil {
+						return err
+					}
+					ex, err = e.Run(opts, stdio)
+				}
 			} else {
 				ex, err = e.Run(opts, stdio)
 			}
@@ -252,14 +263,11 @@ over its own files and users, a fixed system-call allowlist.`,
 // signals this process is sent (engine.ForwardedSignals); if this process
 // dies, the container is killed.
 func runAttached(root string, opts engine.RunOptions, stdio engine.Stdio) (engine.Exit, error) {
-	b, err := openBackend(root)
+	e, err := engine.New(root) // makes the root, as a first in-process verb would
 	if err != nil {
 		return engine.Exit{}, err
 	}
-	cb, ok := b.(clientBackend)
-	if !ok {
-		return engine.Exit{}, fmt.Errorf("run: no daemon to run it (backend %T)", b)
-	}
+	c := api.NewClient(e.Root)
 	stdin, tty := stdio.Stdin, stdio.TTY != nil
 	switch {
 	case tty:
@@ -274,7 +282,17 @@ func runAttached(root string, opts engine.RunOptions, stdio engine.Stdio) (engin
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, engine.ForwardedSignals...)
 	defer signal.Stop(sigs)
-	return cb.c.RunAttached(context.Background(), opts, tty, stdin, os.Stdout, os.Stderr, sigs)
+	// The daemon is asked at once, and started only when none answers:
+	// a ConnError comes before the daemon has the descriptors, so
+	// nothing ran.
+	ex, err := c.RunAttached(context.Background(), opts, tty, stdin, os.Stdout, os.Stderr, sigs)
+	if ce := (*api.ConnError)(nil); errors.As(err, &ce) {
+		if err := ensureDaemon(c, e.Root); err != nil {
+			return engine.Exit{}, err
+		}
+		ex, err = c.RunAttached(context.Background(), opts, tty, stdin, os.Stdout, os.Stderr, sigs)
+	}
+	return ex, err
 }
 
 // sizeArg writes n as a size argument would give it: "1g", "64m", "4k".

@@ -106,7 +106,13 @@ func newStandbyCmd(stateRoot func() string) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return api.ServeStandby(e, os.NewFile(3, "standby"), prepare)
+			if err := api.ServeStandby(e, os.NewFile(3, "standby"), prepare); err != nil {
+				return err
+			}
+			// Its work is done, the status reported: nothing of main's
+			// (its trace mark would be taken for the client's).
+			os.Exit(0)
+			return nil
 		},
 	}
 	cmd.Flags().BoolVar(&prepare, "prepare", false, "prepare a sandbox ahead")
