@@ -294,6 +294,14 @@ func serveRun(sb *engine.Standby, h handoff, c net.Conn, stdio []*os.File) error
 	// the name is free and inspect shows the end once the caller has it.
 	// The caller sees its output end with our copies, before the status.
 	closeStdio()
+	if h.Trace {
+		// Nor the marks' copy of the caller's stderr: the caller's end
+		// of it would wait for this process's exit.
+		if null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0); err == nil {
+			unix.Dup3(int(null.Fd()), 2, 0)
+			null.Close()
+		}
+	}
 	l := runLine{ExitCode: &ex.Code, Id: ex.ID, OOMKilled: ex.OOMKilled, Memory: ex.Memory}
 	if err != nil {
 		_, code := classify(err, true)
@@ -301,5 +309,6 @@ func serveRun(sb *engine.Standby, h handoff, c net.Conn, stdio []*os.File) error
 	}
 	b, _ := json.Marshal(l)
 	c.Write(append(b, '\n'))
+	sb.Release() // the container's mounts go now, after the status
 	return nil
 }

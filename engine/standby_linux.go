@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 	"os"
 
 	"github.com/oak-engine/oak/internal/trace"
@@ -31,6 +32,12 @@ type Standby struct {
 	slot  int
 	lease *os.File
 	pr    *sandbox.Prepared
+	// mnt holds the prepared sandbox's mount namespace (its init's, which
+	// the container keeps), so that the namespace outlives the init's
+	// exit: tearing down its mounts (an RCU grace period, the overlay and
+	// tmpfs superblocks) then happens at Release, after the status has
+	// been reported, instead of in the exit the caller waits for.
+	mnt *os.File
 }
 
 // NewStandby reserves a container id and an id block and, if prepare is
@@ -65,8 +72,19 @@ func (e *Engine) NewStandby(prepare bool) (*Standby, error) {
 			return nil, err
 		}
 		s.pr = pr
+		// Best effort: without it, the teardown is the init's.
+		s.mnt, _ = os.Open(fmt.Sprintf("/proc/%d/ns/mnt", pr.Pid()))
 	}
 	return s, nil
+}
+
+// Release lets go of what the standby held past its container's end (its
+// mount namespace): call it once the run's status has been reported.
+func (s *Standby) Release() {
+	if s.mnt != nil {
+		s.mnt.Close()
+		s.mnt = nil
+	}
 }
 
 // ID is the id the standby's container will have.
@@ -78,6 +96,7 @@ func (s *Standby) Prepared() bool { return s.pr != nil }
 // Discard ends a standby that will serve no run: its sandbox is destroyed
 // (init killed, groups removed) and its id block freed.
 func (s *Standby) Discard() {
+	s.Release()
 	if s.pr != nil {
 		s.pr.Discard()
 		s.pr = nil

@@ -230,6 +230,10 @@ func (pr *Prepared) Placed() error {
 	return err
 }
 
+// Pid is the host pid of the prepared sandbox's init, which becomes the
+// container's init.
+func (pr *Prepared) Pid() int { return pr.cmd.Process.Pid }
+
 // Discard destroys a prepared sandbox that will serve no task: it kills the
 // init and removes its groups.
 func (pr *Prepared) Discard() {
