@@ -264,6 +264,7 @@ func serveRun(sb *engine.Standby, h handoff, c net.Conn, stdio []*os.File) error
 		// The marks go where the client's own go, on one time line.
 		unix.Dup3(int(stdio[2].Fd()), 2, 0)
 		trace.Enable()
+		trace.Mark("standby: handed the run")
 	}
 	var once sync.Once
 	closeStdio := func() { once.Do(func() { closeAll(stdio) }) }

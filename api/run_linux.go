@@ -242,6 +242,7 @@ func (c *Client) RunAttached(ctx context.Context, o engine.RunOptions, tty bool,
 	if err != nil {
 		return engine.Exit{}, err
 	}
+	trace.Mark("cli: dial")
 	conn, err := c.dial()
 	if err != nil {
 		return engine.Exit{}, &ConnError{Root: c.root, Err: err}
@@ -273,6 +274,7 @@ func (c *Client) RunAttached(ctx context.Context, o engine.RunOptions, tty bool,
 		defer resp.Body.Close()
 		return engine.Exit{}, errorAnswer(resp, "POST", "run")
 	}
+	trace.Mark("cli: switched")
 	rights := unix.UnixRights(int(stdin.Fd()), int(stdout.Fd()), int(stderr.Fd()))
 	if _, _, err := uc.WriteMsgUnix([]byte{0}, rights, nil); err != nil {
 		return engine.Exit{}, fmt.Errorf("run: pass descriptors: %w", err)
