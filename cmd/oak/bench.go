@@ -295,7 +295,7 @@ func (fl *startupFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&fl.coldRuns, "cold-runs", 0, "timed runs per variant, cold case (default 10)")
 	f.IntVar(&fl.rounds, "rounds", 0, "timed rounds per variant and N, parallel case (default 5)")
 	f.IntVar(&fl.responseRuns, "response-runs", 0, "timed runs per variant, first-response case (default 20)")
-	f.StringVar(&fl.variants, "variants", "", "comma-separated subset of plain,runc,oak")
+	f.StringVar(&fl.variants, "variants", "", "comma-separated subset of plain,runc,oak,oak-direct (oak: through the daemon's pool;\noak-direct: --no-daemon)")
 	f.BoolVar(&fl.asJSON, "json", false, "print the reports as JSON")
 	f.BoolVar(&fl.asCSV, "csv", false, "print the reports as one CSV table")
 	f.StringVar(&fl.plot, "plot", "", "draw latency and rate against N of the parallel case into FILE.svg or FILE.png")
