@@ -484,7 +484,7 @@ func (e *Engine) backOff(c *Container, d time.Duration, sigs <-chan os.Signal) {
 func endsContainer(s os.Signal) bool {
 	switch s {
 	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
-		syscall.SIGKILL: // a supervisor whose client went away (standby_linux.go)
+		syscall.SIGKILL: // a standby whose client went away (api/pool_linux.go)
 		return true
 	}
 	return false
