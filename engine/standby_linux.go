@@ -79,7 +79,8 @@ func (e *Engine) NewStandby(prepare bool) (*Standby, error) {
 }
 
 // Release lets go of what the standby held past its container's end (its
-// mount namespace): call it once the run's status has been reported.
+// mount namespace): call it once the run's status has been reported. A
+// run with volumes has released it before it returns.
 func (s *Standby) Release() {
 	if s.mnt != nil {
 		s.mnt.Close()
@@ -126,6 +127,13 @@ func (s *Standby) Run(opts RunOptions, io Stdio, sigs <-chan os.Signal) (Exit, e
 		}
 		s.Discard()
 		return Exit{}, errors.New("invalid --spawn: only a detached container (run -d) may hold the spawn capability, which its supervisor serves")
+	}
+	if len(opts.Volumes) > 0 {
+		// A volume stays attached as long as a mount namespace holds
+		// it: it must be free once the caller has the status (oak
+		// volume rm right after oak run), so the namespace goes with
+		// the run, before the report.
+		defer s.Release()
 	}
 	res := &reservation{id: s.id, slot: s.slot, lease: s.lease, pooled: pr != nil}
 	s.lease = nil
