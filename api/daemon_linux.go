@@ -177,6 +177,10 @@ type Config struct {
 	// Ready, if set, is told "ready\n" once the daemon answers, or the
 	// error that stopped it starting, and then closed.
 	Ready *os.File
+	// Pool is how many standby supervisors with a prepared sandbox the
+	// daemon keeps for foreground runs (pool_linux.go); 0 keeps none, and
+	// each foreground run then gets a supervisor started for it.
+	Pool int
 }
 
 // Serve runs the daemon for eng until ctx ends (oak daemon cancels it on
@@ -218,6 +222,12 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 		return err
 	}
 	defer os.Remove(TenantSocket(cfg.Root))
+	// After the listeners: making them changes the process's umask for a
+	// moment, which a standby started meanwhile would keep.
+	if srv.pool, err = newPool(cfg.Root, cfg.Pool, cfg.Log); err != nil {
+		return err
+	}
+	defer srv.pool.close() // after the requests: the ready standbys destroy their sandboxes
 	hs := &http.Server{Handler: srv, BaseContext: func(net.Listener) context.Context { return streams },
 		// Every request is authorized by its peer's uid (auth.go), and
 		// invocations are fair among peers (function.go).

@@ -56,6 +56,7 @@ type Server struct {
 	metrics *metrics
 	routes  []Route
 	mux     *http.ServeMux
+	pool    *pool // supervisors of foreground runs (run_linux.go); nil: none served
 	ready   atomic.Bool
 	// BodyTimeout bounds the time a client may take to send a request
 	// body (DefaultBodyTimeout; see deadline.go).
@@ -71,6 +72,7 @@ func NewServer(eng Engine, log *slog.Logger) *Server {
 		{"GET", "/v1/health", s.health},
 		{"GET", "/v1/ready", s.readiness},
 		{"POST", "/v1/containers", s.createContainer},
+		{"POST", "/v1/containers/run", s.runAttached},
 		{"GET", "/v1/containers", s.listContainers},
 		{"GET", "/v1/containers/{id}", s.inspectContainer},
 		{"DELETE", "/v1/containers/{id}", s.removeContainer},

@@ -79,13 +79,17 @@ const (
 	RoleService    = "service"    // any other process of the runtime on the host
 )
 
+// densityVariants are the density benchmark's variants: oak's detached
+// runs go through the daemon either way.
+var densityVariants = []string{VariantPlain, VariantRunc, VariantOak}
+
 // Density starts cfg.Count idle processes for each variant in turn — plain
 // `sleep` processes (in sessions of their own), `runc run -d` containers
 // and `oak run -d` containers — holds them, measures the memory they use,
 // and removes them. A start that fails stops that variant's starts; the
 // report keeps the error and measures the ones that started.
 func Density(ctx context.Context, cfg DensityConfig) (*DensityReport, error) {
-	names, err := pickVariants("density", cfg.Variants, startupVariants)
+	names, err := pickVariants("density", cfg.Variants, densityVariants)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -71,10 +72,14 @@ func (env *startupEnv) firstResponse(ctx context.Context) (*Report, error) {
 				cleanup: func(ctx context.Context) error { return env.runcRemove(ctx, env.runcState, id) },
 			}
 			s.detail = env.runcDetail + ", " + strings.Join(args, " ") + ", host network namespace"
-		case VariantOak:
+		case VariantOak, VariantOakDirect:
+			argv := []string{env.oak, "--root", env.oakRoot, "run", "--rm", "-p", fmt.Sprintf("%s:%d", addr, httpdPort),
+				root, "/bin/busybox", "httpd", "-f", "-p", fmt.Sprintf("0.0.0.0:%d", httpdPort), "-h", "/www"}
+			if name == VariantOakDirect {
+				argv = slices.Insert(argv, 1, "--no-daemon")
+			}
 			s = server{
-				argv: []string{env.oak, "--root", env.oakRoot, "run", "--rm", "-p", fmt.Sprintf("%s:%d", addr, httpdPort),
-					root, "/bin/busybox", "httpd", "-f", "-p", fmt.Sprintf("0.0.0.0:%d", httpdPort), "-h", "/www"},
+				argv: argv,
 				// oak run forwards the signal to the container and removes it.
 				stop: func(ctx context.Context, p *os.Process) error { return p.Signal(syscall.SIGTERM) },
 			}

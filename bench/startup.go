@@ -22,11 +22,17 @@ import (
 const (
 	VariantPlain = "plain" // ROOTFS/bin/true run directly
 	VariantRunc  = "runc"  // runc run, runc's default spec for ROOTFS
-	VariantOak   = "oak"   // oak run --rm ROOTFS true
+	VariantOak   = "oak"   // oak run --rm ROOTFS true: through the daemon, a supervisor of its pool
+	// VariantOakDirect is oak --no-daemon run --rm ROOTFS true: the CLI
+	// process supervises the container, nothing prepared ahead.
+	VariantOakDirect = "oak-direct"
 )
 
 // startupVariants lists the startup variants in report order.
-var startupVariants = []string{VariantPlain, VariantRunc, VariantOak}
+var startupVariants = []string{VariantPlain, VariantRunc, VariantOak, VariantOakDirect}
+
+// isOak says whether variant name runs oak.
+func isOak(name string) bool { return name == VariantOak || name == VariantOakDirect }
 
 // Cases of the startup benchmark, for StartupConfig.Cases and Report.Case.
 const (
@@ -184,7 +190,7 @@ func newStartupEnv(ctx context.Context, cfg StartupConfig) (*startupEnv, error) 
 
 func (env *startupEnv) prepare(ctx context.Context) error {
 	cfg := env.cfg
-	if slices.Contains(env.names, VariantOak) {
+	if slices.ContainsFunc(env.names, isOak) {
 		env.oak = cfg.OakPath
 		if env.oak == "" {
 			exe, err := os.Executable()
@@ -296,6 +302,16 @@ func (env *startupEnv) runcArgv(state, id string) []string {
 // oakArgv is `oak --root ROOT run --rm IMAGE true`.
 func (env *startupEnv) oakArgv(root string) []string {
 	return []string{env.oak, "--root", root, "run", "--rm", env.oakImage, "true"}
+}
+
+// oakArgvOf is oakArgv for oak variant name: with --no-daemon for
+// VariantOakDirect.
+func (env *startupEnv) oakArgvOf(name, root string) []string {
+	argv := env.oakArgv(root)
+	if name == VariantOakDirect {
+		argv = slices.Insert(argv, 1, "--no-daemon")
+	}
+	return argv
 }
 
 // skipped returns the variant that stands for name if it cannot run here,
@@ -439,8 +455,8 @@ func (env *startupEnv) warm(ctx context.Context) (*Report, error) {
 				},
 				After: func(ctx context.Context) error { return env.runcRemove(ctx, env.runcState, id) },
 			})
-		case VariantOak:
-			variants = append(variants, commandVariant(VariantOak, env.oakArgv(env.oakRoot)...))
+		case VariantOak, VariantOakDirect:
+			variants = append(variants, commandVariant(n, env.oakArgvOf(n, env.oakRoot)...))
 		}
 	}
 	rep, err := Measure(ctx, variants, env.singleOptions(env.cfg.Runs, DefaultRuns))
@@ -461,6 +477,7 @@ func (env *startupEnv) warm(ctx context.Context) (*Report, error) {
 	if _, err := rep.AddTarget(VariantRunc, VariantOak, "median", ">=", 20); err != nil {
 		return nil, err
 	}
+	rep.AddRatio(VariantOakDirect, VariantOak)
 	return rep, nil
 }
 
@@ -508,16 +525,23 @@ func (env *startupEnv) cold(ctx context.Context) (*Report, error) {
 					return errors.Join(err, os.RemoveAll(state))
 				},
 			})
-		case VariantOak:
+		case VariantOak, VariantOakDirect:
 			var root string
 			variants = append(variants, Variant{
-				Name:   VariantOak,
-				Detail: strings.Join(env.oakArgv("NEW-ROOT"), " ") + ", NEW-ROOT a new directory per launch",
+				Name:   n,
+				Detail: strings.Join(env.oakArgvOf(n, "NEW-ROOT"), " ") + ", NEW-ROOT a new directory per launch",
 				Run: func(ctx context.Context) error {
-					root = freshDir("oak")
-					return runCommand(ctx, env.oakArgv(root))
+					root = freshDir(n)
+					return runCommand(ctx, env.oakArgvOf(n, root))
 				},
-				After: func(ctx context.Context) error { return os.RemoveAll(root) },
+				// A daemon started for the root goes with it (oak daemon
+				// stop), its pool with it.
+				After: func(ctx context.Context) error {
+					if n == VariantOak {
+						exec.CommandContext(ctx, env.oak, "--root", root, "daemon", "stop").Run()
+					}
+					return os.RemoveAll(root)
+				},
 			})
 		}
 	}
@@ -534,6 +558,7 @@ func (env *startupEnv) cold(ctx context.Context) (*Report, error) {
 		}
 	}
 	rep.AddRatio(VariantRunc, VariantOak)
+	rep.AddRatio(VariantOakDirect, VariantOak)
 	return rep, nil
 }
 
@@ -563,9 +588,9 @@ func (env *startupEnv) parallel(ctx context.Context, n int) (*Report, error) {
 			argv = func() []string { return env.runcArgv(env.runcState, env.runcID()) }
 			detail = env.runcDetail + ", default spec, a new id per launch"
 			after = func(ctx context.Context) error { return env.runcRemoveAll(ctx, env.runcState) }
-		case VariantOak:
-			argv = func() []string { return env.oakArgv(env.oakRoot) }
-			detail = strings.Join(env.oakArgv(env.oakRoot), " ")
+		case VariantOak, VariantOakDirect:
+			argv = func() []string { return env.oakArgvOf(name, env.oakRoot) }
+			detail = strings.Join(env.oakArgvOf(name, env.oakRoot), " ")
 		}
 		lat := new([]time.Duration)
 		launches[name] = lat
@@ -602,6 +627,7 @@ func (env *startupEnv) parallel(ctx context.Context, n int) (*Report, error) {
 		}
 	}
 	rep.AddRatio(VariantOak, VariantRunc)
+	rep.AddRatio(VariantOak, VariantOakDirect)
 	if n == 64 {
 		if _, err := rep.AddTarget(VariantOak, VariantRunc, "rate", ">=", 10); err != nil {
 			return nil, err

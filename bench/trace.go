@@ -38,6 +38,9 @@ type TraceConfig struct {
 	// run (the init-trace runs stay single); 0 means 1.
 	Parallel int
 	WorkDir  string
+	// NoDaemon runs oak --no-daemon: the CLI supervises the container
+	// itself, instead of a supervisor of the daemon's pool.
+	NoDaemon bool
 }
 
 // DefaultTraceRuns is the default of TraceConfig.Runs.
@@ -128,10 +131,13 @@ func Trace(ctx context.Context, cfg TraceConfig) (*TraceReport, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bench trace: %w", err)
 		}
-		defer os.RemoveAll(work)
+		defer removeWork(oak, work) // and the daemon started for it
 		root = filepath.Join(work, "oak-root")
 	}
 	argv := append([]string{oak, "--root", root, "run", "--rm", cfg.Image}, cfg.Args...)
+	if cfg.NoDaemon {
+		argv = slices.Insert(argv, 1, "--no-daemon")
+	}
 	rep := &TraceReport{Benchmark: "trace", Command: strings.Join(argv, " "), Runs: cfg.Runs, Parallel: cfg.Parallel}
 
 	var runs [][]traceMark

@@ -76,6 +76,7 @@ type HostConfig struct {
 	Tenant         string   `json:",omitempty"` // the tenant it is for; "" the host administrator's
 	Spawn          bool     `json:",omitempty"` // run --spawn: it may make sub-containers
 	Parent         string   `json:",omitempty"` // the id of the container that made it (a sub-container)
+	Pooled         bool     `json:",omitempty"` // its sandbox was prepared ahead, in the daemon's pool (oak daemon --pool)
 	Publish        []string // -p grants as given
 	Egress         []string // --egress grants as given
 	Dns            []string
@@ -120,6 +121,7 @@ func (e *Engine) containerInfo(c *Container) *ContainerInfo {
 	ci.HostConfig.Factory = c.Factory
 	ci.HostConfig.Tenant = c.Tenant
 	ci.HostConfig.Spawn, ci.HostConfig.Parent = c.Spawn, c.Parent
+	ci.HostConfig.Pooled = c.Pooled
 	var s Spec
 	if c.Status == StatusBroken || readJSON(e.specPath(c.ID), &s) != nil {
 		return ci

@@ -277,7 +277,8 @@ const newPrefix = ".new-"
 // made. It takes the lock only if the root has no reservations yet, or
 // if the generated name is taken (someone gave a container that name),
 // to reclaim a stale link.
-func (e *Engine) newRecord(opts RunOptions, spec *Spec, args []string, listens []core.Listen) (*Container, error) {
+// res, if not nil, gives the id and id block (see createIn).
+func (e *Engine) newRecord(opts RunOptions, spec *Spec, args []string, listens []core.Listen, res *reservation) (*Container, error) {
 	shared := len(spec.Publish) > 0 || opts.Factory != "" || opts.Name != ""
 	if shared {
 		unlock, err := e.lock()
@@ -291,6 +292,9 @@ func (e *Engine) newRecord(opts RunOptions, spec *Spec, args []string, listens [
 		return nil, err
 	}
 	id := newID()
+	if res != nil {
+		id = res.id
+	}
 	c := &Container{ID: id, Name: opts.Name, Image: opts.Image, Command: args, Created: time.Now().UTC(),
 		Status: StatusCreated, AutoRemove: opts.AutoRemove, Supervisor: os.Getpid(), SupStart: pidStart(os.Getpid()),
 		Labels: opts.Labels, Tenant: opts.Tenant, Spawn: opts.Spawn, Parent: opts.Parent}
@@ -334,7 +338,10 @@ func (e *Engine) newRecord(opts RunOptions, spec *Spec, args []string, listens [
 		}
 	}()
 	var err error
-	if c.Slot, c.lease, err = e.acquireSlot(id, -1); err != nil {
+	if res != nil {
+		c.Slot, c.lease, c.Pooled = res.slot, res.lease, res.pooled
+		res.lease = nil
+	} else if c.Slot, c.lease, err = e.acquireSlot(id, -1); err != nil {
 		return nil, err
 	}
 	defer func() {

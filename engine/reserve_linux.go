@@ -40,6 +40,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/oak-engine/oak/sandbox"
 )
 
 const (
@@ -230,7 +232,13 @@ func (e *Engine) tryBlock(n int, id string) (*os.File, error) {
 		return nil, fmt.Errorf("id block %d: %w", n, unwrapPath(err))
 	}
 	if prev := strings.TrimSpace(string(b[:k])); prev != id && validID(prev) {
-		if o, err := e.load(prev); err == nil && o.Slot == n && o.Status != StatusExited {
+		o, err := e.load(prev)
+		if errors.Is(err, fs.ErrNotExist) {
+			// A standby supervisor that died before it had a container
+			// (standby_linux.go) leaves its prepared sandbox's groups.
+			sandbox.RemoveCgroups(prev)
+		}
+		if err == nil && o.Slot == n && o.Status != StatusExited {
 			if alive(o.Supervisor, o.SupStart) {
 				f.Close()
 				return nil, nil

@@ -123,6 +123,28 @@ func slotIDs(n int) sandbox.IDRange {
 // create validates opts, allocates the container's name, id and id range,
 // and writes its record in state "created". Nothing is written on error.
 func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
+	return e.createIn(opts, nil)
+}
+
+// reservation is an id and a held id block reserved ahead of a create
+// (a standby supervisor's, see standby_linux.go).
+type reservation struct {
+	id     string
+	slot   int
+	lease  *os.File
+	pooled bool // the container is started in a sandbox prepared ahead
+}
+
+// createIn is create with the id and id block of res, if not nil, which
+// it then owns (released on error, as one it acquired).
+func (e *Engine) createIn(opts RunOptions, res *reservation) (*Container, *Spec, error) {
+	if res != nil {
+		defer func() {
+			if res.lease != nil {
+				res.lease.Close()
+			}
+		}()
+	}
 	if err := e.admitTenant(&opts); err != nil {
 		return nil, nil, err
 	}
@@ -215,7 +237,7 @@ func (e *Engine) create(opts RunOptions) (*Container, *Spec, error) {
 		return nil, nil, err
 	}
 	spec.Log = opts.Log
-	c, err := e.newRecord(opts, spec, args, listens)
+	c, err := e.newRecord(opts, spec, args, listens, res)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -388,7 +410,8 @@ func (e *Engine) backOff(c *Container, d time.Duration, sigs <-chan os.Signal) {
 // kill), rather than telling it something.
 func endsContainer(s os.Signal) bool {
 	switch s {
-	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT:
+	case syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+		syscall.SIGKILL: // a standby whose client went away (api/pool_linux.go)
 		return true
 	}
 	return false

@@ -83,6 +83,9 @@ type Container struct {
 	// sub-container, the id of the container that made it.
 	Spawn  bool   `json:"spawn,omitempty"`
 	Parent string `json:"parent,omitempty"`
+	// Pooled: its sandbox was prepared ahead by a supervisor of the
+	// daemon's pool (see standby_linux.go), not made by its launch.
+	Pooled bool `json:"pooled,omitempty"`
 
 	// Problem says why the record could not be read when Status is
 	// StatusBroken; only ID (the directory's name) and Created (its

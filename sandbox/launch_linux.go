@@ -230,7 +230,8 @@ func (pr *Prepared) Placed() error {
 	return err
 }
 
-// Pid is the host pid of the prepared sandbox's init.
+// Pid is the host pid of the prepared sandbox's init, which becomes the
+// container's init.
 func (pr *Prepared) Pid() int { return pr.cmd.Process.Pid }
 
 // Discard destroys a prepared sandbox that will serve no task: it kills the
@@ -526,6 +527,7 @@ func sendRoot(sock *os.File, pid int, t *Task) error {
 	if err := buildTop(top, t); err != nil {
 		return err
 	}
+	trace.Mark("sandbox: top layer written")
 	userns, err := unix.Open(fmt.Sprintf("/proc/%d/ns/user", pid), unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("user namespace of %d: %w", pid, err)
@@ -562,6 +564,7 @@ func sendRoot(sock *os.File, pid int, t *Task) error {
 			return fmt.Errorf("layer %s: overlay: %w", l, err)
 		}
 	}
+	trace.Mark("sandbox: layers id-mapped")
 	attrs := uint64(unix.MOUNT_ATTR_NOSUID | unix.MOUNT_ATTR_NODEV)
 	if t.ReadOnly {
 		attrs |= unix.MOUNT_ATTR_RDONLY
@@ -578,6 +581,7 @@ func sendRoot(sock *os.File, pid int, t *Task) error {
 			return fmt.Errorf("root: overlay workdir: %w", err)
 		}
 	}
+	trace.Mark("sandbox: writable layer made")
 	if err := unix.FsconfigCreate(fs); err != nil {
 		return fmt.Errorf("root: overlay: %w", err)
 	}

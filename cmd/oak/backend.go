@@ -200,16 +200,22 @@ func spawnDaemon(root string) (string, error) {
 type clientBackend struct{ c *api.Client }
 
 func (b clientBackend) RunDetached(o engine.RunOptions) (string, error) {
-	// The daemon has no working directory of ours: a root file system
-	// directory is named by its absolute path.
-	if o.Image != engine.DemoImage {
-		if fi, err := os.Stat(o.Image); err == nil && fi.IsDir() {
-			if abs, err := filepath.Abs(o.Image); err == nil {
-				o.Image = abs
+	o.Image = absImage(o.Image)
+	return b.c.Run(context.Background(), o)
+}
+
+// absImage is image as the daemon, which has no working directory of
+// ours, must be given it: a root file system directory by its absolute
+// path.
+func absImage(image string) string {
+	if image != engine.DemoImage {
+		if fi, err := os.Stat(image); err == nil && fi.IsDir() {
+			if abs, err := filepath.Abs(image); err == nil {
+				return abs
 			}
 		}
 	}
-	return b.c.Run(context.Background(), o)
+	return image
 }
 
 func (b clientBackend) ListContainers(filters []string) ([]*engine.ContainerInfo, error) {

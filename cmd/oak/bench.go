@@ -295,7 +295,7 @@ func (fl *startupFlags) register(f *pflag.FlagSet) {
 	f.IntVar(&fl.coldRuns, "cold-runs", 0, "timed runs per variant, cold case (default 10)")
 	f.IntVar(&fl.rounds, "rounds", 0, "timed rounds per variant and N, parallel case (default 5)")
 	f.IntVar(&fl.responseRuns, "response-runs", 0, "timed runs per variant, first-response case (default 20)")
-	f.StringVar(&fl.variants, "variants", "", "comma-separated subset of plain,runc,oak")
+	f.StringVar(&fl.variants, "variants", "", "comma-separated subset of plain,runc,oak,oak-direct (oak: through the daemon's pool;\noak-direct: --no-daemon)")
 	f.BoolVar(&fl.asJSON, "json", false, "print the reports as JSON")
 	f.BoolVar(&fl.asCSV, "csv", false, "print the reports as one CSV table")
 	f.StringVar(&fl.plot, "plot", "", "draw latency and rate against N of the parallel case into FILE.svg or FILE.png")
@@ -386,12 +386,15 @@ stderr, and as many times with GODEBUG=inittrace=1; print the median time
 from the start of the command to each mark, the median step from the mark
 before, and the costliest Go package initialisers. With --parallel N each
 run starts N traced launches at once, to see which phases grow under
-contention. A fresh state root is used unless --root-dir is given.`,
+contention. A fresh state root is used unless --root-dir is given. The
+runs go through the daemon (a supervisor of its pool runs the container)
+unless --no-daemon or OAK_NO_DAEMON=1 is given.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				cfg.Image = args[0]
 				cfg.Args = args[1:]
 			}
+			cfg.NoDaemon = !daemonWanted()
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			rep, err := bench.Trace(ctx, cfg)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/oak-engine/oak/api"
 	"github.com/oak-engine/oak/engine"
 	"github.com/oak-engine/oak/internal/trace"
 	"github.com/oak-engine/oak/sandbox"
@@ -143,9 +145,14 @@ over its own files and users, a fixed system-call allowlist.`,
 				fmt.Println(id)
 				return nil
 			}
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
+			// Through the daemon, a supervisor of its pool runs the
+			// container (api/pool_linux.go); in-process, this one.
+			throughDaemon := daemonWanted() && !asTenant()
+			var e *engine.Engine
+			if !throughDaemon {
+				if e, err = engine.New(stateRoot()); err != nil {
+					return err
+				}
 			}
 			stdio := engine.Stdio{Stdout: os.Stdout, Stderr: os.Stderr}
 			// The container never gets this process's own terminal or
@@ -173,7 +180,21 @@ over its own files and users, a fixed system-call allowlist.`,
 				defer r.Close()
 				stdio.Stdin = r
 			}
-			ex, err := e.Run(opts, stdio)
+			var ex engine.Exit
+			if throughDaemon {
+				ex, err = runAttached(stateRoot(), opts, stdio)
+				var ae *api.Error
+				if errors.As(err, &ae) && (ae.Code == api.CodeNotFound || ae.Code == api.CodeMethodNotAllowed) {
+					// A daemon from before foreground runs went
+					// through it (an upgrade): this process runs it.
+					if e, err = engine.New(stateRoot()); err != nil {
+						return err
+					}
+					ex, err = e.Run(opts, stdio)
+				}
+			} else {
+				ex, err = e.Run(opts, stdio)
+			}
 			trace.Mark("cli: run returned")
 			if stdio.TTY != nil {
 				stdio.TTY.Close() // the master then ends once the container's copies are gone
@@ -234,6 +255,44 @@ over its own files and users, a fixed system-call allowlist.`,
 	f.StringArrayVar(&opts.Names.AddHosts, "add-host", nil, "add NAME:IP to /etc/hosts")
 	f.StringVar(&restart, "restart", "no", "restart the command when it ends: no, on-failure[:N], always, unless-stopped\n(back-off from 100ms, doubling; oak stop ends it for good; unless-stopped is always: nothing restarts containers at boot)")
 	return cmd
+}
+
+// runAttached runs a container in the foreground through the daemon of
+// root: a supervisor of the daemon's is handed this process's stdio (as
+// stdio gives it: a terminal's slave, stdin's pipe, or none) and the
+// signals this process is sent (engine.ForwardedSignals); if this process
+// dies, the container is killed.
+func runAttached(root string, opts engine.RunOptions, stdio engine.Stdio) (engine.Exit, error) {
+	e, err := engine.New(root) // makes the root, as a first in-process verb would
+	if err != nil {
+		return engine.Exit{}, err
+	}
+	c := api.NewClient(e.Root)
+	stdin, tty := stdio.Stdin, stdio.TTY != nil
+	switch {
+	case tty:
+		stdin = stdio.TTY
+	case stdin == nil:
+		if stdin, err = os.Open(os.DevNull); err != nil {
+			return engine.Exit{}, err
+		}
+		defer stdin.Close()
+	}
+	opts.Image = absImage(opts.Image)
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, engine.ForwardedSignals...)
+	defer signal.Stop(sigs)
+	// The daemon is asked at once, and started only when none answers:
+	// a ConnError comes before the daemon has the descriptors, so
+	// nothing ran.
+	ex, err := c.RunAttached(context.Background(), opts, tty, stdin, os.Stdout, os.Stderr, sigs)
+	if ce := (*api.ConnError)(nil); errors.As(err, &ce) {
+		if err := ensureDaemon(c, e.Root); err != nil {
+			return engine.Exit{}, err
+		}
+		ex, err = c.RunAttached(context.Background(), opts, tty, stdin, os.Stdout, os.Stderr, sigs)
+	}
+	return ex, err
 }
 
 // sizeArg writes n as a size argument would give it: "1g", "64m", "4k".

@@ -19,7 +19,7 @@ import (
 
 func newDaemonCmd(stateRoot func() string) *cobra.Command {
 	var logFormat, logLevel, logFile, logMaxSize, logMaxFile string
-	var readyFD int
+	var readyFD, poolSize int
 	cmd := &cobra.Command{
 		Use:   "daemon",
 		Short: "Serve the engine's API on ROOT/oak.sock (started on first use by the CLI)",
@@ -57,6 +57,9 @@ the CLI runs the engine itself). See docs/daemon.md.`,
 			if err != nil {
 				return err
 			}
+			if poolSize < 0 || poolSize > maxPool {
+				return fmt.Errorf("invalid --pool %d: want 0 to %d", poolSize, maxPool)
+			}
 			var ready *os.File
 			if readyFD > 0 {
 				syscall.CloseOnExec(readyFD)
@@ -71,7 +74,7 @@ the CLI runs the engine itself). See docs/daemon.md.`,
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
-			return api.Serve(ctx, e, api.Config{Root: e.Root, Log: log, Ready: ready})
+			return api.Serve(ctx, e, api.Config{Root: e.Root, Log: log, Ready: ready, Pool: poolSize})
 		},
 	}
 	f := cmd.Flags()
@@ -80,6 +83,7 @@ the CLI runs the engine itself). See docs/daemon.md.`,
 	f.StringVar(&logFile, "log-file", "", "append the log to this file, rotated (and make it stdout and stderr), instead of stderr; a daemon the CLI starts logs to ROOT/daemon.log")
 	f.StringVar(&logMaxSize, "log-max-size", "10m", "with --log-file: rotate the file at this size (0: never)")
 	f.StringVar(&logMaxFile, "log-max-file", "3", "with --log-file: files kept, the current one included")
+	f.IntVar(&poolSize, "pool", api.DefaultPool, "supervisors with a prepared sandbox kept for foreground runs (0: none;\neach run then gets a supervisor started for it)")
 	f.IntVar(&readyFD, "ready-fd", 0, "report readiness (or the start error) on this descriptor")
 	f.MarkHidden("ready-fd")
 	cmd.AddCommand(&cobra.Command{
@@ -102,6 +106,36 @@ the CLI runs the engine itself). See docs/daemon.md.`,
 			return stopDaemon(stateRoot())
 		},
 	})
+	return cmd
+}
+
+// maxPool bounds oak daemon --pool: each idle standby is a process and
+// an empty sandbox.
+const maxPool = 256
+
+// newStandbyCmd is the body of a standby supervisor the daemon starts
+// (api.StandbyCmd, see api/pool_linux.go).
+func newStandbyCmd(stateRoot func() string) *cobra.Command {
+	var prepare bool
+	cmd := &cobra.Command{
+		Use:    api.StandbyCmd,
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			e, err := engine.New(stateRoot())
+			if err != nil {
+				return err
+			}
+			if err := api.ServeStandby(e, os.NewFile(3, "standby"), prepare); err != nil {
+				return err
+			}
+			// Its work is done, the status reported: nothing of main's
+			// (its trace mark would be taken for the client's).
+			os.Exit(0)
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&prepare, "prepare", false, "prepare a sandbox ahead")
 	return cmd
 }
 

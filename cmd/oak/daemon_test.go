@@ -40,3 +40,17 @@ func TestNewLogger(t *testing.T) {
 		t.Errorf("bad level: %v", err)
 	}
 }
+
+// oak daemon --pool refuses a size out of range, naming the flag, before
+// it touches the state root.
+func TestDaemonPoolFlag(t *testing.T) {
+	for _, n := range []string{"-1", "257"} {
+		root := t.TempDir()
+		cmd := newRootCmd()
+		cmd.SetArgs([]string{"--root", root, "daemon", "--pool", n})
+		err := cmd.Execute()
+		if err == nil || !strings.Contains(err.Error(), "invalid --pool "+n) {
+			t.Errorf("--pool %s: %v", n, err)
+		}
+	}
+}

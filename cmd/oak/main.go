@@ -117,7 +117,7 @@ func newRootCmd() *cobra.Command {
 		newImportCmd(st, "load -i FILE|DIR"), newSaveCmd(st),
 		newDemoRootFSCmd(), newBenchCmd(st), newSuperviseCmd(st), newNetServiceCmd(), newNetServerCmd(),
 		newVersionCmd(), newStopCmd(st), newStartCmd(st), newRestartCmd(st), newWaitCmd(st))
-	root.AddCommand(newStorageLoadCmd(), newRuntimeCmd(), newDaemonCmd(st))
+	root.AddCommand(newStorageLoadCmd(), newRuntimeCmd(), newDaemonCmd(st), newStandbyCmd(st))
 	refuseUnknown(root)
 	return root
 }

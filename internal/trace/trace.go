@@ -30,6 +30,12 @@ var on = os.Getenv(EnvVar) == "1"
 // On reports whether tracing is on.
 func On() bool { return on }
 
+// Enable turns marks on for the rest of this process, as OAK_TRACE=1 at
+// its start would have: a supervisor made ahead (a standby) traces the
+// launch of a client that traces. Call it before anything marks
+// concurrently.
+func Enable() { on = true }
+
 // Mark writes a mark of phase to standard error if tracing is on.
 func Mark(phase string) {
 	if !on {

@@ -66,8 +66,14 @@ func TestBenchStartupSmoke(t *testing.T) {
 		if rep.Case != wantCases[i] {
 			t.Errorf("report %d is %q, want %q", i, rep.Case, wantCases[i])
 		}
-		if len(rep.Results) != 3 {
-			t.Fatalf("%s: %d results", rep.Case, len(rep.Results))
+		// plain, runc, oak (through the daemon and its pool) and
+		// oak-direct (--no-daemon), in that order.
+		var names []string
+		for _, res := range rep.Results {
+			names = append(names, res.Name)
+		}
+		if got := strings.Join(names, ","); got != "plain,runc,oak,oak-direct" {
+			t.Fatalf("%s: results %s, want plain,runc,oak,oak-direct", rep.Case, got)
 		}
 		for _, res := range rep.Results {
 			if res.Skipped != "" && res.Name == "runc" {
@@ -129,31 +135,44 @@ func TestBenchDensitySmoke(t *testing.T) {
 	checkBenchLeftNothing(t, tmp)
 }
 
-// oak bench trace sees the marks of the CLI, the sandbox and nsinit.
+// oak bench trace sees the marks of the CLI, the sandbox and nsinit: of
+// the supervisor of the daemon's pool that runs the container (whose
+// sandbox was cloned ahead, unseen), and with --no-daemon of the CLI that
+// does it all.
 func TestBenchTraceSmoke(t *testing.T) {
 	needOak(t, false)
 	o, tmp := benchOak(t)
-	r := o.runTimeout(2*time.Minute, "bench", "trace", "--runs", "1", "--json")
-	if r.code != 0 {
-		t.Fatalf("%s", r)
-	}
-	var rep struct {
-		Phases []struct {
-			Name string `json:"name"`
-			N    int    `json:"n"`
-		} `json:"phases"`
-	}
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-		t.Fatalf("%v in %s", err, r.stdout)
-	}
-	seen := map[string]bool{}
-	for _, p := range rep.Phases {
-		seen[p.Name] = p.N == 1
-	}
-	for _, want := range []string{"cli: main", "engine: record created", "sandbox: cloned", "nsinit: start",
-		"nsinit: filter installed", "nsinit: exec", "sandbox: cgroups removed", "exit seen by the caller"} {
-		if !seen[want] {
-			t.Errorf("no phase %q in %s", want, r.stdout)
+	for _, c := range []struct {
+		flags []string
+		want  []string
+	}{
+		{nil, []string{"cli: main", "engine: record created", "sandbox: root sent", "nsinit: root received",
+			"nsinit: filter installed", "nsinit: exec", "sandbox: cgroups removed", "cli: run returned", "exit seen by the caller"}},
+		{[]string{"--no-daemon"}, []string{"cli: main", "engine: record created", "sandbox: cloned", "nsinit: start",
+			"nsinit: filter installed", "nsinit: exec", "sandbox: cgroups removed", "exit seen by the caller"}},
+	} {
+		args := append(append([]string{}, c.flags...), "bench", "trace", "--runs", "1", "--json")
+		r := o.runTimeout(2*time.Minute, args...)
+		if r.code != 0 {
+			t.Fatalf("%s", r)
+		}
+		var rep struct {
+			Phases []struct {
+				Name string `json:"name"`
+				N    int    `json:"n"`
+			} `json:"phases"`
+		}
+		if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
+			t.Fatalf("%v in %s", err, r.stdout)
+		}
+		seen := map[string]bool{}
+		for _, p := range rep.Phases {
+			seen[p.Name] = p.N == 1
+		}
+		for _, want := range c.want {
+			if !seen[want] {
+				t.Errorf("oak %s: no phase %q in %s", strings.Join(args, " "), want, r.stdout)
+			}
 		}
 	}
 	checkBenchLeftNothing(t, tmp)
