@@ -87,6 +87,12 @@ func (e *Engine) diskCharges(fs []*Factory, cs []*Container) ([]diskCharge, erro
 			continue
 		}
 		spec, err := e.readSpec(c.ID)
+		if errors.Is(err, os.ErrNotExist) {
+			// Removed since it was listed: a removal takes no lock of the
+			// root (record_linux.go), and a container whose record is gone
+			// holds nothing of its factory's disk.
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("factory %s: container %s: %w", c.Factory, ShortID(c.ID), err)
 		}

@@ -541,6 +541,7 @@ func scrapeOnce(root string) error {
 func rootHolders(root string, daemon int) []string {
 	ents, _ := os.ReadDir("/proc")
 	var out []string
+	standbys := 0
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil || pid == os.Getpid() || pid == daemon {
@@ -549,7 +550,15 @@ func rootHolders(root string, daemon int) []string {
 		if st, ok := readStat(pid); !ok || st.state == 'Z' {
 			continue
 		}
-		if cl, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline"); bytes.Contains(cl, []byte(root)) {
+		cl, _ := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if bytes.Contains(cl, []byte(root)) && bytes.Contains(cl, []byte("\x00_standby\x00")) && standbys < api.DefaultPool {
+			// The daemon's pool keeps this many standby supervisors
+			// ready (a reservation by design); the records are checked
+			// empty apart from this, so these serve no container.
+			standbys++
+			continue
+		}
+		if bytes.Contains(cl, []byte(root)) {
 			out = append(out, fmt.Sprintf("pid %d (%s) names the root: %q", pid, comm(pid), cl))
 			continue
 		}
@@ -638,7 +647,7 @@ func (lr *loadRun) leftovers(daemon int, fdsBefore map[string]string, mountsBefo
 		if err != nil {
 			continue
 		}
-		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil && !heldByStandby(f.Name()) {
 			v = append(v, fmt.Sprintf("slots/%s is still locked: %v", e.Name(), err))
 		}
 		f.Close()
@@ -739,7 +748,7 @@ func TestDaemonLoad(t *testing.T) {
 	sort.Strings(ratios)
 	t.Logf("median latency under the load, as a multiple of one client's alone: %s", strings.Join(ratios, ", "))
 	t.Logf("during the load the daemon used %.1f s of CPU (%.0f%% of one core); the host's CPUs were busy %.0f%% of the time",
-		(cpu1-cpu0).Seconds(), 100*(cpu1-cpu0).Seconds()/elapsed.Seconds(), 100*float64(busy1-busy0)/float64(all1-all0))
+		(cpu1 - cpu0).Seconds(), 100*(cpu1-cpu0).Seconds()/elapsed.Seconds(), 100*float64(busy1-busy0)/float64(all1-all0))
 	if pid := o.daemonPid(); pid != daemon {
 		t.Errorf("the daemon is pid %d after the load, %d before", pid, daemon)
 	}
