@@ -205,12 +205,39 @@ func (c *Client) Exec(ctx context.Context, ref string, req ExecRequest, stdin, s
 		defer resp.Body.Close()
 		return 0, errorAnswer(resp, "POST", "exec")
 	}
+	if err := passStdio(uc, stdin, stdout, stderr); err != nil {
+		return 0, fmt.Errorf("exec: %w", err)
+	}
+	defer sendSignals(uc, sigs)()
+	line, err := br.ReadBytes('\n')
+	if err != nil {
+		return 0, fmt.Errorf("exec: the daemon ended the exec without its status: %w", err)
+	}
+	var l execLine
+	if err := json.Unmarshal(line, &l); err != nil {
+		return 0, fmt.Errorf("exec: bad answer %q: %w", line, err)
+	}
+	if l.ExitCode == nil {
+		return 0, &Error{Status: http.StatusOK, Code: l.Code, Message: l.Error}
+	}
+	return *l.ExitCode, nil
+}
+
+// passStdio sends stdin, stdout and stderr over uc (SCM_RIGHTS), as the
+// exec and run upgrades take them.
+func passStdio(uc *net.UnixConn, stdin, stdout, stderr *os.File) error {
 	rights := unix.UnixRights(int(stdin.Fd()), int(stdout.Fd()), int(stderr.Fd()))
 	if _, _, err := uc.WriteMsgUnix([]byte{0}, rights, nil); err != nil {
-		return 0, fmt.Errorf("exec: pass descriptors: %w", err)
+		return fmt.Errorf("pass descriptors: %w", err)
 	}
+	return nil
+}
+
+// sendSignals writes each signal from sigs to uc as a line
+// {"Signal":N}, which the exec and run upgrades read alike, until the
+// function it returns is called.
+func sendSignals(uc *net.UnixConn, sigs <-chan os.Signal) (stop func()) {
 	done := make(chan struct{})
-	defer close(done)
 	go func() {
 		for {
 			select {
@@ -224,16 +251,5 @@ func (c *Client) Exec(ctx context.Context, ref string, req ExecRequest, stdin, s
 			}
 		}
 	}()
-	line, err := br.ReadBytes('\n')
-	if err != nil {
-		return 0, fmt.Errorf("exec: the daemon ended the exec without its status: %w", err)
-	}
-	var l execLine
-	if err := json.Unmarshal(line, &l); err != nil {
-		return 0, fmt.Errorf("exec: bad answer %q: %w", line, err)
-	}
-	if l.ExitCode == nil {
-		return 0, &Error{Status: http.StatusOK, Code: l.Code, Message: l.Error}
-	}
-	return *l.ExitCode, nil
+	return func() { close(done) }
 }

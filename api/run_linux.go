@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -275,25 +274,10 @@ func (c *Client) RunAttached(ctx context.Context, o engine.RunOptions, tty bool,
 		return engine.Exit{}, errorAnswer(resp, "POST", "run")
 	}
 	trace.Mark("cli: switched")
-	rights := unix.UnixRights(int(stdin.Fd()), int(stdout.Fd()), int(stderr.Fd()))
-	if _, _, err := uc.WriteMsgUnix([]byte{0}, rights, nil); err != nil {
-		return engine.Exit{}, fmt.Errorf("run: pass descriptors: %w", err)
+	if err := passStdio(uc, stdin, stdout, stderr); err != nil {
+		return engine.Exit{}, fmt.Errorf("run: %w", err)
 	}
-	done := make(chan struct{})
-	defer close(done)
-	go func() {
-		for {
-			select {
-			case s := <-sigs:
-				if n, ok := s.(syscall.Signal); ok {
-					b, _ := json.Marshal(runLine{Signal: int(n)})
-					uc.Write(append(b, '\n'))
-				}
-			case <-done:
-				return
-			}
-		}
-	}()
+	defer sendSignals(uc, sigs)()
 	line, err := br.ReadBytes('\n')
 	if err != nil {
 		return engine.Exit{}, fmt.Errorf("run: the container's supervisor ended without its status: %w", err)
