@@ -1,12 +1,11 @@
 package api
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"sync"
 
+	"github.com/oak-engine/oak/engine"
 	"golang.org/x/sys/unix"
 )
 
@@ -111,21 +110,8 @@ func (l *DaemonLog) holder() bool {
 // rotate shifts PATH.i to PATH.i+1 (dropping the oldest) and PATH to
 // PATH.1, and starts a new PATH.
 func (l *DaemonLog) rotate() error {
-	name := func(i int) string {
-		if i == 0 {
-			return l.path
-		}
-		return l.path + "." + strconv.Itoa(i)
-	}
-	if l.files == 1 {
-		if err := os.Remove(l.path); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
-	}
-	for i := l.files - 1; i >= 1; i-- {
-		if err := os.Rename(name(i-1), name(i)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+	if err := engine.ShiftLogFiles(l.path, l.files); err != nil {
+		return err
 	}
 	f, err := os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC|unix.O_CLOEXEC, 0o600)
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ func TestSlowBodyTimesOut(t *testing.T) {
 	start := time.Now()
 	// Headers and the first byte only.
 	if _, err := c.Write([]byte("POST /v1/containers HTTP/1.1\r\nHost: oak\r\nContent-Type: application/json\r\nContent-Length: " +
-		itoa(len(body)) + "\r\n\r\n" + body[:1])); err != nil {
+		strconv.Itoa(len(body)) + "\r\n\r\n" + body[:1])); err != nil {
 		t.Fatal(err)
 	}
 	c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -78,9 +79,4 @@ func TestSlowBodyTimesOut(t *testing.T) {
 		}
 		time.Sleep(2 * s.BodyTimeout)
 	}
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -196,7 +197,7 @@ func recvHandoff(c *net.UnixConn) (handoff, []*os.File, error) {
 		return fail(fmt.Errorf("handoff: got %d descriptors, want 4", len(files)))
 	}
 	if k < 4 {
-		if _, err := readFull(c, n[k:]); err != nil {
+		if _, err := io.ReadFull(c, n[k:]); err != nil {
 			return fail(fmt.Errorf("handoff: %w", err))
 		}
 	}
@@ -205,7 +206,7 @@ func recvHandoff(c *net.UnixConn) (handoff, []*os.File, error) {
 		return fail(fmt.Errorf("handoff: %d bytes: at most %d", size, maxHandoff))
 	}
 	body := make([]byte, size)
-	if _, err := readFull(c, body); err != nil {
+	if _, err := io.ReadFull(c, body); err != nil {
 		return fail(fmt.Errorf("handoff: %w", err))
 	}
 	if err := json.Unmarshal(body, &h); err != nil {
@@ -215,18 +216,6 @@ func recvHandoff(c *net.UnixConn) (handoff, []*os.File, error) {
 }
 
 var errEOF = errors.New("closed without a handoff")
-
-func readFull(c net.Conn, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		k, err := c.Read(b[n:])
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
 
 // RunAttached runs a container in the foreground through the daemon, as
 // engine.Run does in-process: the container gets stdin (with tty, a

@@ -113,6 +113,23 @@ func logFile(path string, i int) string {
 	return path + "." + strconv.Itoa(i)
 }
 
+// ShiftLogFiles makes room for a new log file at path, keeping files in
+// all (the new one included): path.N-2 becomes path.N-1 and so on, the
+// oldest dropped, path becomes path.1; with one file, path is removed.
+func ShiftLogFiles(path string, files int) error {
+	if files == 1 {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	for i := files - 1; i >= 1; i-- {
+		if err := os.Rename(logFile(path, i-1), logFile(path, i)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
 type logWriter struct {
 	mu   sync.Mutex
 	path string // the file being written; the rotated ones are path.N
@@ -206,15 +223,8 @@ func (l *logWriter) rotate() error {
 	if err := l.f.Close(); err != nil {
 		return err
 	}
-	if l.opts.MaxFile == 1 {
-		if err := os.Remove(l.path); err != nil {
-			return err
-		}
-	}
-	for i := l.opts.MaxFile - 1; i >= 1; i-- {
-		if err := os.Rename(logFile(l.path, i-1), logFile(l.path, i)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+	if err := ShiftLogFiles(l.path, l.opts.MaxFile); err != nil {
+		return err
 	}
 	l.f, err = os.OpenFile(l.path, os.O_CREATE|os.O_WRONLY|os.O_APPEND|os.O_TRUNC, 0o600)
 	l.size = 0
