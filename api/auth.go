@@ -111,6 +111,7 @@ const (
 	scoped                     // the handler narrows the answer to the tenant's own (lists, creates)
 	ownContainer               // {id} must be one of the tenant's containers
 	ownVolume                  // {name} must be one of the tenant's volumes
+	ownFactory                 // {name} must be one of the tenant's factories (factories.go)
 )
 
 // tenantAccess is what each route lets a tenant reach, by "METHOD
@@ -129,6 +130,13 @@ var tenantAccess = map[string]access{
 	"GET /v1/volumes/{name}":    ownVolume,
 	"DELETE /v1/volumes/{name}": ownVolume,
 	"GET /v1/tenants/self":      scoped, // its own tenant's record; every other /v1/tenants route is root's
+
+	// Its own factory and those under it, by its names (factories.go).
+	"GET /v1/factories":           scoped,
+	"POST /v1/factories":          scoped, // sub-factories of its own only
+	"GET /v1/factories/{name}":    ownFactory,
+	"DELETE /v1/factories/{name}": ownFactory,
+
 	// Not listed, so closed: DELETE /v1/images/{ref...} (the catalogue
 	// is the administrator's) and GET /metrics (it counts every
 	// tenant's containers).
@@ -217,6 +225,13 @@ func (s *Server) authorize(rt Route, r *http.Request) (*http.Request, error) {
 		return r, nil
 	case ownVolume:
 		return r, s.ownVolume(c, r.PathValue("name"))
+	case ownFactory:
+		name, err := s.ownFactory(c, r.PathValue("name"))
+		if err != nil {
+			return r, err
+		}
+		r.SetPathValue("name", name)
+		return r, nil
 	}
 	why := ""
 	if strings.HasPrefix(rt.Pattern, "/v1/tenants") {

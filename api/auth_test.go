@@ -38,9 +38,40 @@ var testTenants = map[uint32]*engine.Tenant{
 
 func (f *tenantEngine) TenantByUID(uid uint32) (*engine.Tenant, error) { return testTenants[uid], nil }
 
+// testFactories: root's rootf holds a's factory fa, under which a made
+// sub (a.sub); b's fb is the host's. Root's container rootweb is made
+// from fa too.
+func testFactories() []*engine.FactoryInfo {
+	return []*engine.FactoryInfo{
+		{Name: "a.sub", Parent: "fa", Group: "f-rootf-1/f-fa-2/f-a.sub-3", Containers: []string{}, Children: []string{}, Volumes: []string{}},
+		{Name: "fa", Parent: "rootf", Group: "f-rootf-1/f-fa-2", Containers: []string{"a.web", "rootweb"}, Children: []string{"a.sub"}, Volumes: []string{"data"}},
+		{Name: "fb", Group: "f-fb-4", Containers: []string{"b.mine"}, Children: []string{}, Volumes: []string{}},
+		{Name: "rootf", Group: "f-rootf-1", Containers: []string{}, Children: []string{"fa"}, Volumes: []string{}},
+	}
+}
+
+func (f *tenantEngine) ListFactories() ([]*engine.FactoryInfo, error) { return testFactories(), nil }
+
 func (f *tenantEngine) InspectFactory(name string) (*engine.FactoryInfo, error) {
-	vs := map[string][]string{"fa": {"data"}, "fb": {}}[name]
-	return &engine.FactoryInfo{Name: name, Volumes: vs}, nil
+	for _, fi := range testFactories() {
+		if fi.Name == name {
+			return fi, nil
+		}
+	}
+	return nil, fmt.Errorf("factory %s: %w", name, engine.ErrNoSuchFactory)
+}
+
+func (f *tenantEngine) CreateFactory(o engine.FactoryOptions) (*engine.FactoryInfo, error) {
+	f.called("factory create %s parent %s memory %d", o.Name, o.Parent, o.Quota.MemoryBytes)
+	return &engine.FactoryInfo{Name: o.Name, Parent: o.Parent, Group: "f-" + o.Name, Containers: []string{}, Children: []string{}, Volumes: []string{}}, nil
+}
+
+func (f *tenantEngine) RemoveFactory(name string, force bool) error {
+	if _, err := f.InspectFactory(name); err != nil {
+		return fmt.Errorf("factory rm %s: %w", name, err)
+	}
+	f.called("factory rm %s force %v", name, force)
+	return nil
 }
 
 func (f *tenantEngine) CreateFactoryVolume(factory, name string, size int64, o engine.VolumeOptions) (*engine.VolumeInfo, error) {
@@ -97,8 +128,12 @@ func doAs(s *Server, uid uint32, method, target, body string) *httptest.Response
 }
 
 // routeTarget is a request on rt about the objects named: {id} a
-// container, {name} a volume, {ref...} an image.
-func routeTarget(rt Route, container, vol string) string {
+// container, {name} a volume (a factory under /v1/factories), {ref...}
+// an image.
+func routeTarget(rt Route, container, vol, factory string) string {
+	if strings.HasPrefix(rt.Pattern, "/v1/factories/") {
+		vol = factory
+	}
 	r := strings.NewReplacer("{id}", container, "{name}", vol, "{ref...}", "demo")
 	return r.Replace(rt.Pattern)
 }
@@ -111,6 +146,8 @@ func routeBody(rt Route) string {
 		return `{"Image":"demo"}`
 	case rt.Method == "POST" && rt.Pattern == "/v1/volumes":
 		return `{"Name":"newvol","Size":1048576}`
+	case rt.Method == "POST" && rt.Pattern == "/v1/factories":
+		return `{"Name":"newf"}`
 	case strings.HasSuffix(rt.Pattern, "/revoke"):
 		return `{"Grant":"egress any"}`
 	case strings.HasSuffix(rt.Pattern, "/exec"):
@@ -121,48 +158,59 @@ func routeBody(rt Route) string {
 
 // TestEveryRouteConfinesTenants walks the server's own route table, so
 // that a route added later is checked too: tenant b, asking about tenant
-// a's container "web" or volume "data", gets exactly what it gets for
-// one that does not exist (404, the same body), or a refusal (403), or
-// an answer about its own objects that names nothing of a's. Tenant a,
-// asking the same, is not told its objects are missing: the check tells
-// the two apart.
+// a's container "web", volume "data" or factory (by a's name for it,
+// "sub", by the name it is kept under, "a.sub", and a's own factory,
+// "fa"), gets exactly what it gets for one that does not exist (404, the
+// same body), or a refusal (403), or an answer about its own objects
+// that names nothing of a's. Tenant a, asking the same, is not told its
+// objects are missing: the check tells the two apart.
 func TestEveryRouteConfinesTenants(t *testing.T) {
 	s, _ := newTenantServer(t)
 	const a, b = 4001, 4002
 	for _, rt := range s.Routes() {
-		target := routeTarget(rt, "web", "data")
-		body := routeBody(rt)
-		w := doAs(s, b, rt.Method, target, body)
-		got := w.Body.String()
 		route := rt.Method + " " + rt.Pattern
-		switch {
-		case w.Code == http.StatusNotFound:
-			missing := doAs(s, b, rt.Method, routeTarget(rt, "nosuch", "nosuch"), body)
-			name := "web"
-			if strings.Contains(rt.Pattern, "{name}") {
-				name = "data"
-			}
-			want := strings.ReplaceAll(missing.Body.String(), "nosuch", name)
-			if missing.Code != http.StatusNotFound || got != want {
-				t.Errorf("%s as b on a's object: %d %s; on a missing one: %d %s", route, w.Code, got, missing.Code, missing.Body)
-			}
-		case w.Code == http.StatusForbidden:
-			if !strings.Contains(got, "not open to tenants") {
-				t.Errorf("%s as b: 403 %s, want it to say the route is not open to tenants", route, got)
-			}
-		case w.Code/100 == 2:
-			if routeAccess(caller{}, rt) == ownContainer || routeAccess(caller{}, rt) == ownVolume {
-				t.Errorf("%s as b on a's object: %d %s, want 404", route, w.Code, got)
-			}
-			for _, leak := range []string{`"web"`, "a.web", `"data"`, "rootweb", "rootvol"} {
-				if strings.Contains(got, leak) {
-					t.Errorf("%s as b: %d %s names %s, which is not b's", route, w.Code, got, leak)
-				}
-			}
-		default:
-			t.Errorf("%s as b: %d %s, want 404, 403 or an answer about b's own", route, w.Code, got)
+		mine := routeAccess(caller{}, rt) == ownContainer || routeAccess(caller{}, rt) == ownVolume || routeAccess(caller{}, rt) == ownFactory
+		body := routeBody(rt)
+		factories := []string{"sub"}
+		if strings.HasPrefix(rt.Pattern, "/v1/factories/") {
+			factories = []string{"sub", "a.sub", "fa"}
 		}
-		if routeAccess(caller{}, rt) == ownContainer || routeAccess(caller{}, rt) == ownVolume {
+		for _, fref := range factories {
+			target := routeTarget(rt, "web", "data", fref)
+			w := doAs(s, b, rt.Method, target, body)
+			got := w.Body.String()
+			switch {
+			case w.Code == http.StatusNotFound:
+				missing := doAs(s, b, rt.Method, routeTarget(rt, "nosuch", "nosuch", "nosuch"), body)
+				name := "web"
+				if strings.HasPrefix(rt.Pattern, "/v1/factories/") {
+					name = fref
+				} else if strings.Contains(rt.Pattern, "{name}") {
+					name = "data"
+				}
+				want := strings.ReplaceAll(missing.Body.String(), "nosuch", name)
+				if missing.Code != http.StatusNotFound || got != want {
+					t.Errorf("%s as b on a's object %s: %d %s; on a missing one: %d %s", route, target, w.Code, got, missing.Code, missing.Body)
+				}
+			case w.Code == http.StatusForbidden:
+				if !strings.Contains(got, "not open to tenants") {
+					t.Errorf("%s as b: 403 %s, want it to say the route is not open to tenants", route, got)
+				}
+			case w.Code/100 == 2:
+				if mine {
+					t.Errorf("%s as b on a's object %s: %d %s, want 404", route, target, w.Code, got)
+				}
+				for _, leak := range []string{`"web"`, "a.web", `"data"`, "rootweb", "rootvol", `"sub"`, "a.sub", `"fa"`, "rootf"} {
+					if strings.Contains(got, leak) {
+						t.Errorf("%s as b: %d %s names %s, which is not b's", route, w.Code, got, leak)
+					}
+				}
+			default:
+				t.Errorf("%s as b: %d %s, want 404, 403 or an answer about b's own", route, w.Code, got)
+			}
+		}
+		if mine {
+			target := routeTarget(rt, "web", "data", "sub")
 			if w := doAs(s, a, rt.Method, target, body); w.Code == http.StatusNotFound || w.Code == http.StatusForbidden {
 				t.Errorf("%s as a on its own object: %d %s", route, w.Code, w.Body)
 			}
@@ -236,7 +284,7 @@ func TestTenantViews(t *testing.T) {
 func TestUnknownPeerRefused(t *testing.T) {
 	s, _ := newTenantServer(t)
 	for _, rt := range s.Routes() {
-		target := routeTarget(rt, "web", "data")
+		target := routeTarget(rt, "web", "data", "sub")
 		w := httptest.NewRecorder()
 		s.ServeHTTP(w, httptest.NewRequest(rt.Method, target, strings.NewReader(routeBody(rt))))
 		if w.Code != http.StatusUnauthorized || !strings.Contains(w.Body.String(), CodeUnauthorized) {

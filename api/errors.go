@@ -20,6 +20,7 @@ const (
 	CodeNoSuchObject         = "no_such_object"         // 404
 	CodeNoSuchFunction       = "no_such_function"       // 404
 	CodeNoSuchTenant         = "no_such_tenant"         // 404 (to root: tenants are not told of tenants)
+	CodeNoSuchFactory        = "no_such_factory"        // 404
 	CodeNotFound             = "not_found"              // 404: no such route
 	CodeMethodNotAllowed     = "method_not_allowed"     // 405
 	CodeCommandNotFound      = "command_not_found"      // 400: the command is not in the image
@@ -40,6 +41,7 @@ var codeSentinels = map[string]error{
 	CodeNoSuchObject:         engine.ErrNoSuchObject,
 	CodeNoSuchFunction:       engine.ErrNoSuchFunction,
 	CodeNoSuchTenant:         engine.ErrNoSuchTenant,
+	CodeNoSuchFactory:        engine.ErrNoSuchFactory,
 	CodeCommandNotFound:      engine.ErrCommandNotFound,
 	CodeCommandNotExecutable: engine.ErrCommandNotExecutable,
 }
@@ -69,6 +71,8 @@ func classify(err error, create bool) (int, string) {
 		return http.StatusNotFound, CodeNoSuchFunction
 	case errors.Is(err, engine.ErrNoSuchTenant):
 		return http.StatusNotFound, CodeNoSuchTenant
+	case errors.Is(err, engine.ErrNoSuchFactory):
+		return http.StatusNotFound, CodeNoSuchFactory
 	case errors.Is(err, engine.ErrCommandNotFound):
 		return http.StatusBadRequest, CodeCommandNotFound
 	case errors.Is(err, engine.ErrCommandNotExecutable):

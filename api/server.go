@@ -95,6 +95,7 @@ func NewServer(eng Engine, log *slog.Logger) *Server {
 	}
 	s.routes = append(s.routes, s.functionRoutes()...)
 	s.routes = append(s.routes, s.tenantRoutes()...)
+	s.routes = append(s.routes, s.factoryRoutes()...)
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
 	}
@@ -133,7 +134,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // wrap turns a handler that returns its error into an http.Handler that
 // answers the error as an ErrorBody, logs the request and counts it.
 func (s *Server) wrap(rt Route) http.Handler {
-	create := rt.Method == "POST" && (rt.Pattern == "/v1/containers" || rt.Pattern == "/v1/volumes" || rt.Pattern == "/v1/functions" || rt.Pattern == "/v1/tenants")
+	create := rt.Method == "POST" && (rt.Pattern == "/v1/containers" || rt.Pattern == "/v1/volumes" || rt.Pattern == "/v1/functions" || rt.Pattern == "/v1/tenants" || rt.Pattern == "/v1/factories")
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}

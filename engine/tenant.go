@@ -304,8 +304,9 @@ func (e *Engine) RemoveTenant(name string) error {
 
 // admitTenant checks a run on behalf of tenant o.Tenant and narrows it to
 // what a tenant may ask: its containers' names are its own (kept as
-// TENANT.NAME), they are made from its factory
-// (o.Factory empty is the tenant's, any other is refused); no host
+// TENANT.NAME), they are made from its factory or one of its
+// sub-factories (o.Factory empty is the tenant's own, a sub-factory is
+// named as the tenant knows it, any other is refused); no host
 // directory is mounted (the daemon would open it with root's authority),
 // no image is read from a host directory, no fixed host port is taken
 // (the daemon picks one: a fixed one may be another tenant's), and only
@@ -322,13 +323,21 @@ func (e *Engine) admitTenant(o *RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
-	switch {
-	case o.Factory != "" && o.Factory != t.Factory:
-		return fmt.Errorf("invalid --factory %s: a tenant's containers are made from its own factory, %s", o.Factory, t.Factory)
-	case strings.HasPrefix(o.Image, "/") || strings.HasPrefix(o.Image, "."):
+	if strings.HasPrefix(o.Image, "/") || strings.HasPrefix(o.Image, ".") {
 		return fmt.Errorf("invalid image %q: a tenant runs stored images (oak images), not host directories", o.Image)
 	}
-	o.Factory = t.Factory
+	factory := t.Factory
+	if o.Factory != "" && o.Factory != t.Factory {
+		fs, err := e.ListFactories()
+		if err != nil {
+			return fmt.Errorf("run: %w", err)
+		}
+		var ok bool
+		if factory, ok = ResolveTenantFactory(t, fs, o.Factory); !ok {
+			return fmt.Errorf("invalid --factory %s: a tenant's containers are made from its own factory, %s, or one of its sub-factories (oak factory ls)", o.Factory, t.Factory)
+		}
+	}
+	o.Factory = factory
 	if o.Name != "" {
 		if err := checkName(o.Name); err != nil {
 			return err
