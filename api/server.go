@@ -83,6 +83,7 @@ func NewServer(eng Engine, log *slog.Logger) *Server {
 		{"POST", "/v1/containers/{id}/wait", s.waitContainer},
 		{"GET", "/v1/containers/{id}/logs", s.containerLogs},
 		{"POST", "/v1/containers/{id}/exec", s.execContainer},
+		{"POST", "/v1/containers/{id}/attach", s.attachContainer},
 		{"GET", "/v1/containers/{id}/grants", s.containerGrants},
 		{"POST", "/v1/containers/{id}/revoke", s.revokeGrant},
 		{"GET", "/v1/images", s.listImages},

@@ -61,6 +61,7 @@ type ContainerConfig struct {
 	Image      string // as the run named it
 	WorkingDir string
 	Labels     map[string]string
+	Tty        bool `json:",omitempty"` // run -dt: a terminal its supervisor holds, for oak attach
 }
 
 // HostConfig is what the container was granted and limited to.
@@ -135,6 +136,7 @@ func (e *Engine) containerInfo(c *Container) *ContainerInfo {
 	ci.Config.Env = s.Env
 	ci.Config.WorkingDir = s.Cwd
 	ci.Config.Labels = s.Labels
+	ci.Config.Tty = s.TTY
 	ci.HostConfig.Memory = s.Limits.MemoryBytes
 	ci.HostConfig.PidsLimit = s.Limits.Pids
 	ci.HostConfig.NanoCpus = s.Limits.CPUMilli * 1_000_000

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -27,69 +26,61 @@ A container without a terminal has none to attach to: use oak logs -f.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: completeRunning(true, stateRoot),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			seq, err := parseDetachKeys(keys)
+			if _, err := engine.ParseDetachKeys(keys); err != nil {
+				return err
+			}
+			// Through the daemon (a tenant's own containers only), or
+			// in-process; the same terminal either way.
+			b, err := openBackend(stateRoot())
 			if err != nil {
 				return err
 			}
-			e, err := engine.New(stateRoot())
-			if err != nil {
-				return err
-			}
-			in := int(os.Stdin.Fd())
-			if term.IsTerminal(in) {
-				if st, err := term.MakeRaw(in); err == nil {
-					defer term.Restore(in, st)
-					// Ended by a signal, attach still gives the terminal
-					// its mode back (the container runs on).
-					ends := make(chan os.Signal, 1)
-					signal.Notify(ends, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT)
-					go func() {
-						s := <-ends
-						term.Restore(in, st)
-						os.Exit(128 + int(s.(syscall.Signal)))
-					}()
-				}
-			}
-			size := func() (uint16, uint16) {
-				ws, err := unix.IoctlGetWinsize(in, unix.TIOCGWINSZ)
-				if err != nil {
-					return 0, 0
-				}
-				return ws.Row, ws.Col
-			}
-			winch := make(chan os.Signal, 1)
-			signal.Notify(winch, syscall.SIGWINCH)
-			defer signal.Stop(winch)
-			code, detached, err := e.Attach(args[0], os.Stdin, os.Stdout, size, winch, seq)
-			if err != nil {
-				return err
-			}
-			if detached {
-				fmt.Fprint(os.Stderr, "\r\noak: detached; the container runs on\r\n")
-				return nil
-			}
-			if code != 0 {
-				return &exitError{code: code}
-			}
-			return nil
+			return attachTerminal(b, args[0], keys)
 		},
 	}
-	cmd.Flags().StringVar(&keys, "detach-keys", "ctrl-p,ctrl-q", "keys that detach: a comma-separated list of ctrl-<letter> or single characters")
+	cmd.Flags().StringVar(&keys, "detach-keys", engine.DefaultDetachKeys, "keys that detach: a comma-separated list of ctrl-<letter> or single characters")
 	return cmd
 }
 
-// parseDetachKeys reads docker's --detach-keys syntax.
-func parseDetachKeys(s string) ([]byte, error) {
-	var seq []byte
-	for _, k := range strings.Split(s, ",") {
-		switch {
-		case len(k) == 6 && strings.HasPrefix(k, "ctrl-") && k[5] >= 'a' && k[5] <= 'z':
-			seq = append(seq, k[5]-'a'+1)
-		case len(k) == 1:
-			seq = append(seq, k[0])
-		default:
-			return nil, fmt.Errorf("invalid --detach-keys %q: want e.g. ctrl-p,ctrl-q", s)
+// attachTerminal attaches this process's terminal to that of container
+// ref (see oak attach), through b: raw mode meanwhile, the window size
+// passed on, the exit status of the container as its own.
+func attachTerminal(b backend, ref, keys string) error {
+	in := int(os.Stdin.Fd())
+	if term.IsTerminal(in) {
+		if st, err := term.MakeRaw(in); err == nil {
+			defer term.Restore(in, st)
+			// Ended by a signal, attach still gives the terminal
+			// its mode back (the container runs on).
+			ends := make(chan os.Signal, 1)
+			signal.Notify(ends, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT)
+			go func() {
+				s := <-ends
+				term.Restore(in, st)
+				os.Exit(128 + int(s.(syscall.Signal)))
+			}()
 		}
 	}
-	return seq, nil
+	size := func() (uint16, uint16) {
+		ws, err := unix.IoctlGetWinsize(in, unix.TIOCGWINSZ)
+		if err != nil {
+			return 0, 0
+		}
+		return ws.Row, ws.Col
+	}
+	winch := make(chan os.Signal, 1)
+	signal.Notify(winch, syscall.SIGWINCH)
+	defer signal.Stop(winch)
+	code, detached, err := b.Attach(ref, os.Stdin, os.Stdout, size, winch, keys)
+	if err != nil {
+		return err
+	}
+	if detached {
+		fmt.Fprint(os.Stderr, "\r\noak: detached; the container runs on\r\n")
+		return nil
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
 }

@@ -37,6 +37,10 @@ type backend interface {
 	Remove(ref string, force bool) error
 	Logs(ctx context.Context, ref string, opts engine.LogsOptions, stdout, stderr io.Writer) error
 	Exec(ref string, opts engine.ExecOptions, stdin, stdout, stderr *os.File, sigs <-chan os.Signal) (int, error)
+	// Attach connects in and out to the terminal of a -dt container
+	// until the detach keys (docker's syntax) or its end: see
+	// engine.Engine.Attach.
+	Attach(ref string, in io.Reader, out io.Writer, size func() (rows, cols uint16), winch <-chan os.Signal, keys string) (code int, detached bool, err error)
 	Grants(ref string) ([]string, error)
 	Revoke(ref, grant string) error
 }
@@ -248,6 +252,9 @@ func (b clientBackend) Exec(ref string, o engine.ExecOptions, stdin, stdout, std
 	req := api.ExecRequest{Cmd: o.Args, Env: o.Env, WorkingDir: o.Workdir, User: o.User, Tty: o.TTY}
 	return b.c.Exec(context.Background(), ref, req, stdin, stdout, stderr, sigs)
 }
+func (b clientBackend) Attach(ref string, in io.Reader, out io.Writer, size func() (uint16, uint16), winch <-chan os.Signal, keys string) (int, bool, error) {
+	return b.c.Attach(context.Background(), ref, keys, in, out, size, winch)
+}
 func (b clientBackend) Grants(ref string) ([]string, error) {
 	return b.c.Grants(context.Background(), ref)
 }
@@ -257,6 +264,14 @@ func (b clientBackend) Revoke(ref, grant string) error {
 
 // localBackend is the engine in this process.
 type localBackend struct{ *engine.Engine }
+
+func (b localBackend) Attach(ref string, in io.Reader, out io.Writer, size func() (uint16, uint16), winch <-chan os.Signal, keys string) (int, bool, error) {
+	seq, err := engine.ParseDetachKeys(keys)
+	if err != nil {
+		return 0, false, err
+	}
+	return b.Engine.Attach(ref, in, out, size, winch, seq)
+}
 
 func (b localBackend) ListContainers(filters []string) ([]*engine.ContainerInfo, error) {
 	f, err := engine.ParseFilter(filters)

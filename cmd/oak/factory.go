@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"runtime"
@@ -8,8 +9,64 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/oak-engine/oak/api"
 	"github.com/oak-engine/oak/engine"
 )
+
+// factoryAdmin is what oak factory asks for: the daemon's factory routes
+// or the engine in this process (*engine.Engine has it). Both answer
+// from the same records with the same errors.
+type factoryAdmin interface {
+	CreateFactory(o engine.FactoryOptions) (*engine.FactoryInfo, error)
+	ListFactories() ([]*engine.FactoryInfo, error)
+	InspectFactory(name string) (*engine.FactoryInfo, error)
+	RemoveFactory(name string, force bool) error
+}
+
+// openFactoryAdmin is the daemon when one answers for the root (it holds
+// the host's capability core), else the engine in this process; a
+// tenant's oak always asks the daemon, which shows it its own factories
+// only (docs/tenants.md).
+func openFactoryAdmin(root string) (factoryAdmin, error) {
+	if asTenant() {
+		c, err := openTenantClient(root)
+		if err != nil {
+			return nil, err
+		}
+		return clientFactories{c}, nil
+	}
+	e, err := engine.New(root)
+	if err != nil {
+		return nil, err
+	}
+	if daemonWanted() {
+		c := api.NewClient(e.Root)
+		ctx, cancel := context.WithTimeout(context.Background(), pingTimeout)
+		err := c.Ping(ctx)
+		cancel()
+		if err == nil {
+			return clientFactories{c}, nil
+		}
+	}
+	return e, nil
+}
+
+type clientFactories struct{ c *api.Client }
+
+func (f clientFactories) CreateFactory(o engine.FactoryOptions) (*engine.FactoryInfo, error) {
+	q := o.Quota
+	return f.c.CreateFactory(context.Background(), api.FactoryCreate{Name: o.Name, Parent: o.Parent,
+		Quota: api.TenantQuota{MemoryBytes: q.MemoryBytes, Pids: q.Pids, CPUMilli: q.CPUMilli, DiskBytes: q.DiskBytes}})
+}
+func (f clientFactories) ListFactories() ([]*engine.FactoryInfo, error) {
+	return f.c.Factories(context.Background())
+}
+func (f clientFactories) InspectFactory(name string) (*engine.FactoryInfo, error) {
+	return f.c.Factory(context.Background(), name)
+}
+func (f clientFactories) RemoveFactory(name string, force bool) error {
+	return f.c.RemoveFactory(context.Background(), name, force)
+}
 
 // factoryRow is one row of oak factory ls: its JSON keys and template
 // fields. Each resource reads "USE / LIMIT": memory and pids as the kernel
@@ -92,14 +149,18 @@ reserved when each is made.
 With --parent, the factory is made out of P's quota: the sum of P's
 sub-factories' limits never exceeds P's, per resource, and a resource P
 limits must be limited here too. A flag left out is no limit of the
-factory's own (allowed only where the parent sets none).`,
+factory's own (allowed only where the parent sets none).
+
+A tenant makes sub-factories of its own factory (the default --parent)
+or of those under it, and runs containers from them (oak run --factory
+NAME); see docs/tenants.md.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			q, err := engine.ParseFactoryQuota(memory, pids, cpus, disk, runtime.NumCPU())
 			if err != nil {
 				return err
 			}
-			e, err := engine.New(stateRoot())
+			e, err := openFactoryAdmin(stateRoot())
 			if err != nil {
 				return err
 			}
@@ -135,7 +196,7 @@ volumes and writable layers. "-" is no limit of its own.`,
 			if err != nil {
 				return err
 			}
-			e, err := engine.New(stateRoot())
+			e, err := openFactoryAdmin(stateRoot())
 			if err != nil {
 				return err
 			}
@@ -160,7 +221,7 @@ volumes and writable layers. "-" is no limit of its own.`,
 		Short: "Show factories as JSON: limits, what is given out and reserved, kernel usage, members",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
+			e, err := openFactoryAdmin(stateRoot())
 			if err != nil {
 				return err
 			}
@@ -185,7 +246,7 @@ recursively: its containers and its sub-factories' are killed and removed,
 their volumes removed (with their data), their control groups removed.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			e, err := engine.New(stateRoot())
+			e, err := openFactoryAdmin(stateRoot())
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -74,7 +75,8 @@ func newStartCmd(stateRoot func() string) *cobra.Command {
 		Long: `Start exited containers again: the same command, environment, grants and
 volumes, under a new supervisor; the output goes on in the same log. With
 -a, oak stays attached to one container, prints its stdout and stderr,
-forwards signals to it, and exits with its status.`,
+forwards signals to it, and exits with its status; one started with -dt
+is attached to as oak attach does (its terminal, the detach keys).`,
 		Args:              cobra.MinimumNArgs(1),
 		ValidArgsFunction: completeContainers(stateRoot),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -85,13 +87,20 @@ forwards signals to it, and exits with its status.`,
 				}
 				return eachRef(args, b.Start)
 			}
-			// Attached, this process is the container's supervisor.
+			if len(args) > 1 {
+				return fmt.Errorf("start: -a attaches to one container, not %d", len(args))
+			}
+			if asTenant() || daemonWanted() {
+				b, err := openBackend(stateRoot())
+				if err != nil {
+					return err
+				}
+				return startAttached(b, args[0])
+			}
+			// In-process, this process is the container's supervisor.
 			e, err := engine.New(stateRoot())
 			if err != nil {
 				return err
-			}
-			if len(args) > 1 {
-				return fmt.Errorf("start: -a attaches to one container, not %d", len(args))
 			}
 			ex, err := e.StartAttached(args[0], engine.Stdio{Stdout: os.Stdout, Stderr: os.Stderr})
 			if err != nil {
@@ -165,4 +174,53 @@ func newWaitCmd(stateRoot func() string) *cobra.Command {
 			return nil
 		},
 	}
+}
+
+// startAttached is oak start -a through the daemon, whose supervisor
+// runs the container: the container is started, then followed, as oak
+// attach follows a -dt container's terminal, or else as oak logs -f
+// follows its output from its start (signals to this process are sent
+// to it meanwhile); it exits with the container's status.
+func startAttached(b backend, ref string) error {
+	ci, err := b.InspectContainer(ref)
+	if err != nil {
+		return err
+	}
+	if ci.State.Running {
+		return fmt.Errorf("container %s: already running; oak logs -f follows its output", ref)
+	}
+	since := time.Now()
+	if err := b.Start(ref); err != nil {
+		return err
+	}
+	if ci.Config.Tty {
+		err := attachTerminal(b, ref, engine.DefaultDetachKeys)
+		var ee *exitError
+		if err == nil || errors.As(err, &ee) {
+			return err
+		}
+		if c, ierr := b.InspectContainer(ref); ierr != nil || c.State.Running {
+			return err
+		}
+		// It ended before the terminal was reached: its output is in its log.
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	defer signal.Stop(sigs)
+	go func() {
+		for s := range sigs {
+			b.Kill(ref, s.(syscall.Signal))
+		}
+	}()
+	if err := b.Logs(context.Background(), ref, engine.LogsOptions{Follow: true, Tail: -1, Since: since}, os.Stdout, os.Stderr); err != nil {
+		return err
+	}
+	code, err := b.Wait(context.Background(), ref)
+	if err != nil {
+		return err
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
 }
