@@ -173,12 +173,24 @@ type terminalRun struct {
 // returns once oak has ended.
 func onTestTerminal(t *testing.T, args []string, pause time.Duration, inputs ...string) terminalRun {
 	t.Helper()
+	return onTestTerminalAs(t, 0, args, pause, inputs...)
+}
+
+// onTestTerminalAs is onTestTerminal with oak run as uid (0: as the
+// test), through the daemon, as oakEnv.as runs it.
+func onTestTerminalAs(t *testing.T, uid uint32, args []string, pause time.Duration, inputs ...string) terminalRun {
+	t.Helper()
 	master, slave := openTestPTY(t)
 	defer master.Close()
 	unix.IoctlSetWinsize(int(slave.Fd()), unix.TIOCSWINSZ, &unix.Winsize{Row: 33, Col: 101})
 	var r terminalRun
 	r.before, _ = unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
 	cmd := exec.Command(oakBin, args...)
+	if uid != 0 {
+		cmd.Env = []string{"PATH=/usr/bin:/bin", "OAK_NO_DAEMON=0"}
+		cmd.Dir = "/"
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	}
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -16,6 +16,7 @@ import (
 // factoryInfo is what the tests read of oak factory inspect.
 type factoryInfo struct {
 	Name       string
+	Parent     string
 	Group      string
 	Limit      struct{ MemoryBytes, Pids, CPUMilli, DiskBytes int64 }
 	Given      struct{ MemoryBytes, Pids, CPUMilli, DiskBytes int64 }

@@ -123,7 +123,8 @@ func TestTenantsAreConfined(t *testing.T) {
 		t.Errorf("tenant b's ps -a: want nothing\n%s", r)
 	}
 	for _, verb := range [][]string{{"inspect", "--type", "container"}, {"logs"}, {"stop", "-t", "1"}, {"kill"},
-		{"restart", "-t", "1"}, {"start"}, {"wait"}, {"grants"}, {"revoke", "REF", "egress any"}, {"rm", "-f"}, {"exec", "REF", "true"}} {
+		{"restart", "-t", "1"}, {"start"}, {"start", "-a"}, {"wait"}, {"grants"}, {"revoke", "REF", "egress any"}, {"rm", "-f"}, {"exec", "REF", "true"},
+		{"attach"}} {
 		for _, ref := range []string{"web", id, id[:12], "a.web"} {
 			args := withRef(verb, ref)
 			got := o.as(uidB, args...)
