@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -187,4 +188,56 @@ func TestAttachErrors(t *testing.T) {
 	if !errors.Is(err, engine.ErrNoSuchContainer) {
 		t.Errorf("attach to a missing container: %v, want it to unwrap to ErrNoSuchContainer", err)
 	}
+}
+
+// FuzzReadAttachFrames: whatever a caller sends, the daemon's reader
+// ends (nil at the end of the input, an error otherwise) without a
+// panic, passes on exactly the stdin frames' payloads, and keeps only
+// sizes from well-formed resize frames.
+func FuzzReadAttachFrames(f *testing.F) {
+	frame := func(stream byte, p []byte) []byte {
+		h := []byte{stream, 0, 0, 0, 0, 0, 0, 0}
+		binary.BigEndian.PutUint32(h[4:], uint32(len(p)))
+		return append(h, p...)
+	}
+	f.Add(append(frame(streamStdin, []byte("hi")), frame(streamStdin, nil)...))
+	f.Add(append(frame(streamResize, []byte{0, 24, 0, 80}), frame(streamStdin, []byte("x"))...))
+	f.Add(frame(streamResize, []byte{1, 2, 3}))
+	f.Add(frame(streamStdout, []byte("wrong way")))
+	f.Add([]byte{0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var stdin bytes.Buffer
+		ts := &termSize{}
+		winch := make(chan os.Signal, 1)
+		err := readAttachFrames(bytes.NewReader(b), &stdin, ts, winch)
+		// Recompute what a correct reader passes on.
+		var want bytes.Buffer
+		ended := false
+		for rest := b; len(rest) >= frameHeader; {
+			n := binary.BigEndian.Uint32(rest[4:8])
+			if rest[1]|rest[2]|rest[3] != 0 || n > maxFrame || uint64(len(rest)-frameHeader) < uint64(n) {
+				break
+			}
+			p := rest[frameHeader : frameHeader+int(n)]
+			if rest[0] == streamStdin && n == 0 {
+				ended = true
+				break
+			}
+			if rest[0] == streamStdin {
+				want.Write(p)
+			} else if rest[0] != streamResize || n != 4 {
+				break
+			}
+			rest = rest[frameHeader+int(n):]
+		}
+		if ended != (err == nil) {
+			t.Errorf("%x: error %v, the input's end seen: %v", b, err, ended)
+		}
+		if !bytes.Equal(stdin.Bytes(), want.Bytes()) && ended {
+			t.Errorf("%x: stdin %q, want %q", b, stdin.Bytes(), want.Bytes())
+		}
+		if !bytes.HasPrefix(want.Bytes(), stdin.Bytes()) && !bytes.HasPrefix(stdin.Bytes(), want.Bytes()) {
+			t.Errorf("%x: stdin %q, want %q", b, stdin.Bytes(), want.Bytes())
+		}
+	})
 }
