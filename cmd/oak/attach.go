@@ -35,7 +35,17 @@ A container without a terminal has none to attach to: use oak logs -f.`,
 			if err != nil {
 				return err
 			}
-			return attachTerminal(b, args[0], keys)
+			err = attachTerminal(b, args[0], keys)
+			if routeMissing(err) && !asTenant() {
+				// A daemon from before attach went through it (an
+				// upgrade): this process attaches, as then.
+				e, eerr := engine.New(stateRoot())
+				if eerr != nil {
+					return eerr
+				}
+				return attachTerminal(localBackend{e}, args[0], keys)
+			}
+			return err
 		},
 	}
 	cmd.Flags().StringVar(&keys, "detach-keys", engine.DefaultDetachKeys, "keys that detach: a comma-separated list of ctrl-<letter> or single characters")

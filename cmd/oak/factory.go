@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -33,7 +34,7 @@ func openFactoryAdmin(root string) (factoryAdmin, error) {
 		if err != nil {
 			return nil, err
 		}
-		return clientFactories{c}, nil
+		return clientFactories{c: c}, nil
 	}
 	e, err := engine.New(root)
 	if err != nil {
@@ -45,27 +46,60 @@ func openFactoryAdmin(root string) (factoryAdmin, error) {
 		err := c.Ping(ctx)
 		cancel()
 		if err == nil {
-			return clientFactories{c}, nil
+			return clientFactories{c, e}, nil
 		}
 	}
 	return e, nil
 }
 
-type clientFactories struct{ c *api.Client }
+// routeMissing says whether err is a daemon's answer that it has no such
+// route: one older than this oak.
+func routeMissing(err error) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && (ae.Code == api.CodeNotFound || ae.Code == api.CodeMethodNotAllowed)
+}
+
+// clientFactories is the daemon's factory routes; a daemon from before
+// they existed (an upgrade) answers that it has no such route, and then
+// local, the engine in this process, acts on the records, as then. A
+// tenant has no local.
+type clientFactories struct {
+	c     *api.Client
+	local *engine.Engine
+}
+
+// fallback says whether err asks for the engine in this process.
+func (f clientFactories) fallback(err error) bool { return f.local != nil && routeMissing(err) }
 
 func (f clientFactories) CreateFactory(o engine.FactoryOptions) (*engine.FactoryInfo, error) {
 	q := o.Quota
-	return f.c.CreateFactory(context.Background(), api.FactoryCreate{Name: o.Name, Parent: o.Parent,
+	fi, err := f.c.CreateFactory(context.Background(), api.FactoryCreate{Name: o.Name, Parent: o.Parent,
 		Quota: api.TenantQuota{MemoryBytes: q.MemoryBytes, Pids: q.Pids, CPUMilli: q.CPUMilli, DiskBytes: q.DiskBytes}})
+	if f.fallback(err) {
+		return f.local.CreateFactory(o)
+	}
+	return fi, err
 }
 func (f clientFactories) ListFactories() ([]*engine.FactoryInfo, error) {
-	return f.c.Factories(context.Background())
+	fs, err := f.c.Factories(context.Background())
+	if f.fallback(err) {
+		return f.local.ListFactories()
+	}
+	return fs, err
 }
 func (f clientFactories) InspectFactory(name string) (*engine.FactoryInfo, error) {
-	return f.c.Factory(context.Background(), name)
+	fi, err := f.c.Factory(context.Background(), name)
+	if f.fallback(err) {
+		return f.local.InspectFactory(name)
+	}
+	return fi, err
 }
 func (f clientFactories) RemoveFactory(name string, force bool) error {
-	return f.c.RemoveFactory(context.Background(), name, force)
+	err := f.c.RemoveFactory(context.Background(), name, force)
+	if f.fallback(err) {
+		return f.local.RemoveFactory(name, force)
+	}
+	return err
 }
 
 // factoryRow is one row of oak factory ls: its JSON keys and template
