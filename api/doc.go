@@ -14,7 +14,7 @@
 // ROOT/daemon.lock, which also records its pid. It listens on
 // ROOT/oak.sock, mode 0600, root's, and on ROOT.tenants.sock, mode 0666,
 // for tenants; on both, every request is its peer's (SO_PEERCRED): root
-// reaches everything, a tenant its own containers and volumes, anyone
-// else nothing (auth.go). docs/daemon.md describes the service,
+// reaches everything, a tenant its own containers, volumes and factories,
+// anyone else nothing (auth.go). docs/daemon.md describes the service,
 // docs/tenants.md tenants and docs/api.yaml the API.
 package api
