@@ -119,12 +119,22 @@ func TestTenantAttach(t *testing.T) {
 	}
 	// oak start -a by a tenant: through the daemon, the new run's output
 	// only, and its status.
-	r = o.as(uidA, "run", "-d", "--name", "once", "demo", "/bin/sh", "-c", "echo run-$((1+1)); exit 4")
+	r = o.as(uidA, "run", "-d", "--read-only", "--name", "once", "demo", "/bin/sh", "-c", "echo run-$((1+1)); exit 4")
 	if r.code != 0 {
 		t.Fatalf("%s", r)
 	}
 	o.waitExited(strings.TrimSpace(r.stdout), 20*time.Second)
 	if r := o.as(uidA, "start", "-a", "once"); r.code != 4 || r.stdout != "run-2\n" {
 		t.Errorf("tenant a's start -a: want run-2 once and exit 4\n%s", r)
+	}
+	// One with a terminal: start -a attaches to it, as oak attach does.
+	r = o.as(uidA, "run", "-dit", "--read-only", "--name", "ttyonce", "demo", "/bin/sh", "-c", "read -t 2 l; echo got-$l; exit 5")
+	if r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	o.waitExited(strings.TrimSpace(r.stdout), 20*time.Second)
+	got = onTestTerminalAs(t, uidA, []string{"--root", o.root, "start", "-a", "ttyonce"}, 300*time.Millisecond, "hello\r")
+	if got.code != 5 || !strings.Contains(got.out, "got-hello") {
+		t.Errorf("tenant a's start -a of a -dit container: exit %d, output %q; want got-hello and 5", got.code, got.out)
 	}
 }
