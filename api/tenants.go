@@ -38,6 +38,64 @@ type TenantInfo struct {
 	// shown once, when made, and never kept.
 	Token        bool
 	TokenCreated time.Time `json:",omitzero"`
+	// Quota is its factory's quota and what it holds now; inspect and
+	// self only (not the list), and only where the engine has factories.
+	Quota *TenantQuotaUse `json:",omitempty"`
+}
+
+// TenantQuotaUse is a tenant's quota, its factory's, and what all its
+// containers hold of it, their sub-containers at any depth included
+// (their factories are sub-factories of the tenant's: docs/spawn.md).
+type TenantQuotaUse struct {
+	Limit engine.QuotaInfo // 0: no limit of the factory's own
+	// Given is what is taken of it: the quotas of its --spawn
+	// containers' factories (their --memory, --pids, --cpus and
+	// --spawn-disk), and, of disk, its containers' writable layers and
+	// its volumes.
+	Given engine.QuotaInfo
+	// MemoryBytes and Pids are what the kernel charges its factory's
+	// group now: all its containers and their sub-containers together.
+	MemoryBytes int64
+	Pids        int64
+	// Containers counts its containers, sub-containers included.
+	Containers int
+}
+
+// TenantQuotaEngine is what DescribeTenant reads; *engine.Engine has it.
+type TenantQuotaEngine interface {
+	InspectFactory(name string) (*engine.FactoryInfo, error)
+	ListContainers(f engine.Filter) ([]*engine.ContainerInfo, error)
+}
+
+// tenantInfo is t as the API shows it, with its quota and what is used
+// of it where the engine has factories.
+func (s *Server) tenantInfo(t *engine.Tenant) (TenantInfo, error) {
+	if e, ok := s.eng.(TenantQuotaEngine); ok {
+		return DescribeTenant(e, t)
+	}
+	return NewTenantInfo(t), nil
+}
+
+// DescribeTenant is t as oak tenant inspect shows it: with its quota and
+// what all its containers, sub-containers included, hold of it.
+func DescribeTenant(e TenantQuotaEngine, t *engine.Tenant) (TenantInfo, error) {
+	ti := NewTenantInfo(t)
+	fi, err := e.InspectFactory(t.Factory)
+	if err != nil {
+		return ti, fmt.Errorf("tenant %s: %w", t.Name, err)
+	}
+	cs, err := e.ListContainers(engine.Filter{})
+	if err != nil {
+		return ti, err
+	}
+	q := &TenantQuotaUse{Limit: fi.Limit, Given: fi.Given, MemoryBytes: fi.Usage.MemoryBytes, Pids: fi.Usage.Pids}
+	for _, ci := range cs {
+		if ci.HostConfig.Tenant == t.Name {
+			q.Containers++
+		}
+	}
+	ti.Quota = q
+	return ti, nil
 }
 
 // NewTenantInfo is t as the API shows it.
@@ -153,7 +211,11 @@ func (s *Server) inspectTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, NewTenantInfo(t))
+	ti, err := s.tenantInfo(t)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ti)
 	return nil
 }
 
@@ -168,7 +230,11 @@ func (s *Server) tenantSelf(w http.ResponseWriter, r *http.Request) error {
 	if c.tenant == nil {
 		return fmt.Errorf("tenant self: %w: uid %d is the host's administrator, not a tenant", engine.ErrNoSuchTenant, c.uid)
 	}
-	writeJSON(w, http.StatusOK, NewTenantInfo(c.tenant))
+	ti, err := s.tenantInfo(c.tenant)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ti)
 	return nil
 }
 

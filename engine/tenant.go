@@ -322,13 +322,17 @@ func (e *Engine) admitTenant(o *RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("run: %w", err)
 	}
+	factory := t.Factory
+	if o.Spawn && e.isSubFactory(o.Factory, t.Factory) {
+		factory = o.Factory // made for it by prepareSpawn, of the tenant's quota
+	}
 	switch {
-	case o.Factory != "" && o.Factory != t.Factory:
+	case o.Factory != "" && o.Factory != factory:
 		return fmt.Errorf("invalid --factory %s: a tenant's containers are made from its own factory, %s", o.Factory, t.Factory)
 	case strings.HasPrefix(o.Image, "/") || strings.HasPrefix(o.Image, "."):
 		return fmt.Errorf("invalid image %q: a tenant runs stored images (oak images), not host directories", o.Image)
 	}
-	o.Factory = t.Factory
+	o.Factory = factory
 	if o.Name != "" {
 		if err := checkName(o.Name); err != nil {
 			return err

@@ -125,7 +125,10 @@ func (t localTenants) Tenant(name string) (*api.TenantInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	info := api.NewTenantInfo(tn)
+	info, err := api.DescribeTenant(t.e, tn)
+	if err != nil {
+		return nil, err
+	}
 	return &info, nil
 }
 func (t localTenants) RemoveTenant(name string) error             { return t.e.RemoveTenant(name) }
