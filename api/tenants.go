@@ -23,6 +23,7 @@ type TenantAdminEngine interface {
 	ListTenants() ([]*engine.Tenant, error)
 	InspectTenant(name string) (*engine.Tenant, error)
 	RemoveTenant(name string) error
+	WithdrawTenant(name string) error
 	NewTenantToken(name string) (string, error)
 	RevokeTenantToken(name string) error
 }
@@ -239,17 +240,23 @@ func (s *Server) tenantSelf(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) removeTenant(w http.ResponseWriter, r *http.Request) error {
-	if err := parseQuery(r.URL).err; err != nil {
-		return err
+	q := parseQuery(r.URL, "force")
+	force := q.bool("force")
+	if q.err != nil {
+		return q.err
 	}
 	te, err := s.tenantAdmin()
 	if err != nil {
 		return err
 	}
-	if err := te.RemoveTenant(r.PathValue("name")); err != nil {
+	remove := te.RemoveTenant
+	if force {
+		remove = te.WithdrawTenant // with its containers, theirs, and its own factory
+	}
+	if err := remove(r.PathValue("name")); err != nil {
 		return err
 	}
-	s.log.Info("tenant removed", "tenant", r.PathValue("name"))
+	s.log.Info("tenant removed", "tenant", r.PathValue("name"), "force", force)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -314,6 +321,13 @@ func (c *Client) Tenant(ctx context.Context, name string) (*TenantInfo, error) {
 // RemoveTenant removes a tenant (root only).
 func (c *Client) RemoveTenant(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", "/v1/tenants/"+url.PathEscape(name), nil, nil, nil)
+}
+
+// WithdrawTenant removes a tenant with its containers, their
+// sub-containers, and the factory made for it with all that was made
+// from it (root only; oak tenant rm -f).
+func (c *Client) WithdrawTenant(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/v1/tenants/"+url.PathEscape(name), url.Values{"force": {"1"}}, nil, nil)
 }
 
 // NewTenantToken gives a tenant a new token, revoking its old one, and

@@ -141,3 +141,33 @@ func TestTenantNames(t *testing.T) {
 		t.Error("checkTenantName accepts a dot, an empty name or 33 characters")
 	}
 }
+
+// TestAdmitTenantSpawn: a tenant's --spawn container is made from the
+// factory prepareSpawn made for it, a sub-factory of the tenant's; a
+// spawn factory of another's, or one asked for without --spawn, is
+// refused as any other factory.
+func TestAdmitTenantSpawn(t *testing.T) {
+	e := tenantRoot(t)
+	for _, f := range []*Factory{{Name: "spawn-aaaaaaaaaaaa", Parent: "fa"}, {Name: "spawn-bbbbbbbbbbbb", Parent: "fb"}} {
+		f.ID, f.Created, f.Quota = newFactoryID(), time.Now().UTC(), FactoryQuota{MemoryBytes: 64 << 20}
+		if err := e.saveFactory(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := RunOptions{Image: "demo", Tenant: "a", Spawn: true, Factory: "spawn-aaaaaaaaaaaa"}
+	if err := e.admitTenant(&o); err != nil || o.Factory != "spawn-aaaaaaaaaaaa" {
+		t.Errorf("admitTenant of a --spawn run in a sub-factory of the tenant's: %v, factory %q", err, o.Factory)
+	}
+	for _, o := range []RunOptions{
+		{Image: "demo", Tenant: "a", Spawn: true, Factory: "spawn-bbbbbbbbbbbb"},
+		{Image: "demo", Tenant: "a", Factory: "spawn-aaaaaaaaaaaa"},
+	} {
+		if err := e.admitTenant(&o); err == nil || !strings.Contains(err.Error(), "its own factory, fa") {
+			t.Errorf("admitTenant(%+v) = %v, want refused as another factory", o, err)
+		}
+	}
+	o = RunOptions{Image: "demo", Tenant: "a", SpawnDisk: 1 << 20}
+	if _, err := e.prepareSpawn(&o); err == nil || !strings.Contains(err.Error(), "only with --spawn") {
+		t.Errorf("prepareSpawn of --spawn-disk without --spawn = %v", err)
+	}
+}

@@ -203,4 +203,40 @@ func TestTenantSpawn(t *testing.T) {
 	if q := o.tenantQuota(uidA, "self"); q.Containers != 0 || q.Given != (struct{ MemoryBytes, Pids, CPUMilli, DiskBytes int64 }{}) {
 		t.Errorf("tenant a's quota after rm: %+v, want nothing given, no container", q)
 	}
+
+	// oak tenant rm refuses a tenant with containers; rm -f withdraws
+	// everything it has: its --spawn container, the sub-container that
+	// made, their factories, its own factory and their groups.
+	r = o.as(uidA, "run", "-d", "--spawn", "--memory", "64m", "--pids", "16", "--read-only", probeImageRef,
+		"/bin/sh", "-c", spawnScript([][2]string{{"kid", tenantReq(`"Cmd":["sleep","1000"],"ReadonlyRootfs":true`)}}))
+	if r.code != 0 {
+		t.Fatalf("tenant a's second run --spawn\n%s", r)
+	}
+	boss2 := strings.TrimSpace(r.stdout)
+	createdID(t, "kid", spawnAnswers(o.waitOutput(boss2, "done", 90*time.Second))["kid"])
+	boss2F := o.inspectFactory(o.factoryOf(boss2))
+	if r := o.run("tenant", "rm", "a"); r.code == 0 || !strings.Contains(r.stderr, "has containers") {
+		t.Errorf("oak tenant rm of a tenant with containers: want a refusal\n%s", r)
+	}
+	if r := o.run("tenant", "rm", "-f", "a"); r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if left, _ := o.psAll(); len(left) != 0 {
+		t.Errorf("after tenant rm -f a, containers are left: %+v", left)
+	}
+	for _, f := range []factoryInfo{tf, boss2F} {
+		if r := o.run("factory", "inspect", f.Name); r.code == 0 {
+			t.Errorf("factory %s is left after tenant rm -f\n%s", f.Name, r)
+		}
+		if _, err := os.Stat(filepath.Join("/sys/fs/cgroup/pids/oak", f.Group)); !os.IsNotExist(err) {
+			t.Errorf("factory %s's group %s is left after tenant rm -f", f.Name, f.Group)
+		}
+	}
+	if r := o.as(uidA, "ps"); r.code == 0 || !strings.Contains(r.stderr, "is not a tenant") {
+		t.Errorf("uid %d after tenant rm -f a: want a refusal\n%s", uidA, r)
+	}
+	// For the cleanup of newTenantOak.
+	if r := o.run("tenant", "create", "--uid", "4001", "--memory", "256m", "--pids", "64", "--disk", "2g", "a"); r.code != 0 {
+		t.Fatalf("%s", r)
+	}
 }
