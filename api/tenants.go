@@ -82,6 +82,9 @@ func (s *Server) tenantInfo(t *engine.Tenant) (TenantInfo, error) {
 func DescribeTenant(e TenantQuotaEngine, t *engine.Tenant) (TenantInfo, error) {
 	ti := NewTenantInfo(t)
 	fi, err := e.InspectFactory(t.Factory)
+	if errors.Is(err, engine.ErrNoSuchFactory) {
+		return ti, nil // removed by hand (oak factory rm -f): its record says no more
+	}
 	if err != nil {
 		return ti, fmt.Errorf("tenant %s: %w", t.Name, err)
 	}
