@@ -127,16 +127,19 @@ func (e *Engine) prepareSpawn(o *RunOptions) (undo func(), err error) {
 	}
 	name := spawnFactoryPrefix + newFactoryID()
 	q := FactoryQuota{MemoryBytes: o.Limits.MemoryBytes, Pids: o.Limits.Pids, CPUMilli: o.Limits.CPUMilli, DiskBytes: o.SpawnDisk}
-	if q.DiskBytes == 0 && parentFactory != "" {
-		// Under a factory that limits disk, the factory takes a part of
-		// it too: by default, what the container's own writable layer
-		// needs (its --storage-size), which leaves its sub-containers
-		// --read-only ones; --spawn-disk asks for more.
+	if parentFactory != "" {
 		var pf Factory
 		if err := readJSON(e.factoryPath(parentFactory), &pf); err != nil {
 			return undo, fmt.Errorf("run --spawn: factory %s: %w", parentFactory, unwrapPath(err))
 		}
-		if pf.Quota.DiskBytes > 0 {
+		if pf.Quota.CPUMilli > 0 && q.CPUMilli == 0 {
+			return undo, fmt.Errorf("invalid --spawn: needs a --cpus limit (NanoCpus): its factory takes a part of %s's, which limits CPU", parentFactory)
+		}
+		// Under a factory that limits disk, the factory takes a part of
+		// it too: by default, what the container's own writable layer
+		// needs (its --storage-size), which leaves its sub-containers
+		// --read-only ones; --spawn-disk asks for more.
+		if q.DiskBytes == 0 && pf.Quota.DiskBytes > 0 {
 			q.DiskBytes = o.Limits.WritableBytes
 			if q.DiskBytes == 0 {
 				q.DiskBytes = sandbox.DefaultWritableBytes

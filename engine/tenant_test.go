@@ -166,6 +166,20 @@ func TestAdmitTenantSpawn(t *testing.T) {
 			t.Errorf("admitTenant(%+v) = %v, want refused as another factory", o, err)
 		}
 	}
+	// Under a factory that limits CPU, the run must say how much of it
+	// its factory takes.
+	fc := &Factory{Name: "fc", ID: newFactoryID(), Created: time.Now().UTC(), Quota: FactoryQuota{MemoryBytes: 256 << 20, CPUMilli: 500}}
+	if err := e.saveFactory(fc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateTenant(TenantOptions{Name: "c", UIDs: []uint32{4003}, Factory: "fc"}); err != nil {
+		t.Fatal(err)
+	}
+	o = RunOptions{Image: "demo", Tenant: "c", Spawn: true}
+	o.Limits.MemoryBytes, o.Limits.Pids = 64<<20, 16
+	if _, err := e.prepareSpawn(&o); err == nil || !strings.Contains(err.Error(), "needs a --cpus limit (NanoCpus): its factory takes a part of fc's") {
+		t.Errorf("prepareSpawn of a tenant's --spawn run without --cpus under a CPU-limited factory = %v", err)
+	}
 	o = RunOptions{Image: "demo", Tenant: "a", SpawnDisk: 1 << 20}
 	if _, err := e.prepareSpawn(&o); err == nil || !strings.Contains(err.Error(), "only with --spawn") {
 		t.Errorf("prepareSpawn of --spawn-disk without --spawn = %v", err)
