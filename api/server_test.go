@@ -294,7 +294,7 @@ func TestRunRequestRoundTrip(t *testing.T) {
 		Publish: []string{"8080:80"}, Egress: []string{"any"}, ReadOnly: true, User: "1:2",
 		Names:   engine.NameOptions{Hostname: "h", DNS: []string{"1.1.1.1"}, AddHosts: []string{"x:1.2.3.4"}},
 		Log:     engine.LogOptions{MaxSize: 0, MaxFile: 1},
-		Ulimits: []engine.Ulimit{{Name: "nofile", Soft: -1, Hard: -1}}, Tenant: "t", Spawn: true, Parent: "p"}
+		Ulimits: []engine.Ulimit{{Name: "nofile", Soft: -1, Hard: -1}}, Tenant: "t", Spawn: true, Parent: "p", SpawnDisk: 64 << 20}
 	o.Limits.MemoryBytes, o.Limits.Pids, o.Limits.CPUMilli, o.Limits.TmpfsBytes, o.Limits.WritableBytes = 0, 0, 250, 4096, 8<<20
 	// Every field is set, so that a field the request does not carry
 	// (as Factory once was not) fails the round trip.

@@ -23,6 +23,7 @@ type TenantAdminEngine interface {
 	ListTenants() ([]*engine.Tenant, error)
 	InspectTenant(name string) (*engine.Tenant, error)
 	RemoveTenant(name string) error
+	WithdrawTenant(name string) error
 	NewTenantToken(name string) (string, error)
 	RevokeTenantToken(name string) error
 }
@@ -38,6 +39,67 @@ type TenantInfo struct {
 	// shown once, when made, and never kept.
 	Token        bool
 	TokenCreated time.Time `json:",omitzero"`
+	// Quota is its factory's quota and what it holds now; inspect and
+	// self only (not the list), and only where the engine has factories.
+	Quota *TenantQuotaUse `json:",omitempty"`
+}
+
+// TenantQuotaUse is a tenant's quota, its factory's, and what all its
+// containers hold of it, their sub-containers at any depth included
+// (their factories are sub-factories of the tenant's: docs/spawn.md).
+type TenantQuotaUse struct {
+	Limit engine.QuotaInfo // 0: no limit of the factory's own
+	// Given is what is taken of it: the quotas of its --spawn
+	// containers' factories (their --memory, --pids, --cpus and
+	// --spawn-disk), and, of disk, its containers' writable layers and
+	// its volumes.
+	Given engine.QuotaInfo
+	// MemoryBytes and Pids are what the kernel charges its factory's
+	// group now: all its containers and their sub-containers together.
+	MemoryBytes int64
+	Pids        int64
+	// Containers counts its containers, sub-containers included.
+	Containers int
+}
+
+// TenantQuotaEngine is what DescribeTenant reads; *engine.Engine has it.
+type TenantQuotaEngine interface {
+	InspectFactory(name string) (*engine.FactoryInfo, error)
+	ListContainers(f engine.Filter) ([]*engine.ContainerInfo, error)
+}
+
+// tenantInfo is t as the API shows it, with its quota and what is used
+// of it where the engine has factories.
+func (s *Server) tenantInfo(t *engine.Tenant) (TenantInfo, error) {
+	if e, ok := s.eng.(TenantQuotaEngine); ok {
+		return DescribeTenant(e, t)
+	}
+	return NewTenantInfo(t), nil
+}
+
+// DescribeTenant is t as oak tenant inspect shows it: with its quota and
+// what all its containers, sub-containers included, hold of it.
+func DescribeTenant(e TenantQuotaEngine, t *engine.Tenant) (TenantInfo, error) {
+	ti := NewTenantInfo(t)
+	fi, err := e.InspectFactory(t.Factory)
+	if errors.Is(err, engine.ErrNoSuchFactory) {
+		return ti, nil // removed by hand (oak factory rm -f): its record says no more
+	}
+	if err != nil {
+		return ti, fmt.Errorf("tenant %s: %w", t.Name, err)
+	}
+	cs, err := e.ListContainers(engine.Filter{})
+	if err != nil {
+		return ti, err
+	}
+	q := &TenantQuotaUse{Limit: fi.Limit, Given: fi.Given, MemoryBytes: fi.Usage.MemoryBytes, Pids: fi.Usage.Pids}
+	for _, ci := range cs {
+		if ci.HostConfig.Tenant == t.Name {
+			q.Containers++
+		}
+	}
+	ti.Quota = q
+	return ti, nil
 }
 
 // NewTenantInfo is t as the API shows it.
@@ -153,7 +215,11 @@ func (s *Server) inspectTenant(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, NewTenantInfo(t))
+	ti, err := s.tenantInfo(t)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ti)
 	return nil
 }
 
@@ -168,22 +234,32 @@ func (s *Server) tenantSelf(w http.ResponseWriter, r *http.Request) error {
 	if c.tenant == nil {
 		return fmt.Errorf("tenant self: %w: uid %d is the host's administrator, not a tenant", engine.ErrNoSuchTenant, c.uid)
 	}
-	writeJSON(w, http.StatusOK, NewTenantInfo(c.tenant))
+	ti, err := s.tenantInfo(c.tenant)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, ti)
 	return nil
 }
 
 func (s *Server) removeTenant(w http.ResponseWriter, r *http.Request) error {
-	if err := parseQuery(r.URL).err; err != nil {
-		return err
+	q := parseQuery(r.URL, "force")
+	force := q.bool("force")
+	if q.err != nil {
+		return q.err
 	}
 	te, err := s.tenantAdmin()
 	if err != nil {
 		return err
 	}
-	if err := te.RemoveTenant(r.PathValue("name")); err != nil {
+	remove := te.RemoveTenant
+	if force {
+		remove = te.WithdrawTenant // with its containers, theirs, and its own factory
+	}
+	if err := remove(r.PathValue("name")); err != nil {
 		return err
 	}
-	s.log.Info("tenant removed", "tenant", r.PathValue("name"))
+	s.log.Info("tenant removed", "tenant", r.PathValue("name"), "force", force)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -248,6 +324,13 @@ func (c *Client) Tenant(ctx context.Context, name string) (*TenantInfo, error) {
 // RemoveTenant removes a tenant (root only).
 func (c *Client) RemoveTenant(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", "/v1/tenants/"+url.PathEscape(name), nil, nil, nil)
+}
+
+// WithdrawTenant removes a tenant with its containers, their
+// sub-containers, and the factory made for it with all that was made
+// from it (root only; oak tenant rm -f).
+func (c *Client) WithdrawTenant(ctx context.Context, name string) error {
+	return c.do(ctx, "DELETE", "/v1/tenants/"+url.PathEscape(name), url.Values{"force": {"1"}}, nil, nil)
 }
 
 // NewTenantToken gives a tenant a new token, revoking its old one, and

@@ -49,6 +49,7 @@ func (f *tenantEngine) NewTenantToken(name string) (string, error) {
 	return tokenA, nil
 }
 func (f *tenantEngine) RevokeTenantToken(name string) error { return f.RemoveTenant(name) }
+func (f *tenantEngine) WithdrawTenant(name string) error    { return f.RemoveTenant(name) }
 
 // doWith is doAs with an Authorization header (none if auth is "").
 func doWith(s *Server, uid uint32, auth []string, method, target, body string) *httptest.ResponseRecorder {

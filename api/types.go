@@ -62,6 +62,10 @@ type RunRequest struct {
 	// Spawn gives the container the capability to make sub-containers
 	// from its own quota (docs/spawn.md); it needs Memory and PidsLimit.
 	Spawn bool `json:",omitempty"`
+	// SpawnDisk, with Spawn, is the disk quota of its factory, which its
+	// own and its sub-containers' writable layers share; 0: none of its
+	// own, or under a factory that limits disk, its StorageSize.
+	SpawnDisk int64 `json:",omitempty"`
 }
 
 // Ulimit is one resource limit set on the container's init; -1 is none.
@@ -87,7 +91,7 @@ func (e *FieldError) Error() string { return "invalid " + e.Field + ": " + e.Err
 func (r *RunRequest) RunOptions() (engine.RunOptions, error) {
 	o := engine.RunOptions{Image: r.Image, Args: r.Cmd, Name: r.Name, Env: r.Env, Workdir: r.WorkingDir,
 		User: r.User, Labels: r.Labels, Factory: r.Factory, AutoRemove: r.AutoRemove, Volumes: r.Volumes, Tmpfs: r.Tmpfs,
-		Publish: r.Publish, PublishAll: r.PublishAll, Egress: r.Egress, TTY: r.Tty, ReadOnly: r.ReadonlyRootfs, Spawn: r.Spawn,
+		Publish: r.Publish, PublishAll: r.PublishAll, Egress: r.Egress, TTY: r.Tty, ReadOnly: r.ReadonlyRootfs, Spawn: r.Spawn, SpawnDisk: r.SpawnDisk,
 		Names: engine.NameOptions{Hostname: r.Hostname, DNS: r.Dns, DNSSearch: r.DnsSearch,
 			DNSOptions: r.DnsOptions, AddHosts: r.ExtraHosts}}
 	if r.Image == "" {
@@ -127,6 +131,9 @@ func (r *RunRequest) RunOptions() (engine.RunOptions, error) {
 	if r.StorageSize < 0 {
 		return o, &FieldError{"StorageSize", "want bytes, 0 for the default"}
 	}
+	if r.SpawnDisk < 0 {
+		return o, &FieldError{"SpawnDisk", "want bytes, 0 for the default"}
+	}
 	o.Log = engine.DefaultLogOptions()
 	if r.LogMaxSize != nil {
 		o.Log.MaxSize = max(*r.LogMaxSize, 0)
@@ -160,7 +167,7 @@ func NewRunRequest(o engine.RunOptions) *RunRequest {
 		Labels: o.Labels, Factory: o.Factory, Memory: &mem, PidsLimit: &pids, NanoCpus: o.Limits.CPUMilli * 1_000_000, TmpfsSize: &tmpfs,
 		StorageSize: o.Limits.WritableBytes, LogMaxSize: &logSize, LogMaxFile: &logFile,
 		ReadonlyRootfs: o.ReadOnly, AutoRemove: o.AutoRemove, Volumes: o.Volumes, Tmpfs: o.Tmpfs,
-		Publish: o.Publish, PublishAll: o.PublishAll, Egress: o.Egress, Tty: o.TTY, Spawn: o.Spawn,
+		Publish: o.Publish, PublishAll: o.PublishAll, Egress: o.Egress, Tty: o.TTY, Spawn: o.Spawn, SpawnDisk: o.SpawnDisk,
 		Hostname: o.Names.Hostname, Dns: o.Names.DNS, DnsSearch: o.Names.DNSSearch, DnsOptions: o.Names.DNSOptions,
 		ExtraHosts: o.Names.AddHosts}
 	if o.Entrypoint != nil {

@@ -63,6 +63,12 @@ type RunOptions struct {
 	// what that container may give (see admitSpawn).
 	Spawn  bool
 	Parent string
+	// SpawnDisk, with Spawn, is the disk quota of the container's
+	// factory (--spawn-disk): what its own writable layer and its
+	// sub-containers' may reserve together. 0: none of its own, or,
+	// under a factory that limits disk (a tenant's), its own writable
+	// layer's size.
+	SpawnDisk int64
 }
 
 // Spec is the resolved form of RunOptions kept in the record, everything a

@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/oak-engine/oak/core"
+	"github.com/oak-engine/oak/sandbox"
 )
 
 // Sub-containers. A container run with --spawn holds one capability
@@ -73,6 +74,9 @@ const (
 func (e *Engine) prepareSpawn(o *RunOptions) (undo func(), err error) {
 	undo = func() {}
 	if !o.Spawn {
+		if o.SpawnDisk != 0 {
+			return undo, errors.New("invalid --spawn-disk: only with --spawn (the disk a --spawn container's factory holds)")
+		}
 		return undo, nil
 	}
 	// A sub-container's is a sub-factory of its parent's: a part of the
@@ -98,10 +102,22 @@ func (e *Engine) prepareSpawn(o *RunOptions) (undo func(), err error) {
 			return undo, fmt.Errorf("invalid --factory %s: a sub-container is made from its parent's factory, %s", o.Factory, pf)
 		}
 		parentFactory, o.Factory = pf, ""
+	} else if o.Tenant != "" {
+		// A tenant's is a sub-factory of the tenant's: a part of the
+		// tenant's quota, so that its containers and every container
+		// under them stay within it together.
+		t, err := e.InspectTenant(o.Tenant)
+		if err != nil {
+			return undo, fmt.Errorf("run: %w", err)
+		}
+		if o.Factory != "" && o.Factory != t.Factory {
+			return undo, fmt.Errorf("invalid --factory %s: a tenant's containers are made from its own factory, %s", o.Factory, t.Factory)
+		}
+		parentFactory, o.Factory = t.Factory, ""
 	}
 	switch {
-	case o.Tenant != "":
-		return undo, errors.New("invalid --spawn: a tenant's containers cannot hold the spawn capability (their factory would have to be made inside the tenant's; not supported)")
+	case o.SpawnDisk < 0:
+		return undo, fmt.Errorf("invalid --spawn-disk %d: negative", o.SpawnDisk)
 	case o.Factory != "":
 		return undo, fmt.Errorf("invalid --factory %s with --spawn: a --spawn container is made from a factory of its own, which its sub-containers share", o.Factory)
 	case o.AutoRemove:
@@ -110,10 +126,32 @@ func (e *Engine) prepareSpawn(o *RunOptions) (undo func(), err error) {
 		return undo, errors.New("invalid --spawn: needs a --memory and a --pids limit, which the container shares with its sub-containers")
 	}
 	name := spawnFactoryPrefix + newFactoryID()
-	q := FactoryQuota{MemoryBytes: o.Limits.MemoryBytes, Pids: o.Limits.Pids, CPUMilli: o.Limits.CPUMilli}
+	q := FactoryQuota{MemoryBytes: o.Limits.MemoryBytes, Pids: o.Limits.Pids, CPUMilli: o.Limits.CPUMilli, DiskBytes: o.SpawnDisk}
+	if parentFactory != "" {
+		var pf Factory
+		if err := readJSON(e.factoryPath(parentFactory), &pf); err != nil {
+			return undo, fmt.Errorf("run --spawn: factory %s: %w", parentFactory, unwrapPath(err))
+		}
+		if pf.Quota.CPUMilli > 0 && q.CPUMilli == 0 {
+			return undo, fmt.Errorf("invalid --spawn: needs a --cpus limit (NanoCpus): its factory takes a part of %s's, which limits CPU", parentFactory)
+		}
+		// Under a factory that limits disk, the factory takes a part of
+		// it too: by default, what the container's own writable layer
+		// needs (its --storage-size), which leaves its sub-containers
+		// --read-only ones; --spawn-disk asks for more.
+		if q.DiskBytes == 0 && pf.Quota.DiskBytes > 0 {
+			q.DiskBytes = o.Limits.WritableBytes
+			if q.DiskBytes == 0 {
+				q.DiskBytes = sandbox.DefaultWritableBytes
+			}
+		}
+	}
 	if _, err := e.CreateFactory(FactoryOptions{Name: name, Parent: parentFactory, Quota: q}); err != nil {
-		if parentFactory != "" {
+		switch {
+		case o.Parent != "":
 			return undo, fmt.Errorf("invalid Spawn: more than the parent has left to give: %w", err)
+		case o.Tenant != "":
+			return undo, fmt.Errorf("run --spawn: more than tenant %s has left to give: %w", o.Tenant, err)
 		}
 		return undo, fmt.Errorf("run --spawn: %w", err)
 	}
@@ -218,7 +256,10 @@ func (e *Engine) admitSpawn(o *RunOptions) error {
 	if !o.Spawn {
 		o.Factory = factory
 	}
-	o.Parent = p.ID
+	// A tenant's container's sub-containers are the tenant's too: it
+	// sees and reaches them, as root does those of its own containers,
+	// and no other tenant learns of them.
+	o.Parent, o.Tenant = p.ID, p.Tenant
 	return nil
 }
 

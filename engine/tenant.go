@@ -302,6 +302,55 @@ func (e *Engine) RemoveTenant(name string) error {
 	return nil
 }
 
+// WithdrawTenant removes tenant name with everything it has (oak tenant
+// rm -f): every container of its, each with its sub-containers, then
+// the tenant as RemoveTenant does. A factory made for the tenant is
+// removed as oak factory rm -f removes one: first marked, so that
+// nothing more is made from it or from a sub-factory of it (the
+// factories of the tenant's --spawn containers), then everything made
+// from it, its volumes included. Of an existing factory (tenant create
+// --factory), only the tenant's containers go; the factory and its
+// volumes stay.
+func (e *Engine) WithdrawTenant(name string) error {
+	op := "tenant rm -f " + name
+	t, err := e.InspectTenant(name)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if t.OwnFactory {
+		if err := e.RemoveFactory(t.Factory, true); err != nil && !errors.Is(err, ErrNoSuchFactory) {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+	}
+	// What is left: its containers in a factory not its own. A
+	// container's removal withdraws its sub-containers first, so the
+	// latest made go first and a sub-container already gone is no error.
+	for round := 0; round < 3; round++ {
+		cs, err := e.List()
+		if err != nil {
+			return err
+		}
+		var errs []error
+		n := 0
+		for i := len(cs) - 1; i >= 0; i-- {
+			if cs[i].Tenant != name {
+				continue
+			}
+			n++
+			if err := e.Remove(cs[i].ID, true); err != nil && !errors.Is(err, ErrNoSuchContainer) {
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return fmt.Errorf("%s: %w", op, err)
+		}
+		if n == 0 {
+			break
+		}
+	}
+	return e.RemoveTenant(name)
+}
+
 // admitTenant checks a run on behalf of tenant o.Tenant and narrows it to
 // what a tenant may ask: its containers' names are its own (kept as
 // TENANT.NAME), they are made from its factory or one of its

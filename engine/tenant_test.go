@@ -141,3 +141,47 @@ func TestTenantNames(t *testing.T) {
 		t.Error("checkTenantName accepts a dot, an empty name or 33 characters")
 	}
 }
+
+// TestAdmitTenantSpawn: a tenant's --spawn container is made from the
+// factory prepareSpawn made for it, a sub-factory of the tenant's; a
+// spawn factory of another's, or one asked for without --spawn, is
+// refused as any other factory.
+func TestAdmitTenantSpawn(t *testing.T) {
+	e := tenantRoot(t)
+	for _, f := range []*Factory{{Name: "spawn-aaaaaaaaaaaa", Parent: "fa"}, {Name: "spawn-bbbbbbbbbbbb", Parent: "fb"}} {
+		f.ID, f.Created, f.Quota = newFactoryID(), time.Now().UTC(), FactoryQuota{MemoryBytes: 64 << 20}
+		if err := e.saveFactory(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	o := RunOptions{Image: "demo", Tenant: "a", Spawn: true, Factory: "spawn-aaaaaaaaaaaa"}
+	if err := e.admitTenant(&o); err != nil || o.Factory != "spawn-aaaaaaaaaaaa" {
+		t.Errorf("admitTenant of a --spawn run in a sub-factory of the tenant's: %v, factory %q", err, o.Factory)
+	}
+	for _, o := range []RunOptions{
+		{Image: "demo", Tenant: "a", Spawn: true, Factory: "spawn-bbbbbbbbbbbb"},
+		{Image: "demo", Tenant: "a", Factory: "spawn-aaaaaaaaaaaa"},
+	} {
+		if err := e.admitTenant(&o); err == nil || !strings.Contains(err.Error(), "its own factory, fa") {
+			t.Errorf("admitTenant(%+v) = %v, want refused as another factory", o, err)
+		}
+	}
+	// Under a factory that limits CPU, the run must say how much of it
+	// its factory takes.
+	fc := &Factory{Name: "fc", ID: newFactoryID(), Created: time.Now().UTC(), Quota: FactoryQuota{MemoryBytes: 256 << 20, CPUMilli: 500}}
+	if err := e.saveFactory(fc); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.CreateTenant(TenantOptions{Name: "c", UIDs: []uint32{4003}, Factory: "fc"}); err != nil {
+		t.Fatal(err)
+	}
+	o = RunOptions{Image: "demo", Tenant: "c", Spawn: true}
+	o.Limits.MemoryBytes, o.Limits.Pids = 64<<20, 16
+	if _, err := e.prepareSpawn(&o); err == nil || !strings.Contains(err.Error(), "needs a --cpus limit (NanoCpus): its factory takes a part of fc's") {
+		t.Errorf("prepareSpawn of a tenant's --spawn run without --cpus under a CPU-limited factory = %v", err)
+	}
+	o = RunOptions{Image: "demo", Tenant: "a", SpawnDisk: 1 << 20}
+	if _, err := e.prepareSpawn(&o); err == nil || !strings.Contains(err.Error(), "only with --spawn") {
+		t.Errorf("prepareSpawn of --spawn-disk without --spawn = %v", err)
+	}
+}

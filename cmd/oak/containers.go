@@ -26,7 +26,7 @@ func newRunCmd(stateRoot func() string) *cobra.Command {
 	var (
 		opts                engine.RunOptions
 		memory, tmpfs, cpus string
-		storage             string
+		storage, spawnDisk  string
 		pids                int64
 		detach, interactive bool
 		tty                 bool
@@ -59,6 +59,11 @@ over its own files and users, a fixed system-call allowlist.`,
 			}
 			if storage != "" {
 				if opts.Limits.WritableBytes, err = engine.ParseBytes("--storage-size", storage); err != nil {
+					return err
+				}
+			}
+			if spawnDisk != "" {
+				if opts.SpawnDisk, err = engine.ParseBytes("--spawn-disk", spawnDisk); err != nil {
 					return err
 				}
 			}
@@ -245,6 +250,7 @@ over its own files and users, a fixed system-call allowlist.`,
 	f.StringArrayVarP(&opts.Publish, "publish", "p", nil, "grant listening: [[HOSTIP:][HOSTPORT]:]PORT[/tcp|udp] (no HOSTPORT: a free one, see oak port)")
 	f.StringArrayVar(&opts.Egress, "egress", nil, "grant connecting: PREFIX[:PORT][/tcp|udp], or any")
 	f.BoolVar(&opts.Spawn, "spawn", false, "with -d: hold the capability to make sub-containers of this image and a subset of these\ngrants, sharing --memory and --pids (fd 3, $OAK_SPAWN_FD; see docs/spawn.md)")
+	f.StringVar(&spawnDisk, "spawn-disk", "", "with --spawn: the disk its factory holds, for its own and its sub-containers'\nwritable layers together (default: none of its own; under a factory that limits disk,\na tenant's, its --storage-size)")
 	f.BoolVar(&opts.ReadOnly, "read-only", false, "run on the image as it is, without a private writable layer")
 	f.StringVar(&opts.Factory, "factory", "", "make the container from this factory (oak factory create): its quota bounds the\ncontainer and its siblings together; --memory, --pids and --cpus default to its limits")
 	f.StringVar(&storage, "storage-size", "", "size of the private writable layer over the image, in memory (default 1g)")

@@ -50,6 +50,7 @@ type tenantAdmin interface {
 	Tenants() ([]api.TenantInfo, error)
 	Tenant(name string) (*api.TenantInfo, error)
 	RemoveTenant(name string) error
+	WithdrawTenant(name string) error
 	NewTenantToken(name string) (string, error)
 	RevokeTenantToken(name string) error
 }
@@ -91,6 +92,9 @@ func (t clientTenants) Tenant(name string) (*api.TenantInfo, error) {
 func (t clientTenants) RemoveTenant(name string) error {
 	return t.c.RemoveTenant(context.Background(), name)
 }
+func (t clientTenants) WithdrawTenant(name string) error {
+	return t.c.WithdrawTenant(context.Background(), name)
+}
 func (t clientTenants) NewTenantToken(name string) (string, error) {
 	return t.c.NewTenantToken(context.Background(), name)
 }
@@ -125,10 +129,14 @@ func (t localTenants) Tenant(name string) (*api.TenantInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	info := api.NewTenantInfo(tn)
+	info, err := api.DescribeTenant(t.e, tn)
+	if err != nil {
+		return nil, err
+	}
 	return &info, nil
 }
 func (t localTenants) RemoveTenant(name string) error             { return t.e.RemoveTenant(name) }
+func (t localTenants) WithdrawTenant(name string) error           { return t.e.WithdrawTenant(name) }
 func (t localTenants) NewTenantToken(name string) (string, error) { return t.e.NewTenantToken(name) }
 func (t localTenants) RevokeTenantToken(name string) error        { return t.e.RevokeTenantToken(name) }
 
@@ -317,21 +325,29 @@ them), from a factory named NAME made for it and removed with it.`,
 	}
 	inspect.ValidArgsFunction = completeNames(false, tenantNames, stateRoot)
 	inspect.Flags().StringVarP(&inspectFormat, "format", "f", "", "json (default) or a Go template such as {{.Factory}}")
+	var force bool
 	rm := &cobra.Command{
-		Use:   "rm NAME...",
+		Use:   "rm [-f] NAME...",
 		Short: "Remove tenants",
 		Long: `Remove tenants: their users are refused from then on. A tenant that still
 has containers is refused; the factory made for a tenant goes with it
-(refused while it holds volumes: remove them, or oak factory rm -f).`,
+(refused while it holds volumes: remove them, or oak factory rm -f).
+With -f, everything the tenant has goes too: its containers, each with
+its sub-containers, and the factory made for it as oak factory rm -f
+removes one (its volumes included).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ta, err := openTenantAdmin(stateRoot)
 			if err != nil {
 				return err
 			}
+			if force {
+				return eachRef(args, ta.WithdrawTenant)
+			}
 			return eachRef(args, ta.RemoveTenant)
 		},
 	}
+	rm.Flags().BoolVarP(&force, "force", "f", false, "remove its containers, their sub-containers and its own factory's volumes too")
 	rm.ValidArgsFunction = completeNames(false, tenantNames, stateRoot)
 	cmd.AddCommand(create, ls, inspect, rm, newTenantTokenCmd(stateRoot))
 	return cmd
