@@ -228,7 +228,7 @@ func (s *Server) tenantFactoryOptions(c caller, fe FactoryEngine, o engine.Facto
 	parent := c.tenant.Factory
 	if o.Parent != "" {
 		var ok bool
-		if parent, ok = engine.ResolveTenantFactory(c.tenant, fs, o.Parent); !ok {
+		if parent, ok = engine.ResolveTenantFactory(c.tenant, fs, o.Parent); !ok || engine.MadeForSpawn(parent) {
 			return o, nil, fmt.Errorf("factory create %s: --parent %s: %w", o.Name, o.Parent, engine.ErrNoSuchFactory)
 		}
 	}

@@ -104,11 +104,14 @@ func (e *Engine) removeRecord(c *Container) error {
 
 // sweepRemoved deletes ROOT/containers/name if it is what is left of a
 // removal (.rm-ID) or a create (.new-ID) that did not finish, its
-// remover or creator dead: no one holds its lock. (A create's directory
-// is made before it is locked: a create that finds it swept makes it
-// again, see writeNewRecord.)
+// remover or creator dead: no one holds its lock. A create's directory
+// is made before it is locked, so one is swept only once it has been
+// left alone for newGrace: a sweep between a create's mkdir and its
+// flock, which listings under load hit often (TestParallelRunRm), would
+// otherwise take it from the create again and again.
 func (e *Engine) sweepRemoved(name string) {
-	if !strings.HasPrefix(name, removedPrefix) && !strings.HasPrefix(name, newPrefix) {
+	isNew := strings.HasPrefix(name, newPrefix)
+	if !strings.HasPrefix(name, removedPrefix) && !isNew {
 		return
 	}
 	dir := filepath.Join(e.Root, "containers", name)
@@ -117,6 +120,10 @@ func (e *Engine) sweepRemoved(name string) {
 		return
 	}
 	defer unix.Close(fd)
+	var st unix.Stat_t
+	if isNew && (unix.Fstat(fd, &st) != nil || time.Since(time.Unix(st.Mtim.Unix())) < newGrace) {
+		return
+	}
 	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
 		os.RemoveAll(dir)
 	}
@@ -260,6 +267,10 @@ func isHex(s string) bool {
 // newPrefix marks the directory of a record being written by create,
 // renamed to ROOT/containers/ID once whole.
 const newPrefix = ".new-"
+
+// newGrace is how long a create's unfinished directory is left before a
+// sweep may take it: far longer than any create's mkdir-to-flock.
+const newGrace = time.Minute
 
 // newRecord makes the record of a new container for opts, resolved into
 // spec, in state created: it reserves the container's name and id block

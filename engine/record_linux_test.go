@@ -293,7 +293,8 @@ func TestCrashedWriterLeftovers(t *testing.T) {
 	left := filepath.Join(e.Root, "containers", removedPrefix+newID())
 	making := filepath.Join(e.Root, "containers", newPrefix+newID())
 	leftNew := filepath.Join(e.Root, "containers", newPrefix+newID())
-	for _, d := range []string{held, left, making, leftNew} {
+	fresh := filepath.Join(e.Root, "containers", newPrefix+newID()) // made, not locked yet
+	for _, d := range []string{held, left, making, leftNew, fresh} {
 		if err := os.MkdirAll(filepath.Join(d, "scratch"), 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -301,6 +302,16 @@ func TestCrashedWriterLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// A create's directory is swept only once left alone for newGrace.
+	age := func(ds ...string) {
+		for _, d := range ds {
+			old := time.Now().Add(-2 * newGrace)
+			if err := os.Chtimes(d, old, old); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	age(making, leftNew)
 	var locks []*os.File
 	for _, d := range []string{held, making} {
 		f, err := os.Open(d)
@@ -321,7 +332,7 @@ func TestCrashedWriterLeftovers(t *testing.T) {
 	if _, err := os.Lstat(leftNew); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("a create whose creator died is not swept: %v", err)
 	}
-	for _, d := range []string{held, making} {
+	for _, d := range []string{held, making, fresh} {
 		if _, err := os.Lstat(d); err != nil {
 			t.Errorf("%s, in progress, was swept: %v", filepath.Base(d), err)
 		}
@@ -329,6 +340,7 @@ func TestCrashedWriterLeftovers(t *testing.T) {
 	for _, f := range locks {
 		f.Close()
 	}
+	age(making, fresh)
 	e.List()
 	checkNothingLeft(t, e)
 }

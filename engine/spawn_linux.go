@@ -311,10 +311,15 @@ func (e *Engine) lockBarrier() error {
 	return nil
 }
 
+// MadeForSpawn reports whether factory name is one made for a --spawn
+// container (by prepareSpawn), which goes with that container: no run
+// but its sub-containers' and no factory of a tenant's is made from it.
+func MadeForSpawn(name string) bool { return strings.HasPrefix(name, spawnFactoryPrefix) }
+
 // isSubFactory reports whether factory name is a spawn factory made
 // under parent.
 func (e *Engine) isSubFactory(name, parent string) bool {
-	if !strings.HasPrefix(name, spawnFactoryPrefix) {
+	if !MadeForSpawn(name) {
 		return false
 	}
 	var f Factory

@@ -376,13 +376,18 @@ func (e *Engine) admitTenant(o *RunOptions) error {
 		return fmt.Errorf("invalid image %q: a tenant runs stored images (oak images), not host directories", o.Image)
 	}
 	factory := t.Factory
-	if o.Factory != "" && o.Factory != t.Factory {
+	switch {
+	case o.Spawn && e.isSubFactory(o.Factory, t.Factory):
+		factory = o.Factory // made for it by prepareSpawn, of the tenant's quota
+	case o.Factory != "" && o.Factory != t.Factory:
 		fs, err := e.ListFactories()
 		if err != nil {
 			return fmt.Errorf("run: %w", err)
 		}
 		var ok bool
-		if factory, ok = ResolveTenantFactory(t, fs, o.Factory); !ok {
+		// A --spawn container's factory is taken only by the run it
+		// was made for and by that container's sub-containers.
+		if factory, ok = ResolveTenantFactory(t, fs, o.Factory); !ok || MadeForSpawn(factory) {
 			return fmt.Errorf("invalid --factory %s: a tenant's containers are made from its own factory, %s, or one of its sub-factories (oak factory ls)", o.Factory, t.Factory)
 		}
 	}
