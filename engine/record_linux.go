@@ -38,6 +38,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,10 +106,11 @@ func (e *Engine) removeRecord(c *Container) error {
 // sweepRemoved deletes ROOT/containers/name if it is what is left of a
 // removal (.rm-ID) or a create (.new-ID) that did not finish, its
 // remover or creator dead: no one holds its lock. A create's directory
-// is made before it is locked, so one is swept only once it has been
-// left alone for newGrace: a sweep between a create's mkdir and its
+// is made before it is locked, so an empty one is left until it has
+// been alone for newGrace: a sweep between a create's mkdir and its
 // flock, which listings under load hit often (TestParallelRunRm), would
-// otherwise take it from the create again and again.
+// otherwise take it from the create again and again. One with anything
+// in it was locked by its creator, so no one holding it means dead.
 func (e *Engine) sweepRemoved(name string) {
 	isNew := strings.HasPrefix(name, newPrefix)
 	if !strings.HasPrefix(name, removedPrefix) && !isNew {
@@ -120,13 +122,27 @@ func (e *Engine) sweepRemoved(name string) {
 		return
 	}
 	defer unix.Close(fd)
-	var st unix.Stat_t
-	if isNew && (unix.Fstat(fd, &st) != nil || time.Since(time.Unix(st.Mtim.Unix())) < newGrace) {
+	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
 		return
 	}
-	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) == nil {
-		os.RemoveAll(dir)
+	if isNew && emptyDir(dir) {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil || time.Since(time.Unix(st.Mtim.Unix())) < newGrace {
+			return
+		}
 	}
+	os.RemoveAll(dir)
+}
+
+// emptyDir reports whether directory dir has no entry.
+func emptyDir(dir string) bool {
+	f, err := os.Open(dir)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	_, err = f.Readdirnames(1)
+	return err == io.EOF
 }
 
 // settleIfDead settles container id (see settle) under its lock if its

@@ -293,8 +293,7 @@ func TestCrashedWriterLeftovers(t *testing.T) {
 	left := filepath.Join(e.Root, "containers", removedPrefix+newID())
 	making := filepath.Join(e.Root, "containers", newPrefix+newID())
 	leftNew := filepath.Join(e.Root, "containers", newPrefix+newID())
-	fresh := filepath.Join(e.Root, "containers", newPrefix+newID()) // made, not locked yet
-	for _, d := range []string{held, left, making, leftNew, fresh} {
+	for _, d := range []string{held, left, making, leftNew} {
 		if err := os.MkdirAll(filepath.Join(d, "scratch"), 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -302,16 +301,12 @@ func TestCrashedWriterLeftovers(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// A create's directory is swept only once left alone for newGrace.
-	age := func(ds ...string) {
-		for _, d := range ds {
-			old := time.Now().Add(-2 * newGrace)
-			if err := os.Chtimes(d, old, old); err != nil {
-				t.Fatal(err)
-			}
-		}
+	// A create's directory not locked yet is empty: it is swept only
+	// once left alone for newGrace.
+	fresh := filepath.Join(e.Root, "containers", newPrefix+newID())
+	if err := os.Mkdir(fresh, 0o700); err != nil {
+		t.Fatal(err)
 	}
-	age(making, leftNew)
 	var locks []*os.File
 	for _, d := range []string{held, making} {
 		f, err := os.Open(d)
@@ -340,7 +335,10 @@ func TestCrashedWriterLeftovers(t *testing.T) {
 	for _, f := range locks {
 		f.Close()
 	}
-	age(making, fresh)
+	old := time.Now().Add(-2 * newGrace)
+	if err := os.Chtimes(fresh, old, old); err != nil {
+		t.Fatal(err)
+	}
 	e.List()
 	checkNothingLeft(t, e)
 }
