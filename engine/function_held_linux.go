@@ -162,9 +162,10 @@ func (h *heldLaunch) abandon() {
 // its output is drained, with the command's status as its init reported
 // it (sandbox.Process.Exited); teardown, which the caller must call (after
 // its answer is out), waits for the container's end, removes its groups,
-// and removes c's record.
+// and removes c's record. started, if not nil, is called once the command
+// is executing.
 func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeout time.Duration,
-	stdin io.Reader, stdout, stderr io.Writer) (st sandbox.Exit, ran, timedOut bool, err error, teardown func()) {
+	stdin io.Reader, stdout, stderr io.Writer, started func()) (st sandbox.Exit, ran, timedOut bool, err error, teardown func()) {
 	// The command's stderr and the network service's word share stderr;
 	// nothing reaches it after runHeld returns.
 	var errMu sync.Mutex
@@ -196,6 +197,9 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 	h.release <- nil
 	r := <-h.started
 	trace.Mark("function: command executing")
+	if r.err == nil && started != nil {
+		started()
+	}
 	if r.err != nil {
 		h.stopNet()
 		copiers.Wait()
@@ -285,10 +289,11 @@ func (s *switchWriter) Write(b []byte) (int, error) {
 func (e *Engine) invokeHeld(ctx context.Context, f *Function, ws *warmSandbox, stdin io.Reader, stdout, stderr io.Writer) (Invocation, func(), error) {
 	inv := Invocation{ID: ws.c.ID, Warm: true}
 	start := time.Now()
-	st, ran, timedOut, err, teardown := e.runHeld(ctx, ws.c, ws.held, f.Limits.Timeout, stdin, stdout, stderr)
+	st, ran, timedOut, err, teardown := e.runHeld(ctx, ws.c, ws.held, f.Limits.Timeout, stdin, stdout, stderr,
+		func() { inv.Launch = time.Since(start) })
 	inv.Ran = time.Since(start)
 	if !ran {
-		return Invocation{}, teardown, fmt.Errorf("function invoke %s: run %s: %w", f.Name, f.Image, e.explainLaunch(ws.c, err))
+		return Invocation{LaunchFailed: true}, teardown, fmt.Errorf("function invoke %s: run %s: %w", f.Name, f.Image, e.explainLaunch(ws.c, err))
 	}
 	inv.Code, inv.OOMKilled, inv.TimedOut = st.Code, st.OOMKilled, timedOut
 	return inv, teardown, err

@@ -24,6 +24,15 @@ type Invocation struct {
 	Warm      bool          // served by a warm sandbox
 	Queued    time.Duration // time waiting for a slot of the function's concurrency
 	Ran       time.Duration // time from the container's creation to its end
+	// Launch is its launch's time, from its slot taken to its command
+	// executing (for a warm sandbox, the release of its held launch);
+	// LaunchFailed says
+	// a launch was tried and the command never ran. Neither is set for
+	// an invocation that never got as far as a launch (no such function,
+	// no slot before the caller left). A front end counts launches by
+	// them, as it counts any container's.
+	Launch       time.Duration
+	LaunchFailed bool
 }
 
 // FunctionLabel is the label every invocation's container carries: the
@@ -101,6 +110,7 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	}
 	inv.Queued = time.Since(queued)
 	trace.Mark("function: slot taken")
+	slotted := time.Now()
 
 	if stdout == nil {
 		stdout = io.Discard
@@ -141,10 +151,12 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	} else {
 		sandbox.PrimeMoves()
 		if c, spec, err = e.create(invocationOptions(f)); err != nil {
+			inv.LaunchFailed = true
 			return inv, fmt.Errorf("%s: %w", op, err)
 		}
 		if err := e.prepare(c); err != nil {
 			e.discard(c)
+			inv.LaunchFailed = true
 			return inv, fmt.Errorf("%s: run %s: %w", op, f.Image, e.explainLaunch(c, err))
 		}
 	}
@@ -175,11 +187,17 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 		}
 		sigs <- syscall.SIGKILL
 	}()
-	exit, err := e.supervise(c, spec, Stdio{Stdin: in, Stdout: stdout, Stderr: stderr}, sigs, nil)
+	launched := func(err error) {
+		if err == nil {
+			inv.Launch = time.Since(slotted)
+		}
+	}
+	exit, err := e.supervise(c, spec, Stdio{Stdin: in, Stdout: stdout, Stderr: stderr}, sigs, launched)
 	close(done)
 	watcher.Wait()
 	inv.Ran = time.Since(start)
 	if err != nil && exit.ID == "" {
+		inv.LaunchFailed = inv.Launch == 0
 		return inv, fmt.Errorf("%s: %w", op, err)
 	}
 	inv.Code, inv.OOMKilled, inv.TimedOut = exit.Code, exit.OOMKilled, timedOut.Load()
