@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/oak-engine/oak/engine"
 	"github.com/oak-engine/oak/internal/trace"
+	"github.com/oak-engine/oak/services/netsvc"
 )
 
 // FunctionEngine is what the function routes ask of the engine;
@@ -652,6 +654,37 @@ func (m *metrics) invoked(function, result string, d time.Duration) {
 	m.fn.set.GetOrCreateCounter(`oak_invocations_total{function=` + fn + `,result="` + result + `"}`).Inc()
 	if result != "failed" {
 		m.fn.set.GetOrCreatePrometheusHistogramExt(`oak_invocation_seconds{function=`+fn+`}`, invocationBuckets).Update(d.Seconds())
+	}
+}
+
+// functionCounter is how the engine reads the trapped calls of the
+// invocations it ended, by function (*engine.Engine has it).
+type functionCounter interface {
+	FunctionNetCounts() map[string]*engine.NetCounts
+}
+
+// writeFunctionNetCounts writes the trapped calls of ended invocations by
+// function, call and outcome, as oak_trapped_calls_total{function=...}:
+// an invocation's container is counted by its container while it runs
+// and by its function once it is removed (its counters file goes with
+// it), so that the two kinds of series together count every call once.
+// Only calls that happened have a series.
+func writeFunctionNetCounts(w io.Writer, fs map[string]*engine.NetCounts) {
+	names := make([]string, 0, len(fs))
+	for n := range fs {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fn := strconv.Quote(n)
+		for k, row := range fs[n].Calls {
+			for o, v := range row {
+				if v > 0 && k < len(netsvc.Calls) && o < len(netsvc.Outcomes) {
+					vm.WriteCounterUint64(w, `oak_trapped_calls_total{function=`+fn+`,call="`+netsvc.Calls[k]+
+						`",outcome="`+netsvc.Outcomes[o]+`"}`, v)
+				}
+			}
+		}
 	}
 }
 

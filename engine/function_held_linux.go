@@ -44,6 +44,7 @@ type heldLaunch struct {
 	stdout  *os.File
 	stderr  *os.File
 	log     *switchWriter // the network service's word: the invocation's stderr while it runs
+	net     *netService
 	stopNet context.CancelFunc
 	release chan error // nil lets the launch go; an error abandons it
 	started chan startResult
@@ -128,7 +129,7 @@ func (e *Engine) hold(c *Container, spec *Spec) (*heldLaunch, error) {
 		// its first: started now, it is not on the invocation's way.
 		sctx, stop := context.WithCancel(context.Background())
 		h.stopNet = stop
-		serveNetwork(sctx, p, auth, h.log, nil)
+		h.net = serveNetwork(sctx, p, auth, h.log, e.openNetCounts(c.ID))
 		// A crash of this process from here on leaves a record whose
 		// init the next oak kills (settle).
 		c.Pid, c.PidStart = p.Pid(), pidStart(p.Pid())
@@ -243,6 +244,7 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 		p.Wait() // the container's end, its groups removed
 		trace.Mark("function: torn down")
 		h.stopNet()
+		h.net.waitServed() // its calls all counted, before its record (and counters) go
 		if running.Stop() {
 			recording.Done()
 		}

@@ -591,3 +591,49 @@ func TestFunctionStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestFunctionTrappedCalls: the trapped calls of functions' invocations
+// are counted, a warm sandbox's as a cold one's, and stay exported by
+// function once the invocations' containers are gone.
+func TestFunctionTrappedCalls(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	// No grant: the socket call is refused by the offline service.
+	o.function("--warm", "1", "--concurrency", "2", "probe", rootfsDir, "/bin/probe", "socket", "2", "1")
+	o.waitFunction("probe", "1 warm", func(f functionInfo) bool { return f.WarmReady == 1 })
+	c := o.apiClient()
+	warm := 0
+	for i := 0; i < 3; i++ {
+		resp, err := c.Post("http://oak/v1/functions/probe/invoke", "application/octet-stream", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "err EACCES" {
+			t.Fatalf("invoke %d: %d %q, want the probe's EACCES", i, resp.StatusCode, body)
+		}
+		if resp.Header.Get("X-Oak-Warm") == "true" {
+			warm++
+		}
+	}
+	if warm == 0 {
+		t.Fatal("no invocation was served by a warm sandbox")
+	}
+	key := `oak_trapped_calls_total{function="probe",call="socket",outcome="denied"}`
+	for deadline := time.Now().Add(oakTimeout); ; time.Sleep(50 * time.Millisecond) {
+		m := o.scrape()
+		if m[key] == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v after 3 invocations (%d warm), want 3; trapped calls: %v", key, m[key], warm,
+				with(m, "oak_trapped_calls_total"))
+		}
+	}
+	// The launches are counted too: three invocations, and the one
+	// warm sandbox made after each warm one is not a launch until used.
+	if m := o.scrape(); m[`oak_launches_total{result="ok"}`] != 3 || m[`oak_launch_seconds_count`] != 3 {
+		t.Errorf("launches: %v, want 3 ok and 3 timed", with(m, "oak_launch"))
+	}
+}
