@@ -159,7 +159,7 @@ type netService struct {
 	local    *os.File // the container's local-socket channel, handed to each service
 	auth     *authority
 	log      io.Writer
-	counts   *netCounts // nil counts nothing
+	counts   *netCounts    // nil counts nothing
 	served   chan struct{} // closed once no service serves the container, its last call counted
 
 	mu  sync.Mutex
