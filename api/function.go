@@ -301,8 +301,13 @@ func (s *Server) invokeFunction(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("invoke %s: %w", name, errInvokeTooLarge)
 	}
 	form := invokeForm(r)
-	// The body is read while the answer is written.
+	// The body is read while the answer is written. A handler that
+	// returns with the body not read to its end must close it, or the
+	// server's read of the next request races the body's (golang/go#68560);
+	// the close waits for a read still under way (a warm invocation's
+	// stdin feeder, bounded by the body's deadline).
 	http.NewResponseController(w).EnableFullDuplex()
+	defer r.Body.Close()
 	ctx, cancel := context.WithCancel(r.Context())
 	defer cancel()
 	in := &invokeBody{r: r.Body, left: MaxInvokeBody, cancel: cancel}

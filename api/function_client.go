@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -91,6 +92,10 @@ func (c *Client) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 			res = new(InvokeResult)
 			return json.Unmarshal(b, res)
 		})
+		var ae *Error
+		if errors.As(err, &ae) {
+			return inv, err // the daemon's, which names the invocation
+		}
 		if err != nil {
 			return inv, fmt.Errorf("invoke %s: %w", name, err)
 		}

@@ -76,6 +76,12 @@ func (f *fakeFunctions) Invoke(ctx context.Context, name string, stdin io.Reader
 		fmt.Fprint(stdout, n)
 		io.Copy(stderr, io.LimitReader(repeatE{}, n))
 		return engine.Invocation{ID: "c6", Launch: time.Millisecond}, nil
+	case "early":
+		// Writes before it reads its input, and after.
+		io.WriteString(stdout, "started\n")
+		io.Copy(io.Discard, stdin)
+		io.WriteString(stdout, "done\n")
+		return engine.Invocation{ID: "c8", Launch: time.Millisecond}, nil
 	case "broken":
 		// A launch that failed: its container was made, its command never ran.
 		return engine.Invocation{ID: "c7", LaunchFailed: true}, errors.New("run demo: exec /nope: no such file")
@@ -481,26 +487,23 @@ func TestInvokeTooLarge(t *testing.T) {
 	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return c.dial()
 	}}}
-	for _, declared := range []bool{false, true} {
-		body := io.NopCloser(io.LimitReader(repeatE{}, MaxInvokeBody+1))
-		req, _ := http.NewRequestWithContext(ctx, "POST", "http://oak/v1/functions/count/invoke", body)
-		req.Header.Set("Accept", "application/json")
-		req.ContentLength = -1
-		if declared {
-			req.ContentLength = MaxInvokeBody + 1
-		}
-		resp, err := hc.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var e ErrorBody
-		json.NewDecoder(resp.Body).Decode(&e)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusRequestEntityTooLarge || e.Code != CodeTooLarge || !strings.Contains(e.Error, "stdin") && !declared {
-			t.Errorf("JSON, declared length %v: %d %+v, want 413 too_large", declared, resp.StatusCode, e)
-		}
+	// JSON, chunked. (A declared length above the bound is refused before
+	// anything is read: TestFunctionRoutes.)
+	body := io.NopCloser(io.LimitReader(repeatE{}, MaxInvokeBody+1))
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://oak/v1/functions/count/invoke", body)
+	req.Header.Set("Accept", "application/json")
+	req.ContentLength = -1
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if got := invocations(t, reg, "count", "failed"); got != 2 { // the declared one never ran
+	var e ErrorBody
+	json.NewDecoder(resp.Body).Decode(&e)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || e.Code != CodeTooLarge || !strings.Contains(e.Error, "stdin") {
+		t.Errorf("JSON, chunked: %d %+v, want 413 too_large about stdin", resp.StatusCode, e)
+	}
+	if got := invocations(t, reg, "count", "failed"); got != 2 {
 		t.Errorf("oak_invocations_total{function=count,result=failed} = %v, want 2", got)
 	}
 }
@@ -560,5 +563,61 @@ func TestInvokeLaunchMetrics(t *testing.T) {
 	}
 	if got := invocations(t, reg, "broken", "failed"); got != 1 {
 		t.Errorf("oak_invocations_total{function=broken,result=failed} = %v, want 1", got)
+	}
+}
+
+// FuzzInvokeForm: any Accept and TE fields are read without a panic; a
+// request that lists the framed type gets frames, whatever else it
+// lists; one that lists JSON and not the framed type gets JSON.
+func FuzzInvokeForm(f *testing.F) {
+	f.Add("application/json;q=0.9, */*", "trailers")
+	f.Add(StreamContentType, "")
+	f.Add(",,;;", ",")
+	f.Fuzz(func(t *testing.T, accept, te string) {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.Header["Accept"] = []string{accept}
+		r.Header["Te"] = []string{te}
+		form := invokeForm(r)
+		r.Header["Accept"] = []string{accept + ", " + StreamContentType}
+		if invokeForm(r) != formFramed {
+			t.Fatalf("Accept %q: not framed", r.Header["Accept"])
+		}
+		if form == formFramed {
+			return
+		}
+		r.Header["Accept"] = []string{accept + ", Application/JSON; charset=utf-8"}
+		if invokeForm(r) != formJSON {
+			t.Fatalf("Accept %q: not JSON", r.Header["Accept"])
+		}
+	})
+}
+
+// TestInvokeStreamedTooLarge: a streamed answer (TE: trailers) whose
+// command wrote before its input went over the bound is aborted, not
+// ended with trailers that would make it look whole; a framed one ends
+// with the refusal.
+func TestInvokeStreamedTooLarge(t *testing.T) {
+	c, _, _ := newFunctionServer(t)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return c.dial()
+	}}}
+	req, _ := http.NewRequest("POST", "http://oak/v1/functions/early/invoke", io.LimitReader(repeatE{}, MaxInvokeBody+1))
+	req.ContentLength = -1
+	req.Header.Set("TE", "trailers")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || resp.Trailer.Get(HeaderExitCode) != "" || !strings.HasPrefix(string(body), "started") {
+		t.Fatalf("streamed: %d %q, %v, trailers %v: want an aborted answer", resp.StatusCode, body, err, resp.Trailer)
+	}
+	var out bytes.Buffer
+	_, err = c.Invoke(context.Background(), "early", io.LimitReader(repeatE{}, MaxInvokeBody+1), &out, nil)
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Code != CodeTooLarge || !strings.HasPrefix(out.String(), "started\n") ||
+		strings.Count(err.Error(), "invoke early") != 1 {
+		t.Fatalf("framed: %v, stdout %q: want the output, then a too_large error", err, out.String())
 	}
 }

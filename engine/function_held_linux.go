@@ -189,8 +189,13 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 	copy(stdout, h.stdout)
 	copy(lockedErr, h.stderr)
 	go func() {
+		// EPIPE once the command is gone without reading it all. An input
+		// that failed is no end of input: the command's stdin stays open
+		// until it has ended (see stdinFile).
 		if stdin != nil {
-			io.Copy(h.stdin, stdin) // EPIPE once the command is gone without reading it all
+			if _, err := io.Copy(h.stdin, stdin); err != nil {
+				return
+			}
 		}
 		h.stdin.Close()
 	}()
@@ -202,6 +207,7 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 		started()
 	}
 	if r.err != nil {
+		h.stdin.Close()
 		h.stopNet()
 		copiers.Wait()
 		e.discard(c)
@@ -236,6 +242,7 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 	}()
 	st, werr := p.Exited()
 	trace.Mark("function: exited")
+	h.stdin.Close() // if its input failed (see above)
 	close(done)
 	killed.Wait()
 	copiers.Wait()
