@@ -419,7 +419,8 @@ func (e *Engine) diskBounds(name string) bool {
 	for _, f := range fs {
 		byName[f.Name] = f
 	}
-	for n, seen := name, 0; n != "" && seen <= len(fs); seen++ {
+	n := name
+	for seen := 0; n != "" && seen <= len(fs); seen++ {
 		f := byName[n]
 		if f == nil {
 			return true // admit names what is missing
@@ -429,7 +430,7 @@ func (e *Engine) diskBounds(name string) bool {
 		}
 		n = f.Parent
 	}
-	return false
+	return n != "" // a cycle: corrupt records, which admit reports
 }
 
 // pidsLeft refuses a launch into a factory whose tasks are used up (the

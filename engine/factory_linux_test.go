@@ -30,7 +30,8 @@ func TestDiskBounds(t *testing.T) {
 	for _, f := range []struct {
 		name, parent string
 		disk         int64
-	}{{"top", "", 0}, {"mid", "top", 0}, {"disked", "", 1 << 30}, {"under", "disked", 0}, {"orphan", "gone", 0}} {
+	}{{"top", "", 0}, {"mid", "top", 0}, {"disked", "", 1 << 30}, {"under", "disked", 0}, {"orphan", "gone", 0},
+		{"loop1", "loop2", 0}, {"loop2", "loop1", 0}} {
 		rec := &Factory{Name: f.name, ID: newFactoryID(), Parent: f.parent,
 			Quota: FactoryQuota{MemoryBytes: 256 << 20, DiskBytes: f.disk}, Created: time.Now().UTC()}
 		if err := e.saveFactory(rec); err != nil {
@@ -38,7 +39,7 @@ func TestDiskBounds(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]bool{"": false, "top": false, "mid": false,
-		"disked": true, "under": true, "orphan": true, "nope": true} {
+		"disked": true, "under": true, "orphan": true, "nope": true, "loop1": true} {
 		if got := e.diskBounds(name); got != want {
 			t.Errorf("diskBounds(%q) = %v, want %v", name, got, want)
 		}
