@@ -1,13 +1,18 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/oak-engine/oak/engine"
@@ -44,32 +49,28 @@ func (c *Client) RemoveFunction(ctx context.Context, name string) error {
 	return c.do(ctx, "DELETE", "/v1/functions/"+url.PathEscape(name), nil, nil, nil)
 }
 
-// Invoke runs one invocation of function name with stdin (read whole
-// first, at most MaxInvokeBody bytes) as its input, copies its stdout to
-// stdout as the command writes it (the answer streams: the request says
-// it takes trailers) and its stderr (at most MaxInvokeStderr bytes) to
-// stderr at the end, and returns how it ended. From a daemon that answers
-// buffered, with the status in headers, it takes those.
+// Invoke runs one invocation of function name with stdin as its input
+// (streamed to the daemon as it is read; at most MaxInvokeBody bytes),
+// copies its stdout and stderr to stdout and stderr as the command writes
+// them, all of them (the answer is framed: the request accepts
+// StreamContentType), and returns how it ended. From an older daemon,
+// which answers streamed with the status in trailers (or buffered, in
+// headers), it takes those, and says on stderr what that answer cut.
 func (c *Client) Invoke(ctx context.Context, name string, stdin io.Reader, stdout, stderr io.Writer) (engine.Invocation, error) {
 	var inv engine.Invocation
 	path := "/v1/functions/" + url.PathEscape(name) + "/invoke"
-	var in []byte
-	if stdin != nil {
-		b, err := io.ReadAll(io.LimitReader(stdin, MaxInvokeBody+1))
-		if err != nil {
-			return inv, fmt.Errorf("invoke %s: stdin: %w", name, err)
-		}
-		if len(b) > MaxInvokeBody {
-			return inv, fmt.Errorf("invoke %s: stdin above %d bytes", name, MaxInvokeBody)
-		}
-		in = b
+	body, size, err := invokeInput(stdin)
+	if err != nil {
+		return inv, fmt.Errorf("invoke %s: stdin: %w", name, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, "POST", "http://oak"+path, bytesReader(in))
+	req, err := http.NewRequestWithContext(ctx, "POST", "http://oak"+path, body)
 	if err != nil {
 		return inv, err
 	}
+	req.ContentLength = size
 	req.Header.Set("Content-Type", "application/octet-stream")
 	c.authorize(req)
+	req.Header.Set("Accept", StreamContentType)
 	req.Header.Set("TE", "trailers")
 	resp, err := c.http.Do(req)
 	if err != nil {
@@ -81,6 +82,28 @@ func (c *Client) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	}
 	if stdout == nil {
 		stdout = io.Discard
+	}
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	if resp.Header.Get("Content-Type") == StreamContentType {
+		var res *InvokeResult
+		err := readFramesTo(resp.Body, stdout, stderr, func(b []byte) error {
+			res = new(InvokeResult)
+			return json.Unmarshal(b, res)
+		})
+		var ae *Error
+		if errors.As(err, &ae) {
+			return inv, err // the daemon's, which names the invocation
+		}
+		if err != nil {
+			return inv, fmt.Errorf("invoke %s: %w", name, err)
+		}
+		if res == nil {
+			return inv, fmt.Errorf("invoke %s: the answer ended without the invocation's result", name)
+		}
+		return engine.Invocation{ID: res.Id, Code: res.ExitCode, TimedOut: res.TimedOut, OOMKilled: res.OOMKilled,
+			Warm: res.Warm, Queued: time.Duration(res.QueueSeconds * float64(time.Second))}, nil
 	}
 	if _, err := io.Copy(stdout, resp.Body); err != nil {
 		return inv, fmt.Errorf("invoke %s: stdout: %w", name, err)
@@ -106,14 +129,42 @@ func (c *Client) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	if q, err := strconv.ParseFloat(field(HeaderQueueSeconds), 64); err == nil {
 		inv.Queued = time.Duration(q * float64(time.Second))
 	}
-	if field(HeaderStdoutCut) == "true" && stderr != nil {
+	if field(HeaderStdoutCut) == "true" {
 		fmt.Fprintf(stderr, "oak: stdout cut at %d bytes\n", MaxInvokeStdout)
 	}
-	if stderr != nil && len(errb) > 0 {
-		stderr.Write(errb)
-	}
-	if field(HeaderStderrCut) == "true" && stderr != nil {
-		fmt.Fprintf(stderr, "oak: stderr cut at %d bytes\n", len(errb))
+	stderr.Write(errb)
+	if field(HeaderStderrCut) == "true" {
+		total := field(HeaderStderrBytes)
+		if total == "" {
+			total = "more"
+		}
+		fmt.Fprintf(stderr, "oak: stderr cut at %d of %s bytes\n", len(errb), total)
 	}
 	return inv, nil
+}
+
+// invokeInput is stdin as an invocation's request body, and its length
+// when known (a regular file's rest; -1 otherwise, sent chunked as it is
+// read). A file known to be above MaxInvokeBody is refused here. The
+// body is never closed by the request (stdin stays the caller's).
+func invokeInput(stdin io.Reader) (io.Reader, int64, error) {
+	switch v := stdin.(type) {
+	case nil:
+		return nil, 0, nil
+	case *bytes.Reader:
+		return v, int64(v.Len()), nil
+	case *strings.Reader:
+		return v, int64(v.Len()), nil
+	case *os.File:
+		if st, err := v.Stat(); err == nil && st.Mode().IsRegular() {
+			if off, err := v.Seek(0, io.SeekCurrent); err == nil {
+				n := max(st.Size()-off, 0)
+				if n > MaxInvokeBody {
+					return nil, 0, fmt.Errorf("%d bytes, above the limit of %d", n, MaxInvokeBody)
+				}
+				return io.NopCloser(io.LimitReader(v, n)), n, nil
+			}
+		}
+	}
+	return io.NopCloser(stdin), -1, nil
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/base64"
@@ -54,12 +55,43 @@ func (f *fakeFunctions) RemoveFunction(name string) error {
 
 func (f *fakeFunctions) Invoke(ctx context.Context, name string, stdin io.Reader, stdout, stderr io.Writer) (engine.Invocation, error) {
 	f.client = engine.InvokerOf(ctx)
+	switch name {
+	case "first":
+		// Answers with its input's first line, not waiting for the rest:
+		// only an input streamed in reaches it before the body's end.
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil {
+			return engine.Invocation{ID: "c5", Code: 1, Launch: time.Millisecond}, nil
+		}
+		io.WriteString(stdout, line)
+		return engine.Invocation{ID: "c5", Launch: time.Millisecond}, nil
+	case "count":
+		// Says how much input it read, or that reading it failed, and
+		// writes its input's size to stderr, in bytes of "e".
+		n, err := io.Copy(io.Discard, stdin)
+		if err != nil {
+			io.WriteString(stdout, "read error")
+			return engine.Invocation{ID: "c6", Launch: time.Millisecond}, nil
+		}
+		fmt.Fprint(stdout, n)
+		io.Copy(stderr, io.LimitReader(repeatE{}, n))
+		return engine.Invocation{ID: "c6", Launch: time.Millisecond}, nil
+	case "early":
+		// Writes before it reads its input, and after.
+		io.WriteString(stdout, "started\n")
+		io.Copy(io.Discard, stdin)
+		io.WriteString(stdout, "done\n")
+		return engine.Invocation{ID: "c8", Launch: time.Millisecond}, nil
+	case "broken":
+		// A launch that failed: its container was made, its command never ran.
+		return engine.Invocation{ID: "c7", LaunchFailed: true}, errors.New("run demo: exec /nope: no such file")
+	}
 	in, _ := io.ReadAll(stdin)
 	switch name {
 	case "echo":
 		stdout.Write(bytes.ToUpper(in))
 		io.WriteString(stderr, "note")
-		return engine.Invocation{ID: "c1"}, nil
+		return engine.Invocation{ID: "c1", Launch: 2 * time.Millisecond}, nil
 	case "fail":
 		io.WriteString(stdout, "partial")
 		stderr.Write(bytes.Repeat([]byte("e"), MaxInvokeStderr+10))
@@ -79,6 +111,16 @@ func (f *fakeFunctions) Invoke(ctx context.Context, name string, stdin io.Reader
 		return engine.Invocation{ID: "c4", Code: 5}, nil
 	}
 	return engine.Invocation{}, fmt.Errorf("function %s: %w", name, engine.ErrNoSuchFunction)
+}
+
+// repeatE reads as an endless run of "e".
+type repeatE struct{}
+
+func (repeatE) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = 'e'
+	}
+	return len(p), nil
 }
 
 func newFunctionServer(t *testing.T) (*Client, *fakeFunctions, *Server) {
@@ -121,8 +163,8 @@ func TestInvokeOverHTTP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if out.String() != "partial" || inv.Code != 3 || !strings.HasSuffix(errb.String(), fmt.Sprintf("stderr cut at %d bytes\n", MaxInvokeTrailerStderr)) ||
-		!strings.HasPrefix(errb.String(), strings.Repeat("e", MaxInvokeTrailerStderr)+"oak:") {
+	// All of stderr, however long: the answer is framed.
+	if out.String() != "partial" || inv.Code != 3 || errb.String() != strings.Repeat("e", MaxInvokeStderr+10) {
 		t.Fatalf("fail: stdout %q, stderr of %d bytes, %+v", out.String(), errb.Len(), inv)
 	}
 	inv, err = c.Invoke(ctx, "slow", nil, &out, &errb)
@@ -337,7 +379,8 @@ func TestInvokeStreams(t *testing.T) {
 	resp.Body.Close()
 	e, _ := base64.StdEncoding.DecodeString(resp.Header.Get(HeaderStderr))
 	if string(body) != "partial" || resp.Header.Get(HeaderExitCode) != "3" || len(e) != MaxInvokeStderr ||
-		resp.Header.Get(HeaderStderrCut) != "true" || len(resp.Trailer) != 0 {
+		resp.Header.Get(HeaderStderrCut) != "true" || resp.Header.Get(HeaderStderrBytes) != strconv.Itoa(MaxInvokeStderr+10) ||
+		len(resp.Trailer) != 0 {
 		t.Fatalf("buffered: %q, stderr of %d bytes, headers %v, trailers %v", body, len(e), resp.Header, resp.Trailer)
 	}
 	// Streamed by hand: the fields are trailers, not headers.
@@ -349,8 +392,10 @@ func TestInvokeStreams(t *testing.T) {
 	}
 	body, _ = io.ReadAll(resp.Body)
 	resp.Body.Close()
+	e, _ = base64.StdEncoding.DecodeString(resp.Trailer.Get(HeaderStderr))
 	if string(body) != "partial" || resp.Header.Get(HeaderExitCode) != "" || resp.Trailer.Get(HeaderExitCode) != "3" ||
-		resp.Trailer.Get(HeaderStderrCut) != "true" {
+		resp.Trailer.Get(HeaderStderrCut) != "true" || len(e) != MaxInvokeTrailerStderr ||
+		resp.Trailer.Get(HeaderStderrBytes) != strconv.Itoa(MaxInvokeStderr+10) {
 		t.Fatalf("streamed: %q, headers %v, trailers %v", body, resp.Header, resp.Trailer)
 	}
 }
@@ -394,4 +439,185 @@ func FuzzTakesTrailers(f *testing.F) {
 			t.Fatalf("TE %q: not taken", te+", trailers")
 		}
 	})
+}
+
+// TestInvokeWholeStderrAndStdin: a framed answer (what Client.Invoke asks
+// for) carries all of stderr, far above any bound of the other forms;
+// the input is streamed in (a function that answers on its first line
+// answers while the body is still open), and a large one arrives whole.
+func TestInvokeWholeStderrAndStdin(t *testing.T) {
+	c, _, _ := newFunctionServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const big = 8 << 20 // above MaxInvokeStdout and MaxInvokeJSONStderr
+	var out, errb bytes.Buffer
+	inv, err := c.Invoke(ctx, "count", io.LimitReader(repeatE{}, big), &out, &errb) // chunked: length unknown
+	if err != nil || inv.ID != "c6" || out.String() != strconv.Itoa(big) || errb.Len() != big {
+		t.Fatalf("count: %+v %v, stdout %q, stderr of %d bytes", inv, err, out.String(), errb.Len())
+	}
+
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	go io.WriteString(pw, "hello\nand more to come")
+	out.Reset()
+	// Well within the server's body timeout, which would end a body
+	// read whole first.
+	fctx, fcancel := context.WithTimeout(ctx, DefaultBodyTimeout/3)
+	defer fcancel()
+	inv, err = c.Invoke(fctx, "first", pr, &out, nil)
+	if err != nil || inv.Code != 0 || out.String() != "hello\n" {
+		t.Fatalf("first: %+v %v, stdout %q: the input was not streamed in", inv, err, out.String())
+	}
+}
+
+// TestInvokeTooLarge: an input above MaxInvokeBody is refused with 413
+// and code too_large, whether its length was declared or not, and
+// whatever the command did with the part it got is not the answer.
+func TestInvokeTooLarge(t *testing.T) {
+	c, _, reg := newFunctionServer(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	// Framed (Client.Invoke), chunked: the command has answered by the
+	// time the excess arrives, so the refusal is the stream's last frame.
+	_, err := c.Invoke(ctx, "count", io.LimitReader(repeatE{}, MaxInvokeBody+1), io.Discard, io.Discard)
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Code != CodeTooLarge || !strings.Contains(err.Error(), fmt.Sprintf("above %d bytes", MaxInvokeBody)) {
+		t.Fatalf("framed, chunked: %v, want a too_large error naming the bound", err)
+	}
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return c.dial()
+	}}}
+	// JSON, chunked. (A declared length above the bound is refused before
+	// anything is read: TestFunctionRoutes.)
+	body := io.NopCloser(io.LimitReader(repeatE{}, MaxInvokeBody+1))
+	req, _ := http.NewRequestWithContext(ctx, "POST", "http://oak/v1/functions/count/invoke", body)
+	req.Header.Set("Accept", "application/json")
+	req.ContentLength = -1
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e ErrorBody
+	json.NewDecoder(resp.Body).Decode(&e)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || e.Code != CodeTooLarge || !strings.Contains(e.Error, "stdin") {
+		t.Errorf("JSON, chunked: %d %+v, want 413 too_large about stdin", resp.StatusCode, e)
+	}
+	if got := invocations(t, reg, "count", "failed"); got != 2 {
+		t.Errorf("oak_invocations_total{function=count,result=failed} = %v, want 2", got)
+	}
+}
+
+// TestInvokeJSON: Accept: application/json gets one InvokeResult, stderr
+// in it up to MaxInvokeJSONStderr, and says how much was written and
+// that it was cut.
+func TestInvokeJSON(t *testing.T) {
+	c, _, _ := newFunctionServer(t)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return c.dial()
+	}}}
+	for _, tc := range []struct {
+		in  int
+		cut bool
+	}{{100, false}, {MaxInvokeJSONStderr + 5, true}} {
+		req, _ := http.NewRequest("POST", "http://oak/v1/functions/count/invoke", io.LimitReader(repeatE{}, int64(tc.in)))
+		req.Header.Set("Accept", "application/json")
+		req.Header.Set("TE", "trailers") // JSON asked for: it wins
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var res InvokeResult
+		err = json.NewDecoder(resp.Body).Decode(&res)
+		resp.Body.Close()
+		want := min(tc.in, MaxInvokeJSONStderr)
+		if err != nil || resp.Header.Get("Content-Type") != "application/json" || res.Id != "c6" ||
+			string(res.Stdout) != strconv.Itoa(tc.in) || len(res.Stderr) != want || res.StderrBytes != int64(tc.in) ||
+			res.StderrTruncated != tc.cut || res.StdoutTruncated {
+			t.Errorf("stderr of %d bytes: %v, %+v (stderr %d bytes)", tc.in, err, res, len(res.Stderr))
+		}
+	}
+}
+
+// TestInvokeLaunchMetrics: an invocation is a launch: its launch time is
+// in oak_launch_seconds and oak_launches_total like a container's, and one
+// whose command never ran is a failed launch and a failed invocation,
+// answered with an error rather than an exit status.
+func TestInvokeLaunchMetrics(t *testing.T) {
+	c, _, reg := newFunctionServer(t)
+	ctx := context.Background()
+	if _, err := c.Invoke(ctx, "echo", strings.NewReader("x"), io.Discard, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.Invoke(ctx, "broken", nil, io.Discard, io.Discard)
+	var ae *Error
+	if !errors.As(err, &ae) || !strings.Contains(err.Error(), "no such file") {
+		t.Fatalf("broken: %v, want the launch's error", err)
+	}
+	m := scrape(t, reg)
+	for _, want := range []string{`oak_launches_total{result="ok"} 1`, `oak_launches_total{result="failed"} 1`,
+		`oak_launch_seconds_count 1`, `oak_launch_seconds_sum 0.002`} {
+		if !strings.Contains(m, want+"\n") {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+	if got := invocations(t, reg, "broken", "failed"); got != 1 {
+		t.Errorf("oak_invocations_total{function=broken,result=failed} = %v, want 1", got)
+	}
+}
+
+// FuzzInvokeForm: any Accept and TE fields are read without a panic; a
+// request that lists the framed type gets frames, whatever else it
+// lists; one that lists JSON and not the framed type gets JSON.
+func FuzzInvokeForm(f *testing.F) {
+	f.Add("application/json;q=0.9, */*", "trailers")
+	f.Add(StreamContentType, "")
+	f.Add(",,;;", ",")
+	f.Fuzz(func(t *testing.T, accept, te string) {
+		r := httptest.NewRequest("POST", "/", nil)
+		r.Header["Accept"] = []string{accept}
+		r.Header["Te"] = []string{te}
+		form := invokeForm(r)
+		r.Header["Accept"] = []string{accept + ", " + StreamContentType}
+		if invokeForm(r) != formFramed {
+			t.Fatalf("Accept %q: not framed", r.Header["Accept"])
+		}
+		if form == formFramed {
+			return
+		}
+		r.Header["Accept"] = []string{accept + ", Application/JSON; charset=utf-8"}
+		if invokeForm(r) != formJSON {
+			t.Fatalf("Accept %q: not JSON", r.Header["Accept"])
+		}
+	})
+}
+
+// TestInvokeStreamedTooLarge: a streamed answer (TE: trailers) whose
+// command wrote before its input went over the bound is aborted, not
+// ended with trailers that would make it look whole; a framed one ends
+// with the refusal.
+func TestInvokeStreamedTooLarge(t *testing.T) {
+	c, _, _ := newFunctionServer(t)
+	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return c.dial()
+	}}}
+	req, _ := http.NewRequest("POST", "http://oak/v1/functions/early/invoke", io.LimitReader(repeatE{}, MaxInvokeBody+1))
+	req.ContentLength = -1
+	req.Header.Set("TE", "trailers")
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil || resp.Trailer.Get(HeaderExitCode) != "" || !strings.HasPrefix(string(body), "started") {
+		t.Fatalf("streamed: %d %q, %v, trailers %v: want an aborted answer", resp.StatusCode, body, err, resp.Trailer)
+	}
+	var out bytes.Buffer
+	_, err = c.Invoke(context.Background(), "early", io.LimitReader(repeatE{}, MaxInvokeBody+1), &out, nil)
+	var ae *Error
+	if !errors.As(err, &ae) || ae.Code != CodeTooLarge || !strings.HasPrefix(out.String(), "started\n") ||
+		strings.Count(err.Error(), "invoke early") != 1 {
+		t.Fatalf("framed: %v, stdout %q: want the output, then a too_large error", err, out.String())
+	}
 }

@@ -95,8 +95,12 @@ func (m *metrics) write(w io.Writer) error {
 	for _, s := range containerStates {
 		vm.WriteGaugeUint64(w, `oak_containers{state="`+s+`"}`, n[s])
 	}
+	var fs map[string]*engine.NetCounts
+	if fc, ok := m.eng.(functionCounter); ok {
+		fs = fc.FunctionNetCounts() // function.go
+	}
 	if nc, ok := m.eng.(netCounter); ok {
-		writeNetCounts(w, nc, cs)
+		writeNetCounts(w, nc, cs, fs)
 	}
 	if fl, ok := m.eng.(factoryLister); ok {
 		fs, err := fl.ListFactories()
@@ -123,8 +127,9 @@ type netCounter interface {
 // and 40 zero series each would drown the rest), and the restarts of the
 // service, zero included (a measured zero: the service never died). A
 // container's counters run from its first start to its removal; the
-// series go with the container.
-func writeNetCounts(w io.Writer, nc netCounter, cs []*engine.ContainerInfo) {
+// series go with the container. Those of functions' ended invocations,
+// fs, follow by function (writeFunctionNetCounts), in the same group.
+func writeNetCounts(w io.Writer, nc netCounter, cs []*engine.ContainerInfo, fs map[string]*engine.NetCounts) {
 	var restarts []string
 	var vals []uint64
 	for _, ci := range cs {
@@ -144,6 +149,7 @@ func writeNetCounts(w io.Writer, nc netCounter, cs []*engine.ContainerInfo) {
 			}
 		}
 	}
+	writeFunctionNetCounts(w, fs)
 	for i, name := range restarts {
 		vm.WriteCounterUint64(w, name, vals[i])
 	}

@@ -34,6 +34,17 @@ func (countingEngine) NetCounts(id string) (*engine.NetCounts, error) {
 	return c, nil
 }
 
+// FunctionNetCounts: the ended invocations of function "upper" made
+// five denied connects.
+func (countingEngine) FunctionNetCounts() map[string]*engine.NetCounts {
+	c := &engine.NetCounts{Calls: make([][]uint64, 8)}
+	for i := range c.Calls {
+		c.Calls[i] = make([]uint64, 5)
+	}
+	c.Calls[3][1] = 5
+	return map[string]*engine.NetCounts{"upper": c, "idle": {}}
+}
+
 func (countingEngine) ListFactories() ([]*engine.FactoryInfo, error) {
 	return []*engine.FactoryInfo{
 		{Name: "team", Limit: engine.QuotaInfo{MemoryBytes: 1 << 30, Pids: 64}, Given: engine.QuotaInfo{DiskBytes: 5 << 20},
@@ -54,6 +65,7 @@ func TestMetricsNetworkAndFactories(t *testing.T) {
 		`oak_trapped_calls_total{container="1",call="socket",outcome="allowed"} 3`,
 		`oak_trapped_calls_total{container="1",call="connect",outcome="denied"} 4`,
 		`oak_network_service_restarts_total{container="1"} 2`,
+		`oak_trapped_calls_total{function="upper",call="connect",outcome="denied"} 5`,
 		`oak_factory_memory_bytes{factory="team"} 4096`,
 		`oak_factory_pids{factory="team"} 3`,
 		`oak_factory_disk_reserved_bytes{factory="team"} 5242880`,
@@ -67,6 +79,7 @@ func TestMetricsNetworkAndFactories(t *testing.T) {
 	}
 	for _, unwanted := range []string{
 		`container="2"`,                 // no counters: nothing measured
+		`function="idle"`,               // no call made
 		`call="bind"`,                   // no such call made
 		`{factory="team",resource="cpu`, // no CPU limit
 		`{factory="open",resource=`,     // no limit at all

@@ -179,14 +179,37 @@ func (r io1) Read(b []byte) (int, error) { return r.c.Read(b[:min(len(b), 1)]) }
 const standbyReady = "ready"
 
 // hand gives sb the run h and its descriptors (connection, stdin, stdout,
-// stderr); the daemon then lets go of sb.
-func (sb *standbyProc) hand(h handoff, files []*os.File) error {
-	defer sb.ctrl.Close()
+// stderr); the daemon then lets go of sb, but for one line the standby
+// sends on its control socket once the container's command executes
+// ("launched") or could not be started, which launched is told of (for
+// the launch metrics), in the background: nil, or why not.
+func (sb *standbyProc) hand(h handoff, files []*os.File, launched func(error)) error {
 	if err := sendHandoff(sb.ctrl, h, files); err != nil {
+		sb.ctrl.Close()
 		return fmt.Errorf("run: hand over to the supervisor (pid %d): %w", sb.pid, err)
 	}
+	go func() {
+		defer sb.ctrl.Close()
+		sb.ctrl.SetReadDeadline(time.Now().Add(launchReportWait))
+		msg, err := bufio.NewReader(io1{sb.ctrl}).ReadString('\n')
+		switch msg = strings.TrimSpace(msg); {
+		case msg == standbyLaunched:
+			launched(nil)
+		case msg != "":
+			launched(errors.New(msg))
+		default:
+			launched(fmt.Errorf("run: the supervisor (pid %d) did not report the launch: %v", sb.pid, err))
+		}
+	}()
 	return nil
 }
+
+// standbyLaunched is a standby's word that its container's command
+// executes; launchReportWait bounds the daemon's wait for it.
+const (
+	standbyLaunched  = "launched"
+	launchReportWait = 5 * time.Minute
+)
 
 // close ends the pool: the ready standbys are told to go (their sockets
 // closed), and close waits, up to a bound, until they have destroyed
@@ -245,7 +268,19 @@ func ServeStandby(e *engine.Engine, ctrl *os.File, prepare bool) error {
 		}
 		return err
 	}
-	uc.Close()
+	// The daemon counts the launch by one line: "launched", or why not.
+	var once sync.Once
+	launched := func(err error) {
+		once.Do(func() {
+			msg := standbyLaunched
+			if err != nil {
+				msg = oneLine(err.Error())
+			}
+			uc.Write([]byte(msg + "\n"))
+			uc.Close()
+		})
+	}
+	defer launched(errors.New("run: the container was not started"))
 	client, err := net.FileConn(files[0])
 	files[0].Close()
 	stdio := files[1:]
@@ -255,11 +290,12 @@ func ServeStandby(e *engine.Engine, ctrl *os.File, prepare bool) error {
 		return fmt.Errorf("standby: client connection: %w", err)
 	}
 	defer client.Close()
-	return serveRun(sb, h, client, stdio)
+	return serveRun(sb, h, client, stdio, launched)
 }
 
-// serveRun runs h's container on sb for the client on c.
-func serveRun(sb *engine.Standby, h handoff, c net.Conn, stdio []*os.File) error {
+// serveRun runs h's container on sb for the client on c; launched is
+// told whether its command started.
+func serveRun(sb *engine.Standby, h handoff, c net.Conn, stdio []*os.File, launched func(error)) error {
 	if h.Trace {
 		// The marks go where the client's own go, on one time line.
 		unix.Dup3(int(stdio[2].Fd()), 2, 0)
@@ -289,7 +325,10 @@ func serveRun(sb *engine.Standby, h handoff, c net.Conn, stdio []*os.File) error
 	if h.Tty {
 		io.Stdin, io.TTY = nil, stdio[0]
 	}
-	ex, err := sb.Run(h.Options, io, sigs)
+	ex, err := sb.Run(h.Options, io, sigs, launched)
+	if err != nil {
+		launched(err) // failed before it tried
+	}
 	// The record is settled (written, or removed with --rm) before the
 	// status goes out, as a foreground oak in-process returns after it:
 	// the name is free and inspect shows the end once the caller has it.

@@ -126,12 +126,16 @@ func (s *Server) runAttached(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	defer cf.Close()
+	start := time.Now()
 	sb, err := s.pool.take()
 	if err != nil {
+		s.metrics.launched(0, err)
 		answer(err)
 		return nil
 	}
-	if err := sb.hand(handoff{Options: opts, Tty: tty, Trace: r.Header.Get(traceHeader) == "1"}, append([]*os.File{cf}, files...)); err != nil {
+	launched := func(err error) { s.metrics.launched(time.Since(start), err) }
+	if err := sb.hand(handoff{Options: opts, Tty: tty, Trace: r.Header.Get(traceHeader) == "1"}, append([]*os.File{cf}, files...), launched); err != nil {
+		s.metrics.launched(0, err)
 		answer(err)
 		return nil
 	}

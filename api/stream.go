@@ -14,11 +14,14 @@ import (
 // stdout and stderr over one response as frames: one byte naming the
 // stream, three zero bytes, the payload's length as a big-endian uint32,
 // the payload. A frame of streamError ends the response with the error
-// that cut it short (the status line was sent before it happened).
+// that cut it short (the status line was sent before it happened). A
+// framed invocation's answer (function.go) is the same, ended by one
+// frame of streamResult (an InvokeResult) or streamError.
 const (
 	streamStdout = 1
 	streamStderr = 2
 	streamError  = 3
+	streamResult = 4
 
 	frameHeader = 8
 	// maxFrame bounds a frame's payload on reading: writers send what one
@@ -87,6 +90,13 @@ var errBadFrame = errors.New("log stream: bad frame")
 // readFrames copies a framed stream to stdout and stderr until it ends,
 // and returns the error a streamError frame carried, if any.
 func readFrames(r io.Reader, stdout, stderr io.Writer) error {
+	return readFramesTo(r, stdout, stderr, nil)
+}
+
+// readFramesTo is readFrames that also takes a streamResult frame: its
+// payload is handed to result, and ends the stream. Without result it is
+// a bad frame.
+func readFramesTo(r io.Reader, stdout, stderr io.Writer, result func([]byte) error) error {
 	var h [frameHeader]byte
 	for {
 		if _, err := io.ReadFull(r, h[:]); err != nil {
@@ -115,6 +125,15 @@ func readFrames(r io.Reader, stdout, stderr io.Writer) error {
 				return fmt.Errorf("log stream: error frame: %w", err)
 			}
 			return &Error{Status: http.StatusOK, Code: e.Code, Message: e.Error}
+		case streamResult:
+			if result == nil {
+				return errBadFrame
+			}
+			msg := make([]byte, n)
+			if _, err := io.ReadFull(r, msg); err != nil {
+				return fmt.Errorf("log stream: %w", err)
+			}
+			return result(msg)
 		default:
 			return errBadFrame
 		}

@@ -408,6 +408,7 @@ type functionState struct {
 	warm     warmPools                 // function_warm_linux.go
 	launcher launcher                  // function_warm_linux.go
 	teardown sync.WaitGroup            // removals of held invocations' records, after their answer
+	calls    map[string]*NetCounts     // trapped calls of ended invocations, by function (function_netcounts_linux.go)
 }
 
 // queue is function f's queue, made (or made again, after a change of its

@@ -44,6 +44,7 @@ type heldLaunch struct {
 	stdout  *os.File
 	stderr  *os.File
 	log     *switchWriter // the network service's word: the invocation's stderr while it runs
+	net     *netService
 	stopNet context.CancelFunc
 	release chan error // nil lets the launch go; an error abandons it
 	started chan startResult
@@ -128,7 +129,7 @@ func (e *Engine) hold(c *Container, spec *Spec) (*heldLaunch, error) {
 		// its first: started now, it is not on the invocation's way.
 		sctx, stop := context.WithCancel(context.Background())
 		h.stopNet = stop
-		serveNetwork(sctx, p, auth, h.log, nil)
+		h.net = serveNetwork(sctx, p, auth, h.log, e.openNetCounts(c.ID))
 		// A crash of this process from here on leaves a record whose
 		// init the next oak kills (settle).
 		c.Pid, c.PidStart = p.Pid(), pidStart(p.Pid())
@@ -162,9 +163,10 @@ func (h *heldLaunch) abandon() {
 // its output is drained, with the command's status as its init reported
 // it (sandbox.Process.Exited); teardown, which the caller must call (after
 // its answer is out), waits for the container's end, removes its groups,
-// and removes c's record.
+// and removes c's record. started, if not nil, is called once the command
+// is executing.
 func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeout time.Duration,
-	stdin io.Reader, stdout, stderr io.Writer) (st sandbox.Exit, ran, timedOut bool, err error, teardown func()) {
+	stdin io.Reader, stdout, stderr io.Writer, started func()) (st sandbox.Exit, ran, timedOut bool, err error, teardown func()) {
 	// The command's stderr and the network service's word share stderr;
 	// nothing reaches it after runHeld returns.
 	var errMu sync.Mutex
@@ -187,8 +189,13 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 	copy(stdout, h.stdout)
 	copy(lockedErr, h.stderr)
 	go func() {
+		// EPIPE once the command is gone without reading it all. An input
+		// that failed is no end of input: the command's stdin stays open
+		// until it has ended (see stdinFile).
 		if stdin != nil {
-			io.Copy(h.stdin, stdin) // EPIPE once the command is gone without reading it all
+			if _, err := io.Copy(h.stdin, stdin); err != nil {
+				return
+			}
 		}
 		h.stdin.Close()
 	}()
@@ -196,7 +203,11 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 	h.release <- nil
 	r := <-h.started
 	trace.Mark("function: command executing")
+	if r.err == nil && started != nil {
+		started()
+	}
 	if r.err != nil {
+		h.stdin.Close()
 		h.stopNet()
 		copiers.Wait()
 		e.discard(c)
@@ -231,6 +242,7 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 	}()
 	st, werr := p.Exited()
 	trace.Mark("function: exited")
+	h.stdin.Close() // if its input failed (see above)
 	close(done)
 	killed.Wait()
 	copiers.Wait()
@@ -239,6 +251,7 @@ func (e *Engine) runHeld(ctx context.Context, c *Container, h *heldLaunch, timeo
 		p.Wait() // the container's end, its groups removed
 		trace.Mark("function: torn down")
 		h.stopNet()
+		h.net.waitServed() // its calls all counted, before its record (and counters) go
 		if running.Stop() {
 			recording.Done()
 		}
@@ -285,10 +298,11 @@ func (s *switchWriter) Write(b []byte) (int, error) {
 func (e *Engine) invokeHeld(ctx context.Context, f *Function, ws *warmSandbox, stdin io.Reader, stdout, stderr io.Writer) (Invocation, func(), error) {
 	inv := Invocation{ID: ws.c.ID, Warm: true}
 	start := time.Now()
-	st, ran, timedOut, err, teardown := e.runHeld(ctx, ws.c, ws.held, f.Limits.Timeout, stdin, stdout, stderr)
+	st, ran, timedOut, err, teardown := e.runHeld(ctx, ws.c, ws.held, f.Limits.Timeout, stdin, stdout, stderr,
+		func() { inv.Launch = time.Since(start) })
 	inv.Ran = time.Since(start)
 	if !ran {
-		return Invocation{}, teardown, fmt.Errorf("function invoke %s: run %s: %w", f.Name, f.Image, e.explainLaunch(ws.c, err))
+		return Invocation{LaunchFailed: true}, teardown, fmt.Errorf("function invoke %s: run %s: %w", f.Name, f.Image, e.explainLaunch(ws.c, err))
 	}
 	inv.Code, inv.OOMKilled, inv.TimedOut = st.Code, st.OOMKilled, timedOut
 	return inv, teardown, err

@@ -24,6 +24,15 @@ type Invocation struct {
 	Warm      bool          // served by a warm sandbox
 	Queued    time.Duration // time waiting for a slot of the function's concurrency
 	Ran       time.Duration // time from the container's creation to its end
+	// Launch is its launch's time, from its slot taken to its command
+	// executing (for a warm sandbox, the release of its held launch);
+	// LaunchFailed says
+	// a launch was tried and the command never ran. Neither is set for
+	// an invocation that never got as far as a launch (no such function,
+	// no slot before the caller left). A front end counts launches by
+	// them, as it counts any container's.
+	Launch       time.Duration
+	LaunchFailed bool
 }
 
 // FunctionLabel is the label every invocation's container carries: the
@@ -78,8 +87,10 @@ var ErrFunctionTimeout = errors.New("timed out")
 // Invoke runs one invocation of function name: a container made for it
 // from the function's factory, with stdin as its standard input, its
 // standard output and error copied to stdout and stderr, removed when it
-// ends. It waits for a slot of the function's concurrency first, its
-// client's turn decided fairly (see WithInvoker). The command is killed
+// ends (a stdin that is not a file is fed from a goroutine, which may
+// read it after Invoke returned if the command ended without reading all
+// of it, until it ends or fails). It waits for a slot of the function's
+// concurrency first, its client's turn decided fairly (see WithInvoker). The command is killed
 // when the function's timeout runs out (Invocation.TimedOut) or ctx ends.
 // An error means the invocation did not run: no such function, no slot
 // before ctx ended, or a container that could not start.
@@ -101,6 +112,7 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	}
 	inv.Queued = time.Since(queued)
 	trace.Mark("function: slot taken")
+	slotted := time.Now()
 
 	if stdout == nil {
 		stdout = io.Discard
@@ -141,10 +153,12 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 	} else {
 		sandbox.PrimeMoves()
 		if c, spec, err = e.create(invocationOptions(f)); err != nil {
+			inv.LaunchFailed = true
 			return inv, fmt.Errorf("%s: %w", op, err)
 		}
 		if err := e.prepare(c); err != nil {
 			e.discard(c)
+			inv.LaunchFailed = true
 			return inv, fmt.Errorf("%s: run %s: %w", op, f.Image, e.explainLaunch(c, err))
 		}
 	}
@@ -175,11 +189,17 @@ func (e *Engine) Invoke(ctx context.Context, name string, stdin io.Reader, stdou
 		}
 		sigs <- syscall.SIGKILL
 	}()
-	exit, err := e.supervise(c, spec, Stdio{Stdin: in, Stdout: stdout, Stderr: stderr}, sigs, nil)
+	launched := func(err error) {
+		if err == nil {
+			inv.Launch = time.Since(slotted)
+		}
+	}
+	exit, err := e.supervise(c, spec, Stdio{Stdin: in, Stdout: stdout, Stderr: stderr}, sigs, launched)
 	close(done)
 	watcher.Wait()
 	inv.Ran = time.Since(start)
 	if err != nil && exit.ID == "" {
+		inv.LaunchFailed = inv.Launch == 0
 		return inv, fmt.Errorf("%s: %w", op, err)
 	}
 	inv.Code, inv.OOMKilled, inv.TimedOut = exit.Code, exit.OOMKilled, timedOut.Load()
@@ -199,8 +219,12 @@ func invocationOptions(f *Function) RunOptions {
 
 // stdinFile is r as a file a container can have as its stdin: r itself
 // if it is one, /dev/null (nil) if r is nil, else the read end of a pipe
-// fed from r. done closes what stdinFile opened and waits for the feeder,
-// which ends when r does or the container's end closes the pipe.
+// fed from r. done closes what stdinFile opened; the feeder ends when r
+// does, or at its next write after that close (a command that ended
+// without reading all its input). A read of r that fails leaves the
+// command's stdin open until done. done does not wait for it: r may be a
+// request body still arriving, and the answer must not wait for the
+// client to finish sending what the command will never read.
 func stdinFile(r io.Reader) (f *os.File, done func(), err error) {
 	switch v := r.(type) {
 	case nil:
@@ -212,14 +236,20 @@ func stdinFile(r io.Reader) (f *os.File, done func(), err error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	fed := make(chan struct{})
+	ended := make(chan struct{})
 	go func() {
-		defer close(fed)
-		io.Copy(pw, r) // EPIPE once the container is gone without reading it all
+		// EPIPE once the container is gone without reading it all. An
+		// input that failed (a request body cut short or refused) is no
+		// end of input: the command's stdin stays open until the
+		// invocation ends (its caller kills it), so that it never acts on
+		// a cut input as on a whole one.
+		if _, err := io.Copy(pw, r); err != nil {
+			<-ended
+		}
 		pw.Close()
 	}()
 	return pr, func() {
 		pr.Close()
-		<-fed
+		close(ended)
 	}, nil
 }

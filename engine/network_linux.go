@@ -159,7 +159,8 @@ type netService struct {
 	local    *os.File // the container's local-socket channel, handed to each service
 	auth     *authority
 	log      io.Writer
-	counts   *netCounts // nil counts nothing
+	counts   *netCounts    // nil counts nothing
+	served   chan struct{} // closed once no service serves the container, its last call counted
 
 	mu  sync.Mutex
 	ctl *os.File      // our end of the current service's control socket
@@ -181,16 +182,30 @@ const netServiceCmd = "_netsvc"
 // the container any more.
 func serveNetwork(ctx context.Context, p *sandbox.Process, a *authority, log io.Writer, counts *netCounts) *netService {
 	listener := p.Listener
-	n := &netService{listener: listener, local: p.Local, auth: a, log: log, counts: counts}
+	n := &netService{listener: listener, local: p.Local, auth: a, log: log, counts: counts, served: make(chan struct{})}
 	if !a.hasNetwork() {
 		go func() {
+			defer close(n.served)
 			defer counts.close() // Serve has returned: nothing counts any more
 			(&netsvc.Server{Offline: true, Denials: log, Tally: counts.tallyOrNil()}).Serve(ctx, int(listener.Fd()))
 		}()
 		return n
 	}
-	go n.supervise(ctx)
+	go func() {
+		defer close(n.served)
+		n.supervise(ctx)
+	}()
 	return n
+}
+
+// waitServed waits, up to a bound, until the service that served the
+// container (stopped: its context ended) has counted its last call: a
+// call is counted after its answer, so the container can end before.
+func (n *netService) waitServed() {
+	select {
+	case <-n.served:
+	case <-time.After(time.Second):
+	}
 }
 
 // openNetCounts maps container id's counters for its supervisor, or

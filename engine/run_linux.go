@@ -619,6 +619,7 @@ func (e *Engine) runOnce(c *Container, spec *Spec, auth *authority, lw *logWrite
 	st, werr = p.Wait()
 	close(done)
 	stop() // ends the network service, which holds netlog too
+	ns.waitServed()
 	if netlog != nil {
 		netlog.Close()
 	}
@@ -653,6 +654,9 @@ func (e *Engine) update(c *Container) error {
 // One removed meanwhile (oak rm -f) stays removed.
 func (e *Engine) finish(c *Container) error {
 	if c.AutoRemove {
+		if fn := c.Labels[FunctionLabel]; fn != "" {
+			e.foldCalls(fn, c.ID) // its counters go with its record
+		}
 		unlock, err := e.lockRecord(c.ID)
 		if errors.Is(err, ErrNoSuchContainer) {
 			return nil

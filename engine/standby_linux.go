@@ -112,8 +112,10 @@ func (s *Standby) Discard() {
 // standby's id and id block, in its prepared sandbox when the request
 // fits it (one made from a factory, a tenant's included, needs its
 // sandbox under the factory's groups, and gets a new one). Signals from
-// sigs go to the container. A Standby serves one Run.
-func (s *Standby) Run(opts RunOptions, io Stdio, sigs <-chan os.Signal) (Exit, error) {
+// sigs go to the container. launched, if not nil, is told once whether
+// the command started (nil: it is executing), unless Run fails before it
+// tries. A Standby serves one Run.
+func (s *Standby) Run(opts RunOptions, io Stdio, sigs <-chan os.Signal, launched func(error)) (Exit, error) {
 	trace.Mark("engine: run")
 	pr := s.pr
 	s.pr = nil
@@ -150,7 +152,7 @@ func (s *Standby) Run(opts RunOptions, io Stdio, sigs <-chan os.Signal) (Exit, e
 	} else if pr != nil {
 		pr.Discard()
 	}
-	ex, err := s.e.supervise(c, spec, io, sigs, nil)
+	ex, err := s.e.supervise(c, spec, io, sigs, launched)
 	if c.prepared != nil { // supervise failed before it started it
 		c.prepared.Discard()
 		c.prepared = nil

@@ -278,8 +278,9 @@ clients. --timeout kills an invocation that runs longer.`,
 		Long: `Invoke a function once: oak's stdin is the invocation's, its stdout and
 stderr are printed, and oak exits with the command's status (137 if it was
 killed; a timeout is reported on stderr). Through the daemon (the default)
-the input is read whole first, at most 6 MiB; stdout is printed as the
-command writes it, and stderr comes at the end, at most 2 KiB.`,
+the input is streamed to the command as it is read, at most 64 MiB (more
+is refused, and the command killed), and stdout and stderr are printed
+as the command writes them, all of them.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			b, err := openFunctionBackend(stateRoot())
@@ -291,7 +292,7 @@ command writes it, and stderr comes at the end, at most 2 KiB.`,
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
 			defer stop()
 			inv, err := b.Invoke(ctx, args[0], os.Stdin, os.Stdout, os.Stderr)
-			if err != nil && inv.ID == "" {
+			if err != nil && (inv.ID == "" || inv.LaunchFailed) {
 				return err
 			}
 			if err != nil {

@@ -591,3 +591,123 @@ func TestFunctionStreams(t *testing.T) {
 		}
 	}
 }
+
+// TestFunctionTrappedCalls: the trapped calls of functions' invocations
+// are counted, a warm sandbox's as a cold one's, and stay exported by
+// function once the invocations' containers are gone.
+func TestFunctionTrappedCalls(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	// No grant: the socket call is refused by the offline service.
+	o.function("--warm", "1", "--concurrency", "2", "probe", rootfsDir, "/bin/probe", "socket", "2", "1")
+	o.waitFunction("probe", "1 warm", func(f functionInfo) bool { return f.WarmReady == 1 })
+	c := o.apiClient()
+	warm := 0
+	for i := 0; i < 3; i++ {
+		resp, err := c.Post("http://oak/v1/functions/probe/invoke", "application/octet-stream", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || strings.TrimSpace(string(body)) != "err EACCES" {
+			t.Fatalf("invoke %d: %d %q, want the probe's EACCES", i, resp.StatusCode, body)
+		}
+		if resp.Header.Get("X-Oak-Warm") == "true" {
+			warm++
+		}
+	}
+	if warm == 0 {
+		t.Fatal("no invocation was served by a warm sandbox")
+	}
+	key := `oak_trapped_calls_total{function="probe",call="socket",outcome="denied"}`
+	for deadline := time.Now().Add(oakTimeout); ; time.Sleep(50 * time.Millisecond) {
+		m := o.scrape()
+		if m[key] == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %v after 3 invocations (%d warm), want 3; trapped calls: %v", key, m[key], warm,
+				with(m, "oak_trapped_calls_total"))
+		}
+	}
+	// The launches are counted too: three invocations, and the one
+	// warm sandbox made after each warm one is not a launch until used.
+	if m := o.scrape(); m[`oak_launches_total{result="ok"}`] != 3 || m[`oak_launch_seconds_count`] != 3 {
+		t.Errorf("launches: %v, want 3 ok and 3 timed", with(m, "oak_launch"))
+	}
+}
+
+// TestFunctionStdio: through the daemon, oak function invoke streams its
+// stdin in (a command that answers on its first line answers while the
+// input is still open; 10 MiB, above the old bound of 6, arrive whole),
+// prints all of stderr (100 000 bytes, above every bound of the
+// trailer and header forms), and an input above MaxInvokeBody fails with
+// a clear error, warm and cold.
+func TestFunctionStdio(t *testing.T) {
+	needOak(t, true)
+	o := newOak(t)
+	for _, warm := range []string{"0", "1"} {
+		big, line, sink := "big"+warm, "line"+warm, "sink"+warm
+		o.function("--warm", warm, big, "demo", "sh", "-c", `head -c 100000 /dev/zero | tr '\0' e >&2; wc -c`)
+		o.function("--warm", warm, line, "demo", "sh", "-c", `read l; echo "got $l"`)
+		o.function("--warm", warm, sink, "demo", "sh", "-c", `cat >/dev/null; echo read all`)
+		if warm == "1" {
+			for _, n := range []string{big, line, sink} {
+				o.waitFunction(n, "warm", func(f functionInfo) bool { return f.WarmReady == 1 })
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 3*oakTimeout)
+		defer cancel()
+
+		cmd := o.command(ctx, "function", "invoke", big)
+		var out, errb bytes.Buffer
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = io.MultiReader(io.LimitReader(zeros{}, 10<<20)), &out, &errb
+		err := cmd.Run()
+		if err != nil || strings.TrimSpace(out.String()) != strconv.Itoa(10<<20) || errb.String() != strings.Repeat("e", 100000) {
+			t.Errorf("%s: %v, stdout %q, stderr of %d bytes (%.80q...)", big, err, out.String(), errb.Len(), errb.String())
+		}
+
+		cmd = o.command(ctx, "function", "invoke", line)
+		in, err := cmd.StdinPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out.Reset()
+		cmd.Stdout = &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		io.WriteString(in, "hello\n") // and the input stays open
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil || out.String() != "got hello\n" {
+				t.Errorf("%s: %v, stdout %q", line, err, out.String())
+			}
+		case <-time.After(5 * time.Second): // within the daemon's body timeout (10 s)
+			t.Errorf("%s: no answer while its input is open: the input is not streamed in", line)
+			cmd.Process.Kill()
+			<-done
+		}
+		in.Close()
+
+		cmd = o.command(ctx, "function", "invoke", sink)
+		out.Reset()
+		errb.Reset()
+		cmd.Stdin, cmd.Stdout, cmd.Stderr = io.MultiReader(io.LimitReader(zeros{}, 64<<20+1)), &out, &errb
+		err = cmd.Run()
+		if err == nil || !strings.Contains(errb.String(), "above 67108864 bytes") || strings.Contains(out.String(), "read all") {
+			t.Errorf("%s, 64 MiB + 1: %v, stdout %q, stderr %q; want a failure naming the bound", sink, err, out.String(), errb.String())
+		}
+	}
+}
+
+// zeros reads as an endless run of zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}

@@ -350,3 +350,34 @@ func heldByStandby(path string) bool {
 	}
 	return false
 }
+
+// TestForegroundRunMetrics: a foreground run through the daemon, served
+// by a standby, is a launch the daemon counts and times like a detached
+// one; a run whose command does not exist is a failed launch.
+func TestForegroundRunMetrics(t *testing.T) {
+	needOak(t, true)
+	o := throughDaemon(newOak(t))
+	if r := o.run("run", "--rm", rootfsDir, "/bin/true"); r.code != 0 {
+		t.Fatalf("%s", r)
+	}
+	if r := o.run("run", "--rm", rootfsDir, "/no/such/command"); r.code == 0 {
+		t.Fatalf("a run of a missing command succeeded\n%s", r)
+	}
+	// The standby reports the launch just before the container's
+	// command runs on; the daemon counts it when that word arrives.
+	want := map[string]float64{`oak_launches_total{result="ok"}`: 1, `oak_launches_total{result="failed"}`: 1,
+		`oak_launch_seconds_count`: 1}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		m := o.scrape()
+		ok := true
+		for k, v := range want {
+			ok = ok && m[k] == v
+		}
+		if ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("launch metrics %v, want %v", with(m, "oak_launch"), want)
+		}
+	}
+}
