@@ -279,6 +279,21 @@ func (k *Core) Caps(s Space) ([]Cap, error) {
 	return caps, nil
 }
 
+// Size returns how many spaces the core has and how many live
+// capabilities they hold.
+func (k *Core) Size() (spaces, caps int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, sp := range k.spaces {
+		for _, c := range sp.slots {
+			if !c.dead {
+				caps++
+			}
+		}
+	}
+	return len(k.spaces), caps
+}
+
 // Revoke deletes every capability derived from h in space s, recursively and
 // in every space, but keeps h. Their handles then report ErrRevoked. An
 // object whose last capability goes is destroyed; a destroyed factory returns

@@ -99,6 +99,7 @@ func (e *Engine) removeRecord(c *Container) error {
 		}
 		return err
 	}
+	e.advance() // hostcore_linux.go
 	return os.RemoveAll(gone)
 }
 
@@ -352,6 +353,9 @@ func (e *Engine) newRecord(opts RunOptions, spec *Spec, args []string, listens [
 	if err := e.writeNewRecord(c, spec); err != nil {
 		return nil, err
 	}
+	if opts.Factory != "" {
+		e.keepCore(1) // admit put it in the host core; its record is written
+	}
 	done = true
 	return c, nil
 }
@@ -422,6 +426,7 @@ func (e *Engine) writeNewRecord(c *Container, spec *Spec) error {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("container %s: %w", ShortID(c.ID), unwrapPath(err))
 	}
+	e.advance() // hostcore_linux.go
 	return nil
 }
 
