@@ -113,26 +113,37 @@ func (e *Engine) generation() (uint64, error) {
 }
 
 // HoldCore makes e keep its host core between operations, as the daemon
-// does, and builds it from the records now: a daemon that cannot read
-// them does not start.
+// does, and builds it from the records now.
 func (e *Engine) HoldCore() error {
+	e.host.mu.Lock()
+	e.host.held = true
+	e.host.mu.Unlock()
+	return e.refreshCore()
+}
+
+// refreshCore brings the kept core up to the records' generation, if it
+// is not there.
+func (e *Engine) refreshCore() error {
+	s := &e.host
+	now, gerr := e.generation()
+	s.mu.Lock()
+	current := s.h != nil && s.clean && gerr == nil && s.at == now
+	s.mu.Unlock()
+	if current {
+		return nil
+	}
 	unlock, err := e.lock()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	e.host.mu.Lock()
-	e.host.held = true
-	e.host.mu.Unlock()
 	cs, err := e.reconcile()
 	if err != nil {
 		return err
 	}
-	h, err := e.hostCore(cs)
-	if err != nil {
+	if _, err := e.hostCore(cs); err != nil {
 		return fmt.Errorf("host core: %w", err)
 	}
-	_ = h
 	e.keepCore(0)
 	return nil
 }
@@ -232,20 +243,27 @@ func (e *Engine) hostNode(c *Container, spec *Spec) hostNode {
 		Spawn: c.Spawn && !e.spawnRevokedOf(c), Egress: e.heldEgress(c.ID, spec), Disk: writableCharge(spec)}
 }
 
-// CoreInfo describes the host core: the daemon's if it holds one, else
-// one built now from the records, as an operation would.
+// CoreInfo describes the host core: the daemon's if it holds one
+// (brought up to date first if the records changed), else one built now
+// from the records, as an operation would.
 func (e *Engine) CoreInfo() (*CoreInfo, error) {
 	s := &e.host
-	now, _ := e.generation()
 	s.mu.Lock()
-	if s.held {
+	held := s.held
+	s.mu.Unlock()
+	if held {
+		if err := e.refreshCore(); err != nil {
+			return nil, err
+		}
+		now, _ := e.generation()
+		s.mu.Lock()
 		ci := s.info
 		ci.Held, ci.Generation, ci.RecordsGeneration = true, s.at, now
 		s.mu.Unlock()
 		ci.Builds, ci.BuildSeconds = s.builds.Load(), time.Duration(s.buildTime.Load()).Seconds()
 		return &ci, nil
 	}
-	s.mu.Unlock()
+	now, _ := e.generation()
 	unlock, err := e.lock()
 	if err != nil {
 		return nil, err
