@@ -1,0 +1,180 @@
+package engine
+
+import (
+	"fmt"
+	"os"
+	"testing"
+	"time"
+)
+
+// benchRoot makes a state root of nf factories and n containers: every
+// other one made from a factory, one in five of those a --spawn parent
+// with a sub-container, each with two egress grants.
+func benchRoot(b *testing.B, nf, n int) (*Engine, []*Container) {
+	b.Helper()
+	e, err := New(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < nf; i++ {
+		f := &Factory{Name: fmt.Sprintf("f%d", i), ID: newFactoryID(), Quota: FactoryQuota{MemoryBytes: 1 << 30}, Created: time.Now()}
+		if err := e.saveFactory(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	me, start := os.Getpid(), pidStart(os.Getpid())
+	mk := func(factory, parent string, spawn bool, egress []string) string {
+		c := &Container{ID: newID(), Name: "x", Image: "img", Status: StatusRunning, Supervisor: me, SupStart: start,
+			Factory: factory, Parent: parent, Spawn: spawn, Created: time.Now()}
+		if err := e.writeNewRecord(c, &Spec{Image: "img", Egress: egress}); err != nil {
+			b.Fatal(err)
+		}
+		return c.ID
+	}
+	for i := 0; len(e.mustList(b)) < n; i++ {
+		eg := []string{"10.0.0.0/8:443/tcp", fmt.Sprintf("192.168.%d.0/24", i%250)}
+		switch {
+		case i%2 == 0:
+			mk("", "", false, eg)
+		case i%5 == 1:
+			p := mk(fmt.Sprintf("f%d", i%nf), "", true, eg)
+			mk(fmt.Sprintf("f%d", i%nf), p, false, []string{"10.1.2.3:443/tcp"})
+		default:
+			mk(fmt.Sprintf("f%d", i%nf), "", false, eg)
+		}
+	}
+	cs, err := e.List()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return e, cs
+}
+
+func (e *Engine) mustList(b *testing.B) []*Container {
+	cs, err := e.all()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return cs
+}
+
+// BenchmarkHostCore measures, on a root of 50 factories and 1000
+// containers, what an operation under the lock pays for its core: the
+// reconcile every factory operation does anyway (the baseline), the
+// factory tree loaded per operation as before the host core, the host
+// core built for one operation (containers of a factory only) and in
+// full (as a daemon builds it after another process wrote), and the
+// daemon's use of its kept core while the records' generation is its.
+func BenchmarkHostCore(b *testing.B) {
+	e, cs := benchRoot(b, 50, 1000)
+	b.Run("reconcile", func(b *testing.B) {
+		for b.Loop() {
+			unlock, _ := e.lock()
+			if _, err := e.reconcile(); err != nil {
+				b.Fatal(err)
+			}
+			unlock()
+		}
+	})
+	b.Run("factorytree-per-op", func(b *testing.B) { // before: loadFactories
+		for b.Loop() {
+			fs, err := e.factories()
+			if err != nil {
+				b.Fatal(err)
+			}
+			charges, err := e.diskCharges(fs, cs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := newFactoryTree(fs, charges); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("build-per-op", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := e.buildHostCore(cs, false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("build-full", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := e.buildHostCore(cs, true); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("held-current", func(b *testing.B) {
+		e.host.held = true
+		defer func() { e.host.held, e.host.h = false, nil }()
+		if err := e.refreshCore(); err != nil {
+			b.Fatal(err)
+		}
+		for b.Loop() {
+			if _, err := e.hostCore(cs); err != nil {
+				b.Fatal(err)
+			}
+			e.keepCore(0)
+		}
+		if n := e.host.builds.Load(); n != 1 {
+			b.Fatalf("%d builds, want the one kept", n)
+		}
+	})
+}
+
+// TestHeldCoreGeneration: a daemon's kept core is used again while the
+// records' generation is the one it holds, kept current through its own
+// writes, and built again after another process's write (here another
+// engine of the same root) or after an operation that did not say its
+// writes match.
+func TestHeldCoreGeneration(t *testing.T) {
+	root := t.TempDir()
+	d, _ := New(root)
+	if err := d.HoldCore(); err != nil {
+		t.Fatal(err)
+	}
+	use := func() *hostCore {
+		unlock, _ := d.lock()
+		defer unlock()
+		cs, _ := d.reconcile()
+		h, err := d.hostCore(cs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h
+	}
+	builds := func() uint64 { return d.host.builds.Load() }
+	h := use()
+	d.keepCore(0)
+	if use() != h || builds() != 1 {
+		t.Fatalf("a current core was built again (%d builds)", builds())
+	}
+	// Not kept: the next use builds it again.
+	if h2 := use(); h2 == h || builds() != 2 {
+		t.Fatalf("a core an operation did not keep was used again (%d builds)", builds())
+	}
+	d.keepCore(0)
+	// Its own write, said: kept.
+	if _, err := d.CreateFactory(FactoryOptions{Name: "f1"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.RemoveFactory("f1", false) }) // its control group
+	if n := builds(); n != 2 {
+		t.Fatalf("factory create through the holder built its core again (%d builds)", n)
+	}
+	// Another process's write: built again, with it.
+	cli, _ := New(root)
+	if err := cli.saveFactory(&Factory{Name: "f2", ID: newFactoryID(), Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	h = use()
+	d.keepCore(0)
+	if builds() != 3 || h.fac.byName["f2"] == nil || h.fac.byName["f1"] == nil {
+		t.Fatalf("after another process's write: %d builds, factories %v", builds(), h.fac.byName)
+	}
+	ci, err := d.CoreInfo()
+	if err != nil || !ci.Held || ci.Factories != 2 || ci.Generation != ci.RecordsGeneration || ci.Generation < 2 {
+		t.Fatalf("core info %+v, %v", ci, err)
+	}
+}
