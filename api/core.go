@@ -51,6 +51,7 @@ func writeCore(w interface{ Write([]byte) (int, error) }, eng Engine) {
 	vm.WriteGaugeUint64(w, "oak_core_generation", ci.Generation)
 	vm.WriteGaugeUint64(w, "oak_core_records_generation", ci.RecordsGeneration)
 	vm.WriteCounterUint64(w, "oak_core_builds_total", ci.Builds)
+	vm.WriteCounterUint64(w, "oak_core_syncs_total", ci.Syncs)
 }
 
 // Core asks the daemon for its host core's size.

@@ -448,19 +448,22 @@ type CoreInfo struct {
 	// Held says a daemon keeps the core between operations; without
 	// one, every operation builds its own from the records.
 	Held bool
-	// Generation is the records' generation the core was built at, or
-	// brought up to by the daemon's own writes; RecordsGeneration is the
-	// records' now. The core is current when they are equal.
+	// Generation is the records' generation (the count of writes of
+	// what the core is built from) the core is current at;
+	// RecordsGeneration is the records' now. The core is current when
+	// they are equal.
 	Generation        uint64
 	RecordsGeneration uint64
 	Factories         int // factory records, tenants' included
 	Containers        int // container spaces
 	Spaces            int // the host's, one per container
 	Capabilities      int // live, in every space
-	// Builds counts the cores built from the records by this process;
-	// BuildSeconds is what the last one took (reading the records
-	// included).
+	// Builds counts the cores built from the records by this process,
+	// Syncs the times it brought its core up to date in place (only
+	// containers made or removed since); BuildSeconds is what the last
+	// build took (reading the records included).
 	Builds       uint64
+	Syncs        uint64
 	BuildSeconds float64
 }
 

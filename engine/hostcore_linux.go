@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,33 +21,46 @@ import (
 // Records are written by many processes: the daemon, the CLI acting
 // directly, each container's supervisor (its removal with --rm, a
 // settle), function runs. Every write of what the host core is built
-// from — a container's record made (writeNewRecord) or removed
-// (removeRecord), a factory's record written or removed, a grant or a
-// spawn right marked revoked, a volume made or removed — advances the
-// generation once its write is done: one atomic increment of a 64-bit
-// word in ROOT/generation, mapped shared into every process that writes
-// or reads it. It takes no lock (a plain create takes none of the
-// root's, see record_linux.go), and a status change (running, exited,
-// restarting), which the core does not depend on, does not advance it.
+// from advances the generation once the write is done: one atomic
+// addition to a 64-bit word in ROOT/generation, mapped shared into
+// every process that writes or reads it. It takes no lock (a plain
+// create takes none of the root's, see record_linux.go). The word's low
+// half counts every such write; its high half those other than a
+// container's record made or removed (writeNewRecord, removeRecord): a
+// factory's record written or removed, a grant or a spawn right marked
+// revoked, a volume made or removed. One word, so that one atomic read
+// sees both counts of the same moment. A status change (running,
+// exited, restarting), which the core does not depend on, advances
+// neither.
 //
-// A core is built after reading the generation, so it holds at least
-// what that generation counts; a write that lands while it is built
-// advances the generation past it, and the next use builds again. The
-// daemon keeps the core it built (HoldCore) and uses it again while the
-// generation is the one it holds. An operation that changes the core in
-// place (a factory made, a container admitted, a grant revoked) and then
-// writes the same change to the records says how many advances its
-// writes made (keepCore); if the generation moved by exactly that much,
-// no other process wrote meanwhile and the core is current; otherwise,
-// or if the operation failed part-way, the next use builds it again.
-// Without a daemon every operation builds its own: the same code, with
-// nothing kept.
+// The daemon keeps the core it built (HoldCore) and uses it again while
+// the generation is the one it holds. If only containers were made or
+// removed since (the high half has not moved), it brings the core up
+// to date in place: it lists the containers' directories and adds those
+// it lacks (reading their records) and removes those that are gone;
+// otherwise it builds the core again. Either way it reads the generation
+// first and the records after, so the core holds at least what the
+// generation counts; a write that lands meanwhile advances the
+// generation past it, and the next use looks again. An operation that
+// changes the core in place (a factory made or removed, a container
+// admitted, a grant or a spawn right revoked) and then writes the same
+// change to the records says how many advances its writes made
+// (keepCore): if the generation moved by exactly that much, no other
+// process wrote meanwhile and the core is current; otherwise, or if the
+// operation failed part-way, the next use brings it up to date or builds
+// it again. Without a daemon every operation builds its own from the
+// records it has just read, with the same code, and keeps nothing.
 
-// generationFile holds the records' generation.
+// generationFile holds the records' generation, one 64-bit word.
 const generationFile = "generation"
 
+// otherWrite is what a write other than a container's record made or
+// removed adds to the generation: one to each half. (After 2^32 writes
+// the low half carries into the high: one needless rebuild.)
+const otherWrite = 1 + 1<<32
+
 // hostState is an engine's host core: kept if the engine holds it (the
-// daemon's), and its generation word.
+// daemon's), and the generation word.
 type hostState struct {
 	genOnce sync.Once
 	genWord *uint64 // in a shared mapping of ROOT/generation; nil if it could not be made
@@ -56,9 +71,10 @@ type hostState struct {
 	h     *hostCore // the kept core; nil if none
 	at    uint64    // the generation h holds
 	clean bool      // h is what the records at generation at make
-	info  CoreInfo  // h's size when last kept or built
+	info  CoreInfo  // h's size when last current
 
 	builds    atomic.Uint64
+	syncs     atomic.Uint64
 	buildTime atomic.Int64 // ns, the last build's
 }
 
@@ -75,7 +91,7 @@ func (e *Engine) generationWord() (*uint64, error) {
 		}
 		defer f.Close()
 		// Truncating to its own size changes nothing: two processes
-		// making it at once both see 8 bytes, the counts kept.
+		// making it at once both see 8 bytes, the count kept.
 		fi, err := f.Stat()
 		if err == nil && fi.Size() < 8 {
 			err = f.Truncate(8)
@@ -94,10 +110,18 @@ func (e *Engine) generationWord() (*uint64, error) {
 	return s.genWord, s.genErr
 }
 
-// advance counts one write of the records the host core is built from.
-// Called after the write. A root whose generation cannot be kept (its
-// file cannot be made) has a daemon build its core for every use.
+// advance counts one write of the records the host core is built from,
+// other than a container's record made or removed. Called after the
+// write. A root whose generation cannot be kept (its file cannot be
+// made) has a daemon build its core for every use.
 func (e *Engine) advance() {
+	if w, err := e.generationWord(); err == nil {
+		atomic.AddUint64(w, otherWrite)
+	}
+}
+
+// advanceContainers counts a container's record made or removed.
+func (e *Engine) advanceContainers() {
 	if w, err := e.generationWord(); err == nil {
 		atomic.AddUint64(w, 1)
 	}
@@ -137,11 +161,7 @@ func (e *Engine) refreshCore() error {
 		return err
 	}
 	defer unlock()
-	cs, err := e.reconcile()
-	if err != nil {
-		return err
-	}
-	if _, err := e.hostCore(cs); err != nil {
+	if _, err := e.hostCore(nil); err != nil {
 		return fmt.Errorf("host core: %w", err)
 	}
 	e.keepCore(0)
@@ -149,38 +169,111 @@ func (e *Engine) refreshCore() error {
 }
 
 // hostCore returns the host core for an operation that holds the state
-// root's lock, cs the containers as reconcile returns them: the kept one
-// if it is current, else one built from the records (and kept, if e
-// holds its core). Until the operation calls keepCore, the kept core
-// counts as changed: the next use builds it again.
+// root's lock, cs the containers as the operation's reconcile returned
+// them. An engine that holds its core returns it, brought up to date
+// first if the records changed (and then ignores cs: it reads the
+// records after the generation). Until the operation calls keepCore,
+// the kept core counts as changed. Any other builds one from cs.
 func (e *Engine) hostCore(cs []*Container) (*hostCore, error) {
 	s := &e.host
-	now, gerr := e.generation()
 	s.mu.Lock()
-	if s.held && s.h != nil && s.clean && gerr == nil && s.at == now {
-		s.clean = false
-		h := s.h
-		s.mu.Unlock()
-		return h, nil
-	}
-	held := s.held
+	held, h, clean, at := s.held, s.h, s.clean, s.at
 	s.mu.Unlock()
+	if !held {
+		return e.timedBuild(cs, false)
+	}
+	now, gerr := e.generation()
+	usable := gerr == nil && h != nil && clean
+	if !usable || at != now {
+		// Only containers made or removed (the high halves equal): in
+		// place.
+		if usable && now>>32 == at>>32 && e.syncContainers(h) == nil {
+			s.syncs.Add(1)
+		} else {
+			all, err := e.all()
+			if err != nil {
+				return nil, err
+			}
+			if h, err = e.timedBuild(all, true); err != nil {
+				return nil, err
+			}
+		}
+	}
+	s.mu.Lock()
+	s.h, s.at, s.clean = h, now, false
+	if gerr != nil {
+		s.h = nil
+	}
+	s.mu.Unlock()
+	return h, nil
+}
+
+// timedBuild builds a host core from cs, counting the build.
+func (e *Engine) timedBuild(cs []*Container, full bool) (*hostCore, error) {
 	start := time.Now()
-	h, err := e.buildHostCore(cs, held)
+	h, err := e.buildHostCore(cs, full)
 	if err != nil {
 		return nil, err
 	}
-	s.builds.Add(1)
-	s.buildTime.Store(int64(time.Since(start)))
-	if held {
-		s.mu.Lock()
-		s.h, s.at, s.clean = h, now, false
-		if gerr != nil {
-			s.h = nil
-		}
-		s.mu.Unlock()
-	}
+	e.host.builds.Add(1)
+	e.host.buildTime.Store(int64(time.Since(start)))
 	return h, nil
+}
+
+// syncContainers brings h up to date with the containers' records when
+// only containers were made or removed since it was current: it adds
+// those it lacks, parents first, and removes those that are gone,
+// sub-containers first. An error leaves h half done: the caller builds
+// the core again.
+func (e *Engine) syncContainers(h *hostCore) error {
+	ents, err := os.ReadDir(filepath.Join(e.Root, "containers"))
+	if err != nil {
+		return err
+	}
+	live := map[string]bool{}
+	var nodes []hostNode
+	for _, ent := range ents {
+		id := ent.Name()
+		if strings.HasPrefix(id, ".") { // being made or removed: not a record (yet, any more)
+			continue
+		}
+		live[id] = true
+		if _, ok := h.ctrs[id]; ok {
+			continue
+		}
+		c, err := e.loadCurrent(id)
+		if err != nil || c == nil || c.Status == StatusBroken {
+			continue // gone meanwhile, or unreadable: holds nothing, as in a build
+		}
+		spec, err := e.readSpec(id)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		nodes = append(nodes, e.hostNode(c, spec))
+	}
+	var gone []string
+	for i := len(h.order) - 1; i >= 0; i-- { // sub-containers before their parents
+		if !live[h.order[i]] {
+			gone = append(gone, h.order[i])
+		}
+	}
+	for _, id := range gone {
+		if err := h.remove(id); err != nil {
+			return err
+		}
+	}
+	for _, n := range parentsFirst(nodes) {
+		if n.Parent != "" && h.ctrs[n.Parent] == nil && slices.ContainsFunc(nodes, func(o hostNode) bool { return o.ID == n.Parent }) {
+			return fmt.Errorf("container %s: parent %s not added first", ShortID(n.ID), ShortID(n.Parent))
+		}
+		if err := h.add(n); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // keepCore says that the operation holding the state root's lock has
@@ -194,7 +287,9 @@ func (e *Engine) keepCore(n uint64) {
 	if !s.held || s.h == nil {
 		return
 	}
-	if now, err := e.generation(); err == nil && now == s.at+n {
+	// The low half counts every write: moved by exactly n, no one
+	// else wrote.
+	if now, err := e.generation(); err == nil && uint32(now)-uint32(s.at) == uint32(n) {
 		s.at, s.clean = now, true
 		s.info = CoreInfo{}
 		s.h.size(&s.info)
@@ -258,9 +353,10 @@ func (e *Engine) CoreInfo() (*CoreInfo, error) {
 		now, _ := e.generation()
 		s.mu.Lock()
 		ci := s.info
-		ci.Held, ci.Generation, ci.RecordsGeneration = true, s.at, now
+		ci.Held, ci.Generation, ci.RecordsGeneration = true, uint64(uint32(s.at)), uint64(uint32(now))
 		s.mu.Unlock()
-		ci.Builds, ci.BuildSeconds = s.builds.Load(), time.Duration(s.buildTime.Load()).Seconds()
+		ci.Builds, ci.Syncs = s.builds.Load(), s.syncs.Load()
+		ci.BuildSeconds = time.Duration(s.buildTime.Load()).Seconds()
 		return &ci, nil
 	}
 	now, _ := e.generation()
@@ -278,7 +374,8 @@ func (e *Engine) CoreInfo() (*CoreInfo, error) {
 	if err != nil {
 		return nil, err
 	}
-	ci := &CoreInfo{Generation: now, RecordsGeneration: now, Builds: 1, BuildSeconds: time.Since(start).Seconds()}
+	g := uint64(uint32(now))
+	ci := &CoreInfo{Generation: g, RecordsGeneration: g, Builds: 1, BuildSeconds: time.Since(start).Seconds()}
 	h.size(ci)
 	return ci, nil
 }

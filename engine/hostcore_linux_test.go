@@ -63,8 +63,10 @@ func (e *Engine) mustList(b *testing.B) []*Container {
 // reconcile every factory operation does anyway (the baseline), the
 // factory tree loaded per operation as before the host core, the host
 // core built for one operation (containers of a factory only) and in
-// full (as a daemon builds it after another process wrote), and the
-// daemon's use of its kept core while the records' generation is its.
+// full (as a daemon builds it after another process wrote a factory's
+// record or a mark), the daemon's use of its kept core while the
+// records' generation is its, and after another process made a
+// container (brought up to date in place).
 func BenchmarkHostCore(b *testing.B) {
 	e, cs := benchRoot(b, 50, 1000)
 	b.Run("reconcile", func(b *testing.B) {
@@ -138,6 +140,32 @@ func BenchmarkHostCore(b *testing.B) {
 			b.Fatalf("%d builds in the loop, want none: the kept core used", n-built)
 		}
 	})
+	b.Run("held-after-create", func(b *testing.B) { // another process made a container of a factory since
+		e.host.held = true
+		defer func() { e.host.held, e.host.h = false, nil }()
+		if err := e.refreshCore(); err != nil {
+			b.Fatal(err)
+		}
+		built := e.host.builds.Load()
+		cli, _ := New(e.Root)
+		me, start := os.Getpid(), pidStart(os.Getpid())
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			c := &Container{ID: newID(), Name: "x", Image: "img", Status: StatusRunning, Supervisor: me, SupStart: start,
+				Factory: "f1", Created: time.Now()}
+			if err := cli.writeNewRecord(c, &Spec{Image: "img", Egress: []string{"10.0.0.0/8"}}); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+			if _, err := e.hostCore(nil); err != nil {
+				b.Fatal(err)
+			}
+			e.keepCore(0)
+		}
+		if n := e.host.builds.Load(); n != built {
+			b.Fatalf("%d builds in the loop, want none: updated in place", n-built)
+		}
+	})
 }
 
 // TestHeldCoreGeneration: a daemon's kept core is used again while the
@@ -190,8 +218,71 @@ func TestHeldCoreGeneration(t *testing.T) {
 	if builds() != 3 || h.fac.byName["f2"] == nil || h.fac.byName["f1"] == nil {
 		t.Fatalf("after another process's write: %d builds, factories %v", builds(), h.fac.byName)
 	}
+	// Containers made and removed by another process: brought up to
+	// date in place, to what a build from the records makes.
+	me, start := os.Getpid(), pidStart(os.Getpid())
+	mk := func(factory, parent string, spawn bool, egress ...string) *Container {
+		c := &Container{ID: newID(), Name: "x", Image: "img", Status: StatusRunning, Supervisor: me, SupStart: start,
+			Factory: factory, Parent: parent, Spawn: spawn, Created: time.Now()}
+		if err := cli.writeNewRecord(c, &Spec{Image: "img", Egress: egress}); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	rm := func(c *Container) {
+		unlock, err := cli.lockRecord(c.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unlock()
+		if err := cli.removeRecord(c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	same := func(what string) {
+		t.Helper()
+		all, _ := d.all()
+		fresh, err := d.buildHostCore(all, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := h.dump(), fresh.dump(); a != b {
+			t.Fatalf("%s: the kept core and one built from the records differ:\nkept:\n%s\nbuilt:\n%s", what, a, b)
+		}
+	}
+	top := mk("f2", "", true, "10.0.0.0/8", "any")
+	kid := mk("f2", top.ID, false, "10.1.2.3:443/tcp")
+	plain := mk("", "", false, "1.2.3.4:53/udp")
+	h = use()
+	d.keepCore(0)
+	if builds() != 3 || d.host.syncs.Load() != 1 || len(h.ctrs) != 3 {
+		t.Fatalf("after another process made containers: %d builds, %d updates in place, %d containers; want 3, 1, 3",
+			builds(), d.host.syncs.Load(), len(h.ctrs))
+	}
+	same("containers made")
+	rm(kid)
+	rm(plain)
+	h = use()
+	d.keepCore(0)
+	if builds() != 3 || d.host.syncs.Load() != 2 || len(h.ctrs) != 1 {
+		t.Fatalf("after another process removed containers: %d builds, %d updates in place, %d containers; want 3, 2, 1",
+			builds(), d.host.syncs.Load(), len(h.ctrs))
+	}
+	same("containers removed")
+	// A parent gone before its sub-container (a crash): not in place,
+	// which would take the sub-container's grants with it; built again.
+	kid = mk("f2", top.ID, false, "10.1.2.3:443/tcp")
+	h = use()
+	d.keepCore(0)
+	rm(top)
+	h = use()
+	d.keepCore(0)
+	if builds() != 4 {
+		t.Fatalf("after a parent went before its sub-container: %d builds, want 4", builds())
+	}
+	same("a parent gone first")
 	ci, err := d.CoreInfo()
-	if err != nil || !ci.Held || ci.Factories != 2 || ci.Generation != ci.RecordsGeneration || ci.Generation < 2 {
+	if err != nil || !ci.Held || ci.Factories != 2 || ci.Containers != 1 || ci.Generation != ci.RecordsGeneration || ci.Generation != 9 { // 2 factories, 4 containers made, 3 removed
 		t.Fatalf("core info %+v, %v", ci, err)
 	}
 }

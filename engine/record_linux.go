@@ -99,7 +99,7 @@ func (e *Engine) removeRecord(c *Container) error {
 		}
 		return err
 	}
-	e.advance() // hostcore_linux.go
+	e.advanceContainers() // hostcore_linux.go
 	return os.RemoveAll(gone)
 }
 
@@ -426,7 +426,7 @@ func (e *Engine) writeNewRecord(c *Container, spec *Spec) error {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("container %s: %w", ShortID(c.ID), unwrapPath(err))
 	}
-	e.advance() // hostcore_linux.go
+	e.advanceContainers() // hostcore_linux.go
 	return nil
 }
 

@@ -100,8 +100,8 @@ the CLI runs the engine itself). See docs/daemon.md.`,
 					if ci.Generation != ci.RecordsGeneration {
 						current = fmt.Sprintf("records at %d: rebuilt at its next use", ci.RecordsGeneration)
 					}
-					fmt.Printf("host core: %d factories, %d containers, %d spaces, %d capabilities; generation %d (%s); %d builds, the last %.1f ms\n",
-						ci.Factories, ci.Containers, ci.Spaces, ci.Capabilities, ci.Generation, current, ci.Builds, ci.BuildSeconds*1000)
+					fmt.Printf("host core: %d factories, %d containers, %d spaces, %d capabilities; generation %d (%s); %d builds, the last %.1f ms; %d updates in place\n",
+						ci.Factories, ci.Containers, ci.Spaces, ci.Capabilities, ci.Generation, current, ci.Builds, ci.BuildSeconds*1000, ci.Syncs)
 				}
 				return nil
 			}
