@@ -158,7 +158,7 @@ func (e *Engine) CreateFactory(o FactoryOptions) (*FactoryInfo, error) {
 		sandbox.RemoveGroup(t.group(f.Name))
 		return nil, err
 	}
-	e.keepCore(1) // t.add made it in the core
+	e.keepCore(0, 1) // t.add made it in the core
 	return t.info(f.Name, cs), nil
 }
 
@@ -219,7 +219,7 @@ func (e *Engine) ListFactories() ([]*FactoryInfo, error) {
 		return nil, err
 	}
 	defer unlock()
-	e.keepCore(0) // read only
+	e.keepCore(0, 0) // read only
 	var out []*FactoryInfo
 	for name := range t.byName {
 		out = append(out, t.info(name, cs))
@@ -235,7 +235,7 @@ func (e *Engine) InspectFactory(name string) (*FactoryInfo, error) {
 		return nil, err
 	}
 	defer unlock()
-	e.keepCore(0) // read only
+	e.keepCore(0, 0) // read only
 	if _, ok := t.byName[name]; !ok {
 		return nil, fmt.Errorf("factory %s: %w", name, ErrNoSuchFactory)
 	}
@@ -294,7 +294,7 @@ func (e *Engine) RemoveFactory(name string, force bool) error {
 		e.advance() // hostcore_linux.go
 	}
 	t.forget(w.factories)
-	e.keepCore(uint64(len(w.factories))) // t.revoke took them out of the core
+	e.keepCore(0, uint64(len(w.factories))) // t.revoke took them out of the core
 	if err := sandbox.RemoveGroup(group); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -343,7 +343,7 @@ func (e *Engine) withdrawFactory(name string, force bool) (w withdrawal, group s
 		}
 		e.advance() // hostcore_linux.go
 		t.forget(w.factories)
-		e.keepCore(1) // t.revoke took it out of the core
+		e.keepCore(0, 1) // t.revoke took it out of the core
 		return w, group, sandbox.RemoveGroup(group)
 	}
 	for _, n := range w.factories {

@@ -164,7 +164,7 @@ func (e *Engine) refreshCore() error {
 	if _, err := e.hostCore(nil); err != nil {
 		return fmt.Errorf("host core: %w", err)
 	}
-	e.keepCore(0)
+	e.keepCore(0, 0)
 	return nil
 }
 
@@ -277,23 +277,32 @@ func (e *Engine) syncContainers(h *hostCore) error {
 }
 
 // keepCore says that the operation holding the state root's lock has
-// written to the records what it did to the core hostCore gave it, in n
-// advances of the generation: if the generation moved by exactly n since
-// the core was current, the kept core is current again.
-func (e *Engine) keepCore(n uint64) {
+// written to the records what it did to the core hostCore gave it:
+// containers records made or removed, and others writes of other
+// records. The kept core is then current again, unless other processes
+// wrote meanwhile: if they made or removed containers only, the next
+// use brings it up to date in place, and otherwise builds it again.
+func (e *Engine) keepCore(containers, others uint64) {
 	s := &e.host
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.held || s.h == nil {
 		return
 	}
-	// The low half counts every write: moved by exactly n, no one
-	// else wrote.
-	if now, err := e.generation(); err == nil && uint32(now)-uint32(s.at) == uint32(n) {
-		s.at, s.clean = now, true
-		s.info = CoreInfo{}
-		s.h.size(&s.info)
+	now, err := e.generation()
+	if err != nil {
+		return
 	}
+	if uint32(now)-uint32(s.at) < uint32(containers+others) {
+		return // fewer writes than it says: not its core's
+	}
+	// The generation of the records but for the writes of others
+	// meanwhile, if any: the next use compares it with the records' and
+	// brings the core up to date in place or builds it again.
+	s.at += containers + others*otherWrite
+	s.clean = true
+	s.info = CoreInfo{}
+	s.h.size(&s.info)
 }
 
 // buildHostCore builds the host core from the records: the factories,

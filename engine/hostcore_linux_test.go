@@ -134,7 +134,7 @@ func BenchmarkHostCore(b *testing.B) {
 			if _, err := e.hostCore(cs); err != nil {
 				b.Fatal(err)
 			}
-			e.keepCore(0)
+			e.keepCore(0, 0)
 		}
 		if n := e.host.builds.Load(); n != built {
 			b.Fatalf("%d builds in the loop, want none: the kept core used", n-built)
@@ -160,7 +160,7 @@ func BenchmarkHostCore(b *testing.B) {
 			if _, err := e.hostCore(nil); err != nil {
 				b.Fatal(err)
 			}
-			e.keepCore(0)
+			e.keepCore(0, 0)
 		}
 		if n := e.host.builds.Load(); n != built {
 			b.Fatalf("%d builds in the loop, want none: updated in place", n-built)
@@ -191,7 +191,7 @@ func TestHeldCoreGeneration(t *testing.T) {
 	}
 	builds := func() uint64 { return d.host.builds.Load() }
 	h := use()
-	d.keepCore(0)
+	d.keepCore(0, 0)
 	if use() != h || builds() != 1 {
 		t.Fatalf("a current core was built again (%d builds)", builds())
 	}
@@ -199,7 +199,7 @@ func TestHeldCoreGeneration(t *testing.T) {
 	if h2 := use(); h2 == h || builds() != 2 {
 		t.Fatalf("a core an operation did not keep was used again (%d builds)", builds())
 	}
-	d.keepCore(0)
+	d.keepCore(0, 0)
 	// Its own write, said: kept.
 	if _, err := d.CreateFactory(FactoryOptions{Name: "f1"}); err != nil {
 		t.Fatal(err)
@@ -214,7 +214,7 @@ func TestHeldCoreGeneration(t *testing.T) {
 		t.Fatal(err)
 	}
 	h = use()
-	d.keepCore(0)
+	d.keepCore(0, 0)
 	if builds() != 3 || h.fac.byName["f2"] == nil || h.fac.byName["f1"] == nil {
 		t.Fatalf("after another process's write: %d builds, factories %v", builds(), h.fac.byName)
 	}
@@ -254,7 +254,7 @@ func TestHeldCoreGeneration(t *testing.T) {
 	kid := mk("f2", top.ID, false, "10.1.2.3:443/tcp")
 	plain := mk("", "", false, "1.2.3.4:53/udp")
 	h = use()
-	d.keepCore(0)
+	d.keepCore(0, 0)
 	if builds() != 3 || d.host.syncs.Load() != 1 || len(h.ctrs) != 3 {
 		t.Fatalf("after another process made containers: %d builds, %d updates in place, %d containers; want 3, 1, 3",
 			builds(), d.host.syncs.Load(), len(h.ctrs))
@@ -263,7 +263,7 @@ func TestHeldCoreGeneration(t *testing.T) {
 	rm(kid)
 	rm(plain)
 	h = use()
-	d.keepCore(0)
+	d.keepCore(0, 0)
 	if builds() != 3 || d.host.syncs.Load() != 2 || len(h.ctrs) != 1 {
 		t.Fatalf("after another process removed containers: %d builds, %d updates in place, %d containers; want 3, 2, 1",
 			builds(), d.host.syncs.Load(), len(h.ctrs))
@@ -273,16 +273,51 @@ func TestHeldCoreGeneration(t *testing.T) {
 	// which would take the sub-container's grants with it; built again.
 	kid = mk("f2", top.ID, false, "10.1.2.3:443/tcp")
 	h = use()
-	d.keepCore(0)
+	d.keepCore(0, 0)
 	rm(top)
 	h = use()
-	d.keepCore(0)
+	d.keepCore(0, 0)
 	if builds() != 4 {
 		t.Fatalf("after a parent went before its sub-container: %d builds, want 4", builds())
 	}
 	same("a parent gone first")
+	// Another process made a container while an operation of the
+	// holder wrote its own: kept, and brought up to date in place.
+	h = use()
+	f3 := &Factory{Name: "f3", ID: newFactoryID(), Created: time.Now()}
+	if err := h.fac.add(FactoryOptions{Name: "f3"}); err != nil {
+		t.Fatal(err)
+	}
+	h.fac.byName["f3"] = f3
+	mk("", "", false)
+	if err := d.saveFactory(f3); err != nil {
+		t.Fatal(err)
+	}
+	d.keepCore(0, 1)
+	syncs := d.host.syncs.Load()
+	h = use()
+	d.keepCore(0, 0)
+	if builds() != 4 || d.host.syncs.Load() != syncs+1 {
+		t.Fatalf("after another process's create during the holder's write: %d builds, %d updates in place; want 4, %d",
+			builds(), d.host.syncs.Load(), syncs+1)
+	}
+	same("a create during the holder's write")
+	// Another process wrote a factory's record meanwhile: built again.
+	h = use()
+	if err := cli.saveFactory(&Factory{Name: "f4", ID: newFactoryID(), Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.saveFactory(f3); err != nil {
+		t.Fatal(err)
+	}
+	d.keepCore(0, 1)
+	h = use()
+	d.keepCore(0, 0)
+	if builds() != 5 || h.fac.byName["f4"] == nil {
+		t.Fatalf("after another process's factory write during the holder's: %d builds, want 5", builds())
+	}
 	ci, err := d.CoreInfo()
-	if err != nil || !ci.Held || ci.Factories != 2 || ci.Containers != 1 || ci.Generation != ci.RecordsGeneration || ci.Generation != 9 { // 2 factories, 4 containers made, 3 removed
+	if err != nil || !ci.Held || ci.Factories != 4 || ci.Containers != 2 || ci.Generation != ci.RecordsGeneration || ci.Generation != 13 { // 5 factory writes, 5 containers made, 3 removed
 		t.Fatalf("core info %+v, %v", ci, err)
 	}
 }

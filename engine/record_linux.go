@@ -354,7 +354,7 @@ func (e *Engine) newRecord(opts RunOptions, spec *Spec, args []string, listens [
 		return nil, err
 	}
 	if opts.Factory != "" {
-		e.keepCore(1) // admit put it in the host core; its record is written
+		e.keepCore(1, 0) // admit put it in the host core; its record is written
 	}
 	done = true
 	return c, nil

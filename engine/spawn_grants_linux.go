@@ -153,7 +153,7 @@ func (e *Engine) revokeInCore(c *Container, name string) ([][2]string, error) {
 		}
 		n++
 	}
-	e.keepCore(n)
+	e.keepCore(0, n)
 	return gone, nil
 }
 

@@ -411,7 +411,7 @@ func (e *Engine) revokeSpawnInCore(c *Container) error {
 		return err
 	}
 	e.advance() // hostcore_linux.go
-	e.keepCore(1)
+	e.keepCore(0, 1)
 	return nil
 }
 
