@@ -5,6 +5,9 @@ import (
 	"os"
 	"testing"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // benchRoot makes a state root of nf factories and n containers: every
@@ -320,4 +323,36 @@ func TestHeldCoreGeneration(t *testing.T) {
 	if err != nil || !ci.Held || ci.Factories != 4 || ci.Containers != 2 || ci.Generation != ci.RecordsGeneration || ci.Generation != 13 { // 5 factory writes, 5 containers made, 3 removed
 		t.Fatalf("core info %+v, %v", ci, err)
 	}
+}
+
+// BenchmarkAdvance is what a record write adds for the generation in a
+// process that has not written one yet (an oak run, a supervisor):
+// mapping ROOT/generation and one atomic addition, against a stat of the
+// root, the cheapest system call a write makes anyway.
+func BenchmarkAdvance(b *testing.B) {
+	root := b.TempDir()
+	b.Run("stat", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := os.Stat(root); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("first-advance", func(b *testing.B) {
+		for b.Loop() {
+			e := &Engine{Root: root}
+			e.advanceContainers()
+			if e.host.genWord == nil {
+				b.Fatal(e.host.genErr)
+			}
+			// A process maps it once; this loop would run out of mappings.
+			unix.Munmap((*[8]byte)(unsafe.Pointer(e.host.genWord))[:])
+		}
+	})
+	b.Run("advance", func(b *testing.B) {
+		e := &Engine{Root: root}
+		for b.Loop() {
+			e.advanceContainers()
+		}
+	})
 }

@@ -28,7 +28,9 @@ package engine
 //     way round. Whoever holds a container's lock takes no other lock.
 //
 // A plain create (no --name, no published port, no factory) takes no
-// lock of the root either (newRecord). The root's lock is still taken by
+// lock of the root either (newRecord). A record made or removed advances
+// the root's generation (hostcore_linux.go) once it is in place or gone:
+// one atomic addition to a shared word, no lock. The root's lock is still taken by
 // a create that publishes host ports or uses a factory (both shared with
 // every live container, whose records it reads), by one with a --name
 // (reclaiming a stale link must not race another create of that name),
