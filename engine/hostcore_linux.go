@@ -208,6 +208,23 @@ func (e *Engine) hostCore(cs []*Container) (*hostCore, error) {
 	return h, nil
 }
 
+// lockedCore is hostCore for an operation that holds the state root's
+// lock and has not read the records itself: they are read only if e
+// does not hold its core.
+func (e *Engine) lockedCore() (*hostCore, error) {
+	e.host.mu.Lock()
+	held := e.host.held
+	e.host.mu.Unlock()
+	var cs []*Container
+	if !held {
+		var err error
+		if cs, err = e.reconcile(); err != nil {
+			return nil, err
+		}
+	}
+	return e.hostCore(cs)
+}
+
 // timedBuild builds a host core from cs, counting the build.
 func (e *Engine) timedBuild(cs []*Container, full bool) (*hostCore, error) {
 	start := time.Now()

@@ -124,11 +124,7 @@ func (e *Engine) revokeInCore(c *Container, name string) ([][2]string, error) {
 		return nil, err
 	}
 	defer unlock()
-	cs, err := e.reconcile()
-	if err != nil {
-		return nil, err
-	}
-	h, err := e.hostCore(cs)
+	h, err := e.lockedCore()
 	if err != nil {
 		return nil, err
 	}

@@ -396,11 +396,7 @@ func (e *Engine) revokeSpawnInCore(c *Container) error {
 		return err
 	}
 	defer unlock()
-	cs, err := e.reconcile()
-	if err != nil {
-		return err
-	}
-	h, err := e.hostCore(cs)
+	h, err := e.lockedCore()
 	if err != nil {
 		return err
 	}
