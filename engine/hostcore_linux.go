@@ -71,7 +71,6 @@ type hostState struct {
 	h     *hostCore // the kept core; nil if none
 	at    uint64    // the generation h holds
 	clean bool      // h is what the records at generation at make
-	info  CoreInfo  // h's size when last current
 
 	builds    atomic.Uint64
 	syncs     atomic.Uint64
@@ -148,24 +147,24 @@ func (e *Engine) HoldCore() error {
 // refreshCore brings the kept core up to the records' generation, if it
 // is not there.
 func (e *Engine) refreshCore() error {
-	s := &e.host
-	now, gerr := e.generation()
-	s.mu.Lock()
-	current := s.h != nil && s.clean && gerr == nil && s.at == now
-	s.mu.Unlock()
-	if current {
-		return nil
-	}
 	unlock, err := e.lock()
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if _, err := e.hostCore(nil); err != nil {
-		return fmt.Errorf("host core: %w", err)
+	_, err = e.refreshLocked()
+	return err
+}
+
+// refreshLocked is refreshCore for a caller that holds the root's lock;
+// it returns the core.
+func (e *Engine) refreshLocked() (*hostCore, error) {
+	h, err := e.hostCore(nil)
+	if err != nil {
+		return nil, fmt.Errorf("host core: %w", err)
 	}
 	e.keepCore(0, 0)
-	return nil
+	return h, nil
 }
 
 // hostCore returns the host core for an operation that holds the state
@@ -318,8 +317,6 @@ func (e *Engine) keepCore(containers, others uint64) {
 	// brings the core up to date in place or builds it again.
 	s.at += containers + others*otherWrite
 	s.clean = true
-	s.info = CoreInfo{}
-	s.h.size(&s.info)
 }
 
 // buildHostCore builds the host core from the records: the factories,
@@ -373,17 +370,25 @@ func (e *Engine) CoreInfo() (*CoreInfo, error) {
 	held := s.held
 	s.mu.Unlock()
 	if held {
-		if err := e.refreshCore(); err != nil {
+		// Under the root's lock: what it holds is changed only by
+		// operations that hold it.
+		unlock, err := e.lock()
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		h, err := e.refreshLocked()
+		if err != nil {
 			return nil, err
 		}
 		now, _ := e.generation()
+		ci := &CoreInfo{Held: true, Builds: s.builds.Load(), Syncs: s.syncs.Load(),
+			BuildSeconds: time.Duration(s.buildTime.Load()).Seconds(), RecordsGeneration: uint64(uint32(now))}
 		s.mu.Lock()
-		ci := s.info
-		ci.Held, ci.Generation, ci.RecordsGeneration = true, uint64(uint32(s.at)), uint64(uint32(now))
+		ci.Generation = uint64(uint32(s.at))
 		s.mu.Unlock()
-		ci.Builds, ci.Syncs = s.builds.Load(), s.syncs.Load()
-		ci.BuildSeconds = time.Duration(s.buildTime.Load()).Seconds()
-		return &ci, nil
+		h.size(ci)
+		return ci, nil
 	}
 	now, _ := e.generation()
 	unlock, err := e.lock()
