@@ -44,12 +44,14 @@ import (
 // generation past it, and the next use looks again. An operation that
 // changes the core in place (a factory made or removed, a container
 // admitted, a grant or a spawn right revoked) and then writes the same
-// change to the records says how many advances its writes made
-// (keepCore): if the generation moved by exactly that much, no other
-// process wrote meanwhile and the core is current; otherwise, or if the
-// operation failed part-way, the next use brings it up to date or builds
-// it again. Without a daemon every operation builds its own from the
-// records it has just read, with the same code, and keeps nothing.
+// change to the records says how many writes of each kind it made
+// (keepCore), and the generation the core holds advances by those: if no
+// other process wrote meanwhile, that is the records' and the core is
+// current; otherwise the next use brings it up to date in place or
+// builds it again, as for any change. An operation that fails part-way
+// says nothing, and the next use builds the core again. Without a daemon
+// every operation builds its own from the records it has just read,
+// with the same code, and keeps nothing.
 
 // generationFile holds the records' generation, one 64-bit word.
 const generationFile = "generation"
