@@ -1,8 +1,8 @@
 package integration
 
 import (
-	"fmt"
 	"regexp"
+	"slices"
 	"strconv"
 	"syscall"
 	"testing"
@@ -15,15 +15,22 @@ var coreLine = regexp.MustCompile(`host core: (\d+) factories, (\d+) containers,
 // capabilities, generation, whether it is current, and its builds.
 func (o *oakEnv) hostCore() (caps, gen int, current bool, builds int) {
 	o.t.Helper()
+	m := o.coreStatus()
+	caps, _ = strconv.Atoi(m[4])
+	gen, _ = strconv.Atoi(m[5])
+	builds, _ = strconv.Atoi(m[7])
+	return caps, gen, m[6] == "current", builds
+}
+
+// coreStatus is oak daemon status's host core line, matched by coreLine.
+func (o *oakEnv) coreStatus() []string {
+	o.t.Helper()
 	r := o.run("daemon", "status")
 	m := coreLine.FindStringSubmatch(r.stdout)
 	if r.code != 0 || m == nil {
 		o.t.Fatalf("oak daemon status: no host core (%q)\n%s", r.stdout, r)
 	}
-	caps, _ = strconv.Atoi(m[4])
-	gen, _ = strconv.Atoi(m[5])
-	builds, _ = strconv.Atoi(m[7])
-	return caps, gen, m[6] == "current", builds
+	return m
 }
 
 // TestHostCoreDaemonKill: the daemon holds the host core in which a
@@ -92,5 +99,20 @@ func TestHostCoreDaemonKill(t *testing.T) {
 	if gen3 <= gen2 {
 		t.Errorf("generation %d after the revoke, %d before: want it advanced by the marks", gen3, gen2)
 	}
-	t.Log(fmt.Sprintf("host core: %d capabilities, generation %d → %d", before, gen, gen3))
+	t.Logf("host core: %d capabilities, generation %d → %d", before, gen, gen3)
+
+	// A factory made by the CLI acting directly, beside the daemon: the
+	// daemon's core has it at its next use, built again.
+	direct := *o
+	direct.env = append(slices.Clone(o.env), "OAK_NO_DAEMON=1")
+	if r := direct.run("factory", "create", "--memory", "64m", "beside"); r.code != 0 {
+		t.Fatalf("oak factory create without the daemon\n%s", r)
+	}
+	m := o.coreStatus()
+	if m[1] != "2" || m[6] != "current" || m[7] != strconv.Itoa(builds3+1) {
+		t.Errorf("the daemon's core after a factory made beside it: %s factories (%s), %s builds; want 2 (current), %d", m[1], m[6], m[7], builds3+1)
+	}
+	if r := direct.run("factory", "rm", "beside"); r.code != 0 {
+		t.Fatalf("oak factory rm without the daemon\n%s", r)
+	}
 }
