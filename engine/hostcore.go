@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -426,22 +425,6 @@ func (h *hostCore) remove(id string) error {
 	return nil
 }
 
-// removeFactory revokes factory name and forgets its record: what
-// factoryTree.revoke returns. The containers it takes with them must have
-// left the core first (the engine removes them before the factory); a
-// container still in it is refused.
-func (h *hostCore) removeFactory(name string) (withdrawal, error) {
-	w, err := h.fac.revoke(name)
-	if err != nil {
-		return w, err
-	}
-	h.fac.forget(w.factories)
-	if len(w.containers) > 0 {
-		return w, fmt.Errorf("factory %s: containers %s are still in the core", name, strings.Join(w.containers, ", "))
-	}
-	return w, nil
-}
-
 // CoreInfo is the size of a host core, as oak daemon status and
 // GET /v1/core show it.
 type CoreInfo struct {
@@ -516,7 +499,3 @@ func (h *hostCore) dump() string {
 	fmt.Fprintf(&b, "root\t%v\n", used)
 	return b.String()
 }
-
-// errCoreStale is returned by a use of the held core that finds it no
-// longer the records'.
-var errCoreStale = errors.New("host core is stale")

@@ -100,9 +100,12 @@ func TestHostCoreRebuild(t *testing.T) {
 					slices.ContainsFunc(m.nodes, func(n hostNode) bool { return n.Factory == f.Name }) {
 					continue
 				}
-				if _, err := live.removeFactory(f.Name); err != nil {
-					t.Fatalf("seed %d: remove factory %s: %v", seed, f.Name, err)
+				// As RemoveFactory does: revoke, and forget the records.
+				w, err := live.fac.revoke(f.Name)
+				if err != nil || len(w.containers) > 0 || len(w.factories) != 1 {
+					t.Fatalf("seed %d: remove factory %s: took %+v, %v", seed, f.Name, w, err)
 				}
+				live.fac.forget(w.factories)
 				m.fs = slices.DeleteFunc(m.fs, func(o *Factory) bool { return o == f })
 				did = "factory rm " + f.Name
 			case 2, 3: // container admit, of the host's, a factory's or a sub-container
