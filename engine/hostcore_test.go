@@ -231,3 +231,46 @@ func TestHostCoreSize(t *testing.T) {
 		t.Errorf("size %+v; want 1 factory, 3 containers, 4 spaces, 21 capabilities", ci)
 	}
 }
+
+// dump describes everything the core holds, without its handles and
+// spaces' numbers (which depend on the order things were made): the
+// host's space by name, each container's space, each factory's limit,
+// remaining quota and usage. Two cores with the same dump hold the same
+// capabilities and the same usage.
+func (h *hostCore) dump() string {
+	var b strings.Builder
+	line := func(where string, c core.Cap) {
+		fmt.Fprintf(&b, "%s\t%s\t%v\t%v:%v\n", where, c.Name, c.Rights, c.Object.Kind(), c.Object)
+	}
+	caps, _ := h.k.Caps(h.space)
+	sort.Slice(caps, func(i, j int) bool { return caps[i].Name < caps[j].Name })
+	for _, c := range caps {
+		line("host", c)
+		if c.Object.Kind() == core.KindFactory {
+			limit, rem, _ := h.k.FactoryQuota(h.space, c.Handle)
+			used, _ := h.k.FactoryUsage(h.space, c.Handle)
+			fmt.Fprintf(&b, "quota\t%s\t%v\t%v\t%v\n", c.Name, limit, rem, used)
+		}
+	}
+	ids := make([]string, 0, len(h.ctrs))
+	for id := range h.ctrs {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	for _, id := range ids {
+		c := h.ctrs[id]
+		fmt.Fprintf(&b, "container\t%s\tparent=%s\tfactory=%s\n", id, c.node.Parent, c.node.Factory)
+		cs, _ := h.k.Caps(c.space)
+		sort.Slice(cs, func(i, j int) bool { return cs[i].Name < cs[j].Name })
+		for _, cp := range cs {
+			line("  "+id, cp)
+		}
+		if o := slices.Clone(h.orphans[id]); len(o) > 0 {
+			sort.Strings(o)
+			fmt.Fprintf(&b, "orphans\t%s\t%s\n", id, strings.Join(o, ", "))
+		}
+	}
+	used, _ := h.k.FactoryUsage(h.space, h.root)
+	fmt.Fprintf(&b, "root\t%v\n", used)
+	return b.String()
+}
