@@ -454,4 +454,3 @@ func (h *hostCore) size(ci *CoreInfo) {
 	ci.Containers = len(h.ctrs)
 	ci.Spaces, ci.Capabilities = h.k.Size()
 }
-
