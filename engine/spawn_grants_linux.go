@@ -44,7 +44,9 @@ func (e *Engine) markRevoked(id, name string) error {
 	if err := writeFileAtomic(e.revokedPath(id, name), nil); err != nil {
 		return fmt.Errorf("revoke %s %q: %w", ShortID(id), name, err)
 	}
-	e.advance() // hostcore_linux.go
+	if strings.HasPrefix(name, "egress ") {
+		e.advance() // the host core holds egress grants (hostcore_linux.go); publish grants it does not
+	}
 	return nil
 }
 
