@@ -9,7 +9,7 @@ import (
 
 // The host core: one capability core for the whole state root.
 //
-// Its root factory is the host's quota. In the root's space (the host's
+// Its root factory is the host's quota (factoryRoot). In the root's space (the host's
 // space) are, as the factory tree has them (factory.go), a factory
 // capability per factory record ("factory NAME", tenants' included: a
 // tenant is a factory), each made from its parent's, and a reservation
@@ -67,10 +67,6 @@ type coreContainer struct {
 	own   map[string]core.Handle // its capabilities in its space, by name
 	mint  map[string]core.Handle // those minted for it in the host's space, by name
 }
-
-// hostRoot is the root factory's quota: the host, bounded by nothing but
-// what it has.
-func hostRoot() core.Quota { return factoryRoot() }
 
 // newHostCore builds the host core of factory records fs, the
 // reservations of their volumes, and containers nodes (in any order).
