@@ -214,6 +214,21 @@ func Serve(ctx context.Context, eng Engine, cfg Config) (err error) {
 		defer os.Remove(filepath.Join(cfg.Root, SocketName))
 	}
 	defer keepWarm(eng)() // function.go: the functions' warm sandboxes, while this daemon holds the root
+	// The host's capability core, built from the records and kept in
+	// step with them while this daemon serves the root
+	// (engine/hostcore_linux.go). Built beside the first requests, not
+	// before them: it reads every record, as ps does, and an operation
+	// that needs it first builds it itself, under the root's lock.
+	// Records it cannot build it from (a factory record edited by hand)
+	// refuse the operations that need it, as without a daemon, not the
+	// daemon.
+	if ce, ok := eng.(coreEngine); ok {
+		go func() {
+			if err := ce.HoldCore(); err != nil {
+				cfg.Log.Warn("daemon: host core", "error", err)
+			}
+		}()
+	}
 	srv := NewServer(eng, cfg.Log)
 	streams, endStreams := context.WithCancel(context.Background())
 	defer endStreams()

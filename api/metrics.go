@@ -109,6 +109,7 @@ func (m *metrics) write(w io.Writer) error {
 		}
 		writeFactories(w, fs)
 	}
+	writeCore(w, m.eng) // core.go
 	vm.WriteProcessMetrics(w)
 	return nil
 }

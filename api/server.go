@@ -71,6 +71,7 @@ func NewServer(eng Engine, log *slog.Logger) *Server {
 	s.routes = []Route{
 		{"GET", "/v1/health", s.health},
 		{"GET", "/v1/ready", s.readiness},
+		{"GET", "/v1/core", s.hostCore},
 		{"POST", "/v1/containers", s.createContainer},
 		{"POST", "/v1/containers/run", s.runAttached},
 		{"GET", "/v1/containers", s.listContainers},

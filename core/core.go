@@ -133,25 +133,27 @@ func (k *Core) Root() (Space, Handle) { return k.root, k.rootCap }
 func (k *Core) Mint(s Space, name string, obj Object, r Rights) (Handle, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	op := fmt.Sprintf("mint %v %q in space %d", kindOf(obj), name, s)
+	// Each method names its operation for its errors only: a host core
+	// of thousands of capabilities is built without formatting any.
+	op := func() string { return fmt.Sprintf("mint %v %q in space %d", kindOf(obj), name, s) }
 	switch {
 	case obj == nil:
-		return 0, fmt.Errorf("%s: %w: no object", op, ErrInvalid)
+		return 0, fmt.Errorf("%s: %w: no object", op(), ErrInvalid)
 	case obj.Kind() == KindFactory:
-		return 0, fmt.Errorf("%s: %w: factories are made from factories", op, ErrInvalid)
+		return 0, fmt.Errorf("%s: %w: factories are made from factories", op(), ErrInvalid)
 	case !obj.Kind().Rights().Has(r):
-		return 0, fmt.Errorf("%s: %w: rights %v not meaningful for %v", op, ErrInvalid, r&^obj.Kind().Rights(), obj.Kind())
+		return 0, fmt.Errorf("%s: %w: rights %v not meaningful for %v", op(), ErrInvalid, r&^obj.Kind().Rights(), obj.Kind())
 	}
 	if err := obj.validate(); err != nil {
-		return 0, fmt.Errorf("%s: %w: %v", op, ErrInvalid, err)
+		return 0, fmt.Errorf("%s: %w: %v", op(), ErrInvalid, err)
 	}
 	sp, err := k.space(s)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op(), err)
 	}
 	c, err := k.insert(sp, name, &object{desc: obj}, r, nil)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op(), err)
 	}
 	return c.h, nil
 }
@@ -165,21 +167,21 @@ func (k *Core) Mint(s Space, name string, obj Object, r Rights) (Handle, error) 
 func (k *Core) Derive(from Space, h Handle, r Rights, into Space, name string) (Handle, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	op := fmt.Sprintf("derive space %d handle %d as %v into space %d", from, h, r, into)
+	op := func() string { return fmt.Sprintf("derive space %d handle %d as %v into space %d", from, h, r, into) }
 	src, err := k.lookup(from, h, RightDerive)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op(), err)
 	}
 	if !src.rights.Has(r) {
-		return 0, fmt.Errorf("%s: %w: %v not held", op, ErrRightsEscalation, r&^src.rights)
+		return 0, fmt.Errorf("%s: %w: %v not held", op(), ErrRightsEscalation, r&^src.rights)
 	}
 	dst, err := k.space(into)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op(), err)
 	}
 	c, err := k.insert(dst, name, src.obj, r, src)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op(), err)
 	}
 	return c.h, nil
 }
@@ -195,26 +197,28 @@ func (k *Core) Derive(from Space, h Handle, r Rights, into Space, name string) (
 func (k *Core) DeriveWithin(from Space, h Handle, r Rights, obj Object, into Space, name string) (Handle, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	op := fmt.Sprintf("derive space %d handle %d as %v %v into space %d", from, h, r, kindOf(obj), into)
+	op := func() string {
+		return fmt.Sprintf("derive space %d handle %d as %v %v into space %d", from, h, r, kindOf(obj), into)
+	}
 	src, err := k.lookup(from, h, RightDerive)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op(), err)
 	}
 	switch {
 	case !src.rights.Has(r):
-		return 0, fmt.Errorf("%s: %w: %v not held", op, ErrRightsEscalation, r&^src.rights)
+		return 0, fmt.Errorf("%s: %w: %v not held", op(), ErrRightsEscalation, r&^src.rights)
 	case obj == nil:
-		return 0, fmt.Errorf("%s: %w: no object", op, ErrInvalid)
+		return 0, fmt.Errorf("%s: %w: no object", op(), ErrInvalid)
 	}
 	if err := obj.validate(); err != nil {
-		return 0, fmt.Errorf("%s: %w: %v", op, ErrInvalid, err)
+		return 0, fmt.Errorf("%s: %w: %v", op(), ErrInvalid, err)
 	}
 	if !Within(obj, src.obj.desc) {
-		return 0, fmt.Errorf("%s: %w: %v is not within %v", op, ErrRightsEscalation, obj, src.obj.desc)
+		return 0, fmt.Errorf("%s: %w: %v is not within %v", op(), ErrRightsEscalation, obj, src.obj.desc)
 	}
 	dst, err := k.space(into)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op(), err)
 	}
 	o := src.obj
 	if obj != src.obj.desc {
@@ -222,7 +226,7 @@ func (k *Core) DeriveWithin(from Space, h Handle, r Rights, obj Object, into Spa
 	}
 	c, err := k.insert(dst, name, o, r, src)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op(), err)
 	}
 	return c.h, nil
 }
@@ -244,18 +248,18 @@ func (k *Core) Lookup(s Space, h Handle, need Rights) (Cap, error) {
 func (k *Core) LookupName(s Space, name string, need Rights) (Cap, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	op := fmt.Sprintf("lookup %q in space %d for %v", name, s, need)
+	op := func() string { return fmt.Sprintf("lookup %q in space %d for %v", name, s, need) }
 	sp, err := k.space(s)
 	if err != nil {
-		return Cap{}, fmt.Errorf("%s: %w", op, err)
+		return Cap{}, fmt.Errorf("%s: %w", op(), err)
 	}
 	h, ok := sp.names[name]
 	if !ok {
-		return Cap{}, fmt.Errorf("%s: %w: no such name", op, ErrNotFound)
+		return Cap{}, fmt.Errorf("%s: %w: no such name", op(), ErrNotFound)
 	}
 	c, err := k.lookup(s, h, need)
 	if err != nil {
-		return Cap{}, fmt.Errorf("%s: %w", op, err)
+		return Cap{}, fmt.Errorf("%s: %w", op(), err)
 	}
 	return c.snapshot(), nil
 }
@@ -277,6 +281,21 @@ func (k *Core) Caps(s Space) ([]Cap, error) {
 	}
 	slices.SortFunc(caps, func(a, b Cap) int { return cmp.Compare(a.Handle, b.Handle) })
 	return caps, nil
+}
+
+// Size returns how many spaces the core has and how many live
+// capabilities they hold.
+func (k *Core) Size() (spaces, caps int) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, sp := range k.spaces {
+		for _, c := range sp.slots {
+			if !c.dead {
+				caps++
+			}
+		}
+	}
+	return len(k.spaces), caps
 }
 
 // Revoke deletes every capability derived from h in space s, recursively and
@@ -332,14 +351,16 @@ func (k *Core) Delete(s Space, h Handle) error {
 func (k *Core) NewFactory(s Space, h Handle, q Quota, into Space, name string) (Handle, error) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	op := fmt.Sprintf("new factory (%v) from space %d handle %d into space %d", q, s, h, into)
+	op := func() string {
+		return fmt.Sprintf("new factory (%v) from space %d handle %d into space %d", q, s, h, into)
+	}
 	src, err := k.lookup(s, h, RightCreate)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op(), err)
 	}
 	dst, err := k.space(into)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op(), err)
 	}
 	parent := src.obj
 	err = q.exceeds(parent.limit.minus(parent.used))
@@ -347,7 +368,7 @@ func (k *Core) NewFactory(s Space, h Handle, q Quota, into Space, name string) (
 		err = q.overflows(parent.used)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op(), err)
 	}
 	f := newFactory(q, parent)
 	parent.used = parent.used.plus(q)
@@ -356,7 +377,7 @@ func (k *Core) NewFactory(s Space, h Handle, q Quota, into Space, name string) (
 	if err != nil {
 		parent.used = parent.used.minus(q)
 		delete(parent.subs, f)
-		return 0, fmt.Errorf("%s: %w", op, err)
+		return 0, fmt.Errorf("%s: %w", op(), err)
 	}
 	return c.h, nil
 }

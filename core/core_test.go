@@ -610,3 +610,30 @@ func TestDeriveWithin(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSize: Size counts spaces and live capabilities: not a revoked
+// one's tombstone, nor those of a deleted space.
+func TestSize(t *testing.T) {
+	k, rs, rh := newCore(t, bigRoot)
+	size := func(spaces, caps int) {
+		t.Helper()
+		if s, c := k.Size(); s != spaces || c != caps {
+			t.Fatalf("Size() = %d spaces, %d capabilities; want %d, %d", s, c, spaces, caps)
+		}
+	}
+	size(1, 1) // the root space and its factory
+	sp := must[Space](t)(k.NewSpace(rs, rh))
+	img := must[Handle](t)(k.Mint(rs, "img", Image{Ref: "a"}, RightRead|RightDerive))
+	must[Handle](t)(k.Derive(rs, img, RightRead, sp, "/"))
+	size(2, 3)
+	if err := k.Revoke(rs, img); err != nil { // the copy stays as a tombstone
+		t.Fatal(err)
+	}
+	size(2, 2)
+	must[Handle](t)(k.Derive(rs, img, RightRead, sp, "/2"))
+	size(2, 3)
+	if err := k.DeleteSpace(sp); err != nil {
+		t.Fatal(err)
+	}
+	size(1, 2)
+}

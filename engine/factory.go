@@ -111,15 +111,19 @@ func (q FactoryQuota) core() core.Quota {
 		}
 		return uint64(v)
 	}
-	return core.Quota{MemoryBytes: u(q.MemoryBytes), Tasks: u(q.Pids), CPUMilli: u(q.CPUMilli), DiskBytes: u(q.DiskBytes)}
+	// Caps unlimited: the capabilities its containers' spaces hold
+	// (hostcore.go) are bounded by nothing of a factory record's.
+	return core.Quota{MemoryBytes: u(q.MemoryBytes), Tasks: u(q.Pids), CPUMilli: u(q.CPUMilli), DiskBytes: u(q.DiskBytes),
+		Caps: core.Unlimited}
 }
 
 // factoryRoot is the root of the core's factory tree: the host, which
-// bounds memory, tasks, CPU and disk only by what it has. Every factory
-// and every reservation is one capability in the root space.
+// bounds memory, tasks, CPU, disk and capabilities only by what it has.
+// Every factory and every reservation is one capability in the root
+// space.
 func factoryRoot() core.Quota {
 	return core.Quota{MemoryBytes: core.Unlimited, Tasks: core.Unlimited, CPUMilli: core.Unlimited,
-		DiskBytes: core.Unlimited, Caps: 1 << 30}
+		DiskBytes: core.Unlimited, Caps: core.Unlimited}
 }
 
 // groupPrefix starts the name of a factory's control group, "f-NAME-ID":
@@ -233,14 +237,14 @@ func containsName(names []string, n string) bool {
 }
 
 // reserve records c in the core as a sub-factory of c.factory with c.bytes
-// of disk and nothing else: the core refuses it if the factory has too
-// little left.
+// of disk (and room for the capabilities of a container's space, see
+// hostcore.go): the core refuses it if the factory has too little left.
 func (t *factoryTree) reserve(c diskCharge) error {
 	h, ok := t.handles[c.factory]
 	if !ok || c.factory == "" {
 		return fmt.Errorf("factory %s: %w", c.factory, ErrNoSuchFactory)
 	}
-	if _, err := t.k.NewFactory(t.space, h, core.Quota{DiskBytes: uint64(c.bytes)}, t.space, c.kind+" "+c.id); err != nil {
+	if _, err := t.k.NewFactory(t.space, h, core.Quota{DiskBytes: uint64(c.bytes), Caps: core.Unlimited}, t.space, c.kind+" "+c.id); err != nil {
 		if errors.Is(err, core.ErrExists) {
 			return fmt.Errorf("factory %s: corrupt records: %s is made from two factories", c.factory, c.holder())
 		}
@@ -307,6 +311,14 @@ func (t *factoryTree) revoke(name string) (withdrawal, error) {
 	return w, nil
 }
 
+// forget drops the records of factories removed after revoke.
+func (t *factoryTree) forget(names []string) {
+	for _, n := range names {
+		delete(t.byName, n)
+		delete(t.reserved, n)
+	}
+}
+
 // bytesText writes n for people: "1 GiB", "1.5 GiB", "512 MiB", "100 B".
 func bytesText(n int64) string {
 	for _, u := range []struct {
@@ -355,13 +367,15 @@ func (t *factoryTree) add(o FactoryOptions) error {
 			}
 		}
 	}
-	if _, err := t.k.NewFactory(t.space, t.handles[o.Parent], o.Quota.core(), t.space, "factory "+o.Name); err != nil {
+	h, err := t.k.NewFactory(t.space, t.handles[o.Parent], o.Quota.core(), t.space, "factory "+o.Name)
+	if err != nil {
 		parent := "the host"
 		if o.Parent != "" {
 			parent = "parent " + o.Parent
 		}
 		return fmt.Errorf("%s: does not fit in what %s has left: %w", op, parent, quotaCause(err))
 	}
+	t.handles[o.Name] = h
 	return nil
 }
 
@@ -419,7 +433,11 @@ func (e *Engine) saveFactory(f *Factory) error {
 	if err := os.MkdirAll(e.factoriesDir(), 0o700); err != nil {
 		return fmt.Errorf("factory %s: %w", f.Name, unwrapPath(err))
 	}
-	return writeFileAtomic(e.factoryPath(f.Name), mustJSON(f))
+	if err := writeFileAtomic(e.factoryPath(f.Name), mustJSON(f)); err != nil {
+		return err
+	}
+	e.advance() // hostcore_linux.go
+	return nil
 }
 
 // factories loads every factory record, by name. A record that cannot be

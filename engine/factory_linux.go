@@ -62,16 +62,15 @@ func (e *Engine) lockFactories() (t *factoryTree, cs []*Container, unlock func()
 	return t, cs, unlock, nil
 }
 
+// loadFactories is the factory tree of the host core (hostcore.go): the
+// daemon's, or one built from the records. Must be called with the lock
+// held, cs the reconciled containers.
 func (e *Engine) loadFactories(cs []*Container) (*factoryTree, error) {
-	fs, err := e.factories()
+	h, err := e.hostCore(cs)
 	if err != nil {
 		return nil, err
 	}
-	charges, err := e.diskCharges(fs, cs)
-	if err != nil {
-		return nil, err
-	}
-	return newFactoryTree(fs, charges)
+	return h.fac, nil
 }
 
 // diskCharges derives every reservation of a factory's disk from the
@@ -159,11 +158,8 @@ func (e *Engine) CreateFactory(o FactoryOptions) (*FactoryInfo, error) {
 		sandbox.RemoveGroup(t.group(f.Name))
 		return nil, err
 	}
-	t2, err := e.loadFactories(cs)
-	if err != nil {
-		return nil, err
-	}
-	return t2.info(f.Name, cs), nil
+	e.keepCore(0, 1) // t.add made it in the core
+	return t.info(f.Name, cs), nil
 }
 
 // makeGroups makes (or brings up to date) the control groups of name and
@@ -223,6 +219,7 @@ func (e *Engine) ListFactories() ([]*FactoryInfo, error) {
 		return nil, err
 	}
 	defer unlock()
+	e.keepCore(0, 0) // read only
 	var out []*FactoryInfo
 	for name := range t.byName {
 		out = append(out, t.info(name, cs))
@@ -238,6 +235,7 @@ func (e *Engine) InspectFactory(name string) (*FactoryInfo, error) {
 		return nil, err
 	}
 	defer unlock()
+	e.keepCore(0, 0) // read only
 	if _, ok := t.byName[name]; !ok {
 		return nil, fmt.Errorf("factory %s: %w", name, ErrNoSuchFactory)
 	}
@@ -293,7 +291,10 @@ func (e *Engine) RemoveFactory(name string, force bool) error {
 		if err := os.Remove(e.factoryPath(w.factories[i])); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("%s: %w", op, err)
 		}
+		e.advance() // hostcore_linux.go
 	}
+	t.forget(w.factories)
+	e.keepCore(0, uint64(len(w.factories))) // t.revoke took them out of the core
 	if err := sandbox.RemoveGroup(group); err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
@@ -340,6 +341,9 @@ func (e *Engine) withdrawFactory(name string, force bool) (w withdrawal, group s
 		if err := os.Remove(e.factoryPath(name)); err != nil {
 			return w, "", err
 		}
+		e.advance() // hostcore_linux.go
+		t.forget(w.factories)
+		e.keepCore(0, 1) // t.revoke took it out of the core
 		return w, group, sandbox.RemoveGroup(group)
 	}
 	for _, n := range w.factories {
@@ -359,10 +363,11 @@ func (e *Engine) withdrawFactory(name string, force bool) (w withdrawal, group s
 // groups go in the factory's. Must be called with the lock held, cs the
 // reconciled containers.
 func (e *Engine) admit(name string, c *Container, spec *Spec, cs []*Container) error {
-	t, err := e.loadFactories(cs)
+	h, err := e.hostCore(cs)
 	if err != nil {
 		return err
 	}
+	t := h.fac
 	f, ok := t.byName[name]
 	switch {
 	case !ok:
@@ -370,7 +375,7 @@ func (e *Engine) admit(name string, c *Container, spec *Spec, cs []*Container) e
 	case f.Removing:
 		return fmt.Errorf("invalid --factory %s: the factory is being removed", name)
 	}
-	if err := e.recheckSpawn(c, spec); err != nil {
+	if err := e.recheckSpawn(h, c, spec); err != nil {
 		return err
 	}
 	l := &spec.Limits
@@ -390,7 +395,12 @@ func (e *Engine) admit(name string, c *Container, spec *Spec, cs []*Container) e
 				r.flag, r.text(*r.v), name, r.text(r.limit))
 		}
 	}
-	if err := t.reserve(diskCharge{factory: name, kind: "container", id: c.ID, bytes: writableCharge(spec)}); err != nil {
+	// Into the host core: its reservation of the factory's disk, its
+	// space, what it holds (derived from its parent's, for a
+	// sub-container). newRecord keeps the core once its record is
+	// written.
+	c.Factory = name
+	if err := h.add(e.hostNode(c, spec)); err != nil {
 		return fmt.Errorf("run --factory %s: %w (a container's writable layer, --storage-size, is charged to its factory's --disk; --read-only needs none)", name, err)
 	}
 	// Its groups are made (or brought up to date) at each launch, by

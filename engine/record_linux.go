@@ -28,7 +28,9 @@ package engine
 //     way round. Whoever holds a container's lock takes no other lock.
 //
 // A plain create (no --name, no published port, no factory) takes no
-// lock of the root either (newRecord). The root's lock is still taken by
+// lock of the root either (newRecord). A record made or removed advances
+// the root's generation (hostcore_linux.go) once it is in place or gone:
+// one atomic addition to a shared word, no lock. The root's lock is still taken by
 // a create that publishes host ports or uses a factory (both shared with
 // every live container, whose records it reads), by one with a --name
 // (reclaiming a stale link must not race another create of that name),
@@ -100,6 +102,7 @@ func (e *Engine) removeRecord(c *Container) error {
 		}
 		return err
 	}
+	e.advanceContainers() // hostcore_linux.go
 	return os.RemoveAll(gone)
 }
 
@@ -390,6 +393,9 @@ func (e *Engine) newRecord(opts RunOptions, spec *Spec, args []string, listens [
 	if err := e.writeNewRecord(c, spec); err != nil {
 		return nil, err
 	}
+	if opts.Factory != "" {
+		e.keepCore(1, 0) // admit put it in the host core; its record is written
+	}
 	done = true
 	return c, nil
 }
@@ -460,6 +466,7 @@ func (e *Engine) writeNewRecord(c *Container, spec *Spec) error {
 		os.RemoveAll(tmp)
 		return fmt.Errorf("container %s: %w", ShortID(c.ID), unwrapPath(err))
 	}
+	e.advanceContainers() // hostcore_linux.go
 	return nil
 }
 

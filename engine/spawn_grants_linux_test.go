@@ -20,16 +20,16 @@ func egressOf(t *testing.T, args ...string) []core.Egress {
 	return out
 }
 
-// TestGrantTree: each sub-container's grant derives from the parent's it
-// is a part of (the equal one first), so revoking a grant withdraws
-// exactly its parts below, at any depth, deepest first.
+// TestGrantTree: each sub-container's grant derives in the host core
+// from the parent's it is a part of (the equal one first), so revoking a
+// grant withdraws exactly its parts below, at any depth, deepest first.
 func TestGrantTree(t *testing.T) {
-	nodes := func() []grantNode {
-		return []grantNode{
-			{id: "top", egress: egressOf(t, "10.0.0.0/8:443/tcp", "any", "192.168.1.1:80/tcp")},
-			{id: "a", parent: "top", egress: egressOf(t, "10.1.2.3:443/tcp", "192.168.1.1:80/tcp", "8.8.8.8:53/udp")},
-			{id: "c", parent: "top", egress: egressOf(t, "172.16.0.1:22/tcp")},
-			{id: "b", parent: "a", egress: egressOf(t, "10.1.2.3:443/tcp", "8.8.8.8:53/udp")},
+	nodes := func() []hostNode {
+		return []hostNode{
+			{ID: "top", Egress: egressOf(t, "10.0.0.0/8:443/tcp", "any", "192.168.1.1:80/tcp")},
+			{ID: "a", Parent: "top", Egress: egressOf(t, "10.1.2.3:443/tcp", "192.168.1.1:80/tcp", "8.8.8.8:53/udp")},
+			{ID: "c", Parent: "top", Egress: egressOf(t, "172.16.0.1:22/tcp")},
+			{ID: "b", Parent: "a", Egress: egressOf(t, "10.1.2.3:443/tcp", "8.8.8.8:53/udp")},
 		}
 	}
 	tests := []struct {
@@ -46,20 +46,24 @@ func TestGrantTree(t *testing.T) {
 		{"top", "egress 1.2.3.4", nil}, // not held: nothing derived from it
 	}
 	for _, tt := range tests {
-		tr, err := newGrantTree(nodes())
+		h, err := newHostCore(nil, nil, nodes())
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(tr.orphans) != 0 {
-			t.Fatalf("orphans %v in a consistent tree", tr.orphans)
+		if len(h.orphans) != 0 {
+			t.Fatalf("orphans %v in a consistent tree", h.orphans)
 		}
-		got, err := tr.revoke(tt.id, tt.name)
+		got, err := h.revokeGrant(tt.id, tt.name)
 		if err != nil || !slices.Equal(got, tt.want) {
 			t.Errorf("revoke %s %q = %v, %v; want %v", tt.id, tt.name, got, err, tt.want)
 		}
+		if _, ok := h.ctrs[tt.id].holds(tt.name); ok {
+			t.Errorf("revoke %s %q: still held", tt.id, tt.name)
+		}
 	}
-	if _, err := (&grantTree{}).revoke("nobody", "egress any"); err == nil {
-		t.Error("revoke in a container not in the tree: want an error")
+	h, _ := newHostCore(nil, nil, nil)
+	if _, err := h.revokeGrant("nobody", "egress any"); err == nil {
+		t.Error("revoke in a container not in the core: want an error")
 	}
 }
 
@@ -67,19 +71,19 @@ func TestGrantTree(t *testing.T) {
 // none its parent holds (a revocation a crash interrupted) is an orphan,
 // withdrawn by the next revocation.
 func TestGrantTreeOrphans(t *testing.T) {
-	tr, err := newGrantTree([]grantNode{
-		{id: "top", egress: egressOf(t, "10.0.0.0/8")},
-		{id: "a", parent: "top", egress: egressOf(t, "10.0.0.1:80/tcp", "11.0.0.1:80/tcp")},
-		{id: "b", parent: "a", egress: egressOf(t, "11.0.0.1:80/tcp", "10.0.0.0/8")},
+	h, err := newHostCore(nil, nil, []hostNode{
+		{ID: "b", Parent: "a", Egress: egressOf(t, "11.0.0.1:80/tcp", "10.0.0.0/8")}, // before its parent: ordered
+		{ID: "top", Egress: egressOf(t, "10.0.0.0/8")},
+		{ID: "a", Parent: "top", Egress: egressOf(t, "10.0.0.1:80/tcp", "11.0.0.1:80/tcp")},
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := [][2]string{{"a", "egress 11.0.0.1:80/tcp"}, {"b", "egress 11.0.0.1:80/tcp"}, {"b", "egress 10.0.0.0/8"}}
-	if !slices.Equal(tr.orphans, want) {
-		t.Errorf("orphans %v, want %v", tr.orphans, want)
+	if got := h.takeOrphans("top"); !slices.Equal(got, want) {
+		t.Errorf("orphans %v, want %v", got, want)
 	}
-	if _, err := newGrantTree([]grantNode{{id: "top"}, {id: "a", parent: "b"}}); err == nil {
-		t.Error("a node before its parent: want an error")
+	if got := h.takeOrphans("top"); len(got) != 0 {
+		t.Errorf("orphans taken twice: %v", got)
 	}
 }

@@ -279,36 +279,21 @@ func (e *Engine) partOfParent(parent string, ps *Spec, egress []string) error {
 	return nil
 }
 
-// recheckSpawn checks again, under the state root's lock, what
-// admitSpawn checked of sub-container c of spec before it: that its
-// parent's capability was not revoked and its egress grants are still
-// parts of the parent's. A revocation writes its mark, then takes the
-// lock once: a sub-container made after that sees the mark here, and
-// one made before has its record written when the revocation looks.
-func (e *Engine) recheckSpawn(c *Container, spec *Spec) error {
+// recheckSpawn checks again, under the state root's lock, in the host
+// core h, what admitSpawn checked of sub-container c of spec before it:
+// that its parent still holds the spawn capability and its egress
+// grants are still parts of the parent's. A revocation takes the lock
+// to write its marks (revokeGrant, revokeSpawn): a sub-container made
+// after that is refused here, and one made before is in the records
+// when the revocation looks.
+func (e *Engine) recheckSpawn(h *hostCore, c *Container, spec *Spec) error {
 	if c.Parent == "" {
 		return nil
 	}
-	if e.spawnRevokedOf(&Container{ID: c.Parent}) {
+	if _, ok := h.ctrs[c.Parent].holds("spawn"); !ok {
 		return fmt.Errorf("run: container %s: its spawn capability was revoked", ShortID(c.Parent))
 	}
-	ps, err := e.readSpec(c.Parent)
-	if err != nil {
-		return fmt.Errorf("run: parent: %w", err)
-	}
-	return e.partOfParent(c.Parent, ps, spec.Egress)
-}
-
-// lockBarrier waits for whatever holds the state root's lock: a
-// creation that checked the records before a mark this process wrote
-// has then written its own.
-func (e *Engine) lockBarrier() error {
-	unlock, err := e.lock()
-	if err != nil {
-		return err
-	}
-	unlock()
-	return nil
+	return h.partsOf(c.Parent, spec.Egress)
 }
 
 // MadeForSpawn reports whether factory name is one made for a --spawn
@@ -431,11 +416,8 @@ func (e *Engine) revokeSpawn(ref string) error {
 	if !c.Spawn {
 		return fmt.Errorf("revoke %s %s: the container holds no spawn capability", ref, SpawnGrant)
 	}
-	if err := writeFileAtomic(filepath.Join(e.dir(c.ID), spawnRevoked), nil); err != nil {
+	if err := e.revokeSpawnInCore(c); err != nil {
 		return fmt.Errorf("revoke %s %s: %w", ref, SpawnGrant, err)
-	}
-	if err := e.lockBarrier(); err != nil {
-		return err
 	}
 	// Its supervisor closes its end: the descriptor answers nothing more.
 	// A container that is not running serves none.
@@ -447,6 +429,31 @@ func (e *Engine) revokeSpawn(ref string) error {
 	if err := e.withdrawChildren(c, false); err != nil {
 		return fmt.Errorf("revoke %s %s: %w", ref, SpawnGrant, err)
 	}
+	return nil
+}
+
+// revokeSpawnInCore, under the state root's lock, deletes c's spawn
+// right in the host core (its sub-containers' go with it) and marks it
+// revoked: a sub-container being made waits for the lock, and then
+// finds the right gone.
+func (e *Engine) revokeSpawnInCore(c *Container) error {
+	unlock, err := e.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	h, err := e.lockedCore()
+	if err != nil {
+		return err
+	}
+	if err := h.revokeSpawn(c.ID); err != nil && !errors.Is(err, ErrNoSuchContainer) {
+		return err
+	}
+	if err := writeFileAtomic(filepath.Join(e.dir(c.ID), spawnRevoked), nil); err != nil {
+		return err
+	}
+	e.advance() // hostcore_linux.go
+	e.keepCore(0, 1)
 	return nil
 }
 

@@ -114,6 +114,7 @@ type Engine struct {
 	Root string
 
 	functions functionState // function.go: invocation queues, warm sandboxes
+	host      hostState     // hostcore_linux.go: the host core and the records' generation
 }
 
 // New opens (creating if needed) the state root dir.

@@ -177,6 +177,9 @@ func (e *Engine) CreateVolume(name string, size int64, o VolumeOptions) (*Volume
 		return nil, err
 	}
 	v, err := vs.CreateWith(name, size, o)
+	if err == nil {
+		e.advance() // a factory's volume holds its disk (hostcore_linux.go)
+	}
 	if errors.Is(err, volume.ErrNoSpace) {
 		return nil, fmt.Errorf("%w (--sparse overcommits, at a risk: see oak volume create --help)", err)
 	}
@@ -223,7 +226,11 @@ func (e *Engine) RemoveVolume(name string) error {
 	if err != nil {
 		return err
 	}
-	return vs.Remove(name)
+	if err := vs.Remove(name); err != nil {
+		return err
+	}
+	e.advance() // hostcore_linux.go
+	return nil
 }
 
 // isBind reports whether a volume name names a host directory.

@@ -88,11 +88,21 @@ the CLI runs the engine itself). See docs/daemon.md.`,
 	f.MarkHidden("ready-fd")
 	cmd.AddCommand(&cobra.Command{
 		Use:   "status",
-		Short: "Say whether a daemon serves the state root, and its pid",
+		Short: "Say whether a daemon serves the state root, its pid and the host core it holds",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if pid, held := api.LockHolder(stateRoot()); held {
 				fmt.Printf("running, pid %d\n", pid)
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if ci, err := api.NewClient(stateRoot()).Core(ctx); err == nil {
+					current := "current"
+					if ci.Generation != ci.RecordsGeneration {
+						current = fmt.Sprintf("records at %d: rebuilt at its next use", ci.RecordsGeneration)
+					}
+					fmt.Printf("host core: %d factories, %d containers, %d spaces, %d capabilities; generation %d (%s); %d builds, the last %.1f ms; %d updates in place\n",
+						ci.Factories, ci.Containers, ci.Spaces, ci.Capabilities, ci.Generation, current, ci.Builds, ci.BuildSeconds*1000, ci.Syncs)
+				}
 				return nil
 			}
 			fmt.Println("not running")

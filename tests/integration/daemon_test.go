@@ -28,7 +28,8 @@ func newDaemonOak(t *testing.T) *oakEnv {
 func (o *oakEnv) daemonPid() int {
 	o.t.Helper()
 	r := o.run("daemon", "status")
-	if pid, ok := strings.CutPrefix(strings.TrimSpace(r.stdout), "running, pid "); ok && r.code == 0 {
+	first, _, _ := strings.Cut(r.stdout, "\n") // then the host core's line
+	if pid, ok := strings.CutPrefix(first, "running, pid "); ok && r.code == 0 {
 		n, err := strconv.Atoi(pid)
 		if err != nil {
 			o.t.Fatalf("oak daemon status: %s", r)
