@@ -363,7 +363,14 @@ func (e *Engine) withdrawFactory(name string, force bool) (w withdrawal, group s
 // groups go in the factory's. Must be called with the lock held, cs the
 // reconciled containers.
 func (e *Engine) admit(name string, c *Container, spec *Spec, cs []*Container) error {
-	h, err := e.hostCore(cs)
+	// cs is nil if the caller did not need the records (see newRecord):
+	// a core not held is then built from them all the same, with its
+	// sub-containers' parents.
+	get := func() (*hostCore, error) { return e.hostCore(cs) }
+	if cs == nil {
+		get = e.lockedCore
+	}
+	h, err := get()
 	if err != nil {
 		return err
 	}
