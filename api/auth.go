@@ -284,9 +284,7 @@ func (c caller) own(cs []*engine.ContainerInfo) []*engine.ContainerInfo {
 	out := []*engine.ContainerInfo{}
 	for _, ci := range cs {
 		if c.owns(ci) {
-			shown := *ci
-			shown.Name = engine.TenantDisplayName(c.tenant.Name, ci.Name)
-			out = append(out, &shown)
+			out = append(out, c.shown(ci))
 		}
 	}
 	return out
@@ -343,6 +341,10 @@ func (c caller) shown(ci *engine.ContainerInfo) *engine.ContainerInfo {
 	}
 	shown := *ci
 	shown.Name = engine.TenantDisplayName(c.tenant.Name, ci.Name)
+	if c.parent != "" {
+		// A container is told nothing of whom the host runs it for.
+		shown.HostConfig.Tenant = ""
+	}
 	return &shown
 }
 

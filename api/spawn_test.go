@@ -90,3 +90,17 @@ func TestSpawnPrincipal(t *testing.T) {
 		t.Errorf("an unknown uid with a spawn mark: %d, want 403", code)
 	}
 }
+
+// A container reaching its sub-containers through its spawn capability
+// is not told which tenant the host runs them (and it) for.
+func TestSpawnCallerSeesNoTenant(t *testing.T) {
+	kid := &engine.ContainerInfo{Id: "k1d", Name: "spawn-web.kid"}
+	kid.HostConfig.Parent, kid.HostConfig.Tenant = "web", "a"
+	c := caller{tenant: &engine.Tenant{Name: "spawn-web"}, parent: "web"}
+	if got := c.own([]*engine.ContainerInfo{kid}); len(got) != 1 || got[0].HostConfig.Tenant != "" || got[0].Name != "kid" {
+		t.Errorf("a parent's view of its sub-container: %+v", got)
+	}
+	if kid.HostConfig.Tenant != "a" {
+		t.Error("the view changed the record")
+	}
+}
