@@ -174,11 +174,11 @@ func recvHandoff(c *net.UnixConn) (handoff, []*os.File, error) {
 	var n [4]byte
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	k, oobn, flags, _, err := c.ReadMsgUnix(n[:], oob)
+	if k == 0 && (err == nil || errors.Is(err, io.EOF)) {
+		return h, nil, errEOF
+	}
 	if err != nil {
 		return h, nil, err
-	}
-	if k == 0 {
-		return h, nil, errEOF
 	}
 	var fds []int
 	if msgs, err := unix.ParseSocketControlMessage(oob[:oobn]); err == nil {
