@@ -34,8 +34,8 @@ package engine
 // a create that publishes host ports or uses a factory (both shared with
 // every live container, whose records it reads), by one with a --name
 // (reclaiming a stale link must not race another create of that name),
-// by reconcile (ps and what reads every record), and by oak start (ports
-// and id block again).
+// and by oak start (ports and id block again). A listing (oak ps) takes
+// none.
 
 import (
 	"errors"

@@ -892,8 +892,9 @@ func alive(pid int, start uint64) bool {
 // looks at them: a container whose processes are gone (its oak was killed)
 // is marked exited, its groups removed, and removed entirely under --rm.
 // A supervisor that died leaves an init behind only if pdeathsig failed;
-// that init is killed. Must be called with the root's lock held; each
-// record is settled under its own.
+// that init is killed. Each record is settled under its own lock; the
+// root's is needed only by a caller that must order the listing against
+// creates (which write records whole, by rename, see writeNewRecord).
 func (e *Engine) reconcile() ([]*Container, error) {
 	cs, err := e.all()
 	if err != nil {

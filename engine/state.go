@@ -206,8 +206,9 @@ func (e *Engine) load(id string) (*Container, error) {
 // all loads every record, oldest first. A directory without a record is a
 // container whose creation was interrupted; it is removed. A record that
 // cannot be read is returned as StatusBroken with its Problem, so that one
-// damaged file costs one container, not every command. Must be called
-// with the root's lock held (create writes a record's directory under it).
+// damaged file costs one container, not every command. It needs no lock:
+// a record's directory appears whole (renamed from .new-ID) and goes at
+// once (renamed to .rm-ID).
 func (e *Engine) all() ([]*Container, error) {
 	entries, err := os.ReadDir(filepath.Join(e.Root, "containers"))
 	if err != nil {
