@@ -419,37 +419,6 @@ func (e *Engine) admit(name string, c *Container, spec *Spec, cs []*Container) e
 	return nil
 }
 
-// diskBounds says whether a launch into factory name is bounded by a
-// disk limit (its own or an ancestor's), which is decided from every
-// container record (diskCharges). An unreadable record says yes: the
-// launch then takes the full path, which reports it. Must be called with
-// the lock held.
-func (e *Engine) diskBounds(name string) bool {
-	if name == "" {
-		return false
-	}
-	fs, err := e.factories()
-	if err != nil {
-		return true
-	}
-	byName := make(map[string]*Factory, len(fs))
-	for _, f := range fs {
-		byName[f.Name] = f
-	}
-	n := name
-	for seen := 0; n != "" && seen <= len(fs); seen++ {
-		f := byName[n]
-		if f == nil {
-			return true // admit names what is missing
-		}
-		if f.Quota.DiskBytes > 0 {
-			return true
-		}
-		n = f.Parent
-	}
-	return n != "" // a cycle: corrupt records, which admit reports
-}
-
 // pidsLeft refuses a launch into a factory whose tasks are used up (the
 // container's init and its command need two), naming the factory whose
 // quota is exhausted: the factory's own or an ancestor's.

@@ -335,17 +335,16 @@ func (e *Engine) newRecord(opts RunOptions, spec *Spec, args []string, listens [
 	// live container: only requests that use them read the records. The
 	// name and the id block are reserved without (see reserve_linux.go).
 	if len(spec.Publish) > 0 || opts.Factory != "" {
-		// Of a factory's quota, only its disk is decided from the records
-		// (its containers' writable layers); memory, tasks and CPU are
-		// the factory's limits and its groups' figures. A launch into a
-		// factory no disk limit bounds (a function's, see function.go)
-		// reads none: reading every record under the lock made the
-		// root's launches into factories one at a time, each as slow as
-		// the records were many (13.6 ms held per launch with 32
-		// invocations running, measured in docs/functions.md).
+		// A factory's quota is the host core's to check (admit): a
+		// daemon holds it and reads no record; without one it is built
+		// from them. Only published ports are decided here from the
+		// records. (Reading every record under the lock for each launch
+		// into a factory made such launches one at a time, each as slow
+		// as the records were many: 13.6 ms held per launch with 32
+		// invocations running, docs/functions.md.)
 		var cs []*Container
 		var err error
-		if len(spec.Publish) > 0 || len(listens) > 0 || e.diskBounds(opts.Factory) {
+		if len(spec.Publish) > 0 || len(listens) > 0 {
 			if cs, err = e.reconcile(); err != nil {
 				return nil, err
 			}
