@@ -127,7 +127,7 @@ func (s *Server) runAttached(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer cf.Close()
 	start := time.Now()
-	sb, err := s.pool.take()
+	sb, err := s.pool.take(opts.Factory == "") // a tenant's is its factory's (runOptions)
 	if err != nil {
 		s.metrics.launched(0, err)
 		answer(err)
@@ -251,6 +251,7 @@ func (c *Client) RunAttached(ctx context.Context, o engine.RunOptions, tty bool,
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("Connection", "Upgrade")
 	hr.Header.Set("Upgrade", execUpgrade)
+	c.authorize(hr) // a tenant's token: the run is then the tenant's
 	if trace.On() {
 		hr.Header.Set(traceHeader, "1")
 	}
