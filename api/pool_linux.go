@@ -110,16 +110,8 @@ func (p *pool) fill() {
 }
 
 // take returns a standby for one run: a ready one of the pool, or a new
-// one without a prepared sandbox when none is ready or the run cannot use
-// a prepared one (prepared false). The pool prepares its sandboxes in no
-// factory: a run from a factory (root's --factory, every tenant's) must
-// have its sandbox made under the factory's groups, which its standby
-// does at the launch, so it would only discard a pooled one, at the cost
-// of a run that could have used it.
-func (p *pool) take(prepared bool) (*standbyProc, error) {
-	if !prepared {
-		return p.spawn(false)
-	}
+// one without a prepared sandbox when none is ready.
+func (p *pool) take() (*standbyProc, error) {
 	p.mu.Lock()
 	if n := len(p.ready); n > 0 {
 		sb := p.ready[n-1]

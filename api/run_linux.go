@@ -127,7 +127,7 @@ func (s *Server) runAttached(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer cf.Close()
 	start := time.Now()
-	sb, err := s.pool.take(opts.Factory == "") // a tenant's is its factory's (runOptions)
+	sb, err := s.pool.take()
 	if err != nil {
 		s.metrics.launched(0, err)
 		answer(err)
