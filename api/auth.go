@@ -137,6 +137,11 @@ var tenantAccess = map[string]access{
 	"GET /v1/factories/{name}":    ownFactory,
 	"DELETE /v1/factories/{name}": ownFactory,
 
+	// A foreground run (oak run without -d), narrowed as POST
+	// /v1/containers is (runOptions, then the engine's admitTenant in
+	// the standby that serves it). Not open to a spawn capability.
+	"POST /v1/containers/run": scoped,
+
 	// Not listed, so closed: DELETE /v1/images/{ref...} (the catalogue
 	// is the administrator's) and GET /metrics (it counts every
 	// tenant's containers).

@@ -142,7 +142,7 @@ func routeTarget(rt Route, container, vol, factory string) string {
 // the route's check, not the decoding.
 func routeBody(rt Route) string {
 	switch {
-	case rt.Method == "POST" && rt.Pattern == "/v1/containers":
+	case rt.Method == "POST" && (rt.Pattern == "/v1/containers" || rt.Pattern == "/v1/containers/run"):
 		return `{"Image":"demo"}`
 	case rt.Method == "POST" && rt.Pattern == "/v1/volumes":
 		return `{"Name":"newvol","Size":1048576}`
@@ -196,7 +196,10 @@ func TestEveryRouteConfinesTenants(t *testing.T) {
 				if !strings.Contains(got, "not open to tenants") {
 					t.Errorf("%s as b: 403 %s, want it to say the route is not open to tenants", route, got)
 				}
-			case w.Code/100 == 2:
+			case w.Code/100 == 2 || route == "POST /v1/containers/run" && w.Code == http.StatusBadRequest && strings.Contains(got, execUpgrade):
+				// (A foreground run is admitted, then asks for the
+				// protocol switch a recorder cannot make; the engine
+				// narrows it in the standby: tests/integration.)
 				if mine {
 					t.Errorf("%s as b on a's object %s: %d %s, want 404", route, target, w.Code, got)
 				}

@@ -251,6 +251,7 @@ func (c *Client) RunAttached(ctx context.Context, o engine.RunOptions, tty bool,
 	hr.Header.Set("Content-Type", "application/json")
 	hr.Header.Set("Connection", "Upgrade")
 	hr.Header.Set("Upgrade", execUpgrade)
+	c.authorize(hr) // a tenant's token: the run is then the tenant's
 	if trace.On() {
 		hr.Header.Set(traceHeader, "1")
 	}

@@ -72,6 +72,11 @@ func TestSpawnPrincipal(t *testing.T) {
 	if code, body := req(0, "web", "GET", "/v1/volumes", ""); code != 403 {
 		t.Errorf("volumes as a spawn: %d %s, want 403", code, body)
 	}
+	// A foreground run is a tenant's, not a spawn capability's: its
+	// supervisor is handed descriptors the proxy does not carry.
+	if code, body := req(0, "web", "POST", "/v1/containers/run", `{"Image":"demo"}`); code != 403 || !strings.Contains(body, "not open") {
+		t.Errorf("a foreground run as a spawn: %d %s, want 403", code, body)
+	}
 	if code, body := req(0, "web", "POST", "/v1/containers", `{"Image":"demo"}`); code != 201 {
 		t.Fatalf("create as web's spawn: %d %s", code, body)
 	}

@@ -151,8 +151,10 @@ over its own files and users, a fixed system-call allowlist.`,
 				return nil
 			}
 			// Through the daemon, a supervisor of its pool runs the
-			// container (api/pool_linux.go); in-process, this one.
-			throughDaemon := daemonWanted() && !asTenant()
+			// container (api/pool_linux.go); in-process, this one. A
+			// tenant's always goes through the daemon, as the tenant
+			// (openTenantClient refuses --no-daemon to it).
+			throughDaemon := daemonWanted() || asTenant()
 			var e *engine.Engine
 			if !throughDaemon {
 				if e, err = engine.New(stateRoot()); err != nil {
@@ -189,7 +191,7 @@ over its own files and users, a fixed system-call allowlist.`,
 			if throughDaemon {
 				ex, err = runAttached(stateRoot(), opts, stdio)
 				var ae *api.Error
-				if errors.As(err, &ae) && (ae.Code == api.CodeNotFound || ae.Code == api.CodeMethodNotAllowed) {
+				if errors.As(err, &ae) && (ae.Code == api.CodeNotFound || ae.Code == api.CodeMethodNotAllowed) && !asTenant() {
 					// A daemon from before foreground runs went
 					// through it (an upgrade): this process runs it.
 					if e, err = engine.New(stateRoot()); err != nil {
@@ -267,13 +269,24 @@ over its own files and users, a fixed system-call allowlist.`,
 // root: a supervisor of the daemon's is handed this process's stdio (as
 // stdio gives it: a terminal's slave, stdin's pipe, or none) and the
 // signals this process is sent (engine.ForwardedSignals); if this process
-// dies, the container is killed.
+// dies, the container is killed. A tenant's run is the tenant's (its uid's
+// or its token's), on the tenants' socket; it starts no daemon.
 func runAttached(root string, opts engine.RunOptions, stdio engine.Stdio) (engine.Exit, error) {
-	e, err := engine.New(root) // makes the root, as a first in-process verb would
-	if err != nil {
-		return engine.Exit{}, err
+	var c *api.Client
+	var err error
+	if asTenant() {
+		if c, err = openTenantClient(root); err != nil {
+			return engine.Exit{}, err
+		}
+		root = ""
+	} else {
+		e, err := engine.New(root) // makes the root, as a first in-process verb would
+		if err != nil {
+			return engine.Exit{}, err
+		}
+		root = e.Root
+		c = api.NewClient(root)
 	}
-	c := api.NewClient(e.Root)
 	stdin, tty := stdio.Stdin, stdio.TTY != nil
 	switch {
 	case tty:
@@ -292,8 +305,8 @@ func runAttached(root string, opts engine.RunOptions, stdio engine.Stdio) (engin
 	// a ConnError comes before the daemon has the descriptors, so
 	// nothing ran.
 	ex, err := c.RunAttached(context.Background(), opts, tty, stdin, os.Stdout, os.Stderr, sigs)
-	if ce := (*api.ConnError)(nil); errors.As(err, &ce) {
-		if err := ensureDaemon(c, e.Root); err != nil {
+	if ce := (*api.ConnError)(nil); errors.As(err, &ce) && root != "" {
+		if err := ensureDaemon(c, root); err != nil {
 			return engine.Exit{}, err
 		}
 		ex, err = c.RunAttached(context.Background(), opts, tty, stdin, os.Stdout, os.Stderr, sigs)
