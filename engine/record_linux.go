@@ -40,7 +40,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -109,14 +108,11 @@ func (e *Engine) removeRecord(c *Container) error {
 // sweepRemoved deletes ROOT/containers/name if it is what is left of a
 // removal (.rm-ID) or a create (.new-ID) that did not finish, its
 // remover or creator dead: no one holds its lock. A create's directory
-// is made before it is locked, so an empty one is left until it has
-// been alone for newGrace: a sweep between a create's mkdir and its
-// flock, which listings under load hit often (TestParallelRunRm), would
-// otherwise take it from the create again and again. One with anything
-// in it was locked by its creator, so no one holding it means dead.
+// is made before it is locked: a create that finds it swept makes it
+// again (writeNewRecord), up to 100 times, since listings under load
+// can sweep it several times running (TestParallelRunRm).
 func (e *Engine) sweepRemoved(name string) {
-	isNew := strings.HasPrefix(name, newPrefix)
-	if !strings.HasPrefix(name, removedPrefix) && !isNew {
+	if !strings.HasPrefix(name, removedPrefix) && !strings.HasPrefix(name, newPrefix) {
 		return
 	}
 	dir := filepath.Join(e.Root, "containers", name)
@@ -128,24 +124,7 @@ func (e *Engine) sweepRemoved(name string) {
 	if unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB) != nil {
 		return
 	}
-	if isNew && emptyDir(dir) {
-		var st unix.Stat_t
-		if unix.Fstat(fd, &st) != nil || time.Since(time.Unix(st.Mtim.Unix())) < newGrace {
-			return
-		}
-	}
 	os.RemoveAll(dir)
-}
-
-// emptyDir reports whether directory dir has no entry.
-func emptyDir(dir string) bool {
-	f, err := os.Open(dir)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	_, err = f.Readdirnames(1)
-	return err == io.EOF
 }
 
 // settleIfDead settles container id (see settle) under its lock if its
@@ -286,10 +265,6 @@ func isHex(s string) bool {
 // newPrefix marks the directory of a record being written by create,
 // renamed to ROOT/containers/ID once whole.
 const newPrefix = ".new-"
-
-// newGrace is how long a create's unfinished directory is left before a
-// sweep may take it: far longer than any create's mkdir-to-flock.
-const newGrace = time.Minute
 
 // newRecord makes the record of a new container for opts, resolved into
 // spec, in state created: it reserves the container's name and id block
@@ -446,7 +421,7 @@ func (e *Engine) writeNewRecord(c *Container, spec *Spec) error {
 	// A sweep (sweepRemoved) may take the directory between its mkdir
 	// and its lock: then it is made again.
 	for try := 0; ; try++ {
-		if fd, err = e.lockedNewDir(tmp); err == nil || try == 3 {
+		if fd, err = e.lockedNewDir(tmp); err == nil || try == 100 {
 			break
 		}
 	}
